@@ -1,0 +1,70 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "faultline",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "faultline", targets: ["faultline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "faultline",
+            dependencies: ["FaultlineCLI"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "FaultlineCLI",
+            dependencies: [
+                "FaultlineCore",
+                "FaultlineSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "FaultlineCore",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "FaultlineSystem",
+            dependencies: [
+                "FaultlineCore",
+                "CLibcap",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
+            swiftSettings: strict
+        ),
+        .systemLibrary(
+            name: "CLibcap",
+            providers: [.apt(["libcap-dev"])]
+        ),
+        .testTarget(
+            name: "FaultlineCoreTests",
+            dependencies: ["FaultlineCore"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "FaultlineSystemTests",
+            dependencies: ["FaultlineSystem"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "FaultlineCLITests",
+            dependencies: ["FaultlineCLI", "FaultlineCore"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef FAULTLINE_CLIBCAP_SHIM_H
+#define FAULTLINE_CLIBCAP_SHIM_H
+#include <sys/capability.h>
+#endif

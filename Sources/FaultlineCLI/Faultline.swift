@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// The `faultline` command: chaos and game-day experiments for Linux hosts.
+public struct Faultline: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "faultline",
+        abstract: "Run declarative chaos experiments on Linux, watch the steady state, and always revert.",
+        discussion: """
+            Examples:
+              faultline validate scenarios/*.yaml
+              faultline plan scenarios/checkout-db-latency.yaml
+            """,
+        version: "0.1.0",
+        subcommands: [ValidateCommand.self, PlanCommand.self]
+    )
+
+    public init() {}
+}

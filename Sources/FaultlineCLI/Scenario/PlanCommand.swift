@@ -1,0 +1,2 @@
+import ArgumentParser
+struct PlanCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "plan") }

@@ -1,0 +1,87 @@
+import Yams
+
+/// Decodes a composed YAML document into the scenario model, checking every rule of format v1.
+struct ScenarioDecoder {
+    let r: NodeReader
+
+    init(reader: NodeReader) { r = reader }
+
+    func scenario(_ node: Node) -> Scenario? {
+        guard let f = r.fields(node, .root, allowed: ScenarioSchema.root, what: "a mapping at the top of the file") else { return nil }
+        let version = r.required(f, "apiVersion", r.string)
+        if let version, version != Scenario.apiVersion {
+            r.error("unsupported apiVersion '\(version)' (this faultline reads '\(Scenario.apiVersion)')", at: f["apiVersion"], f.path.key("apiVersion"))
+        }
+        let kind = r.required(f, "kind", r.string)
+        if let kind, kind != Scenario.kind {
+            r.error("unknown kind '\(kind)' (expected '\(Scenario.kind)')", at: f["kind"], f.path.key("kind"))
+        }
+        let metadata = r.required(f, "metadata", self.metadata)
+        let spec = r.required(f, "spec", self.spec)
+        guard version == Scenario.apiVersion, kind == Scenario.kind, let metadata, let spec else { return nil }
+        return Scenario(metadata: metadata, spec: spec)
+    }
+
+    func metadata(_ node: Node, _ path: NodePath) -> Metadata? {
+        guard let f = r.fields(node, path, allowed: ScenarioSchema.metadata) else { return nil }
+        let name = r.required(f, "name", r.value(ResourceName.self, what: "a name"))
+        let description = r.optional(f, "description", r.string)
+        let owner = r.optional(f, "owner", r.string)
+        let runbook = r.optional(f, "runbook", r.url)
+        let labels = r.optional(f, "labels", r.stringMap)
+        guard let name else { return nil }
+        return Metadata(name: name, description: description, owner: owner, runbook: runbook, labels: labels)
+    }
+
+    func spec(_ node: Node, _ path: NodePath) -> ScenarioSpec? {
+        guard let f = r.fields(node, path, allowed: ScenarioSchema.spec) else { return nil }
+        let maxDuration = r.required(f, "maxDuration", positiveDuration)
+        let target = r.optional(f, "target", self.target)
+        let steadyState = r.optional(f, "steadyState", self.steadyState)
+        let notify = r.optional(f, "notify") { node, path in r.list(node, path, notifyHook) }
+        let faults = r.required(f, "faults") { node, path in
+            self.faults(node, path, maxDuration: maxDuration, defaultTarget: target)
+        }
+        guard let maxDuration, let faults else { return nil }
+        return ScenarioSpec(maxDuration: maxDuration, target: target, steadyState: steadyState, notify: notify, faults: faults)
+    }
+
+    // MARK: Values
+
+    var duration: (Node, NodePath) -> TimeSpan? { r.value(TimeSpan.self, what: "a duration") }
+    var percent: (Node, NodePath) -> Percent? { r.value(Percent.self, what: "a percentage") }
+    var bytes: (Node, NodePath) -> ByteCount? { r.value(ByteCount.self, what: "a size") }
+
+    func positiveDuration(_ node: Node, _ path: NodePath) -> TimeSpan? {
+        guard let value = duration(node, path) else { return nil }
+        guard value > .zero else { r.error("must be longer than 0s", at: node, path); return nil }
+        return value
+    }
+
+    func target(_ node: Node, _ path: NodePath) -> NetnsTarget? {
+        guard let f = r.fields(node, path, allowed: ScenarioSchema.target) else { return nil }
+        switch (f["netns"], f["pid"]) {
+        case (nil, nil):
+            r.error("a target needs 'netns' (a name, an absolute path or pid:<N>) or 'pid'", at: node, path)
+        case (.some, .some):
+            r.error("give either 'netns' or 'pid', not both", at: f.keyNodes["pid"], path)
+        case (let netns?, nil):
+            guard let text = r.nonEmptyString(netns, path.key("netns")) else { return nil }
+            do { return try NetnsTarget(netns: text) } catch { r.error(error.message, at: netns, path.key("netns")) }
+        case (nil, let pid?):
+            guard let text = r.scalarText(pid, path.key("pid"), what: "a process id") else { return nil }
+            do { return try NetnsTarget(pid: text) } catch { r.error(error.message, at: pid, path.key("pid")) }
+        }
+        return nil
+    }
+
+    func notifyHook(_ node: Node, _ path: NodePath) -> NotifyHook? {
+        guard let f = r.fields(node, path, allowed: ScenarioSchema.notify) else { return nil }
+        let url = r.required(f, "url", r.url)
+        let events = r.optional(f, "events") { node, path in
+            r.list(node, path, allowEmpty: false, r.choice(NotifyHook.Event.self, what: "event"))
+        }
+        guard let url else { return nil }
+        return NotifyHook(url: url, events: events ?? NotifyHook.Event.allCases)
+    }
+}

@@ -1,0 +1,51 @@
+import Yams
+
+/// Turns scenario text into a `Scenario`, or into every problem it has, each with its position.
+public enum ScenarioLoader {
+    /// Loads one scenario from YAML (or JSON) text; `file` is used in messages.
+    public static func load(yaml text: String, file: String) throws(ScenarioErrors) -> Scenario {
+        let reader = NodeReader(file: file)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ScenarioErrors([yamlDiagnostic(error, file: file, text: text)])
+        } catch {
+            throw ScenarioErrors([Diagnostic(file: file, line: 1, column: 1, path: "", message: "invalid YAML: \(error)")])
+        }
+        guard let root, !reader.isNull(root) else {
+            throw ScenarioErrors([Diagnostic(file: file, line: 1, column: 1, path: "",
+                                             message: "file is empty: a scenario needs apiVersion, kind, metadata and spec")])
+        }
+        let scenario = ScenarioDecoder(reader: reader).scenario(root)
+        let sorted = reader.diagnostics.enumerated().sorted {
+            ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset)
+        }.map(\.element)
+        guard sorted.isEmpty, let scenario else { throw ScenarioErrors(sorted) }
+        return scenario
+    }
+
+    static func yamlDiagnostic(_ error: YamlError, file: String, text: String) -> Diagnostic {
+        func make(_ problem: String, _ context: YamlError.Context?, _ mark: Mark) -> Diagnostic {
+            var message = "invalid YAML: \(problem)"
+            if let context { message += " (\(context.text) at \(context.mark.line):\(context.mark.column))" }
+            return Diagnostic(file: file, line: mark.line, column: mark.column, path: "", message: message)
+        }
+        switch error {
+        case .scanner(let context, let problem, let mark, _),
+             .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            return make(problem, context, mark)
+        case .reader(let problem, let offset, _, _):
+            var line = 1, column = 1
+            if let offset {
+                for byte in text.utf8.prefix(offset) {
+                    if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
+                }
+            }
+            return Diagnostic(file: file, line: line, column: column, path: "", message: "cannot read the file: \(problem)")
+        default:
+            return Diagnostic(file: file, line: 1, column: 1, path: "", message: "invalid YAML: \(error)")
+        }
+    }
+}

@@ -1,0 +1,18 @@
+/// A Linux network interface name: 1–15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
+public struct InterfaceName: TextValue {
+    public let rawValue: String
+
+    public init(parsing text: String) throws(ValueError) {
+        guard !text.isEmpty else { throw ValueError("interface name is empty") }
+        guard text.utf8.count <= 15 else {
+            throw ValueError("interface name '\(text)' is longer than 15 characters")
+        }
+        guard text != ".", text != ".." else { throw ValueError("interface name '\(text)' is not allowed") }
+        if let bad = text.first(where: { $0 == "/" || $0 == ":" || $0.isWhitespace || $0.asciiValue.map { $0 < 32 || $0 == 127 } ?? false }) {
+            throw ValueError("interface name '\(text)' contains '\(bad == " " ? "space" : String(bad))', which Linux does not allow")
+        }
+        rawValue = text
+    }
+
+    public var description: String { rawValue }
+}

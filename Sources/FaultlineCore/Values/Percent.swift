@@ -1,0 +1,27 @@
+import Foundation
+
+/// A percentage from 0% to 100% (`25%`, `0.5%`, or a bare number).
+public struct Percent: TextValue, Comparable {
+    public var value: Double
+
+    public init(_ value: Double) { self.value = value }
+
+    public init(parsing text: String) throws(ValueError) {
+        var body = text.trimmingCharacters(in: .whitespaces)
+        if body.hasSuffix("%") { body.removeLast() }
+        guard let number = Double(body.trimmingCharacters(in: .whitespaces)), number.isFinite else {
+            throw ValueError("invalid percentage '\(text)': use a number from 0 to 100, like 25%")
+        }
+        guard (0...100).contains(number) else {
+            throw ValueError("percentage '\(text)' is out of range: use 0% to 100%")
+        }
+        value = number
+    }
+
+    /// `25%`, `0.5%`.
+    public var description: String { "\(TimeSpan.trim(value))%" }
+    /// The share as a fraction (25% → 0.25).
+    public var fraction: Double { value / 100 }
+
+    public static func < (a: Percent, b: Percent) -> Bool { a.value < b.value }
+}

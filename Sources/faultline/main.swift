@@ -1,0 +1,3 @@
+import FaultlineCLI
+
+await Faultline.runMain()
