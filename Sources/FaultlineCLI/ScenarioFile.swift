@@ -3,6 +3,11 @@ import Foundation
 
 /// Reads and loads a scenario file, turning every failure into diagnostics with the file's name.
 enum ScenarioFile {
+    /// The file's text, if it can be read.
+    static func contents(_ path: String) -> String? {
+        (try? Data(contentsOf: URL(fileURLWithPath: path))).flatMap { String(data: $0, encoding: .utf8) }
+    }
+
     static func load(_ path: String) throws(ScenarioErrors) -> Scenario {
         let text: String
         do {

@@ -1,2 +1,56 @@
 import ArgumentParser
-struct PlanCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "plan") }
+import FaultlineCore
+import FaultlineSystem
+
+/// `faultline plan FILE`: the timeline and the exact argv of every inject and revert command; runs nothing.
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show the timeline and the exact commands that inject and revert each fault; runs nothing.",
+        discussion: """
+            Reads facts about this host (interfaces, root qdiscs, host names) but changes nothing, and
+            works without root; facts it cannot read are named in the plan. Each run picks a fresh run id;
+            the plan shows one derived from the file.
+
+            Example:
+              faultline plan scenarios/checkout-db-latency.yaml --format json
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    @Argument(help: "The scenario file.")
+    var file: String
+
+    @Option(help: "Output format: text or json.")
+    var format: Format = .text
+
+    @Option(help: "The run id to show in chain names and comments (default: derived from the file).")
+    var runID: String?
+
+    @Option(help: "Plan as the agent listening on this port would (its API port is exempt from network faults).")
+    var agentPort: UInt16?
+
+    func validate() throws {
+        if let runID, !RunID.isValid(runID) {
+            throw ValidationError("invalid --run-id '\(runID)': use 1 to 16 lowercase letters and digits")
+        }
+    }
+
+    func run() async throws {
+        let scenario: Scenario
+        do {
+            scenario = try ScenarioFile.load(file)
+        } catch {
+            StandardError.write(error.description + "\n")
+            throw ExitStatus.invalid
+        }
+        let facts = await HostFactsReader().read(for: scenario, agentPort: agentPort)
+        let id = runID ?? RunID.derived(from: ScenarioFile.contents(file) ?? file)
+        let plan = Planner(facts: facts).plan(scenario, runID: id)
+        switch format {
+        case .text: print(PlanRenderer.text(plan), terminator: "")
+        case .json: print(try PlanRenderer.json(plan), terminator: "")
+        }
+    }
+}

@@ -6,6 +6,11 @@ struct Fields {
     let path: NodePath
     let values: [String: Node]
     let keyNodes: [String: Node]
+    /// Keys that were not allowed (already reported).
+    let unknownKeys: [String]
+
+    /// True when the mapping has no keys at all, known or not.
+    var isEmpty: Bool { values.isEmpty && unknownKeys.isEmpty }
 
     func has(_ key: String) -> Bool { values[key] != nil }
     subscript(key: String) -> Node? { values[key] }
@@ -23,11 +28,20 @@ final class NodeReader {
     func error(_ message: String, at node: Node?, _ path: NodePath) {
         let mark = node?.mark
         diagnostics.append(Diagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1,
-                                      path: path.description, message: message))
+                                      path: Self.escaped(path.description), message: Self.escaped(message)))
     }
 
-    func error(_ message: String, line: Int, column: Int, _ path: NodePath) {
-        diagnostics.append(Diagnostic(file: file, line: line, column: column, path: path.description, message: message))
+    /// Control characters written as escapes, so that one error stays on one line.
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        return text.unicodeScalars.map { scalar -> String in
+            switch scalar {
+            case "\n": "\\n"
+            case "\t": "\\t"
+            case "\r": "\\r"
+            default: scalar.properties.generalCategory == .control ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+            }
+        }.joined()
     }
 
     /// `a mapping`, `a list`, `nothing`, `'text'`.
@@ -56,6 +70,7 @@ final class NodeReader {
         }
         var values: [String: Node] = [:]
         var keyNodes: [String: Node] = [:]
+        var unknown: [String] = []
         for (keyNode, value) in mapping {
             guard case .scalar(let scalar) = keyNode else {
                 error("keys must be plain text, got \(describe(keyNode))", at: keyNode, path)
@@ -66,7 +81,13 @@ final class NodeReader {
                 error("duplicate key '\(key)'", at: keyNode, path)
                 continue
             }
+            if key == "<<" {
+                error("YAML merge keys ('<<') are not supported: write the keys out", at: keyNode, path)
+                unknown.append(key)
+                continue
+            }
             guard allowed.contains(key) else {
+                unknown.append(key)
                 if let special = hint(key) {
                     error(special, at: keyNode, path)
                 } else if let near = Spelling.suggest(key, among: allowed) {
@@ -79,12 +100,14 @@ final class NodeReader {
             values[key] = value
             keyNodes[key] = keyNode
         }
-        return Fields(node: node, path: path, values: values, keyNodes: keyNodes)
+        return Fields(node: node, path: path, values: values, keyNodes: keyNodes, unknownKeys: unknown)
     }
 
     /// Decodes a key that must be there.
     func required<T>(_ fields: Fields, _ key: String, _ decode: (Node, NodePath) -> T?, why: String? = nil) -> T? {
         guard let node = fields[key] else {
+            // A misspelling of this key was already reported with "did you mean"; one error is enough.
+            if fields.unknownKeys.contains(where: { Spelling.suggest($0, among: [key]) != nil }) { return nil }
             error("missing required key '\(key)'" + (why.map { " (\($0))" } ?? ""), at: fields.node, fields.path)
             return nil
         }
@@ -156,7 +179,7 @@ final class NodeReader {
 
     func number(_ node: Node, _ path: NodePath) -> Double? {
         guard let text = scalarText(node, path, what: "a number") else { return nil }
-        guard let value = Double(text), value.isFinite else {
+        guard let value = decimalNumber(text) else {
             error("expected a number, got '\(text)'", at: node, path)
             return nil
         }
@@ -224,7 +247,9 @@ final class NodeReader {
         let lower = text.lowercased()
         let scheme = ["http://", "https://"].first { lower.hasPrefix($0) }
         let rest = scheme.map { text.dropFirst($0.count) } ?? ""
-        guard scheme != nil, let host = rest.split(separator: "/", omittingEmptySubsequences: false).first, !host.isEmpty,
+        let authority = rest.split(separator: "/", omittingEmptySubsequences: false).first ?? ""
+        let host = authority.hasPrefix("[") ? authority.prefix { $0 != "]" } : authority.prefix { $0 != ":" }
+        guard scheme != nil, !host.isEmpty,
               !text.contains(where: { $0.isWhitespace }) else {
             error("invalid URL '\(text)': use an http:// or https:// URL with a host", at: node, path)
             return nil

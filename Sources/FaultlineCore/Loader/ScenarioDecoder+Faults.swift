@@ -12,28 +12,26 @@ extension ScenarioDecoder {
             return nil
         }
         checkUniqueNames(items, path, what: "fault")
-        var faults: [Fault] = []
-        var failed = false
+        var faults: [(index: Int, fault: Fault)] = []
         for (index, item) in items.enumerated() {
-            if let fault = fault(item, path.index(index), maxDuration: maxDuration) { faults.append(fault) } else { failed = true }
+            if let fault = fault(item, path.index(index), maxDuration: maxDuration) { faults.append((index, fault)) }
         }
         if let maxDuration {
             checkSharedInterfaces(faults, items: items, path, maxDuration: maxDuration, defaultTarget: defaultTarget)
         }
-        return failed ? nil : faults
+        return faults.count == items.count ? faults.map(\.fault) : nil
     }
 
     /// tc gives an interface one root qdisc: two tc faults may not shape the same interface at once.
-    func checkSharedInterfaces(_ faults: [Fault], items: [Node], _ path: NodePath, maxDuration: TimeSpan, defaultTarget: NetnsTarget?) {
-        for (i, a) in faults.enumerated() {
+    func checkSharedInterfaces(_ faults: [(index: Int, fault: Fault)], items: [Node], _ path: NodePath, maxDuration: TimeSpan, defaultTarget: NetnsTarget?) {
+        for (i, (_, a)) in faults.enumerated() {
             guard let sa = a.action.shaping else { continue }
-            for (j, b) in faults.enumerated() where j > i {
+            for (j, (index, b)) in faults.enumerated() where j > i {
                 guard let sb = b.action.shaping, sa.interface == sb.interface,
                       (a.target ?? defaultTarget) == (b.target ?? defaultTarget) else { continue }
                 let endA = a.duration.map { a.start + $0 } ?? maxDuration
                 let endB = b.duration.map { b.start + $0 } ?? maxDuration
                 guard a.start < endB, b.start < endA else { continue }
-                let index = items.firstIndex { $0["name"]?.string == b.name.rawValue } ?? j
                 r.error("faults '\(a.name)' and '\(b.name)' both shape interface '\(sa.interface)' between \(max(a.start, b.start)) and \(min(endA, endB)); one interface takes one tc fault at a time: give them windows that do not overlap",
                         at: items[index]["interface"], path.index(index).key("interface"))
             }
@@ -48,8 +46,10 @@ extension ScenarioDecoder {
         let type: FaultType?
         if let typeNode = node["type"] {
             type = r.choice(FaultType.self, what: "fault type")(typeNode, path.key("type"))
-        } else {
+        } else if !mappingKeys(node).contains(where: { Spelling.suggest($0, among: ["type"]) != nil }) {
+            type = nil
             r.error("missing required key 'type' (one of \(FaultType.allCases.map(\.rawValue).joined(separator: ", ")))", at: node, path)
+        } else {
             type = nil
         }
         let allParameters = Set(ScenarioSchema.faultParameters.values.flatMap { $0 })
@@ -162,7 +162,7 @@ extension ScenarioDecoder {
 
     func filter(_ node: Node, _ path: NodePath) -> TrafficFilter? {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.filter) else { return nil }
-        if f.values.isEmpty {
+        if f.isEmpty {
             r.error("an empty filter: name hosts, ports or protocol, or remove it", at: node, path)
             return nil
         }
@@ -179,7 +179,7 @@ extension ScenarioDecoder {
 
     func processMatch(_ node: Node, _ path: NodePath) -> ProcessMatch? {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.match) else { return nil }
-        if f.values.isEmpty {
+        if f.isEmpty {
             r.error("match needs at least one selector: pid, pidFile, name, cmdline or user", at: node, path)
             return nil
         }
@@ -203,6 +203,10 @@ extension ScenarioDecoder {
         let signal = r.optional(f, "signal", r.value(Signal.self, what: "a signal"))
         let mode = r.optional(f, "mode", r.choice(KillMode.self, what: "mode"))
         let every = r.optional(f, "every", positiveDuration)
+        if let signal, [Signal.stop.number, 20, 21, 22].contains(signal.number) {
+            r.error("\(signal) stops processes and kill-process never resumes them: use a pause-process fault, which sends SIGCONT on revert",
+                    at: f["signal"], f.path.key("signal"))
+        }
         guard let match else { return nil }
         return KillProcessFault(match: match, signal: signal ?? .kill, mode: mode ?? .all, every: every)
     }
@@ -252,4 +256,10 @@ extension ScenarioDecoder {
         let load = r.optional(f, "load", positivePercent)
         return CPUStressFault(workers: workers, load: load ?? Percent(100))
     }
+}
+
+/// The keys of a mapping node, as written.
+func mappingKeys(_ node: Node) -> [String] {
+    guard case .mapping(let mapping) = node else { return [] }
+    return mapping.compactMap { $0.key.string }
 }

@@ -6,7 +6,8 @@ extension ScenarioDecoder {
         let probes = r.optional(f, "probes", self.probes)
         let slo = r.optional(f, "slo", self.slo)
         let abortWhen = r.optional(f, "abortWhen", self.abortWhen)
-        if let abortNode = f.keyNodes["abortWhen"], (probes ?? []).isEmpty {
+        let probeCount: Int = if case .sequence(let items)? = f["probes"] { items.count } else { 0 }
+        if let abortNode = f.keyNodes["abortWhen"], probeCount == 0 {
             r.error("abortWhen needs at least one probe in steadyState.probes to watch", at: abortNode, path.key("abortWhen"))
         }
         if abortWhen?.burnRate != nil, f["slo"] == nil {
@@ -147,8 +148,8 @@ extension ScenarioDecoder {
             let code = r.optional(e, "exitCode") { node, path in r.int(node, path, range: 0...255) }
             return CommandCheck.Expectation(exitCode: Int32(code ?? 0))
         }
-        if let first = argv?.first, first.isEmpty {
-            r.error("the program name is empty", at: f["argv"], path.key("argv").index(0))
+        if let first = argv?.first, first.isEmpty, case .sequence(let items)? = f["argv"] {
+            r.error("the program name is empty", at: items.first, path.key("argv").index(0))
             return nil
         }
         guard let argv else { return nil }
@@ -193,7 +194,7 @@ extension ScenarioDecoder {
 
     func abortWhen(_ node: Node, _ path: NodePath) -> AbortConditions? {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.abortWhen) else { return nil }
-        if f.values.isEmpty {
+        if f.isEmpty {
             r.error("abortWhen needs consecutiveFailures or burnRate", at: node, path)
             return nil
         }

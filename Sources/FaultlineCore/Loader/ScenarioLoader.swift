@@ -25,6 +25,26 @@ public enum ScenarioLoader {
         return scenario
     }
 
+    /// Where `key` is written again after its first use (Yams reports only the first).
+    static func secondOccurrence(of key: String, in text: String, after mark: Mark) -> (Int, Int)? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for index in (mark.line - 1)..<lines.count {
+            let chars = Array(lines[index])
+            var start = index == mark.line - 1 ? mark.column - 1 + key.count : 0
+            while start < chars.count {
+                guard let found = String(chars[start...]).range(of: key) else { break }
+                let column = start + String(chars[start...]).distance(from: String(chars[start...]).startIndex, to: found.lowerBound)
+                let before = column == 0 ? " " : chars[column - 1]
+                let after = chars[(column + key.count)...].drop { $0 == " " }.first
+                if " {,\"'".contains(before) || before == "\t", after == ":" || after == "\"" || after == "'" {
+                    return (index + 1, column + 1)
+                }
+                start = column + 1
+            }
+        }
+        return nil
+    }
+
     static func yamlDiagnostic(_ error: YamlError, file: String, text: String) -> Diagnostic {
         func make(_ problem: String, _ context: YamlError.Context?, _ mark: Mark) -> Diagnostic {
             var message = "invalid YAML: \(problem)"
@@ -44,6 +64,11 @@ public enum ScenarioLoader {
                 }
             }
             return Diagnostic(file: file, line: line, column: column, path: "", message: "cannot read the file: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let key = duplicates.first ?? "?"
+            let (line, column) = secondOccurrence(of: key, in: text, after: context.mark) ?? (context.mark.line, context.mark.column)
+            return Diagnostic(file: file, line: line, column: column, path: "",
+                              message: "duplicate key '\(key)' (first at \(context.mark.line):\(context.mark.column))")
         default:
             return Diagnostic(file: file, line: 1, column: 1, path: "", message: "invalid YAML: \(error)")
         }

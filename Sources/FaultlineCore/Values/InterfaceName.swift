@@ -9,7 +9,7 @@ public struct InterfaceName: TextValue {
         }
         guard text != ".", text != ".." else { throw ValueError("interface name '\(text)' is not allowed") }
         if let bad = text.first(where: { $0 == "/" || $0 == ":" || $0.isWhitespace || $0.asciiValue.map { $0 < 32 || $0 == 127 } ?? false }) {
-            throw ValueError("interface name '\(text)' contains '\(bad == " " ? "space" : String(bad))', which Linux does not allow")
+            throw ValueError("interface name '\(text)' contains \(bad.isWhitespace ? "whitespace" : "'\(bad)'"), which Linux does not allow")
         }
         rawValue = text
     }

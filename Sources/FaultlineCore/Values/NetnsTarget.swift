@@ -15,6 +15,9 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
             guard !text.split(separator: "/").contains(".."), !text.contains("\0") else {
                 throw ValueError("netns path '\(text)' must not contain '..'")
             }
+            guard text.contains(where: { $0 != "/" }) else {
+                throw ValueError("netns path '\(text)' names no namespace file (like /proc/123/ns/net or /run/netns/app)")
+            }
             self = .path(text)
         } else {
             guard !text.isEmpty, text.count <= 255, text != ".", text != "..",

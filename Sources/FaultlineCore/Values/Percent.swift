@@ -9,7 +9,7 @@ public struct Percent: TextValue, Comparable {
     public init(parsing text: String) throws(ValueError) {
         var body = text.trimmingCharacters(in: .whitespaces)
         if body.hasSuffix("%") { body.removeLast() }
-        guard let number = Double(body.trimmingCharacters(in: .whitespaces)), number.isFinite else {
+        guard let number = decimalNumber(body.trimmingCharacters(in: .whitespaces)) else {
             throw ValueError("invalid percentage '\(text)': use a number from 0 to 100, like 25%")
         }
         guard (0...100).contains(number) else {

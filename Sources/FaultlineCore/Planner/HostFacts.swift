@@ -1,0 +1,71 @@
+/// What the planner knows about the host, read beforehand by FaultlineSystem and passed in as values.
+public struct HostFacts: Sendable, Hashable, Codable {
+    /// Network facts per target; the entry with a nil target is the agent's own namespace.
+    public var namespaces: [NamespaceFacts] = []
+    /// The agent's API port when running as an agent (exempt from network faults).
+    public var agentPort: UInt16?
+    /// TCP ports of SSH (exempt from network faults).
+    public var sshPorts: [UInt16] = [22]
+    /// Whether the kernel has sch_netem; nil when it could not be told.
+    public var netemAvailable: Bool?
+    /// Host names of the scenario's filters, resolved once.
+    public var resolvedHosts: [String: HostResolution] = [:]
+    /// Online CPUs (the default number of cpu-stress workers).
+    public var cpuCount: Int?
+    /// The path of the faultline executable, for the stress child processes.
+    public var executable: String = "faultline"
+    /// Facts that could not be read, with the reason, for the plan to show.
+    public var unreadable: [String] = []
+
+    public init() {}
+
+    /// The facts of one target's namespace, if read.
+    public func namespace(_ target: NetnsTarget?) -> NamespaceFacts? {
+        namespaces.first { $0.target == target }
+    }
+}
+
+/// The result of resolving a host name.
+public enum HostResolution: Sendable, Hashable, Codable {
+    case addresses([IPNetwork])
+    case failed(String)
+}
+
+/// Interfaces and root qdiscs of one network namespace.
+public struct NamespaceFacts: Sendable, Hashable, Codable {
+    public var target: NetnsTarget?
+    /// Interface names; nil when they could not be read.
+    public var interfaces: [String]?
+    /// The current root qdisc of each interface.
+    public var rootQdiscs: [String: RootQdisc] = [:]
+    /// Why this namespace could not be read, if it could not.
+    public var unreadable: String?
+    /// False when the namespace is known not to exist.
+    public var exists: Bool = true
+
+    public init(target: NetnsTarget?, interfaces: [String]? = nil, rootQdiscs: [String: RootQdisc] = [:], unreadable: String? = nil, exists: Bool = true) {
+        self.target = target
+        self.interfaces = interfaces
+        self.rootQdiscs = rootQdiscs
+        self.unreadable = unreadable
+        self.exists = exists
+    }
+}
+
+/// An interface's root qdisc as found before a fault, so revert can put it back.
+public struct RootQdisc: Sendable, Hashable, Codable {
+    public var kind: String
+    /// `0:` for the kernel's default qdisc.
+    public var handle: String
+    /// tc arguments that recreate it (`fq_codel limit 10240 ...`); nil when it cannot be rebuilt exactly.
+    public var restoreArguments: [String]?
+
+    public init(kind: String, handle: String, restoreArguments: [String]? = nil) {
+        self.kind = kind
+        self.handle = handle
+        self.restoreArguments = restoreArguments
+    }
+
+    /// The kernel's own default root (handle 0:), which deleting the root brings back.
+    public var isKernelDefault: Bool { handle == "0:" }
+}

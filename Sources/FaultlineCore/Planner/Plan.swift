@@ -1,0 +1,83 @@
+/// What a run will do, step by step, with the exact commands that inject and revert each fault.
+public struct Plan: Sendable, Hashable, Codable {
+    public var scenario: String
+    public var runID: String
+    public var maxDuration: TimeSpan
+    public var runbook: String?
+    /// Facts that could not be read, and other things the reader should know.
+    public var notes: [String]
+    public var steadyState: [String]
+    public var timeline: [TimelineEntry]
+    public var faults: [PlannedFault]
+    /// Reasons the run would not start as planned.
+    public var problems: [PlanProblem]
+}
+
+/// One moment of the timeline.
+public struct TimelineEntry: Sendable, Hashable, Codable {
+    public enum Event: String, Sendable, Hashable, Codable {
+        case inject, repeatInject = "repeat", revert, deadline
+    }
+
+    /// Offset from the start of the method.
+    public var at: TimeSpan
+    public var event: Event
+    public var fault: String?
+    public var detail: String
+}
+
+/// One fault as it will be applied: where, when, and the exact actions both ways.
+public struct PlannedFault: Sendable, Hashable, Codable {
+    public var name: String
+    public var type: FaultType
+    /// `netns app`, or `this host` for the agent's own namespaces.
+    public var target: String
+    public var summary: String
+    public var start: TimeSpan
+    public var end: TimeSpan
+    public var every: TimeSpan?
+    /// `netem`, `nfqueue`, `iptables`, ... — how it is injected.
+    public var mechanism: String
+    public var exemptions: [Exemption]
+    public var inject: [PlanAction]
+    public var revert: [PlanAction]
+}
+
+/// A command run as argv, or a kernel call made by faultline itself.
+public enum PlanAction: Sendable, Hashable, Codable {
+    case command([String])
+    case call(String)
+
+    private enum CodingKeys: String, CodingKey { case argv, call }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let argv = try c.decodeIfPresent([String].self, forKey: .argv) {
+            self = .command(argv)
+        } else {
+            self = .call(try c.decode(String.self, forKey: .call))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .command(let argv): try c.encode(argv, forKey: .argv)
+        case .call(let text): try c.encode(text, forKey: .call)
+        }
+    }
+}
+
+/// Traffic a network fault leaves alone for safety, and why.
+public struct Exemption: Sendable, Hashable, Codable {
+    public var reason: String
+    public var traffic: String
+}
+
+/// Something that stops the run from starting as planned.
+public struct PlanProblem: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var fault: String?
+    public var message: String
+
+    public var description: String { fault.map { "fault '\($0)': \(message)" } ?? message }
+}

@@ -1,0 +1,124 @@
+/// One-line descriptions of faults, filters and probes for plans and reports.
+enum PlanSummary {
+    static func describe(_ action: FaultAction, facts: HostFacts) -> String {
+        switch action {
+        case .latency(let f):
+            var text = "delay \(f.delay)"
+            if let jitter = f.jitter { text += " ± \(jitter)" }
+            if let correlation = f.correlation { text += " (correlation \(correlation))" }
+            if let distribution = f.distribution { text += ", \(distribution.rawValue) distribution" }
+            return text + onInterface(f.interface, f.to, f.except)
+        case .packetLoss(let f):
+            return "lose \(f.percent) of packets" + correlation(f.correlation) + onInterface(f.interface, f.to, f.except)
+        case .corrupt(let f):
+            return "corrupt \(f.percent) of packets" + correlation(f.correlation) + onInterface(f.interface, f.to, f.except)
+        case .duplicate(let f):
+            return "duplicate \(f.percent) of packets" + correlation(f.correlation) + onInterface(f.interface, f.to, f.except)
+        case .reorder(let f):
+            return "send \(f.percent) of packets at once, delay the rest \(f.delay)" + (f.gap.map { " (gap \($0))" } ?? "")
+                + correlation(f.correlation) + onInterface(f.interface, f.to, f.except)
+        case .bandwidth(let f):
+            return "limit to \(f.rate)" + onInterface(f.interface, f.to, f.except)
+        case .drop(let f):
+            var text = "\(f.reject ? "reject" : "drop") \(f.probability.value < 100 ? "\(f.probability) of " : "")\(f.direction == .both ? "" : "\(f.direction.rawValue) ")traffic"
+            if let to = f.to { text += " with remote \(describe(to))" }
+            if let from = f.from { text += " with local \(describe(from))" }
+            if let except = f.except { text += ", except \(describe(except))" }
+            return text
+        case .killProcess(let f):
+            return "\(f.signal) to \(f.mode == .all ? "every" : f.mode == .one ? "the oldest" : "one random") process matching \(describe(f.match))"
+                + (f.every.map { ", every \($0)" } ?? "")
+        case .pauseProcess(let f):
+            return "pause processes matching \(describe(f.match))"
+        case .diskFill(let f):
+            return "fill the filesystem of \(f.path): \(describe(f.amount, of: "filesystem"))"
+        case .cpuStress(let f):
+            return "\(f.workers.map { "\($0)" } ?? facts.cpuCount.map { "\($0)" } ?? "one per core") busy worker(s) at \(f.load) load"
+        case .memoryStress(let f):
+            return "allocate and touch \(describe(f.amount, of: "memory"))"
+        }
+    }
+
+    static func correlation(_ value: Percent?) -> String { value.map { " (correlation \($0))" } ?? "" }
+
+    static func onInterface(_ interface: InterfaceName, _ to: TrafficFilter?, _ except: TrafficFilter?) -> String {
+        var text = " on \(interface) egress"
+        text += to.map { " to \(describe($0))" } ?? " (all traffic)"
+        if let except { text += ", except \(describe(except))" }
+        return text
+    }
+
+    static func describe(_ filter: TrafficFilter) -> String {
+        var parts: [String] = []
+        if let hosts = filter.hosts { parts.append("hosts " + hosts.map(\.description).joined(separator: ", ")) }
+        if let ports = filter.ports { parts.append("ports " + ports.map(\.description).joined(separator: ", ")) }
+        if let proto = filter.protocol { parts.append(proto.rawValue) }
+        return parts.joined(separator: " ")
+    }
+
+    static func describe(_ match: ProcessMatch) -> String {
+        var parts: [String] = []
+        if let pid = match.pid { parts.append("pid \(pid)") }
+        if let file = match.pidFile { parts.append("pid in \(file)") }
+        if let name = match.name { parts.append("name '\(name)'") }
+        if let cmdline = match.cmdline { parts.append("cmdline /\(cmdline)/") }
+        if let user = match.user { parts.append("user '\(user)'") }
+        return parts.joined(separator: ", ")
+    }
+
+    static func describe(_ amount: FillAmount, of whole: String) -> String {
+        switch amount {
+        case .fillTo(let percent): "up to \(percent) of the \(whole)"
+        case .size(let size): "\(size)"
+        }
+    }
+
+    static func steadyState(_ state: SteadyState?) -> [String] {
+        guard let state else { return ["no steady-state probes: the run checks nothing before, during or after the method"] }
+        var lines = state.probes.map(describe)
+        if let slo = state.slo {
+            lines.append("slo: \(slo.objective) of probe results good" + (slo.latency.map { ", slower than \($0) counts as bad" } ?? ""))
+        }
+        if let abort = state.abortWhen {
+            var conditions: [String] = []
+            if let count = abort.consecutiveFailures { conditions.append("\(count) failures in a row of any probe") }
+            if let burn = abort.burnRate { conditions.append("error budget burning over \(TimeSpan.trim(burn.factor))x in \(burn.window)") }
+            lines.append("abort and revert everything at: " + conditions.joined(separator: ", or "))
+        }
+        return lines
+    }
+
+    static func describe(_ probe: Probe) -> String {
+        var text = "probe \(probe.name) every \(probe.interval): "
+        switch probe.check {
+        case .http(let http):
+            text += "\(http.method) \(http.url) within \(http.timeout), expect status \(http.expect.status.map(\.description).joined(separator: "|"))"
+            if let contains = http.expect.bodyContains { text += " and body containing '\(contains)'" }
+        case .tcp(let tcp):
+            text += "tcp connect to \(tcp.address) within \(tcp.timeout)"
+        case .command(let command):
+            text += "run \(ShellQuote.join(command.argv)) within \(command.timeout), expect exit \(command.expect.exitCode)"
+        case .prometheus(let prometheus):
+            let bound: String = switch prometheus.expect {
+            case .below(let value): "below \(TimeSpan.trim(value))"
+            case .above(let value): "above \(TimeSpan.trim(value))"
+            case .equals(let value): "equal to \(TimeSpan.trim(value))"
+            }
+            text += "query \(prometheus.url) for \(prometheus.query), expect \(bound)"
+        }
+        if let rate = probe.rate { text += "; load \(TimeSpan.trim(rate)) requests/s" }
+        if let ramp = probe.ramp { text += "; load from \(TimeSpan.trim(ramp.from)) to \(TimeSpan.trim(ramp.to)) requests/s over \(ramp.over)" }
+        return text
+    }
+}
+
+/// Shell quoting for display only: commands always run as argv.
+public enum ShellQuote {
+    public static func quote(_ word: String) -> String {
+        let safe = word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-./:=,+@%".contains($0)) }
+        if safe && !word.isEmpty { return word }
+        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    public static func join(_ argv: [String]) -> String { argv.map(quote).joined(separator: " ") }
+}

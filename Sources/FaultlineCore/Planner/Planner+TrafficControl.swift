@@ -1,0 +1,191 @@
+extension Planner {
+    /// tc faults: an htb root with a clean default class and a fault class whose leaf is netem or tbf;
+    /// u32 filters send exempt and `except` traffic to the clean class and `to` traffic to the fault class.
+    func planTrafficControl(_ action: FaultAction, target: NetnsTarget?, into planned: inout PlannedFault, context: inout PlanContext) {
+        guard let shaping = action.shaping else { return }
+        let device = shaping.interface.rawValue
+        guard let leaf = leafQdisc(action, context: &context) else { return }
+        planned.mechanism = leaf.first == "netem" ? "tc netem" : "tc tbf"
+        let previous = previousRoot(device, target: target, context: &context)
+
+        let to = filterSelectors(shaping.to, context: &context)
+        let except = filterSelectors(shaping.except, context: &context)
+        let exemptions = trafficControlExemptions(target: target, to: shaping.to)
+        planned.exemptions = exemptions.map(\.exemption)
+
+        func tc(_ arguments: [String]) -> PlanAction { .command(inNamespace(target, ["tc"] + arguments)) }
+        var inject: [PlanAction] = [
+            tc(["qdisc", "replace", "dev", device, "root", "handle", Self.rootHandle, "htb", "default", shaping.to == nil ? "2" : "1"]),
+            tc(["class", "add", "dev", device, "parent", Self.rootHandle, "classid", Self.cleanClass, "htb", "rate", "100gbit"]),
+            tc(["class", "add", "dev", device, "parent", Self.rootHandle, "classid", Self.faultClass, "htb", "rate", "100gbit"]),
+            tc(["qdisc", "add", "dev", device, "parent", Self.faultClass, "handle", Self.leafHandle] + leaf),
+        ]
+        let groups: [(selectors: [U32Selector], priority: Int, classID: String)] = [
+            (exemptions.flatMap(\.selectors), 1, Self.cleanClass),
+            (except ?? [], 3, Self.cleanClass),
+            (to ?? [], 5, Self.faultClass),
+        ]
+        for group in groups {
+            for selector in group.selectors {
+                let priority = group.priority + (selector.family == .ipv6 ? 1 : 0)
+                inject.append(tc(["filter", "add", "dev", device, "parent", Self.rootHandle,
+                                  "protocol", selector.family == .ipv4 ? "ip" : "ipv6", "prio", "\(priority)", "u32"]
+                                 + selector.matches + ["flowid", group.classID]))
+            }
+        }
+        planned.inject = inject
+        if let previous, let restore = previous.restoreArguments, !previous.isKernelDefault {
+            planned.revert = [tc(["qdisc", "replace", "dev", device, "root", "handle", previous.handle] + restore)]
+        } else {
+            planned.revert = [tc(["qdisc", "del", "dev", device, "root", "handle", Self.rootHandle])]
+        }
+    }
+
+    /// The leaf qdisc's kind and parameters, or nil (with a problem) when the kernel cannot do it.
+    func leafQdisc(_ action: FaultAction, context: inout PlanContext) -> [String]? {
+        func percent(_ value: Percent) -> String { value.description }
+        func correlation(_ value: Percent?) -> [String] { value.map { [percent($0)] } ?? [] }
+        let netem: [String]
+        var engine: NetemEngine = .netem
+        switch action {
+        case .latency(let f):
+            engine = f.engine
+            netem = ["delay", f.delay.tcArgument] + (f.jitter.map { [$0.tcArgument] } ?? []) + correlation(f.correlation)
+                + (f.distribution.map { ["distribution", $0.rawValue] } ?? [])
+        case .packetLoss(let f):
+            engine = f.engine ?? .auto
+            netem = ["loss", percent(f.percent)] + correlation(f.correlation)
+        case .corrupt(let f):
+            netem = ["corrupt", percent(f.percent)] + correlation(f.correlation)
+        case .duplicate(let f):
+            netem = ["duplicate", percent(f.percent)] + correlation(f.correlation)
+        case .reorder(let f):
+            netem = ["delay", f.delay.tcArgument, "reorder", percent(f.percent)] + correlation(f.correlation)
+                + (f.gap.map { ["gap", "\($0)"] } ?? [])
+        case .bandwidth(let f):
+            let burst = f.burst?.bytes ?? max(f.rate.bytesPerSecond / 100, 1_600)
+            let limit = f.limit?.bytes ?? burst + f.rate.bytesPerSecond / 20
+            return ["tbf", "rate", f.rate.description, "burst", "\(burst)", "limit", "\(limit)"]
+        default:
+            return nil
+        }
+        switch (engine, facts.netemAvailable) {
+        case (.nfqueue, _):
+            context.problem("engine nfqueue is not available in this version of faultline; use engine: netem on a kernel with sch_netem")
+            return nil
+        case (_, false?):
+            context.problem("the kernel has no sch_netem, which \(action.type.rawValue) needs; the userspace nfqueue engine is not available in this version")
+            return nil
+        case (_, nil):
+            context.notes.append("whether the kernel has sch_netem is unknown; \(context.currentFault ?? "the fault") assumes it does")
+        default:
+            break
+        }
+        return ["netem"] + netem
+    }
+
+    /// The interface's current root qdisc, checked: problems for a missing interface or a root that cannot be restored.
+    func previousRoot(_ device: String, target: NetnsTarget?, context: inout PlanContext) -> RootQdisc? {
+        let place = target?.description ?? "this host's namespace"
+        guard let namespace = facts.namespace(target), namespace.unreadable == nil else {
+            let reason = facts.namespace(target)?.unreadable ?? "not read"
+            context.notes.append("interfaces and qdiscs of \(place) unknown (\(reason)): the plan assumes '\(device)' exists with the kernel's default root qdisc")
+            return nil
+        }
+        if let interfaces = namespace.interfaces, !interfaces.contains(device) {
+            context.problem("interface '\(device)' not found in \(place) (have: \(interfaces.joined(separator: ", ")))")
+            return nil
+        }
+        guard let root = namespace.rootQdiscs[device] else { return nil }
+        if root.handle == Self.rootHandle {
+            context.problem("interface '\(device)' in \(place) still has a Faultline qdisc (\(root.kind) \(root.handle)) from an earlier run: run 'faultline recover' first")
+        } else if !root.isKernelDefault, root.restoreArguments == nil {
+            context.problem("interface '\(device)' in \(place) has a root qdisc '\(root.kind) \(root.handle)' that Faultline did not create and cannot restore exactly; Faultline will not replace it")
+        } else if !root.isKernelDefault {
+            context.notes.append("'\(device)' in \(place) has root qdisc \(root.kind) \(root.handle); revert restores it")
+        }
+        return root
+    }
+
+    /// Exempt traffic for a tc fault: SSH both ways, and the agent's port in the agent's own namespace.
+    func trafficControlExemptions(target: NetnsTarget?, to: TrafficFilter?) -> [(exemption: Exemption, selectors: [U32Selector])] {
+        let named = to?.ports ?? []
+        var result: [(Exemption, [U32Selector])] = []
+        func exempt(_ port: UInt16, _ reason: String) {
+            guard !named.contains(where: { $0.contains(port) }) else { return }
+            let selectors = ["sport", "dport"].flatMap { field in
+                IPFamily.allCases.map { U32Selector.port(family: $0, protocol: .tcp, field: field, block: (port, 0xffff)) }
+            }
+            result.append((Exemption(reason: reason, traffic: "tcp port \(port), both directions"), selectors))
+        }
+        if target == nil, let port = facts.agentPort { exempt(port, "the agent's API") }
+        for port in facts.sshPorts { exempt(port, "SSH sessions") }
+        return result
+    }
+
+    /// u32 selectors for a filter's destination side; nil for no filter (all traffic).
+    func filterSelectors(_ filter: TrafficFilter?, context: inout PlanContext) -> [U32Selector]? {
+        guard let filter else { return nil }
+        let hosts = networks(filter.hosts, context: &context)
+        return U32Selector.destination(hosts: hosts, ports: filter.ports, protocol: filter.protocol)
+    }
+
+    /// Wraps argv to run in the target's network namespace.
+    func inNamespace(_ target: NetnsTarget?, _ argv: [String]) -> [String] {
+        guard let target else { return argv }
+        return ["nsenter", "--net=\(target.namespacePath)", "--"] + argv
+    }
+}
+
+/// One u32 match list for one address family.
+struct U32Selector: Hashable {
+    var family: IPFamily
+    var matches: [String]
+
+    static func protocolNumber(_ proto: TrafficProtocol, _ family: IPFamily) -> String? {
+        switch proto {
+        case .tcp: "6"
+        case .udp: "17"
+        case .icmp: family == .ipv4 ? "1" : "58"
+        case .all: nil
+        }
+    }
+
+    static func port(family: IPFamily, protocol proto: TrafficProtocol, field: String, block: (value: UInt16, mask: UInt16)) -> U32Selector {
+        let ip = family == .ipv4 ? "ip" : "ip6"
+        return U32Selector(family: family, matches: [
+            "match", ip, "protocol", protocolNumber(proto, family)!, "0xff",
+            "match", ip, field, "\(block.value)", hex(block.mask),
+        ])
+    }
+
+    static func hex(_ value: UInt16) -> String { "0x" + String(value, radix: 16) }
+
+    /// Selectors for traffic to `hosts` (any when nil), `ports` and `protocol`.
+    static func destination(hosts: [IPNetwork]?, ports: [PortRange]?, protocol proto: TrafficProtocol?) -> [U32Selector] {
+        let families: [(IPFamily, [IPNetwork?])] = IPFamily.allCases.compactMap { family in
+            guard let hosts else { return (family, [nil]) }
+            let own = hosts.filter { $0.family == family }
+            return own.isEmpty ? nil : (family, own)
+        }
+        let protocols: [TrafficProtocol?] = ports != nil ? (proto.map { [$0] } ?? [.tcp, .udp]) : [proto == .all ? nil : proto]
+        let blocks: [(value: UInt16, mask: UInt16)?] = ports.map { $0.flatMap(\.maskedBlocks) } ?? [nil]
+        var result: [U32Selector] = []
+        for (family, networks) in families {
+            let ip = family == .ipv4 ? "ip" : "ip6"
+            for network in networks {
+                for proto in protocols {
+                    for block in blocks {
+                        var matches: [String] = []
+                        if let network { matches += ["match", ip, "dst", network.description] }
+                        if let proto, let number = protocolNumber(proto, family) { matches += ["match", ip, "protocol", number, "0xff"] }
+                        if let block { matches += ["match", ip, "dport", "\(block.value)", hex(block.mask)] }
+                        if matches.isEmpty { matches = ["match", "u32", "0", "0"] }
+                        result.append(U32Selector(family: family, matches: matches))
+                    }
+                }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,169 @@
+/// Turns a scenario and the host's facts into a plan: pure and deterministic, it runs and reads nothing.
+public struct Planner: Sendable {
+    /// tc handles owned by Faultline: the htb root, and the leaf qdisc of the fault class.
+    public static let rootHandle = "fa17:"
+    public static let leafHandle = "fa18:"
+    public static let cleanClass = "fa17:1"
+    public static let faultClass = "fa17:2"
+    /// Connection-mark bits Faultline uses for per-connection TCP drops.
+    public static let connmarkMask: UInt32 = 0xff00_0000
+    /// Seconds iptables waits for the xtables lock.
+    static let iptablesWait = "5"
+
+    public let facts: HostFacts
+
+    public init(facts: HostFacts) { self.facts = facts }
+
+    /// The plan of `scenario` for run `runID` (8 lowercase hex digits, or any short [a-z0-9] id).
+    public func plan(_ scenario: Scenario, runID: String) -> Plan {
+        var context = PlanContext(runID: runID, scenario: scenario)
+        var faults: [PlannedFault] = []
+        for fault in scenario.spec.faults {
+            faults.append(plan(fault, in: &context))
+        }
+        var notes = facts.unreadable
+        if scenario.spec.faults.contains(where: { !$0.type.isNetwork && ($0.target ?? scenario.spec.target) != nil }) {
+            notes.append("targets apply to network faults; process, disk and stress faults act on this host's processes and filesystems")
+        }
+        return Plan(
+            scenario: scenario.metadata.name.rawValue,
+            runID: runID,
+            maxDuration: scenario.spec.maxDuration,
+            runbook: scenario.metadata.runbook,
+            notes: notes + context.notes,
+            steadyState: PlanSummary.steadyState(scenario.spec.steadyState),
+            timeline: timeline(faults, maxDuration: scenario.spec.maxDuration),
+            faults: faults,
+            problems: context.problems
+        )
+    }
+
+    func plan(_ fault: Fault, in context: inout PlanContext) -> PlannedFault {
+        let target = fault.target ?? context.scenario.spec.target
+        let end = fault.duration.map { fault.start + $0 } ?? context.scenario.spec.maxDuration
+        var planned = PlannedFault(
+            name: fault.name.rawValue, type: fault.type,
+            target: target?.description ?? "this host",
+            summary: PlanSummary.describe(fault.action, facts: facts),
+            start: fault.start, end: end, every: nil, mechanism: "",
+            exemptions: [], inject: [], revert: []
+        )
+        context.currentFault = fault.name.rawValue
+        if fault.type.isNetwork, let target, let namespace = facts.namespace(target), !namespace.exists {
+            context.problem("\(target) does not exist: \(namespace.unreadable ?? "not found")")
+        }
+        switch fault.action {
+        case .latency, .packetLoss, .corrupt, .duplicate, .reorder, .bandwidth:
+            planTrafficControl(fault.action, target: target, into: &planned, context: &context)
+        case .drop(let drop):
+            planDrop(drop, target: target, into: &planned, context: &context)
+        case .killProcess(let kill):
+            planned.mechanism = "kill(2)"
+            planned.every = kill.every
+            planned.inject = [.call("send \(kill.signal) to \(kill.mode.rawValue == "all" ? "every" : kill.mode == .one ? "the oldest" : "one random") process matching \(PlanSummary.describe(kill.match)); each pid is checked against its start time first")]
+            planned.revert = [.call("nothing to undo: a killed process is not brought back (its supervisor restarts it)")]
+        case .pauseProcess(let pause):
+            planned.mechanism = "kill(2)"
+            planned.inject = [.call("send SIGSTOP to every process matching \(PlanSummary.describe(pause.match)), then check each is stopped (state T)")]
+            planned.revert = [.call("send SIGCONT to the same processes (pid and start time recorded), then check none is still stopped")]
+        case .diskFill(let fill):
+            let file = diskFillFile(fill, runID: context.runID, fault: fault.name.rawValue)
+            planned.mechanism = "fallocate(2)"
+            planned.inject = [.call("create \(file) and fallocate(2) \(PlanSummary.describe(fill.amount, of: "filesystem"))" + (fill.reserve.map { ", always leaving \($0) free" } ?? "") + " (writes where fallocate is unsupported), then fsync")]
+            planned.revert = [.call("unlink(2) \(file), then check it is gone")]
+        case .cpuStress(let cpu):
+            let workers = cpu.workers ?? facts.cpuCount
+            planned.mechanism = "child process"
+            planned.inject = [.command([facts.executable, "hog", "cpu", "--workers", workers.map(String.init) ?? "all", "--load", "\(TimeSpan.trim(cpu.load.value))", "--duration", (end - fault.start).description])]
+            planned.revert = [.call("SIGTERM to the hog process, SIGKILL after 5s, then check it has exited")]
+        case .memoryStress(let memory):
+            planned.mechanism = "child process"
+            let amount: [String] = switch memory.amount {
+            case .size(let size): ["--size", "\(size.bytes)"]
+            case .fillTo(let percent): ["--fill-to", "\(TimeSpan.trim(percent.value))"]
+            }
+            planned.inject = [.command([facts.executable, "hog", "memory"] + amount + ["--duration", (end - fault.start).description])]
+            planned.revert = [.call("SIGTERM to the hog process, SIGKILL after 5s, then check it has exited and its memory is freed")]
+        }
+        return planned
+    }
+
+    /// The file a disk-fill fault creates in the directory `path`.
+    public func diskFillFile(_ fill: DiskFillFault, runID: String, fault: String) -> String {
+        let directory = fill.path.hasSuffix("/") ? String(fill.path.dropLast()) : fill.path
+        return "\(directory)/.faultline-fill-\(runID)-\(fault)"
+    }
+
+    func timeline(_ faults: [PlannedFault], maxDuration: TimeSpan) -> [TimelineEntry] {
+        var entries: [TimelineEntry] = []
+        for fault in faults {
+            entries.append(TimelineEntry(at: fault.start, event: .inject, fault: fault.name, detail: "\(fault.type.rawValue): \(fault.summary)"))
+            if let every = fault.every {
+                let count = (fault.end - fault.start).microseconds > 0 ? ((fault.end - fault.start).microseconds - 1) / every.microseconds : 0
+                if count > 0 {
+                    entries.append(TimelineEntry(at: fault.start + every, event: .repeatInject, fault: fault.name,
+                                                 detail: "again every \(every) until \(fault.end) (\(count) more time\(count == 1 ? "" : "s"))"))
+                }
+            }
+            if fault.type != .killProcess {
+                entries.append(TimelineEntry(at: fault.end, event: .revert, fault: fault.name, detail: "\(fault.type.rawValue) reverted"))
+            }
+        }
+        entries.append(TimelineEntry(at: maxDuration, event: .deadline, fault: nil,
+                                     detail: "maxDuration: anything still active is reverted"))
+        let order: [TimelineEntry.Event: Int] = [.revert: 0, .inject: 1, .repeatInject: 2, .deadline: 3]
+        return entries.enumerated().sorted {
+            ($0.element.at, order[$0.element.event]!, $0.offset) < ($1.element.at, order[$1.element.event]!, $1.offset)
+        }.map(\.element)
+    }
+
+    /// Resolves filter hosts to networks; a name that did not resolve is a problem and is left out.
+    func networks(_ hosts: [HostSpec]?, context: inout PlanContext) -> [IPNetwork]? {
+        guard let hosts else { return nil }
+        var result: [IPNetwork] = []
+        for host in hosts {
+            switch host {
+            case .network(let network):
+                result.append(network)
+            case .name(let name):
+                switch facts.resolvedHosts[name] {
+                case .addresses(let addresses)?:
+                    result += addresses
+                    context.notes.append("host '\(name)' resolved to \(addresses.map(\.shortDescription).joined(separator: ", "))")
+                case .failed(let reason)?:
+                    context.problem("host '\(name)' did not resolve: \(reason)")
+                case nil:
+                    context.problem("host '\(name)' was not resolved")
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// Mutable state while one plan is built.
+struct PlanContext {
+    let runID: String
+    let scenario: Scenario
+    var currentFault: String?
+    var notes: [String] = []
+    var problems: [PlanProblem] = []
+    var nextChain = 1
+    var nextConnmark: UInt32 = 1
+
+    init(runID: String, scenario: Scenario) {
+        self.runID = runID
+        self.scenario = scenario
+    }
+
+    mutating func problem(_ message: String) {
+        problems.append(PlanProblem(fault: currentFault, message: message))
+    }
+
+    mutating func chainName() -> String {
+        defer { nextChain += 1 }
+        return "FAULTLINE-\(runID)-\(nextChain)"
+    }
+
+    var comment: String { "faultline:\(runID):\(currentFault ?? "-")" }
+}

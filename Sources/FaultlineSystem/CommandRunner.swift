@@ -1,0 +1,97 @@
+import FaultlineCore
+import Subprocess
+import Synchronization
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// What a finished command gave back.
+public struct CommandResult: Sendable, Hashable {
+    public var argv: [String]
+    public var exitCode: Int32
+    public var standardOutput: String
+    public var standardError: String
+
+    public init(argv: [String], exitCode: Int32, standardOutput: String = "", standardError: String = "") {
+        self.argv = argv
+        self.exitCode = exitCode
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+    }
+
+    public var succeeded: Bool { exitCode == 0 }
+}
+
+/// Runs commands as argv arrays, never through a shell, always with a timeout and an output limit.
+public protocol CommandRunner: Sendable {
+    func run(_ argv: [String], timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult
+}
+
+extension CommandRunner {
+    /// Runs with a 10 s timeout and a 1 MiB output limit.
+    public func run(_ argv: [String]) async throws(FaultlineError) -> CommandResult {
+        try await run(argv, timeout: .seconds(10), outputLimit: 1 << 20)
+    }
+}
+
+/// The production runner, over swift-subprocess.
+public struct SubprocessRunner: CommandRunner {
+    public init() {}
+
+    public func run(_ argv: [String], timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult {
+        guard let program = argv.first, !program.isEmpty else {
+            throw FaultlineError(.internalError, "empty command line")
+        }
+        let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
+        do {
+            return try await withThrowingTaskGroup(of: CommandResult?.self) { group in
+                group.addTask {
+                    let result = try await Subprocess.run(
+                        executable, arguments: Arguments(Array(argv.dropFirst())),
+                        output: .string(limit: outputLimit), error: .string(limit: outputLimit)
+                    )
+                    let code: Int32 = switch result.terminationStatus {
+                    case .exited(let code): code
+                    case .signaled(let signal): 128 + signal
+                    }
+                    return CommandResult(argv: argv, exitCode: code, standardOutput: result.standardOutput ?? "",
+                                         standardError: result.standardError ?? "")
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let result = first else {
+                    throw FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' did not finish within \(timeout)")
+                }
+                return result
+            }
+        } catch let error as FaultlineError {
+            throw error
+        } catch {
+            throw FaultlineError(.commandFailed, "cannot run '\(ShellQuote.join(argv))'", cause: "\(error)")
+        }
+    }
+}
+
+/// A runner for unit tests: records every argv and answers from a closure.
+public final class RecordingRunner: CommandRunner {
+    private let recorded = Mutex<[[String]]>([])
+    private let answer: @Sendable ([String]) -> CommandResult
+
+    public init(answer: @escaping @Sendable ([String]) -> CommandResult = { CommandResult(argv: $0, exitCode: 0) }) {
+        self.answer = answer
+    }
+
+    /// Every command run so far, in order.
+    public var commands: [[String]] { recorded.withLock { $0 } }
+
+    public func run(_ argv: [String], timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult {
+        recorded.withLock { $0.append(argv) }
+        return answer(argv)
+    }
+}

@@ -1,0 +1,174 @@
+import FaultlineCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads the facts a plan needs, without changing anything on the host; what it cannot read, it says.
+public struct HostFactsReader: Sendable {
+    let runner: any CommandRunner
+
+    public init(runner: any CommandRunner = SubprocessRunner()) { self.runner = runner }
+
+    /// Facts for planning `scenario`.
+    public func read(for scenario: Scenario, agentPort: UInt16? = nil) async -> HostFacts {
+        var facts = HostFacts()
+        facts.agentPort = agentPort
+        facts.cpuCount = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        facts.sshPorts = sshPorts()
+        facts.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "faultline"
+        let network = scenario.spec.faults.filter { $0.type.isNetwork }
+        if scenario.spec.faults.contains(where: { [.latency, .packetLoss, .corrupt, .duplicate, .reorder].contains($0.type) }) {
+            let (available, note) = await netemAvailable()
+            facts.netemAvailable = available
+            if let note { facts.unreadable.append(note) }
+        }
+        var targets: [NetnsTarget?] = []
+        for fault in network where !targets.contains(fault.target ?? scenario.spec.target) {
+            targets.append(fault.target ?? scenario.spec.target)
+        }
+        for target in targets {
+            facts.namespaces.append(await namespace(target))
+        }
+        for fault in network {
+            for host in hostNames(fault.action) where facts.resolvedHosts[host] == nil {
+                facts.resolvedHosts[host] = Self.resolve(host)
+            }
+        }
+        return facts
+    }
+
+    func hostNames(_ action: FaultAction) -> [String] {
+        let filters: [TrafficFilter?] = switch action {
+        case .drop(let drop): [drop.to, drop.from, drop.except]
+        default: [action.shaping?.to, action.shaping?.except]
+        }
+        return filters.compactMap { $0?.hosts }.flatMap { $0 }.compactMap {
+            if case .name(let name) = $0 { return name } else { return nil }
+        }
+    }
+
+    /// Interfaces and root qdiscs of a namespace, read with `ip -j` and `tc -j`.
+    func namespace(_ target: NetnsTarget?) async -> NamespaceFacts {
+        var facts = NamespaceFacts(target: target)
+        var prefix: [String] = []
+        if let target {
+            let path = target.namespacePath
+            guard FileManager.default.fileExists(atPath: path) else {
+                facts.exists = false
+                facts.unreadable = "\(path) not found"
+                return facts
+            }
+            prefix = ["nsenter", "--net=\(path)", "--"]
+        }
+        do {
+            let links = try await runner.run(prefix + ["ip", "-j", "link", "show"])
+            let qdiscs = try await runner.run(prefix + ["tc", "-j", "qdisc", "show"])
+            guard links.succeeded, qdiscs.succeeded else {
+                let failed = links.succeeded ? qdiscs : links
+                facts.unreadable = "'\(ShellQuote.join(failed.argv))' failed: \(failed.standardError.trimmingCharacters(in: .whitespacesAndNewlines))"
+                return facts
+            }
+            facts.interfaces = try Self.interfaces(fromIPLinkJSON: links.standardOutput)
+            facts.rootQdiscs = try Self.rootQdiscs(fromTCJSON: qdiscs.standardOutput)
+        } catch {
+            facts.unreadable = "\(error)"
+        }
+        return facts
+    }
+
+    static func interfaces(fromIPLinkJSON text: String) throws -> [String] {
+        struct Link: Decodable { var ifname: String }
+        return try JSONDecoder().decode([Link].self, from: Data(text.utf8)).map(\.ifname)
+    }
+
+    /// Root qdiscs per device from `tc -j qdisc show`; pfifo and bfifo carry what restores them.
+    static func rootQdiscs(fromTCJSON text: String) throws -> [String: RootQdisc] {
+        struct Entry: Decodable {
+            var kind: String
+            var handle: String
+            var dev: String
+            var root: Bool?
+            var options: [String: JSONValue]?
+        }
+        var result: [String: RootQdisc] = [:]
+        for entry in try JSONDecoder().decode([Entry].self, from: Data(text.utf8)) where entry.root == true {
+            var restore: [String]?
+            if ["pfifo", "bfifo"].contains(entry.kind), case .number(let limit)? = entry.options?["limit"] {
+                restore = [entry.kind, "limit", "\(Int(limit))"]
+            }
+            result[entry.dev] = RootQdisc(kind: entry.kind, handle: entry.handle, restoreArguments: restore)
+        }
+        return result
+    }
+
+    /// Whether the kernel has sch_netem, from /proc/modules, the module tree or the kernel config.
+    func netemAvailable() async -> (Bool?, String?) {
+        if let modules = try? String(contentsOfFile: "/proc/modules", encoding: .utf8), modules.contains("sch_netem ") {
+            return (true, nil)
+        }
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let moduleDirectory = "/lib/modules/\(release)"
+        if let builtin = try? String(contentsOfFile: "\(moduleDirectory)/modules.builtin", encoding: .utf8), builtin.contains("sch_netem.ko") {
+            return (true, nil)
+        }
+        if let dep = try? String(contentsOfFile: "\(moduleDirectory)/modules.dep", encoding: .utf8) {
+            return (dep.contains("sch_netem.ko"), nil)
+        }
+        if FileManager.default.fileExists(atPath: "/proc/config.gz"),
+           let config = try? await runner.run(["gzip", "-dc", "/proc/config.gz"], timeout: .seconds(10), outputLimit: 4 << 20), config.succeeded {
+            let lines = config.standardOutput.split(separator: "\n")
+            return (lines.contains { $0 == "CONFIG_NET_SCH_NETEM=y" || $0 == "CONFIG_NET_SCH_NETEM=m" }, nil)
+        }
+        return (nil, "whether the kernel has sch_netem could not be read (no /proc/modules, module tree or /proc/config.gz); 'faultline doctor' tries it")
+    }
+
+    /// Ports sshd listens on, from /etc/ssh/sshd_config (22 when unset).
+    func sshPorts() -> [UInt16] {
+        guard let config = try? String(contentsOfFile: "/etc/ssh/sshd_config", encoding: .utf8) else { return [22] }
+        let ports = config.split(separator: "\n").compactMap { line -> UInt16? in
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 2, words[0].lowercased() == "port" else { return nil }
+            return UInt16(words[1])
+        }
+        return ports.isEmpty ? [22] : ports
+    }
+
+    /// Resolves a host name with getaddrinfo.
+    static func resolve(_ name: String) -> HostResolution {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(name, nil, &hints, &list)
+        guard status == 0 else { return .failed(String(cString: gai_strerror(status))) }
+        defer { freeaddrinfo(list) }
+        var addresses: [IPNetwork] = []
+        var cursor = list
+        while let entry = cursor?.pointee {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(entry.ai_addr, entry.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0,
+               let network = IPNetwork(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)),
+               !addresses.contains(network) {
+                addresses.append(network)
+            }
+            cursor = entry.ai_next
+        }
+        return .addresses(addresses.sorted())
+    }
+}
+
+/// Just enough JSON to read tc's option values.
+enum JSONValue: Decodable {
+    case number(Double), string(String), bool(Bool), other
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let value = try? c.decode(Double.self) { self = .number(value) }
+        else if let value = try? c.decode(String.self) { self = .string(value) }
+        else if let value = try? c.decode(Bool.self) { self = .bool(value) }
+        else { self = .other }
+    }
+}

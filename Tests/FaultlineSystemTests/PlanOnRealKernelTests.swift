@@ -1,0 +1,90 @@
+import FaultlineCore
+@testable import FaultlineSystem
+import Testing
+
+/// The planner's tc and iptables argv, run for real in a scratch namespace: each inject command is
+/// accepted by this kernel and tools, the state is what the plan says, and the revert commands leave nothing.
+@Suite(.serialized, .enabled(if: Privilege.canUseNamespaces, "needs root and ip, tc, iptables, ip6tables, nsenter"))
+struct PlanOnRealKernelTests {
+    func scenario(netns: String) throws -> Scenario {
+        try ScenarioLoader.load(yaml: """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: real-kernel-plan}
+            spec:
+              maxDuration: 1m
+              target: {netns: \(netns)}
+              faults:
+                - name: slow-link
+                  type: bandwidth
+                  interface: eth0
+                  rate: 1mbit
+                  to: {hosts: [10.213.0.2, "fd00:213::2/64"], ports: [5432, 8000-8100]}
+                  except: {hosts: [10.213.0.9], protocol: tcp}
+                - name: flaky-db
+                  type: drop
+                  direction: both
+                  probability: 30%
+                  to: {hosts: [10.213.0.2, "fd00:213::2"], ports: [5432]}
+                  except: {hosts: [10.213.0.9]}
+                - name: reject-dns
+                  type: drop
+                  direction: egress
+                  reject: true
+                  to: {ports: [53]}
+            """, file: "real-kernel-plan.yaml")
+    }
+
+    @Test func planCommandsApplyAndRevertCleanly() async throws {
+        let namespace = try await TestNamespace.create()
+        do {
+            let scenario = try scenario(netns: namespace.name)
+            let facts = await HostFactsReader().read(for: scenario)
+            let nsFacts = try #require(facts.namespace(.named(namespace.name)))
+            #expect(nsFacts.unreadable == nil)
+            #expect(nsFacts.interfaces?.contains("eth0") == true)
+            #expect(nsFacts.rootQdiscs["eth0"]?.isKernelDefault == true)
+
+            let plan = Planner(facts: facts).plan(scenario, runID: "t0t0t0t0")
+            #expect(plan.problems.isEmpty, "\(plan.problems)")
+            let before = try await snapshot(namespace)
+
+            for fault in plan.faults {
+                for case .command(let argv) in fault.inject { try await namespace.must(argv) }
+            }
+            let qdiscs = try await namespace.inside(["tc", "qdisc", "show", "dev", "eth0"]).standardOutput
+            #expect(qdiscs.contains("qdisc htb fa17: root"))
+            #expect(qdiscs.contains("qdisc tbf fa18: parent fa17:2"))
+            let filters = try await namespace.inside(["tc", "filter", "show", "dev", "eth0"]).standardOutput
+            #expect(filters.contains("flowid fa17:2"))
+            #expect(filters.contains("flowid fa17:1"))
+            let rules = try await namespace.inside(["iptables-save"]).standardOutput
+            #expect(rules.contains("-A OUTPUT -m comment --comment \"faultline:t0t0t0t0:flaky-db\" -j FAULTLINE-t0t0t0t0-1"))
+            #expect(rules.contains("-A INPUT -m comment --comment \"faultline:t0t0t0t0:flaky-db\" -j FAULTLINE-t0t0t0t0-2"))
+            #expect(rules.contains("--probability 0.2999"))
+            #expect(rules.contains("-j CONNMARK --set-xmark 0x1000000/0xff000000"))
+            #expect(rules.contains("--reject-with tcp-reset"))
+            let rules6 = try await namespace.inside(["ip6tables-save"]).standardOutput
+            #expect(rules6.contains("fd00:213::2/128"))
+
+            for fault in plan.faults.reversed() {
+                for case .command(let argv) in fault.revert { try await namespace.must(argv) }
+            }
+            #expect(try await snapshot(namespace) == before)
+            await namespace.remove()
+        } catch {
+            await namespace.remove()
+            throw error
+        }
+    }
+
+    /// Root qdisc, filters and rules: what must be the same before and after.
+    func snapshot(_ namespace: TestNamespace) async throws -> [String] {
+        [
+            try await namespace.inside(["tc", "qdisc", "show", "dev", "eth0"]).standardOutput,
+            try await namespace.inside(["tc", "filter", "show", "dev", "eth0"]).standardOutput,
+            try await namespace.inside(["iptables", "-S"]).standardOutput,
+            try await namespace.inside(["ip6tables", "-S"]).standardOutput,
+        ]
+    }
+}
