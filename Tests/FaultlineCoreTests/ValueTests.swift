@@ -14,6 +14,10 @@ import Testing
         #expect(try TimeSpan(parsing: "2s").tcArgument == "2000ms")
     }
 
+    @Test func bareZeroIsZero() throws {
+        #expect(try TimeSpan(parsing: "0") == .zero)
+    }
+
     @Test(arguments: ["2", "2x", "", "ms", "-1s"])
     func badDurationsAreRejected(_ text: String) {
         #expect(throws: ValueError.self) { try TimeSpan(parsing: text) }
@@ -21,7 +25,9 @@ import Testing
 
     @Test func percentagesAcceptBareNumbersAndRejectHexAndRange() throws {
         #expect(try Percent(parsing: "25%").value == 25)
-        #expect(try Percent(parsing: "0.5").description == "0.5%")
+        #expect(try Percent(parsing: "40").description == "40%")
+        #expect(try Percent(parsing: "0.5%").description == "0.5%")
+        #expect(throws: ValueError.self) { try Percent(parsing: "0.99") }
         #expect(throws: ValueError.self) { try Percent(parsing: "0x1A") }
         #expect(throws: ValueError.self) { try Percent(parsing: "101%") }
     }

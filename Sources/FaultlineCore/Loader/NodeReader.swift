@@ -107,7 +107,8 @@ final class NodeReader {
     func required<T>(_ fields: Fields, _ key: String, _ decode: (Node, NodePath) -> T?, why: String? = nil) -> T? {
         guard let node = fields[key] else {
             // A misspelling of this key was already reported with "did you mean"; one error is enough.
-            if fields.unknownKeys.contains(where: { Spelling.suggest($0, among: [key]) != nil }) { return nil }
+            // So was a merge key, which may have been meant to bring it.
+            if fields.unknownKeys.contains(where: { $0 == "<<" || Spelling.suggest($0, among: [key]) != nil }) { return nil }
             error("missing required key '\(key)'" + (why.map { " (\($0))" } ?? ""), at: fields.node, fields.path)
             return nil
         }

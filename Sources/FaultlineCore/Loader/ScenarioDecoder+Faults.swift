@@ -28,7 +28,7 @@ extension ScenarioDecoder {
             guard let sa = a.action.shaping else { continue }
             for (j, (index, b)) in faults.enumerated() where j > i {
                 guard let sb = b.action.shaping, sa.interface == sb.interface,
-                      (a.target ?? defaultTarget) == (b.target ?? defaultTarget) else { continue }
+                      (a.target ?? defaultTarget)?.namespacePath == (b.target ?? defaultTarget)?.namespacePath else { continue }
                 let endA = a.duration.map { a.start + $0 } ?? maxDuration
                 let endB = b.duration.map { b.start + $0 } ?? maxDuration
                 guard a.start < endB, b.start < endA else { continue }
@@ -46,7 +46,7 @@ extension ScenarioDecoder {
         let type: FaultType?
         if let typeNode = node["type"] {
             type = r.choice(FaultType.self, what: "fault type")(typeNode, path.key("type"))
-        } else if !mappingKeys(node).contains(where: { Spelling.suggest($0, among: ["type"]) != nil }) {
+        } else if !mappingKeys(node).contains(where: { $0 == "<<" || Spelling.suggest($0, among: ["type"]) != nil }) {
             type = nil
             r.error("missing required key 'type' (one of \(FaultType.allCases.map(\.rawValue).joined(separator: ", ")))", at: node, path)
         } else {

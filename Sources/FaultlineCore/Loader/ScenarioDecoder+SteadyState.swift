@@ -10,6 +10,9 @@ extension ScenarioDecoder {
         if let abortNode = f.keyNodes["abortWhen"], probeCount == 0 {
             r.error("abortWhen needs at least one probe in steadyState.probes to watch", at: abortNode, path.key("abortWhen"))
         }
+        if let sloNode = f.keyNodes["slo"], probeCount == 0 {
+            r.error("slo needs at least one probe in steadyState.probes to judge", at: sloNode, path.key("slo"))
+        }
         if abortWhen?.burnRate != nil, f["slo"] == nil {
             r.error("burnRate needs an slo: add steadyState.slo with an objective", at: f["abortWhen"].flatMap { $0["burnRate"] },
                     path.key("abortWhen").key("burnRate"))

@@ -19,6 +19,9 @@ extension Planner {
         let families = IPFamily.allCases.filter { family in
             [toHosts, fromHosts].allSatisfy { hosts in hosts == nil || hosts!.contains { $0.family == family } }
         }
+        if families.isEmpty {
+            context.problem("'to' and 'from' hosts share no address family (one IPv4 only, the other IPv6 only): this drop would match nothing")
+        }
         for direction in directions {
             let chain = context.chainName()
             let hook = direction == .egress ? "OUTPUT" : "INPUT"

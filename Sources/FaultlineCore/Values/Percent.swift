@@ -12,6 +12,9 @@ public struct Percent: TextValue, Comparable {
         guard let number = decimalNumber(body.trimmingCharacters(in: .whitespaces)) else {
             throw ValueError("invalid percentage '\(text)': use a number from 0 to 100, like 25%")
         }
+        if !text.contains("%"), number > 0, number < 1 {
+            throw ValueError("'\(text)' would be read as \(text)%: a bare number is a percentage, so write \(text)% if that is meant, or \(TimeSpan.trim(number * 100))% for the fraction")
+        }
         guard (0...100).contains(number) else {
             throw ValueError("percentage '\(text)' is out of range: use 0% to 100%")
         }

@@ -17,6 +17,10 @@ public struct TimeSpan: TextValue, Comparable {
         let hint = "use a number with a unit, like 250ms, 2s, 1m30s or 1h"
         var rest = Substring(text.trimmingCharacters(in: .whitespaces))
         guard !rest.isEmpty else { throw ValueError("duration is empty: \(hint)") }
+        if rest == "0" {
+            microseconds = 0
+            return
+        }
         var total = 0.0
         while !rest.isEmpty {
             let number = rest.prefix { $0.isNumber || $0 == "." }

@@ -1,0 +1,29 @@
+# Faultline: one command to set up and test (`make test`), one to see it work (`make demo`).
+SHELL := /bin/bash
+APT_PACKAGES := libcap-dev iproute2 iptables util-linux gzip
+SWIFT ?= swift
+
+.PHONY: deps build test demo clean
+
+# Installs the Debian/Ubuntu packages the build and tests need, when any is missing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) test
+
+# Validates and plans the example scenarios: shows what a game day would do, runs nothing.
+demo: build
+	.build/debug/faultline validate scenarios/*.yaml
+	.build/debug/faultline plan scenarios/checkout-db-latency.yaml
+
+clean:
+	rm -rf .build

@@ -1,0 +1,150 @@
+import FaultlineCore
+import FaultlineSystem
+import Foundation
+import Testing
+
+/// The `faultline` executable, run as users run it: output, errors and exit codes.
+@Suite struct CommandLineTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var executable: String {
+        let candidates = [
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("faultline").path,
+            Bundle.main.bundleURL.appendingPathComponent("faultline").path,
+            root.appendingPathComponent(".build/debug/faultline").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
+    }
+
+    func faultline(_ arguments: [String], asUser user: String? = nil) async throws -> CommandResult {
+        let prefix = user.map { ["setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups", "--"] } ?? []
+        return try await SubprocessRunner().run(prefix + [Self.executable] + arguments, timeout: .seconds(60), outputLimit: 4 << 20)
+    }
+
+    func temporaryFile(_ text: String, name: String = "scenario.yaml") throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let url = directory.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: url.path)
+        return url.path
+    }
+
+    func remove(_ file: String) {
+        try? FileManager.default.removeItem(at: URL(fileURLWithPath: file).deletingLastPathComponent())
+    }
+
+    static let valid = """
+        apiVersion: faultline/v1
+        kind: Scenario
+        metadata: {name: cli-test}
+        spec:
+          maxDuration: 2m
+          faults:
+            - name: slow
+              type: bandwidth
+              interface: lo
+              rate: 1mbit
+              duration: 1m
+            - name: block
+              type: drop
+              start: 1m
+              to: {hosts: [10.213.9.9], ports: [5432], protocol: tcp}
+        """
+
+    @Test func validatePrintsOkForEachExampleAndExitsZero() async throws {
+        let examples = try FileManager.default.contentsOfDirectory(atPath: Self.root.appendingPathComponent("scenarios").path)
+            .filter { $0.hasSuffix(".yaml") }.sorted().map { Self.root.appendingPathComponent("scenarios/\($0)").path }
+        let result = try await faultline(["validate"] + examples)
+        #expect(result.exitCode == 0, "\(result.standardError)")
+        #expect(result.standardOutput.split(separator: "\n").map(String.init) == examples.map { "ok \($0)" })
+    }
+
+    @Test func validateReportsEveryErrorWithPositionAndExitsTwo() async throws {
+        let file = try temporaryFile("""
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: Bad_Name}
+            spec:
+              maxDuration: 1m
+              faults:
+                - {name: a, type: latncy, interface: eth0}
+                - {name: b, type: latency, interface: eth0, dealy: 5ms}
+            """)
+        defer { remove(file) }
+        let result = try await faultline(["validate", file])
+        #expect(result.exitCode == 2)
+        #expect(result.standardOutput.isEmpty)
+        let lines = result.standardError.split(separator: "\n").map(String.init)
+        #expect(lines == [
+            "\(file):3:18: metadata.name: invalid name 'Bad_Name': use lowercase letters, digits and '-', starting and ending with a letter or digit",
+            "\(file):7:23: spec.faults[0].type: unknown fault type 'latncy' (did you mean 'latency'?)",
+            "\(file):8:49: spec.faults[1]: unknown key 'dealy' (did you mean 'delay'?)",
+            "\(file): 3 errors",
+        ])
+    }
+
+    @Test func validateOfAMissingFileSaysSoAndExitsTwo() async throws {
+        let result = try await faultline(["validate", "/nonexistent/x.yaml"])
+        #expect(result.exitCode == 2)
+        #expect(result.standardError.hasPrefix("/nonexistent/x.yaml:1:1: cannot read file"))
+    }
+
+    @Test func usageErrorsExitTwo() async throws {
+        #expect(try await faultline(["validate"]).exitCode == 2)
+        #expect(try await faultline(["plan", "--format", "xml", "x.yaml"]).exitCode == 2)
+        #expect(try await faultline(["frobnicate"]).exitCode == 2)
+    }
+
+    @Test func helpShowsAnExample() async throws {
+        for command in ["validate", "plan"] {
+            let result = try await faultline([command, "--help"])
+            #expect(result.exitCode == 0)
+            #expect(result.standardOutput.contains("Example"))
+        }
+    }
+
+    @Test func planShowsTimelineCommandsAndExemptions() async throws {
+        let file = try temporaryFile(Self.valid)
+        defer { remove(file) }
+        let result = try await faultline(["plan", file, "--run-id", "abc123", "--agent-port", "7465"])
+        #expect(result.exitCode == 0, "\(result.standardError)")
+        let text = result.standardOutput
+        #expect(text.contains("Plan for cli-test (run abc123)"))
+        #expect(text.contains("+1m      revert   slow: bandwidth reverted"))
+        #expect(text.contains("$ tc qdisc replace dev lo root handle fa17: htb default 2"))
+        #expect(text.contains("$ tc qdisc add dev lo parent fa17:2 handle fa18: tbf rate 1mbit burst 1600 limit 7850"))
+        #expect(text.contains("- the agent's API: tcp port 7465, both directions"))
+        #expect(text.contains("$ iptables -w 5 -A FAULTLINE-abc123-1 -p tcp -d 10.213.9.9/32 --dport 5432 -m comment --comment faultline:abc123:block -j DROP"))
+        #expect(text.contains("$ tc qdisc del dev lo root handle fa17:"))
+    }
+
+    @Test func planAsJSONDecodes() async throws {
+        let file = try temporaryFile(Self.valid)
+        defer { remove(file) }
+        let result = try await faultline(["plan", file, "--format", "json"])
+        #expect(result.exitCode == 0, "\(result.standardError)")
+        let plan = try JSONDecoder().decode(Plan.self, from: Data(result.standardOutput.utf8))
+        #expect(plan.faults.map(\.name) == ["slow", "block"])
+        #expect(plan.runID == RunID.derived(from: Self.valid))
+    }
+
+    @Test func planOfAnInvalidFileExitsTwo() async throws {
+        let file = try temporaryFile("apiVersion: faultline/v1\nkind: Scenario\n")
+        defer { remove(file) }
+        let result = try await faultline(["plan", file])
+        #expect(result.exitCode == 2)
+        #expect(result.standardError.contains("missing required key 'metadata'"))
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "needs root to drop to an unprivileged user"))
+    func planWorksWithoutRootAndSaysWhatItCouldNotRead() async throws {
+        let file = try temporaryFile(Self.valid.replacingOccurrences(of: "maxDuration: 2m", with: "maxDuration: 2m\n  target: {netns: pid:1}"))
+        defer { remove(file) }
+        let result = try await faultline(["plan", file], asUser: "65534")
+        #expect(result.exitCode == 0, "\(result.standardError)")
+        #expect(result.standardOutput.contains("interfaces and qdiscs of pid 1 unknown"))
+        #expect(result.standardOutput.contains("$ nsenter --net=/proc/1/ns/net -- tc qdisc replace dev lo root handle fa17: htb default 2"))
+    }
+}
