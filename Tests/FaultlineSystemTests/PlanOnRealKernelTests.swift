@@ -78,6 +78,45 @@ struct PlanOnRealKernelTests {
         }
     }
 
+    /// netem plans, where the kernel has sch_netem; cancelled with the reason where it has not.
+    @Test func netemPlanCommandsApplyAndRevertCleanly() async throws {
+        let namespace = try await TestNamespace.create()
+        let probe = try await namespace.runner.run(["ip", "netns", "exec", namespace.name, "tc", "qdisc", "add", "dev", "eth1", "root", "netem", "delay", "1ms"])
+        guard probe.succeeded else {
+            await namespace.remove()
+            try Test.cancel("kernel has no sch_netem (tc said: \(probe.standardError.trimmingCharacters(in: .whitespacesAndNewlines))); netem argv is covered by the golden plans")
+        }
+        do {
+            let scenario = try ScenarioLoader.load(yaml: """
+                apiVersion: faultline/v1
+                kind: Scenario
+                metadata: {name: real-kernel-netem}
+                spec:
+                  maxDuration: 1m
+                  target: {netns: \(namespace.name)}
+                  faults:
+                    - {name: slow, type: latency, interface: eth0, delay: 100ms, jitter: 10ms, correlation: 25%, distribution: normal,
+                       to: {hosts: [10.213.0.2], ports: [5432]}, duration: 20s}
+                    - {name: lossy, type: packet-loss, interface: eth0, percent: 30%, start: 20s, duration: 20s}
+                    - {name: shuffled, type: reorder, interface: eth0, percent: 25%, gap: 5, delay: 10ms, start: 40s}
+                """, file: "real-kernel-netem.yaml")
+            let plan = Planner(facts: await HostFactsReader().read(for: scenario)).plan(scenario, runID: "t1t1t1t1")
+            #expect(plan.problems.isEmpty, "\(plan.problems)")
+            let before = try await snapshot(namespace)
+            for fault in plan.faults {
+                for case .command(let argv) in fault.inject { try await namespace.must(argv) }
+                let qdiscs = try await namespace.inside(["tc", "qdisc", "show", "dev", "eth0"]).standardOutput
+                #expect(qdiscs.contains("qdisc netem fa18: parent fa17:2"))
+                for case .command(let argv) in fault.revert { try await namespace.must(argv) }
+                #expect(try await snapshot(namespace) == before)
+            }
+            await namespace.remove()
+        } catch {
+            await namespace.remove()
+            throw error
+        }
+    }
+
     /// Root qdisc, filters and rules: what must be the same before and after.
     func snapshot(_ namespace: TestNamespace) async throws -> [String] {
         [

@@ -4,7 +4,10 @@ extension Planner {
     func planTrafficControl(_ action: FaultAction, target: NetnsTarget?, into planned: inout PlannedFault, context: inout PlanContext) {
         guard let shaping = action.shaping else { return }
         let device = shaping.interface.rawValue
-        guard let leaf = leafQdisc(action, context: &context) else { return }
+        guard let leaf = leafQdisc(action, context: &context) else {
+            planned.mechanism = "nfqueue (not available)"
+            return
+        }
         planned.mechanism = leaf.first == "netem" ? "tc netem" : "tc tbf"
         let previous = previousRoot(device, target: target, context: &context)
 
@@ -74,8 +77,7 @@ extension Planner {
             context.problem("engine nfqueue is not available in this version of faultline; use engine: netem on a kernel with sch_netem")
             return nil
         case (_, false?):
-            context.problem("the kernel has no sch_netem, which \(action.type.rawValue) needs; the userspace nfqueue engine is not available in this version")
-            return nil
+            context.problem("the kernel has no sch_netem, which the commands below need; the userspace nfqueue engine is not available in this version")
         case (_, nil):
             context.notes.append("whether the kernel has sch_netem is unknown; \(context.currentFault ?? "the fault") assumes it does")
         default:
