@@ -41,6 +41,16 @@ public struct PlannedFault: Sendable, Hashable, Codable {
     public var exemptions: [Exemption]
     public var inject: [PlanAction]
     public var revert: [PlanAction]
+    /// How to tell, on the host, that the fault is active and that it is gone again.
+    public var checks: [StateCheck] = []
+}
+
+/// A piece of host state that shows whether a network fault is in place.
+public enum StateCheck: Sendable, Hashable, Codable {
+    /// The interface's root qdisc: Faultline's while active; the previous one (kind and handle) after revert.
+    case rootQdisc(namespace: String?, device: String, previous: RootQdisc?)
+    /// An iptables or ip6tables chain: present while active, gone after revert.
+    case chain(namespace: String?, tool: String, chain: String)
 }
 
 /// A command run as argv, or a kernel call made by faultline itself.

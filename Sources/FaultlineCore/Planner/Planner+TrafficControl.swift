@@ -37,6 +37,8 @@ extension Planner {
             }
         }
         planned.inject = inject
+        planned.checks = [.rootQdisc(namespace: target?.namespacePath, device: device,
+                                     previous: previous.map { $0.isKernelDefault ? RootQdisc(kind: $0.kind, handle: "0:") : $0 })]
         if let previous, let restore = previous.restoreArguments, !previous.isKernelDefault {
             planned.revert = [tc(["qdisc", "replace", "dev", device, "root", "handle", previous.handle] + restore)]
         } else {

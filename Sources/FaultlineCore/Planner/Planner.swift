@@ -46,7 +46,7 @@ public struct Planner: Sendable {
             target: target?.description ?? "this host",
             summary: PlanSummary.describe(fault.action, facts: facts),
             start: fault.start, end: end, every: nil, mechanism: "",
-            exemptions: [], inject: [], revert: []
+            exemptions: [], inject: [], revert: [], checks: []
         )
         context.currentFault = fault.name.rawValue
         if fault.type.isNetwork, let target, let namespace = facts.namespace(target), !namespace.exists {
