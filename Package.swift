@@ -27,6 +27,7 @@ let package = Package(
             name: "FaultlineCLI",
             dependencies: [
                 "FaultlineCore",
+                "FaultlineFaults",
                 "FaultlineSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -38,14 +39,21 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "FaultlineFaults",
+            dependencies: ["FaultlineCore", "FaultlineSystem"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "FaultlineSystem",
             dependencies: [
                 "FaultlineCore",
                 "CLibcap",
+                "CFaultlineShims",
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ],
             swiftSettings: strict
         ),
+        .target(name: "CFaultlineShims"),
         .systemLibrary(
             name: "CLibcap",
             providers: [.apt(["libcap-dev"])]
@@ -59,6 +67,11 @@ let package = Package(
         .testTarget(
             name: "FaultlineSystemTests",
             dependencies: ["FaultlineSystem"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "FaultlineFaultsTests",
+            dependencies: ["FaultlineFaults", "FaultlineSystem", "FaultlineCore"],
             swiftSettings: strict
         ),
         .testTarget(

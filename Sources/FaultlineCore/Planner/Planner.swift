@@ -67,7 +67,7 @@ public struct Planner: Sendable {
             planned.inject = [.call("send SIGSTOP to every process matching \(PlanSummary.describe(pause.match)), then check each is stopped (state T)")]
             planned.revert = [.call("send SIGCONT to the same processes (pid and start time recorded), then check none is still stopped")]
         case .diskFill(let fill):
-            let file = diskFillFile(fill, runID: context.runID, fault: fault.name.rawValue)
+            let file = Self.diskFillFile(fill, runID: context.runID, fault: fault.name.rawValue)
             planned.mechanism = "fallocate(2)"
             planned.inject = [.call("create \(file) and fallocate(2) \(PlanSummary.describe(fill.amount, of: "filesystem"))" + (fill.reserve.map { ", always leaving \($0) free" } ?? "") + " (writes where fallocate is unsupported), then fsync")]
             planned.revert = [.call("unlink(2) \(file), then check it is gone")]
@@ -89,7 +89,7 @@ public struct Planner: Sendable {
     }
 
     /// The file a disk-fill fault creates in the directory `path`.
-    public func diskFillFile(_ fill: DiskFillFault, runID: String, fault: String) -> String {
+    public static func diskFillFile(_ fill: DiskFillFault, runID: String, fault: String) -> String {
         let directory = fill.path.hasSuffix("/") ? String(fill.path.dropLast()) : fill.path
         return "\(directory)/.faultline-fill-\(runID)-\(fault)"
     }

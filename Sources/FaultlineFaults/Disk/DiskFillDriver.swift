@@ -1,0 +1,52 @@
+import FaultlineCore
+import FaultlineSystem
+
+/// disk-fill: one preallocated file on the filesystem of `path`, sized from statvfs; removed on revert.
+struct DiskFillDriver: FaultDriver {
+    let fault: DiskFillFault?
+    let file: String
+    let context: DriverContext
+
+    /// Bytes to allocate so that `df` shows the asked fill, never leaving less than `reserve` free.
+    static func bytesToFill(_ fault: DiskFillFault, usage: FilesystemUsage) -> UInt64 {
+        let wanted: UInt64 = switch fault.amount {
+        case .size(let size): size.bytes
+        case .fillTo(let percent):
+            UInt64(max(0, (percent.fraction * Double(usage.used + usage.available) - Double(usage.used)).rounded()))
+        }
+        let reserve = fault.reserve?.bytes ?? 0
+        let room = usage.available > reserve ? usage.available - reserve : 0
+        return min(wanted, room)
+    }
+
+    func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
+        guard let fault else { throw FaultlineError(.internalError, "disk-fill driver without a fault") }
+        let usage = try Filesystem.usage(of: fault.path)
+        let bytes = Self.bytesToFill(fault, usage: usage)
+        guard bytes > 0 else {
+            throw FaultlineError(.commandFailed, "the filesystem of '\(fault.path)' is already \(Int(usage.usedFraction * 100))% full (or within its reserve): nothing to fill")
+        }
+        let record = RevertRecord.removeFile(file)
+        try await journal.record(record)
+        do {
+            try Filesystem.createFill(at: file, bytes: bytes)
+        } catch {
+            _ = try? Filesystem.remove(file)
+            throw error
+        }
+        return record
+    }
+
+    func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
+        guard case .removeFile(let path) = record else { return .reverted }
+        return Filesystem.exists(path) ? .active : .reverted
+    }
+
+    func revert(_ record: RevertRecord) async throws(FaultlineError) {
+        guard case .removeFile(let path) = record else { return }
+        try Filesystem.remove(path)
+        if Filesystem.exists(path) {
+            throw FaultlineError(.io, "'\(path)' is still there after unlink; remove it by hand: rm -f \(ShellQuote.quote(path))")
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import FaultlineCore
+import FaultlineSystem
+
+/// Where a driver writes what undoes its next step, before taking it (the write-ahead journal).
+public protocol RevertJournal: Sendable {
+    func record(_ record: RevertRecord) async throws(FaultlineError)
+}
+
+/// Applies one fault type, tells whether it is in place, and undoes it (safely, any number of times).
+public protocol FaultDriver: Sendable {
+    /// Applies the fault. Each revert record goes to `journal` before the step it undoes; the last one is returned.
+    func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord
+    /// Whether the fault described by `record` is in place now.
+    func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState
+    /// Undoes `record` and checks the host is back; what is already gone counts as undone.
+    func revert(_ record: RevertRecord) async throws(FaultlineError)
+}
+
+/// What the drivers share: how to run commands and see processes.
+public struct DriverContext: Sendable {
+    public var runner: any CommandRunner
+    public var processes: ProcessTable
+    public var signaller: ProcessSignaller
+    /// Processes never hit by a process fault: faultline itself and its parents.
+    public var protected: Set<Int32>
+
+    public init(runner: any CommandRunner = SubprocessRunner(), processes: ProcessTable = ProcessTable(), protected: Set<Int32>? = nil) {
+        self.runner = runner
+        self.processes = processes
+        self.signaller = ProcessSignaller(table: processes)
+        self.protected = protected ?? processes.protectedPIDs()
+    }
+}
+
+/// Picks the driver for a fault (to apply it) or for a journal record (to revert it).
+public enum Drivers {
+    public static func driver(for fault: Fault, planned: PlannedFault, runID: String, context: DriverContext) -> any FaultDriver {
+        switch fault.action {
+        case .latency, .packetLoss, .corrupt, .duplicate, .reorder, .bandwidth, .drop:
+            NetworkDriver(planned: planned, context: context)
+        case .killProcess(let kill):
+            KillProcessDriver(fault: kill, context: context)
+        case .pauseProcess(let pause):
+            PauseProcessDriver(match: pause.match, context: context)
+        case .diskFill(let fill):
+            DiskFillDriver(fault: fill, file: Planner.diskFillFile(fill, runID: runID, fault: fault.name.rawValue), context: context)
+        case .cpuStress, .memoryStress:
+            StressDriver(argv: planned.inject.compactMap { if case .command(let argv) = $0 { argv } else { nil } }.first ?? [], context: context)
+        }
+    }
+
+    /// A driver that can verify and revert `record` without the scenario (recovery after a crash).
+    public static func driver(for record: RevertRecord, context: DriverContext) -> any FaultDriver {
+        switch record {
+        case .commands: NetworkDriver(planned: nil, context: context)
+        case .resume: PauseProcessDriver(match: ProcessMatch(), context: context)
+        case .removeFile(let path): DiskFillDriver(fault: nil, file: path, context: context)
+        case .stopProcess: StressDriver(argv: [], context: context)
+        case .signalled: KillProcessDriver(fault: nil, context: context)
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import FaultlineCore
+import FaultlineSystem
+
+/// tc and iptables faults: runs the plan's exact inject argv, and its revert argv to undo them.
+struct NetworkDriver: FaultDriver {
+    let planned: PlannedFault?
+    let context: DriverContext
+
+    var state: NetworkState { NetworkState(runner: context.runner) }
+
+    func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
+        guard let planned else { throw FaultlineError(.internalError, "network driver without a plan") }
+        let revert = planned.revert.compactMap { action -> [String]? in
+            if case .command(let argv) = action { argv } else { nil }
+        }
+        let record = RevertRecord.commands(revert: revert, checks: planned.checks)
+        try await journal.record(record)
+        for case .command(let argv) in planned.inject {
+            let result = try await context.runner.run(argv)
+            guard result.succeeded else {
+                let failure = FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' failed (exit \(result.exitCode))",
+                                             cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+                do { try await self.revert(record) } catch {
+                    throw FaultlineError(.commandFailed, failure.description + "; undoing the steps already taken failed too", cause: error.description)
+                }
+                throw failure
+            }
+        }
+        return record
+    }
+
+    func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
+        guard case .commands(_, let checks) = record else { return .reverted }
+        var active: [String] = []
+        var gone: [String] = []
+        for check in checks {
+            switch check {
+            case .rootQdisc(let namespace, let device, let previous):
+                let root = try await state.rootQdisc(namespace: namespace, device: device)
+                if root?.handle == Planner.rootHandle {
+                    active.append("root qdisc of \(device) is Faultline's")
+                } else if root?.handle == (previous?.handle ?? "0:"), previous == nil || root?.kind == previous?.kind {
+                    gone.append(device)
+                } else {
+                    active.append("root qdisc of \(device) is \(root.map { "\($0.kind) \($0.handle)" } ?? "missing"), expected \(previous.map { "\($0.kind) \($0.handle)" } ?? "the kernel default")")
+                }
+            case .chain(let namespace, let tool, let chain):
+                if try await state.chainExists(namespace: namespace, tool: tool, chain: chain) {
+                    active.append("\(tool) chain \(chain) exists")
+                } else {
+                    gone.append(chain)
+                }
+            }
+        }
+        if active.isEmpty { return .reverted }
+        if gone.isEmpty { return .active }
+        return .partial(active.joined(separator: "; "))
+    }
+
+    func revert(_ record: RevertRecord) async throws(FaultlineError) {
+        guard case .commands(let commands, let checks) = record else { return }
+        var failures: [String] = []
+        for argv in commands {
+            let result = try await context.runner.run(argv)
+            if !result.succeeded {
+                failures.append("'\(ShellQuote.join(argv))': \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+        }
+        // A failed step is fine when what it removes was already gone; the checks tell.
+        let after = try await verify(.commands(revert: commands, checks: checks))
+        if after == .reverted { return }
+        let left: String = switch after {
+        case .partial(let detail): detail
+        default: "the fault is still in place"
+        }
+        throw FaultlineError(.commandFailed, "revert left state behind: \(left); to clean up by hand run: \(commands.map(ShellQuote.join).joined(separator: " ; "))",
+                             cause: failures.joined(separator: "; "))
+    }
+}

@@ -1,0 +1,65 @@
+import FaultlineCore
+import FaultlineSystem
+
+/// pause-process: SIGSTOP to every matching process, SIGCONT on revert; both checked in /proc.
+struct PauseProcessDriver: FaultDriver {
+    let match: ProcessMatch
+    let context: DriverContext
+    /// How long a state change may take to show in /proc.
+    let settle: Duration = .seconds(2)
+
+    func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
+        let targets = ProcessSelection.matches(match, context: context).map(\.identity)
+        guard !targets.isEmpty else {
+            throw FaultlineError(.commandFailed, "no process matches \(ProcessSelection.describe(match))")
+        }
+        let record = RevertRecord.resume(targets)
+        try await journal.record(record)
+        do throws(FaultlineError) {
+            for process in targets { _ = try context.signaller.send(.stop, to: process) }
+            let stopped = await wait(targets) { $0.isStopped }
+            guard stopped else {
+                throw FaultlineError(.commandFailed, "SIGSTOP was sent but not every process stopped within \(settle)")
+            }
+        } catch {
+            try? await revert(record)
+            throw error
+        }
+        return record
+    }
+
+    func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
+        guard case .resume(let processes) = record else { return .reverted }
+        let living = processes.compactMap(current)
+        let stopped = living.filter(\.isStopped)
+        if stopped.isEmpty { return .reverted }
+        if stopped.count == living.count { return .active }
+        return .partial("stopped: \(stopped.map(\.identity.description).joined(separator: ", "))")
+    }
+
+    func revert(_ record: RevertRecord) async throws(FaultlineError) {
+        guard case .resume(let processes) = record else { return }
+        for process in processes { _ = try context.signaller.send(.cont, to: process) }
+        guard await wait(processes, until: { !$0.isStopped }) else {
+            let still = processes.compactMap(current).filter(\.isStopped).map(\.identity.description)
+            throw FaultlineError(.commandFailed, "SIGCONT was sent but \(still.joined(separator: ", ")) is still stopped; resume by hand with: kill -CONT \(still.joined(separator: " "))")
+        }
+    }
+
+    /// The process now, if it is still the same one.
+    func current(_ identity: ProcessIdentity) -> ProcessRecord? {
+        guard let now = context.processes.read(identity.pid), now.startTime == identity.startTime, now.state != "Z" else { return nil }
+        return now
+    }
+
+    /// Polls /proc until every still-living process satisfies `condition`.
+    func wait(_ processes: [ProcessIdentity], until condition: (ProcessRecord) -> Bool) async -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + settle
+        while true {
+            if processes.compactMap(current).allSatisfy(condition) { return true }
+            if clock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import FaultlineCore
+import FaultlineSystem
+
+/// cpu-stress and memory-stress: a `faultline hog` child process; revert stops it (SIGTERM, then SIGKILL).
+struct StressDriver: FaultDriver {
+    let argv: [String]
+    let context: DriverContext
+    let grace: Duration = .seconds(5)
+
+    func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
+        let child = try ChildProcess.spawn(argv, table: context.processes)
+        let record = RevertRecord.stopProcess(child)
+        do {
+            try await journal.record(record)
+        } catch {
+            try? await revert(record)
+            throw error
+        }
+        return record
+    }
+
+    func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
+        guard case .stopProcess(let child) = record else { return .reverted }
+        return ProcessSelection.isAlive(child, context: context) ? .active : .reverted
+    }
+
+    func revert(_ record: RevertRecord) async throws(FaultlineError) {
+        guard case .stopProcess(let child) = record else { return }
+        for (signal, wait) in [(Signal.term, grace), (Signal.kill, grace)] {
+            guard ProcessSelection.isAlive(child, context: context) else { return }
+            _ = try context.signaller.send(signal, to: child)
+            let clock = ContinuousClock()
+            let deadline = clock.now + wait
+            while clock.now < deadline, ProcessSelection.isAlive(child, context: context) {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        if ProcessSelection.isAlive(child, context: context) {
+            throw FaultlineError(.commandFailed, "the stress process \(child) survived SIGKILL")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import CFaultlineShims
+import FaultlineCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Space on a filesystem as `df` reckons it: use% = used / (used + available).
+public struct FilesystemUsage: Sendable, Hashable {
+    public var size: UInt64
+    public var used: UInt64
+    /// Free to unprivileged users (root may have a reserve on top).
+    public var available: UInt64
+
+    /// `df`'s Use%, as a fraction.
+    public var usedFraction: Double { used + available == 0 ? 0 : Double(used) / Double(used + available) }
+}
+
+/// statvfs, preallocation and removal of fill files.
+public enum Filesystem {
+    public static func usage(of path: String) throws(FaultlineError) -> FilesystemUsage {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else {
+            throw FaultlineError(.io, "cannot read the filesystem of '\(path)' (statvfs): \(String(cString: strerror(errno)))")
+        }
+        let unit = UInt64(stats.f_frsize)
+        let size = UInt64(stats.f_blocks) * unit
+        return FilesystemUsage(size: size, used: size - UInt64(stats.f_bfree) * unit, available: UInt64(stats.f_bavail) * unit)
+    }
+
+    /// Creates `path` (which must not exist) holding `bytes`: fallocate(2), or zeros written where that is unsupported; then fsync.
+    public static func createFill(at path: String, bytes: UInt64) throws(FaultlineError) {
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw FaultlineError(.io, "cannot create '\(path)': \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        if bytes > 0, faultline_fallocate(fd, 0, Int64(bytes)) != 0 {
+            let code = errno
+            guard code == EOPNOTSUPP || code == ENOSYS else {
+                throw FaultlineError(.io, "cannot allocate \(ByteCount(bytes: bytes)) in '\(path)': \(String(cString: strerror(code)))")
+            }
+            try writeZeros(fd: fd, bytes: bytes, path: path)
+        }
+        guard fsync(fd) == 0 else { throw FaultlineError(.io, "cannot sync '\(path)': \(String(cString: strerror(errno)))") }
+    }
+
+    static func writeZeros(fd: Int32, bytes: UInt64, path: String) throws(FaultlineError) {
+        let chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var left = bytes
+        while left > 0 {
+            let count = Int(min(left, UInt64(chunk.count)))
+            let written = chunk.withUnsafeBytes { write(fd, $0.baseAddress, count) }
+            guard written > 0 else { throw FaultlineError(.io, "cannot write to '\(path)': \(String(cString: strerror(errno)))") }
+            left -= UInt64(written)
+        }
+    }
+
+    /// Removes `path`; true if it was there.
+    @discardableResult
+    public static func remove(_ path: String) throws(FaultlineError) -> Bool {
+        if unlink(path) == 0 { return true }
+        if errno == ENOENT { return false }
+        throw FaultlineError(.io, "cannot remove '\(path)': \(String(cString: strerror(errno)))")
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+}

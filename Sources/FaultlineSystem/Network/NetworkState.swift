@@ -1,0 +1,35 @@
+import FaultlineCore
+import Foundation
+
+/// Reads the tc and iptables state that shows whether a network fault is in place.
+public struct NetworkState: Sendable {
+    let runner: any CommandRunner
+
+    public init(runner: any CommandRunner) { self.runner = runner }
+
+    static func prefix(_ namespace: String?) -> [String] {
+        namespace.map { ["nsenter", "--net=\($0)", "--"] } ?? []
+    }
+
+    /// The root qdisc of `device`, read with `tc -j`.
+    public func rootQdisc(namespace: String?, device: String) async throws(FaultlineError) -> RootQdisc? {
+        let result = try await runner.run(Self.prefix(namespace) + ["tc", "-j", "qdisc", "show", "dev", device])
+        guard result.succeeded else {
+            throw FaultlineError(.commandFailed, "cannot read the qdiscs of '\(device)'", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        do {
+            return try HostFactsReader.rootQdiscs(fromTCJSON: result.standardOutput)[device]
+        } catch {
+            throw FaultlineError(.commandFailed, "cannot parse the qdiscs of '\(device)'", cause: "\(error)")
+        }
+    }
+
+    /// Whether the iptables (or ip6tables) chain exists in the filter table.
+    public func chainExists(namespace: String?, tool: String, chain: String) async throws(FaultlineError) -> Bool {
+        let result = try await runner.run(Self.prefix(namespace) + [tool, "-w", "5", "-S", chain])
+        if result.succeeded { return true }
+        let error = result.standardError.lowercased()
+        if error.contains("no chain") || error.contains("does not exist") { return false }
+        throw FaultlineError(.commandFailed, "cannot read \(tool) chain \(chain)", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}

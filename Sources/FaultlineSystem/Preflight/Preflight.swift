@@ -1,0 +1,190 @@
+import FaultlineCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One thing a fault needs, and whether this host has it.
+public struct PreflightCheck: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Codable { case capability, tool, kernel, target, path }
+    public enum Status: String, Sendable, Codable { case ok, missing, unknown, warning }
+
+    /// The fault's name, or nil for a fault type in general.
+    public var fault: String?
+    public var type: FaultType
+    public var kind: Kind
+    public var name: String
+    public var status: Status
+    public var detail: String?
+    /// What to do when it is missing.
+    public var fix: String?
+}
+
+/// What `doctor` and the run's preflight found.
+public struct PreflightReport: Sendable, Codable {
+    public var effectiveCapabilities: [String]
+    public var checks: [PreflightCheck]
+
+    /// True when nothing a fault needs is missing.
+    public var passed: Bool { !checks.contains { $0.status == .missing } }
+}
+
+/// Works out what each fault (or fault type) needs — capabilities, tools, kernel features — and checks it here.
+public struct Preflight: Sendable {
+    let runner: any CommandRunner
+    let capabilities: ProcessCapabilities?
+    let searchPath: [String]
+
+    public init(runner: any CommandRunner = SubprocessRunner(), capabilities: ProcessCapabilities? = try? .current(),
+                searchPath: [String] = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]) {
+        self.runner = runner
+        self.capabilities = capabilities
+        self.searchPath = searchPath
+    }
+
+    /// A need of one fault, before it is checked.
+    struct Need: Hashable {
+        var kind: PreflightCheck.Kind
+        var name: String
+        var optional = false
+        var why: String?
+    }
+
+    /// Checks every fault of `scenario`.
+    public func check(_ scenario: Scenario) async -> PreflightReport {
+        let items = scenario.spec.faults.map { fault in
+            (fault.name.rawValue as String?, fault.type, needs(fault, target: fault.target ?? scenario.spec.target))
+        }
+        return await check(items)
+    }
+
+    /// Checks what each fault type needs in general (no scenario).
+    public func checkAllTypes() async -> PreflightReport {
+        await check(FaultType.allCases.map { type in (nil, type, needs(type)) })
+    }
+
+    func needs(_ type: FaultType) -> [Need] {
+        var result: [Need] = []
+        if type.isNetwork { result.append(Need(kind: .capability, name: Capability.netAdmin.description)) }
+        if type.isTrafficControl {
+            result.append(Need(kind: .tool, name: "tc"))
+            result += [KernelFeature.htb, .u32].map { Need(kind: .kernel, name: $0.rawValue) }
+            if type == .bandwidth {
+                result.append(Need(kind: .kernel, name: KernelFeature.tbf.rawValue))
+            } else {
+                result.append(Need(kind: .kernel, name: KernelFeature.netem.rawValue))
+            }
+        }
+        if type == .drop {
+            result += [Need(kind: .tool, name: "iptables"), Need(kind: .tool, name: "ip6tables")]
+            result += [KernelFeature.iptablesComment, .iptablesStatistic, .iptablesConntrack, .iptablesReject, .ip6tables]
+                .map { Need(kind: .kernel, name: $0.rawValue) }
+        }
+        if type == .killProcess || type == .pauseProcess {
+            result.append(Need(kind: .capability, name: Capability.kill.description, optional: true, why: "for processes of other users"))
+        }
+        return result
+    }
+
+    func needs(_ fault: Fault, target: NetnsTarget?) -> [Need] {
+        var result = needs(fault.type)
+        switch fault.action {
+        case .drop(let drop):
+            let probabilistic = drop.probability.value < 100
+            result.removeAll { need in
+                (need.name == KernelFeature.iptablesStatistic.rawValue && !probabilistic)
+                    || (need.name == KernelFeature.iptablesConntrack.rawValue && !probabilistic)
+                    || (need.name == KernelFeature.iptablesReject.rawValue && !drop.reject)
+            }
+        case .latency(let latency) where latency.engine == .nfqueue:
+            result.append(Need(kind: .kernel, name: "nfqueue engine"))
+        case .packetLoss(let loss) where loss.engine == .nfqueue:
+            result.append(Need(kind: .kernel, name: "nfqueue engine"))
+        case .diskFill(let fill):
+            result.append(Need(kind: .path, name: fill.path))
+        default:
+            break
+        }
+        if fault.type.isNetwork, let target {
+            result.append(Need(kind: .tool, name: "nsenter"))
+            result.append(Need(kind: .capability, name: Capability.sysAdmin.description, why: "to enter \(target)"))
+            result.append(Need(kind: .target, name: target.namespacePath))
+        }
+        return result
+    }
+
+    func check(_ items: [(String?, FaultType, [Need])]) async -> PreflightReport {
+        let features = Set(items.flatMap { $0.2 }.filter { $0.kind == .kernel }.compactMap { KernelFeature(rawValue: $0.name) })
+        var featureResults: [KernelFeature: String?] = [:]
+        var probeFailure: String?
+        if !features.isEmpty {
+            do {
+                featureResults = try await KernelFeatureProbe(runner: runner).probe(KernelFeature.allCases.filter(features.contains))
+            } catch {
+                probeFailure = error.description
+            }
+        }
+        var checks: [PreflightCheck] = []
+        for (fault, type, needs) in items {
+            for need in needs {
+                var check = PreflightCheck(fault: fault, type: type, kind: need.kind, name: need.name, status: .ok, detail: need.why, fix: nil)
+                switch need.kind {
+                case .capability:
+                    if let capabilities {
+                        let has = Capability.allCases.first { $0.description == need.name }.map(capabilities.hasEffective) ?? false
+                        if !has {
+                            check.status = need.optional ? .warning : .missing
+                            check.fix = "run as root or with --cap-add \(need.name) (capability CAP_\(need.name))"
+                        }
+                    } else {
+                        check.status = .unknown
+                        check.detail = "this process's capabilities could not be read"
+                    }
+                case .tool:
+                    if !searchPath.contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/\(need.name)") }) {
+                        check.status = .missing
+                        check.fix = "install \(Self.package(of: need.name)) (it provides \(need.name))"
+                    }
+                case .kernel:
+                    if need.name == "nfqueue engine" {
+                        check.status = .missing
+                        check.fix = "engine: nfqueue is not available in this version: use engine: netem on a kernel with sch_netem"
+                    } else if let feature = KernelFeature(rawValue: need.name) {
+                        if let probeFailure {
+                            check.status = .unknown
+                            check.detail = probeFailure
+                        } else if case .some(.some(let failure)) = featureResults[feature] {
+                            check.status = .missing
+                            check.detail = failure
+                            check.fix = feature.fix
+                        }
+                    }
+                case .target:
+                    if !FileManager.default.fileExists(atPath: need.name) {
+                        check.status = .missing
+                        check.fix = "\(need.name) does not exist: create the namespace (ip netns add) or fix the target"
+                    }
+                case .path:
+                    if access(need.name, W_OK) != 0 {
+                        check.status = .missing
+                        check.detail = String(cString: strerror(errno))
+                        check.fix = "'\(need.name)' must be an existing directory this process can write to"
+                    }
+                }
+                checks.append(check)
+            }
+        }
+        let effective = capabilities.map { caps in Capability.allCases.filter(caps.hasEffective).map(\.description) } ?? []
+        return PreflightReport(effectiveCapabilities: effective, checks: checks)
+    }
+
+    static func package(of tool: String) -> String {
+        switch tool {
+        case "tc", "ip": "iproute2"
+        case "iptables", "ip6tables": "iptables"
+        case "nsenter": "util-linux"
+        default: tool
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import FaultlineCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads the process table from /proc.
+public struct ProcessTable: Sendable {
+    let procRoot: String
+
+    public init(procRoot: String = "/proc") { self.procRoot = procRoot }
+
+    /// Every process now running (those that vanish while being read are skipped).
+    public func all() -> [ProcessRecord] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: procRoot)) ?? []
+        var users: [UInt32: String?] = [:]
+        return entries.compactMap { Int32($0) }.sorted().compactMap { pid in
+            guard var record = read(pid) else { return nil }
+            if users[record.uid] == nil { users[record.uid] = Self.userName(record.uid) }
+            record.user = users[record.uid] ?? nil
+            return record
+        }
+    }
+
+    /// One process, or nil if it is gone.
+    public func read(_ pid: Int32) -> ProcessRecord? {
+        guard let stat = try? String(contentsOfFile: "\(procRoot)/\(pid)/stat", encoding: .utf8),
+              let parsed = Self.parseStat(stat) else { return nil }
+        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "\(procRoot)/\(pid)/cmdline"))) ?? Data()
+        var arguments = cmdline.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        if arguments.last == "" { arguments.removeLast() }
+        let status = (try? String(contentsOfFile: "\(procRoot)/\(pid)/status", encoding: .utf8)) ?? ""
+        let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }
+            .flatMap { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first }
+            .flatMap { UInt32($0) } ?? 0
+        return ProcessRecord(pid: pid, parentPID: parsed.parentPID, name: parsed.name, arguments: arguments,
+                             uid: uid, user: Self.userName(uid), state: parsed.state, startTime: parsed.startTime)
+    }
+
+    /// Fields of /proc/PID/stat; the name sits in parentheses and may itself contain spaces or ')'.
+    static func parseStat(_ text: String) -> (name: String, state: String, parentPID: Int32, startTime: UInt64)? {
+        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")") else { return nil }
+        let name = String(text[text.index(after: open)..<close])
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the name: state(3) ppid(4) ... starttime(22), so index 0 is field 3.
+        guard fields.count > 19, let parent = Int32(fields[1]), let start = UInt64(fields[19]) else { return nil }
+        return (name, String(fields[0]), parent, start)
+    }
+
+    static func userName(_ uid: UInt32) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
+        return String(cString: name)
+    }
+
+    /// This process and its ancestors: never the target of a process fault.
+    public func protectedPIDs() -> Set<Int32> {
+        var protected: Set<Int32> = [getpid()]
+        var pid = getppid()
+        while pid > 1, !protected.contains(pid) {
+            protected.insert(pid)
+            guard let parent = read(pid)?.parentPID else { break }
+            pid = parent
+        }
+        protected.insert(1)
+        return protected
+    }
+
+    /// The pid written in a pid file, or nil if it cannot be read.
+    public static func pid(fromFile path: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}

@@ -1,0 +1,101 @@
+import CFaultlineShims
+import FaultlineCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The stress child process (`faultline hog`): burns CPU or holds memory for a while, then exits.
+/// It dies with its parent and offers itself first to the OOM killer, so the agent is never the victim.
+public enum Hog {
+    /// Makes this process the one to go: killed with its parent, first in line for the OOM killer.
+    public static func becomeExpendable() {
+        _ = faultline_set_parent_death_signal(SIGKILL)
+        if getppid() == 1 { exit(0) }  // the parent died before prctl took effect
+        if let fd = FileHandle(forWritingAtPath: "/proc/self/oom_score_adj") {
+            fd.write(Data("1000".utf8))
+            try? fd.close()
+        }
+    }
+
+    /// `workers` threads, each busy `load` of every 100 ms, for `duration`.
+    public static func burnCPU(workers: Int, load: Percent, duration: Duration) -> Never {
+        let period: UInt64 = 100_000_000
+        let busy = UInt64(Double(period) * load.fraction)
+        for _ in 0..<workers {
+            let thread = Thread {
+                var sink: UInt64 = 0
+                while true {
+                    let start = monotonicNanoseconds()
+                    while monotonicNanoseconds() - start < busy { sink &+= 1 }
+                    if busy < period { usleep(UInt32((period - busy) / 1_000)) }
+                }
+            }
+            thread.start()
+        }
+        sleepFor(duration)
+        exit(0)
+    }
+
+    /// Allocates and touches `bytes` of memory, holds it for `duration`.
+    public static func holdMemory(bytes: UInt64, duration: Duration) -> Never {
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        if bytes > 0, let memory = mmap(nil, Int(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), memory != MAP_FAILED {
+            let pointer = memory.assumingMemoryBound(to: UInt8.self)
+            var offset = 0
+            while offset < Int(bytes) {
+                pointer[offset] = 1
+                offset += pageSize
+            }
+        }
+        sleepFor(duration)
+        exit(0)
+    }
+
+    /// Bytes to allocate so that memory in use reaches `percent` of the total (from /proc/meminfo).
+    public static func bytesToFillMemory(to percent: Percent, meminfo: String) -> UInt64 {
+        func field(_ name: String) -> UInt64? {
+            meminfo.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+                .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { UInt64($0) }.map { $0 * 1024 }
+        }
+        guard let total = field("MemTotal"), let available = field("MemAvailable") else { return 0 }
+        let target = percent.fraction * Double(total)
+        let inUse = Double(total - available)
+        return target > inUse ? UInt64(target - inUse) : 0
+    }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
+    static func sleepFor(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
+    }
+}
+
+/// Starts a command as a child process that outlives the call (the stress hog), and names it for good.
+public enum ChildProcess {
+    public static func spawn(_ argv: [String], table: ProcessTable) throws(FaultlineError) -> ProcessIdentity {
+        guard let program = argv.first else { throw FaultlineError(.internalError, "empty command line") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = Array(argv.dropFirst())
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        do { try process.run() } catch {
+            throw FaultlineError(.commandFailed, "cannot start '\(ShellQuote.join(argv))'", cause: "\(error)")
+        }
+        let pid = process.processIdentifier
+        for _ in 0..<100 {
+            if let record = table.read(pid) { return record.identity }
+            usleep(1_000)
+        }
+        throw FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' exited at once")
+    }
+}
