@@ -64,19 +64,25 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
+        .target(
+            name: "FaultlineTestSupport",
+            dependencies: ["FaultlineSystem", "FaultlineCore"],
+            path: "Tests/FaultlineTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "FaultlineSystemTests",
-            dependencies: ["FaultlineSystem"],
+            dependencies: ["FaultlineSystem", "FaultlineTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "FaultlineFaultsTests",
-            dependencies: ["FaultlineFaults", "FaultlineSystem", "FaultlineCore"],
+            dependencies: ["FaultlineFaults", "FaultlineSystem", "FaultlineCore", "FaultlineTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "FaultlineCLITests",
-            dependencies: ["FaultlineCLI", "FaultlineCore"],
+            dependencies: ["FaultlineCLI", "FaultlineCore", "FaultlineTestSupport"],
             swiftSettings: strict
         ),
     ]

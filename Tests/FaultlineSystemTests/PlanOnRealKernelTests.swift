@@ -1,4 +1,5 @@
 import FaultlineCore
+import FaultlineTestSupport
 @testable import FaultlineSystem
 import Testing
 

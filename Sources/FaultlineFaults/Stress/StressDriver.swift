@@ -34,6 +34,7 @@ struct StressDriver: FaultDriver {
             while clock.now < deadline, ProcessSelection.isAlive(child, context: context) {
                 try? await Task.sleep(for: .milliseconds(10))
             }
+            ChildProcess.reap(child.pid)
         }
         if ProcessSelection.isAlive(child, context: context) {
             throw FaultlineError(.commandFailed, "the stress process \(child) survived SIGKILL")

@@ -64,7 +64,7 @@ public struct HostFactsReader: Sendable {
         }
         do {
             let links = try await runner.run(prefix + ["ip", "-j", "link", "show"])
-            let qdiscs = try await runner.run(prefix + ["tc", "-j", "qdisc", "show"])
+            let qdiscs = try await runner.run(prefix + ["tc", "-j", "-d", "qdisc", "show"])
             guard links.succeeded, qdiscs.succeeded else {
                 let failed = links.succeeded ? qdiscs : links
                 facts.unreadable = "'\(ShellQuote.join(failed.argv))' failed: \(failed.standardError.trimmingCharacters(in: .whitespacesAndNewlines))"
@@ -84,21 +84,40 @@ public struct HostFactsReader: Sendable {
     }
 
     /// Root qdiscs per device from `tc -j qdisc show`; pfifo and bfifo carry what restores them.
-    static func rootQdiscs(fromTCJSON text: String) throws -> [String: RootQdisc] {
+    static func rootQdiscs(fromTCJSON text: String, device: String? = nil) throws -> [String: RootQdisc] {
         struct Entry: Decodable {
             var kind: String
             var handle: String
-            var dev: String
+            var dev: String?
             var root: Bool?
             var options: [String: JSONValue]?
         }
         var result: [String: RootQdisc] = [:]
         for entry in try JSONDecoder().decode([Entry].self, from: Data(text.utf8)) where entry.root == true {
             var restore: [String]?
-            if ["pfifo", "bfifo"].contains(entry.kind), case .number(let limit)? = entry.options?["limit"] {
-                restore = [entry.kind, "limit", "\(Int(limit))"]
+            let options = entry.options ?? [:]
+            switch (entry.kind, options["limit"], options["rate"], options["burst"], options["lat"]) {
+            case ("pfifo", .number(let limit)?, _, _, _), ("bfifo", .number(let limit)?, _, _, _):
+                restore = [entry.kind, "limit", "\(UInt64(limit))"]
+            case ("tbf", _, .number(let rate)?, let burst?, .number(let latency)?):
+                // From `tc -j -d`: rate in bytes/s, burst as tc prints it ("64Kb/1", which reads back
+                // exactly, where a byte count would lose a few bytes to tick rounding), latency in µs.
+                let known: Set<String> = ["rate", "burst", "lat", "mpu", "linklayer"]
+                guard Set(options.keys).isSubset(of: known), options["linklayer"].map({ $0 == .string("ethernet") }) ?? true else { break }
+                let burstText: String? = switch burst {
+                case .string(let text): text
+                case .number(let bytes): "\(UInt64(bytes))"
+                default: nil
+                }
+                guard let burstText else { break }
+                restore = ["tbf", "rate", "\(UInt64(rate) * 8)bit", "burst", burstText]
+                if case .number(let mpu)? = options["mpu"], mpu > 0 { restore! += ["mpu", "\(UInt64(mpu))"] }
+                restore! += ["latency", "\(UInt64(latency))us"]
+            default:
+                break
             }
-            result[entry.dev] = RootQdisc(kind: entry.kind, handle: entry.handle, restoreArguments: restore)
+            guard let dev = entry.dev ?? device else { continue }
+            result[dev] = RootQdisc(kind: entry.kind, handle: entry.handle, restoreArguments: restore)
         }
         return result
     }
@@ -161,7 +180,7 @@ public struct HostFactsReader: Sendable {
 }
 
 /// Just enough JSON to read tc's option values.
-enum JSONValue: Decodable {
+enum JSONValue: Decodable, Equatable {
     case number(Double), string(String), bool(Bool), other
 
     init(from decoder: any Decoder) throws {

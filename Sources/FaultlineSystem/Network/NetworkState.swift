@@ -13,23 +13,24 @@ public struct NetworkState: Sendable {
 
     /// The root qdisc of `device`, read with `tc -j`.
     public func rootQdisc(namespace: String?, device: String) async throws(FaultlineError) -> RootQdisc? {
-        let result = try await runner.run(Self.prefix(namespace) + ["tc", "-j", "qdisc", "show", "dev", device])
+        let result = try await runner.run(Self.prefix(namespace) + ["tc", "-j", "-d", "qdisc", "show", "dev", device])
         guard result.succeeded else {
             throw FaultlineError(.commandFailed, "cannot read the qdiscs of '\(device)'", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         do {
-            return try HostFactsReader.rootQdiscs(fromTCJSON: result.standardOutput)[device]
+            return try HostFactsReader.rootQdiscs(fromTCJSON: result.standardOutput, device: device)[device]
         } catch {
             throw FaultlineError(.commandFailed, "cannot parse the qdiscs of '\(device)'", cause: "\(error)")
         }
     }
 
-    /// Whether the iptables (or ip6tables) chain exists in the filter table.
+    /// Whether the iptables (or ip6tables) chain exists in the filter table. Reads the whole table:
+    /// iptables-nft answers `-S MISSING` with "incompatible" rather than "no such chain".
     public func chainExists(namespace: String?, tool: String, chain: String) async throws(FaultlineError) -> Bool {
-        let result = try await runner.run(Self.prefix(namespace) + [tool, "-w", "5", "-S", chain])
-        if result.succeeded { return true }
-        let error = result.standardError.lowercased()
-        if error.contains("no chain") || error.contains("does not exist") { return false }
-        throw FaultlineError(.commandFailed, "cannot read \(tool) chain \(chain)", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+        let result = try await runner.run(Self.prefix(namespace) + [tool, "-w", "5", "-S"], timeout: .seconds(10), outputLimit: 16 << 20)
+        guard result.succeeded else {
+            throw FaultlineError(.commandFailed, "cannot list \(tool) rules", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return result.standardOutput.split(separator: "\n").contains { $0 == "-N \(chain)" }
     }
 }

@@ -118,7 +118,9 @@ public struct Preflight: Sendable {
         let features = Set(items.flatMap { $0.2 }.filter { $0.kind == .kernel }.compactMap { KernelFeature(rawValue: $0.name) })
         var featureResults: [KernelFeature: String?] = [:]
         var probeFailure: String?
-        if !features.isEmpty {
+        if !features.isEmpty, let capabilities, !capabilities.hasEffective(.netAdmin) || !capabilities.hasEffective(.sysAdmin) {
+            probeFailure = "not tried: trying kernel features in a scratch namespace needs CAP_NET_ADMIN and CAP_SYS_ADMIN"
+        } else if !features.isEmpty {
             do {
                 featureResults = try await KernelFeatureProbe(runner: runner).probe(KernelFeature.allCases.filter(features.contains))
             } catch {

@@ -80,22 +80,40 @@ public enum Hog {
 }
 
 /// Starts a command as a child process that outlives the call (the stress hog), and names it for good.
+/// Uses posix_spawn, not Foundation's Process, whose SIGCHLD reaping would steal swift-subprocess's children.
 public enum ChildProcess {
     public static func spawn(_ argv: [String], table: ProcessTable) throws(FaultlineError) -> ProcessIdentity {
         guard let program = argv.first else { throw FaultlineError(.internalError, "empty command line") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = Array(argv.dropFirst())
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            throw FaultlineError(.commandFailed, "cannot start '\(ShellQuote.join(argv))'", cause: "\(error)")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        let arguments = argv.map { strdup($0) } + [nil]
+        defer { arguments.forEach { free($0) } }
+        let status = posix_spawnp(&pid, program, &actions, nil, arguments, environ)
+        guard status == 0 else {
+            throw FaultlineError(.commandFailed, "cannot start '\(ShellQuote.join(argv))': \(String(cString: strerror(status)))")
         }
-        let pid = process.processIdentifier
-        for _ in 0..<100 {
-            if let record = table.read(pid) { return record.identity }
+        for _ in 0..<1000 {
+            if let record = table.read(pid), record.state != "Z" {
+                // posix_spawn returns before exec; wait until the child runs the new program.
+                if record.arguments.first == program || record.arguments == argv { return record.identity }
+            } else if reap(pid) {
+                break
+            }
             usleep(1_000)
         }
+        _ = reap(pid)
         throw FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' exited at once")
+    }
+
+    /// Collects the exit of our child `pid` if it has ended; true when it is gone.
+    @discardableResult
+    public static func reap(_ pid: Int32) -> Bool {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        return result == pid || (result < 0 && errno == ECHILD)
     }
 }

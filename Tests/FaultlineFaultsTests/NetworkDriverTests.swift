@@ -1,0 +1,160 @@
+import FaultlineCore
+@testable import FaultlineFaults
+import FaultlineSystem
+import FaultlineTestSupport
+import Testing
+
+/// drop and bandwidth for real, between two namespaces joined by veth, with real TCP traffic.
+@Suite(.serialized, .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("python3"), "needs root, ip, tc, iptables, nsenter and python3"))
+struct NetworkDriverTests {
+    typealias Net = TestNetwork
+
+    /// Sets up the two namespaces with servers on B (8080, 9090 and a 2 MB sender on 8081) and A (7465, 7466).
+    func withNetwork(_ body: (TestNetwork) async throws -> Void) async throws {
+        let network = try await TestNetwork.create()
+        do {
+            try await network.serve(in: network.b, ports: [8080: 0, 9090: 0, 8081: 2_000_000])
+            try await network.serve(in: network.a, ports: [7465: 0, 7466: 0])
+            try await body(network)
+        } catch {
+            await network.remove()
+            throw error
+        }
+        await network.remove()
+    }
+
+    /// Applies the scenario's single fault, checks it is active, runs `during`, reverts, checks it is gone.
+    func inject(_ yaml: String, runner: any CommandRunner = SubprocessRunner(), agentPort: UInt16? = nil,
+                during: () async throws -> Void) async throws {
+        let (scenario, plan) = try await ScenarioHarness.plan(yaml, runner: runner, agentPort: agentPort)
+        let context = DriverContext(runner: runner)
+        let driver = Drivers.driver(for: scenario.spec.faults[0], planned: plan.faults[0], runID: plan.runID, context: context)
+        let journal = MemoryJournal()
+        let record = try await driver.apply(journal: journal)
+        #expect(journal.all == [record], "the revert record is journalled before the fault is applied")
+        do {
+            #expect(try await driver.verify(record) == .active)
+            try await during()
+        } catch {
+            try? await driver.revert(record)
+            throw error
+        }
+        try await driver.revert(record)
+        #expect(try await driver.verify(record) == .reverted)
+        try await driver.revert(record)  // a second revert finds nothing and succeeds
+    }
+
+    @Test func dropStopsOnlyTheFilteredPortAndComesBack() async throws {
+        try await withNetwork { net in
+            let yaml = ScenarioHarness.scenario(target: net.a, faults: """
+                    - {name: db-down, type: drop, direction: egress, to: {hosts: [\(Net.addressB)], ports: [8080], protocol: tcp}}
+                """)
+            try await inject(yaml) {
+                let blocked = try await net.connect(from: net.a, to: Net.addressB, port: 8080, count: 10, timeout: 0.3)
+                #expect(blocked.timeout == 10)
+                let other = try await net.connect(from: net.a, to: Net.addressB, port: 9090, count: 10, timeout: 0.3)
+                #expect(other.ok == 10)
+                let otherHost = try await net.connect(from: net.a, to: Net.address6B, port: 8080, count: 10, timeout: 0.3)
+                #expect(otherHost.ok == 10, "the host filter names only the IPv4 address")
+            }
+            let r1 = try await net.connect(from: net.a, to: Net.addressB, port: 8080, count: 10, timeout: 0.3)
+            #expect(r1.ok == 10)
+        }
+    }
+
+    @Test func dropThirtyPercentFailsThatShareOfNewConnections() async throws {
+        try await withNetwork { net in
+            let yaml = ScenarioHarness.scenario(target: net.a, faults: """
+                    - {name: flaky, type: drop, probability: 30%, to: {hosts: [\(Net.addressB)], ports: [8080], protocol: tcp}}
+                """)
+            try await inject(yaml) {
+                let result = try await net.connect(from: net.a, to: Net.addressB, port: 8080, count: 400, timeout: 0.5, parallel: 40)
+                let share = Double(result.failed) / Double(result.total)
+                print("drop 30%: \(result.failed) of \(result.total) new connections failed (\(Int(share * 100))%)")
+                #expect(abs(share - 0.30) <= 0.08)
+            }
+        }
+    }
+
+    @Test func rejectFailsFastInsteadOfTimingOut() async throws {
+        try await withNetwork { net in
+            let yaml = ScenarioHarness.scenario(target: net.a, faults: """
+                    - {name: refuse, type: drop, direction: egress, reject: true, to: {ports: [8080]}}
+                """)
+            try await inject(yaml) {
+                let result = try await net.connect(from: net.a, to: Net.addressB, port: 8080, count: 20, timeout: 2)
+                #expect(result.refused == 20)
+                #expect(result.medianSeconds < 0.1)
+                let v6 = try await net.connect(from: net.a, to: Net.address6B, port: 8080, count: 5, timeout: 2)
+                #expect(v6.refused == 5, "IPv6 gets the reject too")
+            }
+        }
+    }
+
+    @Test func ingressOnlyDropsWhatArrives() async throws {
+        try await withNetwork { net in
+            // On the server: drop packets arriving for its local port 8080.
+            let yaml = ScenarioHarness.scenario(target: net.b, faults: """
+                    - {name: no-clients, type: drop, direction: ingress, from: {ports: [8080], protocol: tcp}}
+                """)
+            try await inject(yaml) {
+                let r2 = try await net.connect(from: net.a, to: Net.addressB, port: 8080, count: 5, timeout: 0.3)
+                #expect(r2.timeout == 5)
+                let r3 = try await net.connect(from: net.a, to: Net.addressB, port: 9090, count: 5, timeout: 0.3)
+                #expect(r3.ok == 5)
+                // Egress from B is untouched: B can still reach A.
+                let r4 = try await net.connect(from: net.b, to: Net.addressA, port: 7466, count: 5, timeout: 0.3)
+                #expect(r4.ok == 5)
+            }
+        }
+    }
+
+    @Test func theAgentsOwnPortIsExempt() async throws {
+        try await withNetwork { net in
+            // An agent living in namespace A on port 7465: a drop of everything leaves its port alone.
+            let yaml = ScenarioHarness.scenario(faults: """
+                    - {name: blackout, type: drop}
+                """)
+            try await inject(yaml, runner: NamespacedRunner(namespace: net.a), agentPort: 7465) {
+                let r5 = try await net.connect(from: net.b, to: Net.addressA, port: 7465, count: 5, timeout: 0.3)
+                #expect(r5.ok == 5)
+                let r6 = try await net.connect(from: net.b, to: Net.addressA, port: 7466, count: 5, timeout: 0.3)
+                #expect(r6.timeout == 5)
+            }
+        }
+    }
+
+    @Test func bandwidthLimitsADownloadAndReverts() async throws {
+        try await withNetwork { net in
+            let before = try await net.download(from: net.a, host: Net.addressB, port: 8081)
+            let yaml = ScenarioHarness.scenario(target: net.b, faults: """
+                    - {name: thin-pipe, type: bandwidth, interface: eth0, rate: 8mbit}
+                """)
+            try await inject(yaml) {
+                let slow = try await net.download(from: net.a, host: Net.addressB, port: 8081)
+                print("bandwidth 8mbit: 2 MB in \(slow.seconds) s (before: \(before.seconds) s)")
+                #expect(slow.bytes == 2_000_000)
+                #expect(abs(slow.seconds - 2.0) <= 0.5)
+            }
+            let after = try await net.download(from: net.a, host: Net.addressB, port: 8081)
+            #expect(after.seconds < 0.5)
+        }
+    }
+
+    @Test func aPreexistingRootQdiscIsBackUnchanged() async throws {
+        try await withNetwork { net in
+            try await net.must(["ip", "netns", "exec", net.b, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:",
+                                "tbf", "rate", "100mbit", "burst", "64kb", "latency", "100ms"])
+            let before = try await net.must(["ip", "netns", "exec", net.b, "tc", "-j", "qdisc", "show", "dev", "eth0"]).standardOutput
+            let yaml = ScenarioHarness.scenario(target: net.b, faults: """
+                    - {name: thin-pipe, type: bandwidth, interface: eth0, rate: 8mbit, to: {ports: [8081]}}
+                """)
+            try await inject(yaml) {
+                let during = try await net.must(["ip", "netns", "exec", net.b, "tc", "qdisc", "show", "dev", "eth0"]).standardOutput
+                #expect(during.contains("htb fa17: root"))
+            }
+            let after = try await net.must(["ip", "netns", "exec", net.b, "tc", "-j", "qdisc", "show", "dev", "eth0"]).standardOutput
+            #expect(after == before)
+        }
+    }
+}

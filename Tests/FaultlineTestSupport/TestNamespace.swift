@@ -1,0 +1,73 @@
+import FaultlineSystem
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether this test process may change network namespaces, with the reason when not.
+public enum Privilege {
+    public static var isRoot: Bool { geteuid() == 0 }
+
+    public static func hasTool(_ name: String) -> Bool {
+        ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
+    }
+
+    public static var canUseNamespaces: Bool { isRoot && ["ip", "tc", "iptables", "ip6tables", "nsenter"].allSatisfy(hasTool) }
+}
+
+/// A scratch network namespace `flt-test-<pid>-<n>` with a veth pair (eth0 inside, its peer eth1 inside too).
+/// Namespaces left by test processes that died (a crash) are removed when the next one is made.
+public struct TestNamespace {
+    public let name: String
+    public let runner = SubprocessRunner()
+
+    public static func create(address: String = "10.213.0.1/24") async throws -> TestNamespace {
+        await removeStale()
+        let namespace = TestNamespace(name: "flt-test-\(getpid())-\(UInt16.random(in: 0 ... .max))")
+        try await namespace.must(["ip", "netns", "add", namespace.name])
+        do {
+            try await namespace.must(["ip", "-n", namespace.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"])
+            for device in ["lo", "eth0", "eth1"] {
+                try await namespace.must(["ip", "-n", namespace.name, "link", "set", device, "up"])
+            }
+            try await namespace.must(["ip", "-n", namespace.name, "addr", "add", address, "dev", "eth0"])
+        } catch {
+            await namespace.remove()
+            throw error
+        }
+        return namespace
+    }
+
+    /// Removes `flt-test-<pid>-*` namespaces whose process is gone.
+    public static func removeStale() async {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []
+        for name in names where name.hasPrefix("flt-test-") {
+            let parts = name.split(separator: "-")
+            guard parts.count == 4, let pid = Int32(parts[2]), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            _ = try? await SubprocessRunner().run(["ip", "netns", "del", name])
+        }
+    }
+
+    @discardableResult
+    public func must(_ argv: [String]) async throws -> CommandResult {
+        let result = try await runner.run(argv, timeout: .seconds(60), outputLimit: 8 << 20)
+        guard result.succeeded else {
+            throw TestFailure("'\(argv.joined(separator: " "))' exited \(result.exitCode): \(result.standardError)")
+        }
+        return result
+    }
+
+    public func inside(_ argv: [String]) async throws -> CommandResult {
+        try await must(["ip", "netns", "exec", name] + argv)
+    }
+
+    public func remove() async {
+        _ = try? await runner.run(["ip", "netns", "del", name])
+    }
+}
+
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,218 @@
+import FaultlineCore
+import FaultlineSystem
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Two namespaces joined by a veth pair — client `a` (10.213.1.1, fd00:213:1::1) and server `b`
+/// (10.213.1.2, fd00:213:1::2) — with TCP servers started by the test; `remove()` undoes all of it.
+public struct TestNetwork: Sendable {
+    public let a: String
+    public let b: String
+    public static let addressA = "10.213.1.1", addressB = "10.213.1.2"
+    public static let address6A = "fd00:213:1::1", address6B = "fd00:213:1::2"
+    let runner = SubprocessRunner()
+    let servers: ServerSet
+
+    public static func create() async throws -> TestNetwork {
+        await TestNamespace.removeStale()
+        let tag = "flt-test-\(getpid())-\(UInt16.random(in: 0 ... .max))"
+        let network = TestNetwork(a: tag + "a", b: tag + "b", servers: ServerSet())
+        do {
+            try await network.must(["ip", "netns", "add", network.a])
+            try await network.must(["ip", "netns", "add", network.b])
+            for ns in [network.a, network.b] {
+                // No duplicate address detection: IPv6 works the moment the link is up.
+                for key in ["net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"] {
+                    try await network.must(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "\(key)=0"])
+                }
+            }
+            try await network.must(["ip", "-n", network.a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", network.b])
+            for (ns, v4, v6) in [(network.a, addressA, address6A), (network.b, addressB, address6B)] {
+                try await network.must(["ip", "-n", ns, "link", "set", "lo", "up"])
+                try await network.must(["ip", "-n", ns, "addr", "add", "\(v4)/24", "dev", "eth0"])
+                try await network.must(["ip", "-n", ns, "addr", "add", "\(v6)/64", "dev", "eth0", "nodad"])
+                try await network.must(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            }
+        } catch {
+            await network.remove()
+            throw error
+        }
+        return network
+    }
+
+    /// Starts a TCP server in `namespace` on each port (dual stack); a connection gets `bytes` bytes, then EOF.
+    public func serve(in namespace: String, ports: [Int: Int]) async throws {
+        let spec = ports.map { "\($0.key):\($0.value)" }
+        try servers.start(["/usr/sbin/ip", "netns", "exec", namespace, NetProbe.python, NetProbe.scriptPath(), "serve"] + spec)
+        let other = namespace == a ? b : a
+        for port in ports.keys {
+            for host in namespace == a ? [Self.addressA, Self.address6A] : [Self.addressB, Self.address6B] {
+                var ready = false
+                for _ in 0..<100 where !ready {
+                    ready = (try? await connect(from: other, to: host, port: port, count: 1, timeout: 0.2).ok) == 1
+                    if !ready { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                guard ready else { throw TestFailure("test server on \(host) port \(port) in \(namespace) did not come up") }
+            }
+        }
+    }
+
+    /// `count` TCP connects from `namespace`, `parallel` at a time: how many succeeded, were refused, timed out.
+    public func connect(from namespace: String, to host: String, port: Int, count: Int, timeout: Double, parallel: Int = 20) async throws -> ConnectResult {
+        let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, NetProbe.scriptPath(), "connect",
+                                     host, "\(port)", "\(count)", "\(timeout)", "\(parallel)"])
+        return try JSONDecoder().decode(ConnectResult.self, from: Data(result.standardOutput.utf8))
+    }
+
+    /// Reads everything a server sends: bytes and seconds.
+    public func download(from namespace: String, host: String, port: Int) async throws -> (bytes: Int, seconds: Double) {
+        let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, NetProbe.scriptPath(), "download", host, "\(port)"])
+        let parsed = try JSONDecoder().decode([String: Double].self, from: Data(result.standardOutput.utf8))
+        return (Int(parsed["bytes"] ?? 0), parsed["seconds"] ?? 0)
+    }
+
+    @discardableResult
+    public func must(_ argv: [String]) async throws -> CommandResult {
+        let result = try await runner.run(argv, timeout: .seconds(120), outputLimit: 8 << 20)
+        guard result.succeeded else { throw TestFailure("'\(argv.joined(separator: " "))' exited \(result.exitCode): \(result.standardError)") }
+        return result
+    }
+
+    public func remove() async {
+        servers.stopAll()
+        _ = try? await runner.run(["ip", "netns", "del", a])
+        _ = try? await runner.run(["ip", "netns", "del", b])
+    }
+}
+
+/// What a round of connects gave.
+public struct ConnectResult: Decodable, Sendable {
+    public var ok: Int = 0
+    public var refused: Int = 0
+    public var timeout: Int = 0
+    public var other: Int = 0
+    public var medianSeconds: Double = 0
+
+    enum CodingKeys: String, CodingKey { case ok, refused, timeout, other, medianSeconds = "median" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ok = try c.decodeIfPresent(Int.self, forKey: .ok) ?? 0
+        refused = try c.decodeIfPresent(Int.self, forKey: .refused) ?? 0
+        timeout = try c.decodeIfPresent(Int.self, forKey: .timeout) ?? 0
+        other = try c.decodeIfPresent(Int.self, forKey: .other) ?? 0
+        medianSeconds = try c.decodeIfPresent(Double.self, forKey: .medianSeconds) ?? 0
+    }
+
+    public var total: Int { ok + refused + timeout + other }
+    public var failed: Int { total - ok }
+}
+
+/// Server processes the tests started, stopped for sure at the end.
+final class ServerSet: Sendable {
+    private let processes = Mutex<[ProcessIdentity]>([])
+
+    func start(_ argv: [String]) throws {
+        let child = try ChildProcess.spawn(argv, table: ProcessTable())
+        processes.withLock { $0.append(child) }
+    }
+
+    func stopAll() {
+        for child in processes.withLock({ list in defer { list.removeAll() }; return list }) {
+            _ = try? ProcessSignaller().send(.kill, to: child)
+            for _ in 0..<200 where !ChildProcess.reap(child.pid) { usleep(5_000) }
+        }
+    }
+}
+
+import Synchronization
+
+/// The Python helper that serves, connects and downloads inside the namespaces.
+public enum NetProbe {
+    public static let python = "/usr/bin/python3"
+
+    public static func scriptPath() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-netprobe-\(getpid()).py").path
+        if !FileManager.default.fileExists(atPath: path) {
+            try script.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        return path
+    }
+
+    static let script = #"""
+    import json, socket, sys, threading, time, concurrent.futures
+
+    def serve(specs):
+        def loop(sock, size):
+            payload = b"x" * 65536
+            while True:
+                conn, _ = sock.accept()
+                def send(c=conn):
+                    try:
+                        left = size
+                        while left > 0:
+                            n = c.send(payload[:min(left, len(payload))])
+                            left -= n
+                    except OSError:
+                        pass
+                    finally:
+                        c.close()
+                threading.Thread(target=send, daemon=True).start()
+        for spec in specs:
+            port, size = (int(x) for x in spec.split(":"))
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(("::", port))
+            sock.listen(4096)
+            threading.Thread(target=loop, args=(sock, size), daemon=True).start()
+        while True:
+            time.sleep(3600)
+
+    def connect(host, port, count, timeout, parallel):
+        def one(_):
+            start = time.monotonic()
+            try:
+                s = socket.create_connection((host, port), timeout=timeout)
+                s.close()
+                kind = "ok"
+            except ConnectionRefusedError:
+                kind = "refused"
+            except (socket.timeout, TimeoutError):
+                kind = "timeout"
+            except OSError:
+                kind = "other"
+            return kind, time.monotonic() - start
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            results = list(pool.map(one, range(count)))
+        out = {}
+        for kind, _ in results:
+            out[kind] = out.get(kind, 0) + 1
+        times = sorted(t for _, t in results)
+        out["median"] = times[len(times) // 2]
+        print(json.dumps(out))
+
+    def download(host, port):
+        start = time.monotonic()
+        s = socket.create_connection((host, port), timeout=30)
+        total = 0
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            total += len(chunk)
+        s.close()
+        print(json.dumps({"bytes": total, "seconds": time.monotonic() - start}))
+
+    mode = sys.argv[1]
+    if mode == "serve":
+        serve(sys.argv[2:])
+    elif mode == "connect":
+        connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
+    elif mode == "download":
+        download(sys.argv[2], int(sys.argv[3]))
+    """#
+}
