@@ -12,6 +12,12 @@ public struct FilesystemUsage: Sendable, Hashable {
     /// Free to unprivileged users (root may have a reserve on top).
     public var available: UInt64
 
+    public init(size: UInt64, used: UInt64, available: UInt64) {
+        self.size = size
+        self.used = used
+        self.available = available
+    }
+
     /// `df`'s Use%, as a fraction.
     public var usedFraction: Double { used + available == 0 ? 0 : Double(used) / Double(used + available) }
 }

@@ -89,10 +89,21 @@ public enum ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        // The child starts with no blocked signals and default dispositions, whatever this process set
+        // up for its own signal handling; otherwise a SIGTERM on revert could stay pending for ever.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let arguments = argv.map { strdup($0) } + [nil]
         defer { arguments.forEach { free($0) } }
-        let status = posix_spawnp(&pid, program, &actions, nil, arguments, environ)
+        let status = posix_spawnp(&pid, program, &actions, &attributes, arguments, environ)
         guard status == 0 else {
             throw FaultlineError(.commandFailed, "cannot start '\(ShellQuote.join(argv))': \(String(cString: strerror(status)))")
         }

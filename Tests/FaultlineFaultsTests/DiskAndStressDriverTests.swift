@@ -1,0 +1,155 @@
+import FaultlineCore
+@testable import FaultlineFaults
+import FaultlineSystem
+import FaultlineTestSupport
+import Foundation
+import Testing
+
+/// A filesystem the test mounted (tmpfs or loop ext4) under a temporary directory; unmounted at the end.
+struct TestMount {
+    let directory: String
+    let image: String?
+
+    static func tmpfs(size: String) async throws -> TestMount {
+        let directory = try make()
+        try await run(["mount", "-t", "tmpfs", "-o", "size=\(size)", "flt-test-tmpfs", directory])
+        return TestMount(directory: directory, image: nil)
+    }
+
+    static func loopExt4(size: String) async throws -> TestMount {
+        let directory = try make()
+        let image = directory + ".img"
+        do {
+            try await run(["truncate", "-s", size, image])
+            try await run(["mkfs.ext4", "-q", "-F", image])
+            try await run(["mount", "-o", "loop", image, directory])
+        } catch {
+            try? FileManager.default.removeItem(atPath: image)
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        return TestMount(directory: directory, image: image)
+    }
+
+    static func make() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flt-test-mnt-\(UInt32.random(in: 0 ... .max))").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func run(_ argv: [String]) async throws {
+        let result = try await SubprocessRunner().run(argv, timeout: .seconds(60), outputLimit: 1 << 20)
+        guard result.succeeded else { throw TestFailure("'\(argv.joined(separator: " "))': \(result.standardError)") }
+    }
+
+    func remove() async {
+        _ = try? await SubprocessRunner().run(["umount", directory])
+        try? FileManager.default.removeItem(atPath: directory)
+        if let image { try? FileManager.default.removeItem(atPath: image) }
+    }
+}
+
+@Suite(.serialized, .enabled(if: Privilege.isRoot && Privilege.hasTool("mount") && Privilege.hasTool("mkfs.ext4"), "needs root, mount and mkfs.ext4"))
+struct DiskFillDriverTests {
+    func fillTo90(_ mount: TestMount) async throws {
+        let scenario = try ScenarioLoader.load(yaml: ScenarioHarness.scenario(faults: "    - {name: full, type: disk-fill, path: \(mount.directory), fillTo: 90%}"), file: "t.yaml")
+        let plan = Planner(facts: HostFacts()).plan(scenario, runID: "t4")
+        let driver = Drivers.driver(for: scenario.spec.faults[0], planned: plan.faults[0], runID: "t4", context: DriverContext())
+        let before = try Filesystem.usage(of: mount.directory)
+        let journal = MemoryJournal()
+        let record = try await driver.apply(journal: journal)
+        #expect(journal.all == [.removeFile("\(mount.directory)/.faultline-fill-t4-full")])
+        let during = try Filesystem.usage(of: mount.directory)
+        print("disk-fill 90% on \(mount.image == nil ? "tmpfs" : "ext4"): \(String(format: "%.2f", during.usedFraction * 100))% used (before \(String(format: "%.2f", before.usedFraction * 100))%)")
+        #expect(abs(during.usedFraction - 0.90) <= 0.01)
+        #expect(try await driver.verify(record) == .active)
+        try await driver.revert(record)
+        #expect(try await driver.verify(record) == .reverted)
+        #expect(!Filesystem.exists("\(mount.directory)/.faultline-fill-t4-full"))
+        #expect(abs(try Filesystem.usage(of: mount.directory).usedFraction - before.usedFraction) < 0.005)
+        try await driver.revert(record)
+    }
+
+    @Test func fillsA64MiBTmpfsTo90Percent() async throws {
+        let mount = try await TestMount.tmpfs(size: "64m")
+        do { try await fillTo90(mount) } catch { await mount.remove(); throw error }
+        await mount.remove()
+    }
+
+    @Test func fillsA256MiBLoopExt4To90Percent() async throws {
+        let mount = try await TestMount.loopExt4(size: "256M")
+        do { try await fillTo90(mount) } catch { await mount.remove(); throw error }
+        await mount.remove()
+    }
+
+    @Test func theReserveIsAlwaysLeftFree() throws {
+        let usage = FilesystemUsage(size: 100 << 20, used: 10 << 20, available: 90 << 20)
+        let fault = DiskFillFault(path: "/x", amount: .fillTo(Percent(100)), reserve: ByteCount(bytes: 8 << 20))
+        #expect(DiskFillDriver.bytesToFill(fault, usage: usage) == 82 << 20)
+        let sized = DiskFillFault(path: "/x", amount: .size(ByteCount(bytes: 5 << 20)))
+        #expect(DiskFillDriver.bytesToFill(sized, usage: usage) == 5 << 20)
+        let half = DiskFillFault(path: "/x", amount: .fillTo(Percent(50)))
+        #expect(DiskFillDriver.bytesToFill(half, usage: usage) == 40 << 20)
+    }
+}
+
+@Suite(.serialized) struct StressDriverTests {
+    func driver(_ yaml: String) throws -> (any FaultDriver, PlannedFault) {
+        let scenario = try ScenarioLoader.load(yaml: ScenarioHarness.scenario(faults: yaml), file: "t.yaml")
+        var facts = HostFacts()
+        facts.executable = TestPaths.faultline
+        let plan = Planner(facts: facts).plan(scenario, runID: "t5")
+        return (Drivers.driver(for: scenario.spec.faults[0], planned: plan.faults[0], runID: "t5", context: DriverContext()), plan.faults[0])
+    }
+
+    func cpuSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return (Double(fields[11]) ?? 0) / 100 + (Double(fields[12]) ?? 0) / 100
+    }
+
+    @Test func cpuHogBurnsTheAskedShare() async throws {
+        let (driver, _) = try driver("    - {name: burn, type: cpu-stress, workers: 1, load: 50%, duration: 10s}")
+        let record = try await driver.apply(journal: MemoryJournal())
+        guard case .stopProcess(let hog) = record else { Issue.record("no hog: \(record)"); return }
+        do {
+            #expect(try await driver.verify(record) == .active)
+            var score = ""
+            for _ in 0..<200 where score != "1000" {
+                try await Task.sleep(for: .milliseconds(10))
+                score = (try? String(contentsOfFile: "/proc/\(hog.pid)/oom_score_adj", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            }
+            #expect(score == "1000", "the hog offers itself first to the OOM killer")
+            try await Task.sleep(for: .milliseconds(300))
+            let start = cpuSeconds(hog.pid), clock = ContinuousClock.now
+            try await Task.sleep(for: .seconds(2))
+            let used = cpuSeconds(hog.pid) - start
+            let wall = Double((ContinuousClock.now - clock).components.seconds) + Double((ContinuousClock.now - clock).components.attoseconds) / 1e18
+            print("cpu-stress 1 worker at 50%: \(String(format: "%.2f", used / wall)) of a core")
+            #expect(abs(used / wall - 0.5) <= 0.1)
+        } catch {
+            try? await driver.revert(record)
+            throw error
+        }
+        try await driver.revert(record)
+        #expect(try await driver.verify(record) == .reverted)
+    }
+
+    @Test func memoryHogHoldsTheAskedSize() async throws {
+        let (driver, _) = try driver("    - {name: hold, type: memory-stress, size: 128MiB, duration: 10s}")
+        let record = try await driver.apply(journal: MemoryJournal())
+        guard case .stopProcess(let hog) = record else { Issue.record("no hog: \(record)"); return }
+        var rss = 0.0
+        for _ in 0..<200 {
+            let status = (try? String(contentsOfFile: "/proc/\(hog.pid)/status", encoding: .utf8)) ?? ""
+            rss = status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") }
+                .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Double($0) }.map { $0 / 1024 } ?? 0
+            if rss >= 128 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        print("memory-stress 128MiB: anonymous RSS \(Int(rss)) MiB")
+        #expect(rss >= 128 && rss <= 128 * 1.1)
+        try await driver.revert(record)
+        #expect(try await driver.verify(record) == .reverted)
+    }
+}
