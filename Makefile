@@ -1,6 +1,6 @@
 # Faultline: one command to set up and test (`make test`), one to see it work (`make demo`).
 SHELL := /bin/bash
-APT_PACKAGES := libcap-dev iproute2 iptables util-linux gzip
+APT_PACKAGES := libcap-dev libcap2-bin iproute2 iptables util-linux mount e2fsprogs procps python3 gzip
 SWIFT ?= swift
 
 .PHONY: deps build test demo clean
@@ -17,8 +17,10 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# Every test, then a check that they left nothing behind (namespaces, rules, qdiscs, mounts, processes, files).
 test: deps
-	$(SWIFT) test
+	$(SWIFT) test --no-parallel
+	FAULTLINE_LEAK_CHECK=1 $(SWIFT) test --skip-build --filter LeakCheckTests
 
 # Validates and plans the example scenarios: shows what a game day would do, runs nothing.
 demo: build

@@ -78,7 +78,7 @@ import Testing
         #expect(sleepers.state(child) == "T")
         #expect(try await driver.verify(record) == .active)
         try await driver.revert(record)
-        #expect(sleepers.state(child) == "S")
+        #expect(await eventually { sleepers.state(child) == "S" }, "resumed, and asleep again (state S)")
         #expect(try await driver.verify(record) == .reverted)
         try await driver.revert(record)
     }

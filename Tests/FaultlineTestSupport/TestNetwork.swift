@@ -15,11 +15,15 @@ public struct TestNetwork: Sendable {
     public static let address6A = "fd00:213:1::1", address6B = "fd00:213:1::2"
     let runner = SubprocessRunner()
     let servers: ServerSet
+    /// The Python helper, written for this network and removed with it.
+    let script: String
 
     public static func create() async throws -> TestNetwork {
         await TestNamespace.removeStale()
         let tag = "flt-test-\(getpid())-\(UInt16.random(in: 0 ... .max))"
-        let network = TestNetwork(a: tag + "a", b: tag + "b", servers: ServerSet())
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-netprobe.py").path
+        try NetProbe.script.write(toFile: script, atomically: true, encoding: .utf8)
+        let network = TestNetwork(a: tag + "a", b: tag + "b", servers: ServerSet(), script: script)
         do {
             try await network.must(["ip", "netns", "add", network.a])
             try await network.must(["ip", "netns", "add", network.b])
@@ -46,7 +50,7 @@ public struct TestNetwork: Sendable {
     /// Starts a TCP server in `namespace` on each port (dual stack); a connection gets `bytes` bytes, then EOF.
     public func serve(in namespace: String, ports: [Int: Int]) async throws {
         let spec = ports.map { "\($0.key):\($0.value)" }
-        try servers.start(["/usr/sbin/ip", "netns", "exec", namespace, NetProbe.python, NetProbe.scriptPath(), "serve"] + spec)
+        try servers.start(["/usr/sbin/ip", "netns", "exec", namespace, NetProbe.python, script, "serve"] + spec)
         let other = namespace == a ? b : a
         for port in ports.keys {
             for host in namespace == a ? [Self.addressA, Self.address6A] : [Self.addressB, Self.address6B] {
@@ -62,14 +66,14 @@ public struct TestNetwork: Sendable {
 
     /// `count` TCP connects from `namespace`, `parallel` at a time: how many succeeded, were refused, timed out.
     public func connect(from namespace: String, to host: String, port: Int, count: Int, timeout: Double, parallel: Int = 20) async throws -> ConnectResult {
-        let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, NetProbe.scriptPath(), "connect",
+        let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, script, "connect",
                                      host, "\(port)", "\(count)", "\(timeout)", "\(parallel)"])
         return try JSONDecoder().decode(ConnectResult.self, from: Data(result.standardOutput.utf8))
     }
 
     /// Reads everything a server sends: bytes and seconds.
     public func download(from namespace: String, host: String, port: Int) async throws -> (bytes: Int, seconds: Double) {
-        let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, NetProbe.scriptPath(), "download", host, "\(port)"])
+        let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, script, "download", host, "\(port)"])
         let parsed = try JSONDecoder().decode([String: Double].self, from: Data(result.standardOutput.utf8))
         return (Int(parsed["bytes"] ?? 0), parsed["seconds"] ?? 0)
     }
@@ -85,6 +89,7 @@ public struct TestNetwork: Sendable {
         servers.stopAll()
         _ = try? await runner.run(["ip", "netns", "del", a])
         _ = try? await runner.run(["ip", "netns", "del", b])
+        try? FileManager.default.removeItem(atPath: script)
     }
 }
 
@@ -133,14 +138,6 @@ import Synchronization
 /// The Python helper that serves, connects and downloads inside the namespaces.
 public enum NetProbe {
     public static let python = "/usr/bin/python3"
-
-    public static func scriptPath() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-netprobe-\(getpid()).py").path
-        if !FileManager.default.fileExists(atPath: path) {
-            try script.write(toFile: path, atomically: true, encoding: .utf8)
-        }
-        return path
-    }
 
     static let script = #"""
     import json, socket, sys, threading, time, concurrent.futures

@@ -43,6 +43,22 @@ public struct PlannedFault: Sendable, Hashable, Codable {
     public var revert: [PlanAction]
     /// How to tell, on the host, that the fault is active and that it is gone again.
     public var checks: [StateCheck] = []
+
+    public init(name: String, type: FaultType, target: String, summary: String, start: TimeSpan, end: TimeSpan, every: TimeSpan?,
+                mechanism: String, exemptions: [Exemption], inject: [PlanAction], revert: [PlanAction], checks: [StateCheck]) {
+        self.name = name
+        self.type = type
+        self.target = target
+        self.summary = summary
+        self.start = start
+        self.end = end
+        self.every = every
+        self.mechanism = mechanism
+        self.exemptions = exemptions
+        self.inject = inject
+        self.revert = revert
+        self.checks = checks
+    }
 }
 
 /// A piece of host state that shows whether a network fault is in place.

@@ -31,6 +31,14 @@ struct NetworkDriver: FaultDriver {
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
         guard case .commands(_, let checks) = record else { return .reverted }
+        let (active, gone) = try await inspect(checks)
+        if active.isEmpty { return .reverted }
+        if gone.isEmpty { return .active }
+        return .partial(active.joined(separator: "; "))
+    }
+
+    /// What of the fault is still in place, and what is gone.
+    func inspect(_ checks: [StateCheck]) async throws(FaultlineError) -> (active: [String], gone: [String]) {
         var active: [String] = []
         var gone: [String] = []
         for check in checks {
@@ -52,9 +60,7 @@ struct NetworkDriver: FaultDriver {
                 }
             }
         }
-        if active.isEmpty { return .reverted }
-        if gone.isEmpty { return .active }
-        return .partial(active.joined(separator: "; "))
+        return (active, gone)
     }
 
     func revert(_ record: RevertRecord) async throws(FaultlineError) {
@@ -67,13 +73,9 @@ struct NetworkDriver: FaultDriver {
             }
         }
         // A failed step is fine when what it removes was already gone; the checks tell.
-        let after = try await verify(.commands(revert: commands, checks: checks))
-        if after == .reverted { return }
-        let left: String = switch after {
-        case .partial(let detail): detail
-        default: "the fault is still in place"
-        }
-        throw FaultlineError(.commandFailed, "revert left state behind: \(left); to clean up by hand run: \(commands.map(ShellQuote.join).joined(separator: " ; "))",
+        let left = try await inspect(checks).active
+        if left.isEmpty { return }
+        throw FaultlineError(.commandFailed, "revert left state behind: \(left.joined(separator: "; ")); to clean up by hand run: \(commands.map(ShellQuote.join).joined(separator: " ; "))",
                              cause: failures.joined(separator: "; "))
     }
 }

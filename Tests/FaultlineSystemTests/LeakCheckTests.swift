@@ -1,0 +1,36 @@
+import FaultlineSystem
+import FaultlineTestSupport
+import Foundation
+import Testing
+
+/// Run after the whole suite (`make test` does, with FAULTLINE_LEAK_CHECK=1): nothing the tests made is left.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["FAULTLINE_LEAK_CHECK"] == "1",
+                "runs after the whole suite: make test sets FAULTLINE_LEAK_CHECK=1 for it"))
+struct LeakCheckTests {
+    func output(_ argv: [String]) async throws -> String {
+        try await SubprocessRunner().run(argv, timeout: .seconds(30), outputLimit: 16 << 20).standardOutput
+    }
+
+    @Test func noNamespacesRulesQdiscsMountsProcessesOrFilesAreLeft() async throws {
+        let namespaces = try await output(["ip", "netns", "list"]).split(separator: "\n").filter { $0.hasPrefix("flt-") }
+        #expect(namespaces.isEmpty, "namespaces left: \(namespaces)")
+        if Privilege.hasTool("iptables-save") {
+            for tool in ["iptables-save", "ip6tables-save"] {
+                let rules = try await output([tool]).split(separator: "\n").filter { $0.contains("FAULTLINE") || $0.contains("faultline:") }
+                #expect(rules.isEmpty, "\(tool) in the root namespace still has: \(rules)")
+            }
+        }
+        let qdiscs = try await output(["tc", "qdisc", "show"]).split(separator: "\n").filter { $0.contains("fa17:") || $0.contains("fa18:") }
+        #expect(qdiscs.isEmpty, "Faultline qdiscs in the root namespace: \(qdiscs)")
+        let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8).split(separator: "\n").filter { $0.contains("flt-test") }
+        #expect(mounts.isEmpty, "mounts left: \(mounts)")
+        let processes = ProcessTable().all().filter { process in
+            process.name.hasPrefix("flt-sl-") || process.commandLine.contains("netprobe.py")
+                || (process.arguments.count > 1 && process.arguments[1] == "hog" && process.arguments[0].hasSuffix("faultline"))
+        }
+        #expect(processes.isEmpty, "processes left: \(processes.map { "\($0.pid) \($0.commandLine)" })")
+        let temporary = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
+            .filter { $0.hasPrefix("flt-test-") || $0.hasPrefix("faultline-flt-sl-") || $0.hasPrefix("faultline-cli-") || $0.hasPrefix("faultline-doctor-") }
+        #expect(temporary.isEmpty, "temporary files left: \(temporary)")
+    }
+}
