@@ -10,12 +10,12 @@ struct NetworkDriverTests {
     typealias Net = TestNetwork
 
     /// Sets up the two namespaces with servers on B (8080, 9090 and a 2 MB sender on 8081) and A (7465, 7466).
-    func withNetwork(_ body: (TestNetwork) async throws -> Void) async throws {
+    func withNetwork(_ body: (TestNetwork, _ serverB: ProcessIdentity) async throws -> Void) async throws {
         let network = try await TestNetwork.create()
         do {
-            try await network.serve(in: network.b, ports: [8080: 0, 9090: 0, 8081: 2_000_000])
+            let server = try await network.serve(in: network.b, ports: [8080: 0, 9090: 0, 8081: 2_000_000])
             try await network.serve(in: network.a, ports: [7465: 0, 7466: 0])
-            try await body(network)
+            try await body(network, server)
         } catch {
             await network.remove()
             throw error
@@ -45,7 +45,7 @@ struct NetworkDriverTests {
     }
 
     @Test func dropStopsOnlyTheFilteredPortAndComesBack() async throws {
-        try await withNetwork { net in
+        try await withNetwork { net, _ in
             let yaml = ScenarioHarness.scenario(target: net.a, faults: """
                     - {name: db-down, type: drop, direction: egress, to: {hosts: [\(Net.addressB)], ports: [8080], protocol: tcp}}
                 """)
@@ -63,7 +63,7 @@ struct NetworkDriverTests {
     }
 
     @Test func dropThirtyPercentFailsThatShareOfNewConnections() async throws {
-        try await withNetwork { net in
+        try await withNetwork { net, _ in
             let yaml = ScenarioHarness.scenario(target: net.a, faults: """
                     - {name: flaky, type: drop, probability: 30%, to: {hosts: [\(Net.addressB)], ports: [8080], protocol: tcp}}
                 """)
@@ -77,7 +77,7 @@ struct NetworkDriverTests {
     }
 
     @Test func rejectFailsFastInsteadOfTimingOut() async throws {
-        try await withNetwork { net in
+        try await withNetwork { net, _ in
             let yaml = ScenarioHarness.scenario(target: net.a, faults: """
                     - {name: refuse, type: drop, direction: egress, reject: true, to: {ports: [8080]}}
                 """)
@@ -92,7 +92,7 @@ struct NetworkDriverTests {
     }
 
     @Test func ingressOnlyDropsWhatArrives() async throws {
-        try await withNetwork { net in
+        try await withNetwork { net, _ in
             // On the server: drop packets arriving for its local port 8080.
             let yaml = ScenarioHarness.scenario(target: net.b, faults: """
                     - {name: no-clients, type: drop, direction: ingress, from: {ports: [8080], protocol: tcp}}
@@ -109,8 +109,29 @@ struct NetworkDriverTests {
         }
     }
 
+    @Test func aPidTargetHitsThatProcesssNamespace() async throws {
+        try await withNetwork { net, server in
+            // `pid: N` is the namespace of process N (a container, say): here the server in B.
+            let yaml = """
+                apiVersion: faultline/v1
+                kind: Scenario
+                metadata: {name: pid-target}
+                spec:
+                  maxDuration: 1m
+                  faults:
+                    - {name: cut, type: drop, direction: ingress, target: {pid: \(server.pid)}, from: {ports: [9090]}}
+                """
+            try await inject(yaml) {
+                let blocked = try await net.connect(from: net.a, to: Net.addressB, port: 9090, count: 5, timeout: 0.3)
+                #expect(blocked.timeout == 5)
+                let open = try await net.connect(from: net.a, to: Net.addressB, port: 8080, count: 5, timeout: 0.3)
+                #expect(open.ok == 5)
+            }
+        }
+    }
+
     @Test func theAgentsOwnPortIsExempt() async throws {
-        try await withNetwork { net in
+        try await withNetwork { net, _ in
             // An agent living in namespace A on port 7465: a drop of everything leaves its port alone.
             let yaml = ScenarioHarness.scenario(faults: """
                     - {name: blackout, type: drop}
@@ -125,7 +146,7 @@ struct NetworkDriverTests {
     }
 
     @Test func bandwidthLimitsADownloadAndReverts() async throws {
-        try await withNetwork { net in
+        try await withNetwork { net, _ in
             let before = try await net.download(from: net.a, host: Net.addressB, port: 8081)
             let yaml = ScenarioHarness.scenario(target: net.b, faults: """
                     - {name: thin-pipe, type: bandwidth, interface: eth0, rate: 8mbit}
@@ -142,7 +163,7 @@ struct NetworkDriverTests {
     }
 
     @Test func aPreexistingRootQdiscIsBackUnchanged() async throws {
-        try await withNetwork { net in
+        try await withNetwork { net, _ in
             try await net.must(["ip", "netns", "exec", net.b, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:",
                                 "tbf", "rate", "100mbit", "burst", "64kb", "latency", "100ms"])
             let before = try await net.must(["ip", "netns", "exec", net.b, "tc", "-j", "qdisc", "show", "dev", "eth0"]).standardOutput

@@ -48,9 +48,10 @@ public struct TestNetwork: Sendable {
     }
 
     /// Starts a TCP server in `namespace` on each port (dual stack); a connection gets `bytes` bytes, then EOF.
-    public func serve(in namespace: String, ports: [Int: Int]) async throws {
+    @discardableResult
+    public func serve(in namespace: String, ports: [Int: Int]) async throws -> ProcessIdentity {
         let spec = ports.map { "\($0.key):\($0.value)" }
-        try servers.start(["/usr/sbin/ip", "netns", "exec", namespace, NetProbe.python, script, "serve"] + spec)
+        let server = try servers.start(["/usr/sbin/ip", "netns", "exec", namespace, NetProbe.python, script, "serve"] + spec)
         let other = namespace == a ? b : a
         for port in ports.keys {
             for host in namespace == a ? [Self.addressA, Self.address6A] : [Self.addressB, Self.address6B] {
@@ -62,6 +63,7 @@ public struct TestNetwork: Sendable {
                 guard ready else { throw TestFailure("test server on \(host) port \(port) in \(namespace) did not come up") }
             }
         }
+        return server
     }
 
     /// `count` TCP connects from `namespace`, `parallel` at a time: how many succeeded, were refused, timed out.
@@ -120,9 +122,11 @@ public struct ConnectResult: Decodable, Sendable {
 final class ServerSet: Sendable {
     private let processes = Mutex<[ProcessIdentity]>([])
 
-    func start(_ argv: [String]) throws {
+    @discardableResult
+    func start(_ argv: [String]) throws -> ProcessIdentity {
         let child = try ChildProcess.spawn(argv, table: ProcessTable())
         processes.withLock { $0.append(child) }
+        return child
     }
 
     func stopAll() {
