@@ -8,6 +8,16 @@ enum ScenarioFile {
         (try? Data(contentsOf: URL(fileURLWithPath: path))).flatMap { String(data: $0, encoding: .utf8) }
     }
 
+    /// Loads the file, or prints every error and exits 2.
+    static func loadOrExit(_ path: String) throws -> Scenario {
+        do {
+            return try load(path)
+        } catch {
+            StandardError.write(error.description + "\n")
+            throw ExitStatus.invalid
+        }
+    }
+
     static func load(_ path: String) throws(ScenarioErrors) -> Scenario {
         let text: String
         do {

@@ -16,6 +16,15 @@ import Testing
         var checks: [Check]
     }
 
+    /// A scenario file in a fresh temporary directory (removed by the caller).
+    func scenarioFile(_ name: String, _ text: (String) -> String) throws -> (directory: URL, file: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-doctor-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent(name).path
+        try text(directory.path).write(toFile: file, atomically: true, encoding: .utf8)
+        return (directory, file)
+    }
+
     @Test(.enabled(if: Privilege.canUseNamespaces, "needs root to try kernel features in a scratch namespace"))
     func doctorReportsWhatTheKernelReallyHas() async throws {
         let result = try await faultline(["doctor", "--format", "json"])
@@ -37,11 +46,7 @@ import Testing
 
     @Test(.enabled(if: Privilege.isRoot && Privilege.hasTool("capsh"), "needs root and capsh to drop a capability"))
     func withoutNetAdminANetworkScenarioFailsPreflightWithExitThree() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-doctor-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("drop.yaml").path
-        try """
+        let (directory, file) = try scenarioFile("drop.yaml") { _ in """
             apiVersion: faultline/v1
             kind: Scenario
             metadata: {name: needs-net-admin}
@@ -49,7 +54,8 @@ import Testing
               maxDuration: 1m
               faults:
                 - {name: cut, type: drop, to: {hosts: [10.213.9.9]}}
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+            """ }
+        defer { try? FileManager.default.removeItem(at: directory) }
         let rulesBefore = try await SubprocessRunner().run(["iptables-save"]).standardOutput.filter { !$0.isNumber }
         let namespacesBefore = try await SubprocessRunner().run(["ip", "netns", "list"]).standardOutput
         let result = try await SubprocessRunner().run(["capsh", "--drop=cap_net_admin", "--shell=\(TestPaths.faultline)", "--", "doctor", file],
@@ -65,11 +71,7 @@ import Testing
     }
 
     @Test func doctorWithAFileThatIsFineExitsZero() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-doctor-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("burn.yaml").path
-        try """
+        let (directory, file) = try scenarioFile("burn.yaml") { path in """
             apiVersion: faultline/v1
             kind: Scenario
             metadata: {name: burn}
@@ -77,8 +79,9 @@ import Testing
               maxDuration: 1m
               faults:
                 - {name: burn, type: cpu-stress, load: 10%}
-                - {name: fill, type: disk-fill, path: \(directory.path), size: 1MiB}
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+                - {name: fill, type: disk-fill, path: \(path), size: 1MiB}
+            """ }
+        defer { try? FileManager.default.removeItem(at: directory) }
         let result = try await faultline(["doctor", file])
         #expect(result.exitCode == 0, "\(result.standardOutput)")
         #expect(result.standardOutput.contains("nothing missing"))

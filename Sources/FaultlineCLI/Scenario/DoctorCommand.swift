@@ -31,14 +31,7 @@ struct DoctorCommand: AsyncParsableCommand {
         let preflight = Preflight()
         let report: PreflightReport
         if let file {
-            let scenario: Scenario
-            do {
-                scenario = try ScenarioFile.load(file)
-            } catch {
-                StandardError.write(error.description + "\n")
-                throw ExitStatus.invalid
-            }
-            report = await preflight.check(scenario)
+            report = await preflight.check(try ScenarioFile.loadOrExit(file))
         } else {
             report = await preflight.checkAllTypes()
         }

@@ -38,13 +38,7 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let scenario: Scenario
-        do {
-            scenario = try ScenarioFile.load(file)
-        } catch {
-            StandardError.write(error.description + "\n")
-            throw ExitStatus.invalid
-        }
+        let scenario = try ScenarioFile.loadOrExit(file)
         let facts = await HostFactsReader().read(for: scenario, agentPort: agentPort)
         let id = runID ?? RunID.derived(from: ScenarioFile.contents(file) ?? file)
         let plan = Planner(facts: facts).plan(scenario, runID: id)
