@@ -47,7 +47,7 @@ public struct TestNetwork: Sendable {
         return network
     }
 
-    /// Starts a TCP server in `namespace` on each port (dual stack); a connection gets `bytes` bytes, then EOF.
+    /// Starts an HTTP server in `namespace` on each port (dual stack); a GET returns a body of `bytes` bytes.
     @discardableResult
     public func serve(in namespace: String, ports: [Int: Int]) async throws -> ProcessIdentity {
         let spec = ports.map { "\($0.key):\($0.value)" }
@@ -66,7 +66,7 @@ public struct TestNetwork: Sendable {
         return server
     }
 
-    /// `count` TCP connects from `namespace`, `parallel` at a time: how many succeeded, were refused, timed out.
+    /// `count` HTTP GET requests from `namespace`, `parallel` at a time: how many succeeded, were refused, timed out.
     public func connect(from namespace: String, to host: String, port: Int, count: Int, timeout: Double, parallel: Int = 20) async throws -> ConnectResult {
         let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, script, "connect",
                                      host, "\(port)", "\(count)", "\(timeout)", "\(parallel)"])
@@ -143,25 +143,35 @@ import Synchronization
 public enum NetProbe {
     public static let python = "/usr/bin/python3"
 
+    /// An HTTP/1.0 server (`serve PORT:BODYBYTES ...`), a client that sends N GET requests and counts
+    /// the outcomes (`connect`), and a timed download (`download`).
     static let script = #"""
     import json, socket, sys, threading, time, concurrent.futures
 
+    def handle(conn, size):
+        try:
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+            payload = b"x" * 65536
+            left = size
+            while left > 0:
+                left -= conn.send(payload[:min(left, len(payload))])
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
     def serve(specs):
         def loop(sock, size):
-            payload = b"x" * 65536
             while True:
                 conn, _ = sock.accept()
-                def send(c=conn):
-                    try:
-                        left = size
-                        while left > 0:
-                            n = c.send(payload[:min(left, len(payload))])
-                            left -= n
-                    except OSError:
-                        pass
-                    finally:
-                        c.close()
-                threading.Thread(target=send, daemon=True).start()
+                threading.Thread(target=handle, args=(conn, size), daemon=True).start()
         for spec in specs:
             port, size = (int(x) for x in spec.split(":"))
             sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -173,12 +183,27 @@ public enum NetProbe {
         while True:
             time.sleep(3600)
 
+    def get(host, port, timeout):
+        s = socket.create_connection((host, port), timeout=timeout)
+        try:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
+            response = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                response += chunk
+        finally:
+            s.close()
+        if not response.startswith(b"HTTP/1.0 200"):
+            raise OSError("bad response")
+        return len(response) - response.index(b"\r\n\r\n") - 4
+
     def connect(host, port, count, timeout, parallel):
         def one(_):
             start = time.monotonic()
             try:
-                s = socket.create_connection((host, port), timeout=timeout)
-                s.close()
+                get(host, port, timeout)
                 kind = "ok"
             except ConnectionRefusedError:
                 kind = "refused"
@@ -198,15 +223,8 @@ public enum NetProbe {
 
     def download(host, port):
         start = time.monotonic()
-        s = socket.create_connection((host, port), timeout=30)
-        total = 0
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            total += len(chunk)
-        s.close()
-        print(json.dumps({"bytes": total, "seconds": time.monotonic() - start}))
+        size = get(host, port, 30)
+        print(json.dumps({"bytes": size, "seconds": time.monotonic() - start}))
 
     mode = sys.argv[1]
     if mode == "serve":
