@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .executableTarget(
@@ -27,7 +29,9 @@ let package = Package(
             name: "FaultlineCLI",
             dependencies: [
                 "FaultlineCore",
+                "FaultlineEngine",
                 "FaultlineFaults",
+                "FaultlineJournal",
                 "FaultlineSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -36,6 +40,21 @@ let package = Package(
         .target(
             name: "FaultlineCore",
             dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "FaultlineEngine",
+            dependencies: ["FaultlineCore", "FaultlineSystem", "FaultlineFaults", "FaultlineJournal", "FaultlineProbes"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "FaultlineJournal",
+            dependencies: ["FaultlineCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "FaultlineProbes",
+            dependencies: ["FaultlineCore", "FaultlineSystem", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
         .target(
@@ -82,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultlineCLITests",
-            dependencies: ["FaultlineCLI", "FaultlineCore", "FaultlineTestSupport"],
+            dependencies: ["FaultlineCLI", "FaultlineCore", "FaultlineJournal", "FaultlineTestSupport"],
             swiftSettings: strict
         ),
     ]

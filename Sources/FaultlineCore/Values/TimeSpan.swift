@@ -69,7 +69,8 @@ public struct TimeSpan: TextValue, Comparable {
         return "\(microseconds)us"
     }
 
-    static func trim(_ value: Double) -> String {
+    /// A number with at most three decimals and no trailing zeros (`1.5`, `10`).
+    public static func trim(_ value: Double) -> String {
         var text = String(format: "%.3f", value)
         while text.hasSuffix("0") { text.removeLast() }
         if text.hasSuffix(".") { text.removeLast() }

@@ -21,15 +21,17 @@ struct DiskFillDriver: FaultDriver {
 
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
         guard let fault else { throw FaultlineError(.internalError, "disk-fill driver without a fault") }
+        let record = RevertRecord.removeFile(file)
+        try await journal.record(record)
+        // Measured after the journal write, which may itself have taken room on this filesystem.
         let usage = try Filesystem.usage(of: fault.path)
         let bytes = Self.bytesToFill(fault, usage: usage)
         guard bytes > 0 else {
             throw FaultlineError(.commandFailed, "the filesystem of '\(fault.path)' is already \(Int(usage.usedFraction * 100))% full (or within its reserve): nothing to fill")
         }
-        let record = RevertRecord.removeFile(file)
-        try await journal.record(record)
         do {
-            try Filesystem.createFill(at: file, bytes: bytes)
+            let isPercent = if case .fillTo = fault.amount { true } else { false }
+            try Filesystem.createFill(at: file, bytes: bytes, shrinkWhenFull: isPercent)
         } catch {
             _ = try? Filesystem.remove(file)
             throw error

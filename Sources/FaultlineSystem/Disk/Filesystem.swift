@@ -34,21 +34,34 @@ public enum Filesystem {
         return FilesystemUsage(size: size, used: size - UInt64(stats.f_bfree) * unit, available: UInt64(stats.f_bavail) * unit)
     }
 
-    /// Creates `path` (which must not exist) holding `bytes`: fallocate(2), or zeros written where that is unsupported; then fsync.
-    public static func createFill(at path: String, bytes: UInt64) throws(FaultlineError) {
+    /// Creates `path` (which must not exist) holding `bytes`: fallocate(2), or zeros written where that is unsupported;
+    /// then fsync. With `shrinkWhenFull`, a request the filesystem cannot meet (its own metadata needs room too) is
+    /// shrunk step by step until it fits. Returns the bytes allocated.
+    @discardableResult
+    public static func createFill(at path: String, bytes: UInt64, shrinkWhenFull: Bool = false) throws(FaultlineError) -> UInt64 {
         let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw FaultlineError(.io, "cannot create '\(path)': \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
-        if bytes > 0, faultline_fallocate(fd, 0, Int64(bytes)) != 0 {
+        var size = bytes
+        var attempts = 0
+        while size > 0, faultline_fallocate(fd, 0, Int64(size)) != 0 {
             let code = errno
-            guard code == EOPNOTSUPP || code == ENOSYS else {
-                throw FaultlineError(.io, "cannot allocate \(ByteCount(bytes: bytes)) in '\(path)': \(String(cString: strerror(code)))")
+            if code == ENOSPC, shrinkWhenFull, attempts < 64 {
+                attempts += 1
+                _ = ftruncate(fd, 0)
+                size -= min(size, max(size / 256, 64 << 10))
+                continue
             }
-            try writeZeros(fd: fd, bytes: bytes, path: path)
+            guard code == EOPNOTSUPP || code == ENOSYS else {
+                throw FaultlineError(.io, "cannot allocate \(ByteCount(bytes: size)) in '\(path)': \(String(cString: strerror(code)))")
+            }
+            try writeZeros(fd: fd, bytes: size, path: path)
+            break
         }
         guard fsync(fd) == 0 else { throw FaultlineError(.io, "cannot sync '\(path)': \(String(cString: strerror(errno)))") }
+        return size
     }
 
     static func writeZeros(fd: Int32, bytes: UInt64, path: String) throws(FaultlineError) {

@@ -82,13 +82,20 @@ public enum Hog {
 /// Starts a command as a child process that outlives the call (the stress hog), and names it for good.
 /// Uses posix_spawn, not Foundation's Process, whose SIGCHLD reaping would steal swift-subprocess's children.
 public enum ChildProcess {
-    public static func spawn(_ argv: [String], table: ProcessTable) throws(FaultlineError) -> ProcessIdentity {
+    /// Starts `argv`; with `newSession`, in a session of its own (no terminal signals reach it).
+    /// With `output`, stdout and stderr go to that file (else stdout to /dev/null, stderr inherited).
+    public static func spawn(_ argv: [String], table: ProcessTable, newSession: Bool = false, output: String? = nil) throws(FaultlineError) -> ProcessIdentity {
         guard let program = argv.first else { throw FaultlineError(.internalError, "empty command line") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
         // The child starts with no blocked signals and default dispositions, whatever this process set
         // up for its own signal handling; otherwise a SIGTERM on revert could stay pending for ever.
         var attributes = posix_spawnattr_t()
@@ -99,7 +106,9 @@ public enum ChildProcess {
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // POSIX_SPAWN_SETSID (glibc 2.26+) is not imported into Swift; its value is 0x80.
+        let setsid: Int32 = newSession ? 0x80 : 0
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | setsid))
         var pid: pid_t = 0
         let arguments = argv.map { strdup($0) } + [nil]
         defer { arguments.forEach { free($0) } }
@@ -107,17 +116,29 @@ public enum ChildProcess {
         guard status == 0 else {
             throw FaultlineError(.commandFailed, "cannot start '\(ShellQuote.join(argv))': \(String(cString: strerror(status)))")
         }
+        // posix_spawn returns once exec succeeded; wait until /proc shows the new program (or its
+        // end: a zombie is left for the caller to reap, with its exit status).
         for _ in 0..<1000 {
-            if let record = table.read(pid), record.state != "Z" {
-                // posix_spawn returns before exec; wait until the child runs the new program.
-                if record.arguments.first == program || record.arguments == argv { return record.identity }
-            } else if reap(pid) {
-                break
+            if let record = table.read(pid), record.state == "Z" || record.arguments.first == program || record.arguments == argv {
+                return record.identity
             }
             usleep(1_000)
         }
-        _ = reap(pid)
-        throw FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' exited at once")
+        throw FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' did not start")
+    }
+
+    /// Waits for our child `pid` to end and returns its exit code (128 + signal when killed).
+    public static func waitForExit(_ pid: Int32) async -> Int32 {
+        while true {
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
+                let signal = status & 0x7f
+                return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            }
+            if result < 0 { return -1 }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Collects the exit of our child `pid` if it has ended; true when it is gone.

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Dispatch
+import FaultlineCore
+import FaultlineEngine
+import FaultlineFaults
+import FaultlineJournal
+import FaultlineProbes
+import FaultlineSystem
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `faultline run FILE`: the game day itself.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a scenario here: check the steady state, inject the faults on their timeline, watch, revert everything, report.",
+        discussion: """
+            On a terminal it shows the plan first and asks to go on, unless --yes; without a terminal it
+            never asks. Everything injected is reverted on every way out: the end, maxDuration, an abort
+            condition, Ctrl-C/SIGTERM, and even SIGKILL of this process (a guard process reverts from
+            the journal). Exit codes: 0 ok, 1 deviated or aborted, 2 invalid, 3 preflight failed,
+            4 a revert failed (run 'faultline recover'), 130 interrupted.
+
+            Example:
+              faultline run scenarios/checkout-db-latency.yaml --report out/ --junit out/junit.xml --yes
+            """
+    )
+
+    @Argument(help: "The scenario file.")
+    var file: String
+
+    @Flag(help: "Show the plan and the preflight; inject nothing.")
+    var dryRun = false
+
+    @Option(help: "Write report.json, report.md and report.html into this directory.")
+    var report: String?
+
+    @Option(help: "Write a JUnit XML file: one test case per probe and per fault revert.")
+    var junit: String?
+
+    @Flag(help: "Do not ask before running, even on a terminal.")
+    var yes = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let scenario = try ScenarioFile.loadOrExit(file)
+        let runID = RunID.random()
+        let log = global.eventLog(run: runID, scenario: scenario.metadata.name.rawValue)
+        let journal: Journal
+        do { journal = try Journal(directory: global.stateDirectory) } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.preflightFailed
+        }
+        let context = DriverContext()
+        try await RecoverCommand.recoverLeftovers(journal: journal, context: context, log: log)
+
+        let facts = await HostFactsReader().read(for: scenario)
+        let plan = Planner(facts: facts).plan(scenario, runID: runID)
+        let preflight = await Preflight().check(scenario)
+        if dryRun {
+            print(PlanRenderer.text(plan), terminator: "")
+            print("\nPreflight:\n" + DoctorCommand.table(preflight), terminator: "")
+            if !plan.problems.isEmpty || !preflight.passed { throw ExitStatus.preflightFailed }
+            return
+        }
+        guard plan.problems.isEmpty, preflight.passed else {
+            for problem in plan.problems { StandardError.write("faultline: \(problem)\n") }
+            for check in preflight.checks where check.status == .missing {
+                StandardError.write("faultline: \(check.fault ?? check.type.rawValue) needs \(check.kind.rawValue) \(check.name): \(check.fix ?? check.detail ?? "missing")\n")
+            }
+            StandardError.write("faultline: preflight failed; nothing was applied\n")
+            throw ExitStatus.preflightFailed
+        }
+        if isatty(0) == 1 && isatty(2) == 1 && !yes {
+            FileHandle.standardOutput.write(Data((PlanRenderer.text(plan) + "\nRun it now? [y/N] ").utf8))
+            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                print("nothing was applied")
+                return
+            }
+        }
+
+        let stop = StopSignal()
+        let signals = SignalWatcher(stop: stop, log: log)
+        let runner = ExperimentRunner(
+            scenario: scenario, plan: plan,
+            settings: ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded),
+            journal: journal, context: context,
+            probes: ProbeExecutor(target: scenario.spec.target), log: log, stop: stop)
+        let result = await runner.run()
+        signals.cancel()
+        try write(result)
+        if result.exitCode != 0 { throw ExitCode(result.exitCode) }
+    }
+
+    func write(_ result: RunReport) throws {
+        if let report {
+            try FileManager.default.createDirectory(atPath: report, withIntermediateDirectories: true)
+            try result.json().write(to: URL(fileURLWithPath: report + "/report.json"))
+            try ReportRenderer.markdown(result).write(toFile: report + "/report.md", atomically: true, encoding: .utf8)
+            try ReportRenderer.html(result).write(toFile: report + "/report.html", atomically: true, encoding: .utf8)
+        }
+        if let junit {
+            try result.junit().write(toFile: junit, atomically: true, encoding: .utf8)
+        }
+    }
+}
+
+/// Turns SIGINT and SIGTERM into an orderly stop: the run reverts everything, then exits 130.
+final class SignalWatcher {
+    private let sources: [any DispatchSourceSignal]
+
+    init(stop: StopSignal, log: EventLog) {
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                log.log(RunEvent(.warning, "interrupted", "\(number == SIGINT ? "SIGINT" : "SIGTERM"): reverting everything, then exiting"))
+                stop.fire(.interrupted)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    func cancel() {
+        sources.forEach { $0.cancel() }
+    }
+}

@@ -1,0 +1,328 @@
+import FaultlineCore
+import FaultlineFaults
+import FaultlineJournal
+import FaultlineProbes
+import FaultlineSystem
+import Foundation
+import Synchronization
+
+/// Runs one scenario: steady state before, the method (faults on their timeline, probes throughout,
+/// abort conditions), steady state after, and the revert of everything still active on every path.
+public struct ExperimentRunner: Sendable {
+    /// How the run is set up.
+    public struct Settings: Sendable {
+        public var runID: String
+        /// The argv that starts the guard process (`faultline guard ...`); nil runs without one (tests).
+        public var guardCommand: [String]?
+        /// How long after maxDuration the guard reverts even if the runner still lives.
+        public var grace: TimeSpan = .seconds(30)
+
+        public init(runID: String, guardCommand: [String]?) {
+            self.runID = runID
+            self.guardCommand = guardCommand
+        }
+    }
+
+    let scenario: Scenario
+    let plan: Plan
+    let settings: Settings
+    let journal: Journal
+    let context: DriverContext
+    let probes: ProbeExecutor
+    let log: EventLog
+    let stop: StopSignal
+
+    public init(scenario: Scenario, plan: Plan, settings: Settings, journal: Journal, context: DriverContext,
+                probes: ProbeExecutor, log: EventLog, stop: StopSignal) {
+        self.scenario = scenario
+        self.plan = plan
+        self.settings = settings
+        self.journal = journal
+        self.context = context
+        self.probes = probes
+        self.log = log
+        self.stop = stop
+    }
+
+    /// What became of each fault, filled in as the method runs.
+    final class FaultProgress: Sendable {
+        struct Entry {
+            var injectedAt: Double?
+            var revertedAt: Double?
+            var state = "not-injected"
+            var error: String?
+        }
+
+        private let entries = Mutex<[String: Entry]>([:])
+
+        func update(_ fault: String, _ change: (inout Entry) -> Void) {
+            entries.withLock { change(&$0[fault, default: Entry()]) }
+        }
+
+        subscript(fault: String) -> Entry { entries.withLock { $0[fault] ?? Entry() } }
+    }
+
+    public func run() async -> RunReport {
+        let startedAt = Date()
+        let ledger = ProbeLedger(steadyState: scenario.spec.steadyState)
+        let progress = FaultProgress()
+        let clock = ContinuousClock()
+
+        func report(state: RunEntry.State, exit: Int32, before: Bool, after: Bool?, abortReason: String? = nil, abortedAt: Double? = nil) -> RunReport {
+            RunReport(
+                scenario: scenario.metadata.name.rawValue, description: scenario.metadata.description, runID: settings.runID,
+                host: ProcessInfo.processInfo.hostName, user: ProcessInfo.processInfo.userName, startedAt: startedAt, endedAt: Date(),
+                state: state.rawValue, exitCode: exit, abortReason: abortReason, abortedAt: abortedAt, runbook: scenario.metadata.runbook,
+                steadyStateBefore: before, steadyStateAfter: after, slo: ledger.verdict(),
+                faults: plan.faults.map { planned in
+                    let entry = progress[planned.name]
+                    return RunReport.FaultRecord(name: planned.name, type: planned.type, target: planned.target, summary: planned.summary,
+                                                 injectedAt: entry.injectedAt, revertedAt: entry.revertedAt,
+                                                 injectCommands: planned.inject.map(Self.text), revertCommands: planned.revert.map(Self.text),
+                                                 state: entry.state, error: entry.error)
+                },
+                probes: ledger.samples, review: RunReport.reviewTemplate)
+        }
+
+        // 1. Steady state before: every probe must pass once, or nothing is injected.
+        log.log(RunEvent(.info, "start", "run \(settings.runID) of \(scenario.metadata.name): checking the steady state before the method"))
+        let before = await checkAll(ledger, phase: .before, at: 0)
+        if stop.reason == .interrupted {
+            log.log(RunEvent(.warning, "interrupted", "interrupted before the method: nothing was injected"))
+            return report(state: .aborted, exit: 130, before: before, after: nil, abortReason: "interrupted")
+        }
+        guard before else {
+            log.log(RunEvent(.error, "deviated", "the steady state does not hold before the method: nothing injected"))
+            return report(state: .deviated, exit: 1, before: false, after: nil, abortReason: "steady state did not hold before the method")
+        }
+
+        // 2. The method, journalled and guarded.
+        let methodStart = clock.now
+        let offset: @Sendable () -> Double = {
+            let elapsed = ContinuousClock.now - methodStart
+            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        }
+        let deadline = Date().addingTimeInterval(scenario.spec.maxDuration.seconds + settings.grace.seconds)
+        let me = context.processes.read(getpid())?.identity ?? ProcessIdentity(pid: getpid(), startTime: 0, name: "faultline")
+        do {
+            try journal.begin(RunEntry(id: settings.runID, scenario: scenario.metadata.name.rawValue, state: .running,
+                                       startedAt: startedAt, runner: me, deadline: deadline))
+        } catch {
+            log.log(RunEvent(.error, "journal", "cannot journal the run, so nothing is injected: \(error)"))
+            return report(state: .failed, exit: 3, before: true, after: nil, abortReason: "journal unavailable: \(error)")
+        }
+        let guardProcess = startGuard()
+
+        await withTaskGroup(of: Void.self) { group in
+            let remaining = Countdown(plan.faults.count)
+            for (fault, planned) in zip(scenario.spec.faults, plan.faults) {
+                group.addTask {
+                    await runFault(fault, planned, start: methodStart, progress: progress, offset: offset)
+                    if remaining.tick() { stop.fire(.methodComplete) }
+                }
+            }
+            for probe in scenario.spec.steadyState?.probes ?? [] {
+                group.addTask { await probeLoop(probe, ledger: ledger, offset: offset) }
+            }
+            group.addTask {
+                if await !stop.sleep(until: methodStart + .microseconds(scenario.spec.maxDuration.microseconds)) {
+                    stop.fire(.deadline)
+                }
+            }
+        }
+
+        // 3. Whatever is still journalled as active is reverted now.
+        let leftovers = await Recovery(journal: journal, context: context).revert(runID: settings.runID)
+        for outcome in leftovers {
+            progress.update(outcome.fault.name) { entry in
+                entry.state = outcome.error == nil ? "reverted" : "revert-failed"
+                entry.error = outcome.error?.description ?? entry.error
+                if entry.revertedAt == nil { entry.revertedAt = offset() }
+            }
+        }
+
+        // 4. Steady state after, unless interrupted.
+        let reason = stop.reason
+        var after: Bool?
+        if reason != .interrupted {
+            log.log(RunEvent(.info, "after", "checking the steady state after the method"))
+            after = await checkAll(ledger, phase: .after, at: offset())
+        }
+
+        let revertFailed = plan.faults.contains { progress[$0.name].state == "revert-failed" }
+        let slo = ledger.verdict()
+        let (state, exit, abortReason): (RunEntry.State, Int32, String?) = {
+            if revertFailed { return (.failed, 4, abortReasonText(reason)) }
+            if reason == .interrupted { return (.aborted, 130, "interrupted") }
+            if case .abort(let why) = reason { return (.aborted, 1, why) }
+            if after == false { return (.deviated, 1, nil) }
+            if let slo, !slo.met { return (.deviated, 1, nil) }
+            return (.succeeded, 0, nil)
+        }()
+        try? journal.setState(state, of: settings.runID, reason: abortReason)
+        if let guardProcess { reapGuard(guardProcess) }
+        let abortedAt: Double? = if case .abort = reason, let fired = stop.firedAt {
+            Double((fired - methodStart).components.seconds) + Double((fired - methodStart).components.attoseconds) / 1e18
+        } else { nil }
+        log.log(RunEvent(exit == 0 ? .info : .error, "end", "run \(settings.runID) \(state.rawValue) (exit \(exit))" + (abortReason.map { ": \($0)" } ?? "")))
+        return report(state: state, exit: exit, before: true, after: after, abortReason: abortReason, abortedAt: abortedAt)
+    }
+
+    func abortReasonText(_ reason: StopReason?) -> String? {
+        switch reason {
+        case .abort(let why): why
+        case .interrupted: "interrupted"
+        default: nil
+        }
+    }
+
+    static func text(_ action: PlanAction) -> String {
+        switch action {
+        case .command(let argv): ShellQuote.join(argv)
+        case .call(let text): text
+        }
+    }
+
+    /// Every probe once, in parallel; true when all passed.
+    func checkAll(_ ledger: ProbeLedger, phase: RunReport.ProbeSample.Phase, at: Double) async -> Bool {
+        let probes = scenario.spec.steadyState?.probes ?? []
+        return await withTaskGroup(of: Bool.self) { group in
+            for probe in probes {
+                group.addTask {
+                    let outcome = await self.probes.check(probe)
+                    _ = ledger.record(probe, outcome, phase: phase, at: at)
+                    if !outcome.ok { log.log(RunEvent(.warning, "probe", "\(phase.rawValue): \(outcome.detail)", probe: probe.name.rawValue)) }
+                    return outcome.ok
+                }
+            }
+            var all = true
+            for await ok in group { all = all && ok }
+            return all
+        }
+    }
+
+    /// Checks a probe every interval (or at its load rate) until the method ends.
+    func probeLoop(_ probe: Probe, ledger: ProbeLedger, offset: @escaping @Sendable () -> Double) async {
+        let clock = ContinuousClock()
+        let begin = clock.now
+        var next = begin
+        var wasOK = true
+        await withTaskGroup(of: Void.self) { inFlight in
+            while stop.reason == nil {
+                let elapsed = (clock.now - begin)
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let rate: Double? = probe.ramp.map { ramp in
+                    ramp.from + (ramp.to - ramp.from) * min(1, seconds / max(ramp.over.seconds, 0.001))
+                } ?? probe.rate
+                let check: @Sendable () async -> Bool = {
+                    let at = offset()
+                    let outcome = await probes.check(probe)
+                    if let abort = ledger.record(probe, outcome, phase: .method, at: at) {
+                        log.log(RunEvent(.error, "abort", "abort: \(abort)", probe: probe.name.rawValue))
+                        stop.fire(.abort(abort))
+                    }
+                    return outcome.ok
+                }
+                if rate != nil {
+                    inFlight.addTask { _ = await check() }  // open loop: do not wait for the answer
+                } else {
+                    let ok = await check()
+                    if ok != wasOK {
+                        log.log(RunEvent(ok ? .info : .warning, "probe", ok ? "passing again" : "failing", probe: probe.name.rawValue))
+                        wasOK = ok
+                    }
+                }
+                next = next + (rate.map { .microseconds(Int64(1_000_000 / max($0, 0.001))) } ?? .microseconds(probe.interval.microseconds))
+                if await stop.sleep(until: next) { break }
+            }
+        }
+    }
+
+    /// Applies one fault at its start, repeats it (`every`), and reverts it at its end or when the method stops.
+    func runFault(_ fault: Fault, _ planned: PlannedFault, start: ContinuousClock.Instant, progress: FaultProgress,
+                  offset: @escaping @Sendable () -> Double) async {
+        let name = fault.name.rawValue
+        if await stop.sleep(until: start + .microseconds(fault.start.microseconds)) { return }
+        let driver = Drivers.driver(for: fault, planned: planned, runID: settings.runID, context: context)
+        let writer = JournalWriter(journal: journal, runID: settings.runID, fault: name, type: fault.type)
+        var record: RevertRecord
+        do {
+            record = try await driver.apply(journal: writer)
+            try journal.record(runID: settings.runID, fault: name, type: fault.type, state: .active, record: record)
+            progress.update(name) { $0.injectedAt = offset(); $0.state = "active" }
+            log.log(RunEvent(.info, "inject", "injected: \(planned.summary)", fault: name))
+        } catch {
+            progress.update(name) { $0.error = error.description; $0.state = "failed" }
+            log.log(RunEvent(.error, "inject-failed", "could not inject: \(error)", fault: name))
+            if let last = writer.lastRecord {
+                do {
+                    try await driver.revert(last)
+                    try? journal.setState(.failed, runID: settings.runID, fault: name, error: error.description)
+                } catch let revertError {
+                    try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: revertError.description)
+                    progress.update(name) { $0.state = "revert-failed"; $0.error = "\(error); revert: \(revertError)" }
+                }
+            }
+            stop.fire(.abort("fault '\(name)' could not be injected: \(error)"))
+            return
+        }
+        let end = start + .microseconds(planned.end.microseconds)
+        if let every = planned.every {
+            var next = start + .microseconds(fault.start.microseconds + every.microseconds)
+            while next < end, await !stop.sleep(until: next) {
+                do {
+                    record = try await driver.apply(journal: writer)
+                    log.log(RunEvent(.info, "inject", "again: \(planned.summary)", fault: name))
+                } catch {
+                    log.log(RunEvent(.warning, "inject-failed", "repeat found nothing to hit: \(error)", fault: name))
+                }
+                next = next + .microseconds(every.microseconds)
+            }
+        }
+        _ = await stop.sleep(until: end)
+        do {
+            try await driver.revert(record)
+            try journal.setState(.reverted, runID: settings.runID, fault: name)
+            progress.update(name) { $0.revertedAt = offset(); $0.state = "reverted" }
+            log.log(RunEvent(.info, "revert", "reverted", fault: name))
+        } catch {
+            try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: error.description)
+            progress.update(name) { $0.state = "revert-failed"; $0.error = error.description; $0.revertedAt = nil }
+            log.log(RunEvent(.error, "revert-failed", "revert failed: \(error)", fault: name))
+        }
+    }
+
+    /// Starts the guard in its own session, so a Ctrl-C to the runner's terminal does not reach it.
+    func startGuard() -> ProcessIdentity? {
+        guard let argv = settings.guardCommand else { return nil }
+        do {
+            let child = try ChildProcess.spawn(argv, table: context.processes, newSession: true)
+            log.log(RunEvent(.debug, "guard", "guard started as pid \(child.pid)"))
+            return child
+        } catch {
+            log.log(RunEvent(.warning, "guard", "could not start the guard: \(error); faults are still reverted by this process"))
+            return nil
+        }
+    }
+
+    /// The guard leaves once it sees the run ended; collect it.
+    func reapGuard(_ child: ProcessIdentity) {
+        for _ in 0..<200 {
+            if ChildProcess.reap(child.pid) { return }
+            usleep(5_000)
+        }
+    }
+}
+
+/// Counts down to zero from several tasks.
+final class Countdown: Sendable {
+    private let count: Mutex<Int>
+    init(_ count: Int) { self.count = Mutex(count) }
+    /// One less; true for the call that reaches zero.
+    func tick() -> Bool {
+        count.withLock { count in
+            count -= 1
+            return count == 0
+        }
+    }
+}

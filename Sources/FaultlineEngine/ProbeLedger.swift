@@ -1,0 +1,66 @@
+import FaultlineCore
+import FaultlineProbes
+import Foundation
+import Synchronization
+
+/// Every probe result of a run, and the abort conditions judged on them as they come.
+public final class ProbeLedger: Sendable {
+    private struct State {
+        var samples: [RunReport.ProbeSample] = []
+        var consecutiveFailures: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+    let steadyState: SteadyState?
+
+    public init(steadyState: SteadyState?) { self.steadyState = steadyState }
+
+    public var samples: [RunReport.ProbeSample] { state.withLock { $0.samples } }
+
+    /// Whether a result counts as good for the SLO: ok, and (for http and tcp) not slower than its bound.
+    func isGood(_ probe: Probe, _ outcome: ProbeOutcome) -> Bool {
+        guard outcome.ok else { return false }
+        guard let bound = steadyState?.slo?.latency else { return true }
+        switch probe.check {
+        case .http, .tcp: return outcome.latency * 1_000_000 <= Double(bound.microseconds)
+        default: return true
+        }
+    }
+
+    /// Records a result; during the method, returns the abort reason if this result meets an abort condition.
+    public func record(_ probe: Probe, _ outcome: ProbeOutcome, phase: RunReport.ProbeSample.Phase, at: Double) -> String? {
+        let good = isGood(probe, outcome)
+        let sample = RunReport.ProbeSample(probe: probe.name.rawValue, phase: phase, at: at, ok: outcome.ok, good: good,
+                                           latency: outcome.latency, detail: outcome.detail)
+        return state.withLock { state -> String? in
+            state.samples.append(sample)
+            guard phase == .method, let conditions = steadyState?.abortWhen else { return nil }
+            let name = probe.name.rawValue
+            state.consecutiveFailures[name] = good ? 0 : (state.consecutiveFailures[name] ?? 0) + 1
+            if let limit = conditions.consecutiveFailures, let count = state.consecutiveFailures[name], count >= limit {
+                return "probe '\(name)' failed \(count) times in a row (\(outcome.detail))"
+            }
+            if let burn = conditions.burnRate, let objective = steadyState?.slo?.objective {
+                let window = state.samples.filter { $0.phase == .method && $0.at >= at - burn.window.seconds }
+                let badShare = Double(window.filter { !$0.good }.count) / Double(max(window.count, 1))
+                let allowed = burn.factor * (1 - objective.fraction)
+                if !good, window.count >= 2, badShare > allowed {
+                    return "error budget burning too fast: \(Int((badShare * 100).rounded()))% bad in the last \(burn.window) (limit \(TimeSpan.trim(allowed * 100))%, probe '\(name)')"
+                }
+            }
+            return nil
+        }
+    }
+
+    /// The SLO verdict over the method's results.
+    public func verdict() -> RunReport.SLOVerdict? {
+        guard let slo = steadyState?.slo else { return nil }
+        let method = samples.filter { $0.phase == .method }
+        let good = method.filter(\.good).count
+        let share = method.isEmpty ? 1 : Double(good) / Double(method.count)
+        let budget = 1 - slo.objective.fraction
+        let used = budget > 0 ? (1 - share) / budget : (share < 1 ? Double.infinity : 0)
+        return RunReport.SLOVerdict(objective: slo.objective.value, good: good, total: method.count, met: share >= slo.objective.fraction,
+                                    budgetUsed: used.isFinite ? used : 999)
+    }
+}

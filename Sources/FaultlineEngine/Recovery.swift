@@ -1,0 +1,66 @@
+import FaultlineCore
+import FaultlineFaults
+import FaultlineJournal
+import FaultlineSystem
+import Foundation
+
+/// Reverts what the journal says is still on the host: used by the guard, `faultline recover`, and at start of `run`.
+public struct Recovery: Sendable {
+    let journal: Journal
+    let context: DriverContext
+
+    public init(journal: Journal, context: DriverContext) {
+        self.journal = journal
+        self.context = context
+    }
+
+    /// The outcome of reverting one journalled fault.
+    public struct Outcome: Sendable {
+        public var fault: FaultEntry
+        public var error: FaultlineError?
+    }
+
+    /// Reverts the pending faults of `runID` (newest first) and records each result.
+    public func revert(runID: String) async -> [Outcome] {
+        let pending = ((try? journal.faults(of: runID)) ?? []).filter(\.state.mayBeActive).reversed()
+        var outcomes: [Outcome] = []
+        for fault in pending {
+            let driver = Drivers.driver(for: fault.record, context: context)
+            do {
+                try await driver.revert(fault.record)
+                try? journal.setState(.reverted, runID: runID, fault: fault.name)
+                outcomes.append(Outcome(fault: fault, error: nil))
+            } catch {
+                try? journal.setState(.revertFailed, runID: runID, fault: fault.name, error: error.description)
+                outcomes.append(Outcome(fault: fault, error: error))
+            }
+        }
+        return outcomes
+    }
+
+    /// Runs whose runner is gone but whose faults may still be on the host.
+    public func orphanedRuns() throws(FaultlineError) -> [RunEntry] {
+        let pendingRuns = Set(try journal.pendingFaults().map(\.runID))
+        return try journal.runs().filter { run in
+            pendingRuns.contains(run.id) && (run.state.isFinal || !isAlive(run.runner))
+        }
+    }
+
+    /// Reverts every orphaned run; returns what was done.
+    public func recoverAll() async throws(FaultlineError) -> [(run: RunEntry, outcomes: [Outcome])] {
+        var result: [(RunEntry, [Outcome])] = []
+        for run in try orphanedRuns() {
+            let outcomes = await revert(runID: run.id)
+            let failed = outcomes.contains { $0.error != nil }
+            try? journal.setState(failed ? .failed : (run.state.isFinal ? run.state : .failed), of: run.id,
+                                  reason: failed ? "recovery could not revert everything" : (run.state.isFinal ? nil : "the runner died; recovered"))
+            result.append((run, outcomes))
+        }
+        return result
+    }
+
+    func isAlive(_ process: ProcessIdentity) -> Bool {
+        guard let now = context.processes.read(process.pid) else { return false }
+        return now.startTime == process.startTime && now.state != "Z"
+    }
+}

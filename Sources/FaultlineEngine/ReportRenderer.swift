@@ -1,0 +1,124 @@
+import FaultlineCore
+import Foundation
+
+/// The Markdown and the self-contained HTML views of a run report.
+public enum ReportRenderer {
+    static func seconds(_ value: Double?) -> String { value.map { String(format: "+%.1fs", $0) } ?? "—" }
+
+    public static func markdown(_ report: RunReport) -> String {
+        var out = "# Game day: \(report.scenario)\n\n"
+        if let description = report.description { out += "\(description)\n\n" }
+        out += """
+            | | |
+            | --- | --- |
+            | run | `\(report.runID)` on \(report.host) by \(report.user) |
+            | started | \(ISO8601DateFormatter().string(from: report.startedAt)) |
+            | ended | \(ISO8601DateFormatter().string(from: report.endedAt)) |
+            | result | **\(report.state)** (exit \(report.exitCode)) |
+            | steady state before / after | \(report.steadyStateBefore ? "held" : "did not hold") / \(report.steadyStateAfter.map { $0 ? "held" : "did not hold" } ?? "not checked") |
+
+            """
+        if let slo = report.slo {
+            out += "| SLO | \(slo.met ? "met" : "missed"): \(slo.good) of \(slo.total) results good (objective \(TimeSpan.trim(slo.objective))%), \(Int((slo.budgetUsed * 100).rounded()))% of the error budget used |\n"
+        }
+        if let abort = report.abortReason { out += "| abort | \(abort) at \(seconds(report.abortedAt)) |\n" }
+        if let runbook = report.runbook { out += "| runbook | \(runbook) |\n" }
+        out += "\n## Faults\n\n| fault | type | target | injected | reverted | state |\n| --- | --- | --- | --- | --- | --- |\n"
+        for fault in report.faults {
+            out += "| \(fault.name) | \(fault.type.rawValue) | \(fault.target) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(fault.state)\(fault.error.map { ": \($0)" } ?? "") |\n"
+        }
+        for fault in report.faults {
+            out += "\n### \(fault.name)\n\n\(fault.summary)\n\nInject:\n\n```\n\(fault.injectCommands.joined(separator: "\n"))\n```\n\nRevert:\n\n```\n\(fault.revertCommands.joined(separator: "\n"))\n```\n"
+        }
+        out += "\n## Probes\n\n| probe | results | bad | median latency |\n| --- | --- | --- | --- |\n"
+        for name in probeNames(report) {
+            let samples = report.probes.filter { $0.probe == name }
+            let latencies = samples.map(\.latency).sorted()
+            out += "| \(name) | \(samples.count) | \(samples.filter { !$0.good }.count) | \(String(format: "%.1f ms", (latencies.isEmpty ? 0 : latencies[latencies.count / 2]) * 1000)) |\n"
+        }
+        out += """
+
+            ## Review (blameless)
+
+            - **What happened:**
+            - **How it was detected:**
+            - **What would detect it sooner:**
+            - **Follow-ups:**
+
+            """
+        return out
+    }
+
+    static func probeNames(_ report: RunReport) -> [String] {
+        report.probes.map(\.probe).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    /// A timeline chart as inline SVG: probe latency over time per probe (red for bad results),
+    /// fault windows shaded, the abort marked.
+    public static func svg(_ report: RunReport, width: Double = 960) -> String {
+        let names = probeNames(report)
+        let rowHeight = 90.0, top = 30.0, left = 130.0, right = 20.0
+        let height = top + Double(max(names.count, 1)) * rowHeight + 30
+        let times = report.probes.map(\.at) + report.faults.compactMap(\.revertedAt) + [report.abortedAt ?? 0, 1]
+        let start = min(0, times.min() ?? 0), end = max(times.max() ?? 1, start + 1)
+        func x(_ t: Double) -> Double { left + (t - start) / (end - start) * (width - left - right) }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">"
+        svg += "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#fff\"/>"
+        for (index, fault) in report.faults.enumerated() {
+            guard let from = fault.injectedAt else { continue }
+            let to = fault.revertedAt ?? end
+            let hue = [210, 30, 280, 120, 0][index % 5]
+            svg += "<rect class=\"fault\" x=\"\(x(from))\" y=\"\(top - 18)\" width=\"\(max(1, x(to) - x(from)))\" height=\"\(height - top - 12)\" fill=\"hsl(\(hue),70%,60%)\" fill-opacity=\"0.18\"><title>\(escape(fault.name)): \(escape(fault.summary))</title></rect>"
+            svg += "<text x=\"\(x(from) + 3)\" y=\"\(top - 6 + Double(index % 2) * 11)\" fill=\"hsl(\(hue),60%,35%)\">\(escape(fault.name))</text>"
+        }
+        for (row, name) in names.enumerated() {
+            let y0 = top + Double(row) * rowHeight
+            let samples = report.probes.filter { $0.probe == name }
+            let maxLatency = max(samples.map(\.latency).max() ?? 0.001, 0.001)
+            svg += "<text x=\"8\" y=\"\(y0 + rowHeight / 2)\">\(escape(name))</text>"
+            svg += "<text x=\"8\" y=\"\(y0 + rowHeight / 2 + 13)\" fill=\"#777\">max \(String(format: "%.0f", maxLatency * 1000)) ms</text>"
+            svg += "<line x1=\"\(left)\" y1=\"\(y0 + rowHeight - 10)\" x2=\"\(width - right)\" y2=\"\(y0 + rowHeight - 10)\" stroke=\"#ccc\"/>"
+            for sample in samples {
+                let y = y0 + rowHeight - 10 - (sample.latency / maxLatency) * (rowHeight - 25)
+                svg += "<circle class=\"\(sample.good ? "good" : "bad")\" cx=\"\(x(sample.at))\" cy=\"\(y)\" r=\"\(sample.good ? 2 : 3)\" fill=\"\(sample.good ? "#2a7" : "#d22")\"><title>\(escape(sample.detail)) at \(String(format: "%.2f", sample.at))s</title></circle>"
+            }
+        }
+        if let abortedAt = report.abortedAt {
+            svg += "<line id=\"abort\" x1=\"\(x(abortedAt))\" y1=\"\(top - 20)\" x2=\"\(x(abortedAt))\" y2=\"\(height - 20)\" stroke=\"#d22\" stroke-width=\"2\" stroke-dasharray=\"4 3\"/>"
+            svg += "<text x=\"\(x(abortedAt) + 4)\" y=\"\(height - 22)\" fill=\"#d22\">abort</text>"
+        }
+        svg += "<text x=\"\(left)\" y=\"\(height - 6)\" fill=\"#555\">\(String(format: "%+.0fs", start))</text>"
+        svg += "<text x=\"\(width - right - 40)\" y=\"\(height - 6)\" fill=\"#555\">\(String(format: "%+.0fs", end))</text>"
+        return svg + "</svg>"
+    }
+
+    public static func html(_ report: RunReport) -> String {
+        let rows = report.faults.map { fault in
+            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state))</td></tr>"
+        }.joined()
+        let slo = report.slo.map { "<p>SLO \($0.met ? "met" : "<b>missed</b>"): \($0.good) of \($0.total) results good (objective \(TimeSpan.trim($0.objective))%), \(Int(($0.budgetUsed * 100).rounded()))% of the error budget used.</p>" } ?? ""
+        let abort = report.abortReason.map { "<p class=\"abort\">Aborted at \(seconds(report.abortedAt)): \(escape($0))</p>" } ?? ""
+        let runbook = report.runbook.map { "<p>Runbook: <a href=\"\(escape($0))\">\(escape($0))</a></p>" } ?? ""
+        return """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>Faultline: \(escape(report.scenario))</title>
+            <style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}.abort{color:#b00}</style>
+            </head><body>
+            <h1>\(escape(report.scenario)) — \(escape(report.state)) (exit \(report.exitCode))</h1>
+            <p>Run <code>\(report.runID)</code> on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>
+            \(abort)\(slo)\(runbook)
+            \(svg(report))
+            <h2>Faults</h2>
+            <table><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th></tr>\(rows)</table>
+            <h2>Review (blameless)</h2>
+            <ul><li>What happened:</li><li>How it was detected:</li><li>What would detect it sooner:</li><li>Follow-ups:</li></ul>
+            </body></html>
+
+            """
+    }
+}

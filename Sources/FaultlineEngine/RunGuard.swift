@@ -1,0 +1,57 @@
+import FaultlineCore
+import FaultlineFaults
+import FaultlineJournal
+import FaultlineSystem
+import Foundation
+
+/// The guard: a small process that outlives the runner and reverts from the journal if the runner dies
+/// (even by SIGKILL) or hangs past maxDuration plus a grace period.
+public struct RunGuard: Sendable {
+    let journal: Journal
+    let runID: String
+    let context: DriverContext
+    let log: EventLog
+
+    public init(journal: Journal, runID: String, context: DriverContext, log: EventLog) {
+        self.journal = journal
+        self.runID = runID
+        self.context = context
+        self.log = log
+    }
+
+    /// Watches until the run ends; returns false if a revert it had to make failed.
+    public func watch() async -> Bool {
+        guard let run = try? journal.run(runID) else {
+            log.log(RunEvent(.error, "guard", "run \(runID) is not in the journal"))
+            return false
+        }
+        let watch = ProcessWatch(run.runner, table: context.processes)
+        var why = "the runner \(run.runner) is gone"
+        log.log(RunEvent(.debug, "guard", watch == nil ? "the runner \(run.runner) is already gone" : "watching the runner \(run.runner)"))
+        while let watch {
+            if watch.waitForExit(timeoutMilliseconds: 200) {
+                why = "the runner \(run.runner) died"
+                break
+            }
+            if let state = try? journal.run(runID)?.state, state.isFinal { return true }
+            if Date() > run.deadline {
+                why = "the run passed maxDuration plus its grace period and the runner still lives"
+                break
+            }
+        }
+        // The runner may have finished its own reverts just before it ended.
+        if let state = try? journal.run(runID)?.state, state.isFinal,
+           (try? journal.faults(of: runID))?.contains(where: \.state.mayBeActive) != true {
+            return true
+        }
+        log.log(RunEvent(.warning, "guard", "\(why): reverting from the journal"))
+        let outcomes = await Recovery(journal: journal, context: context).revert(runID: runID)
+        let failed = outcomes.filter { $0.error != nil }
+        for outcome in outcomes {
+            log.log(RunEvent(outcome.error == nil ? .info : .error, outcome.error == nil ? "revert" : "revert-failed",
+                             outcome.error.map { "revert failed: \($0)" } ?? "reverted by the guard", fault: outcome.fault.name))
+        }
+        try? journal.setState(.failed, of: runID, reason: "\(why); the guard reverted \(outcomes.count - failed.count) of \(outcomes.count) faults")
+        return failed.isEmpty
+    }
+}

@@ -1,0 +1,118 @@
+import FaultlineCore
+import Foundation
+
+/// Everything a run leaves for people and pipelines: `report.json`, the Markdown and HTML views, JUnit.
+public struct RunReport: Sendable, Codable {
+    public struct FaultRecord: Sendable, Codable {
+        public var name: String
+        public var type: FaultType
+        public var target: String
+        public var summary: String
+        /// Seconds after the method started.
+        public var injectedAt: Double?
+        public var revertedAt: Double?
+        public var injectCommands: [String]
+        public var revertCommands: [String]
+        public var state: String
+        public var error: String?
+    }
+
+    public struct ProbeSample: Sendable, Codable {
+        public enum Phase: String, Sendable, Codable { case before, method, after }
+        public var probe: String
+        public var phase: Phase
+        /// Seconds after the method started (negative before it).
+        public var at: Double
+        public var ok: Bool
+        /// Good for the SLO: ok, and not slower than its latency bound.
+        public var good: Bool
+        public var latency: Double
+        public var detail: String
+    }
+
+    public struct SLOVerdict: Sendable, Codable {
+        public var objective: Double
+        public var good: Int
+        public var total: Int
+        public var met: Bool
+        /// Share of the error budget used (1.0 = all of it).
+        public var budgetUsed: Double
+    }
+
+    public var scenario: String
+    public var description: String?
+    public var runID: String
+    public var host: String
+    public var user: String
+    public var startedAt: Date
+    public var endedAt: Date
+    public var state: String
+    public var exitCode: Int32
+    public var abortReason: String?
+    public var abortedAt: Double?
+    public var runbook: String?
+    public var steadyStateBefore: Bool
+    public var steadyStateAfter: Bool?
+    public var slo: SLOVerdict?
+    public var faults: [FaultRecord]
+    public var probes: [ProbeSample]
+    public var review: [String: String]
+
+    /// The blameless review template.
+    public static let reviewTemplate: [String: String] = [
+        "whatHappened": "",
+        "howItWasDetected": "",
+        "whatWouldDetectItSooner": "",
+        "followUps": "",
+    ]
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return try encoder.encode(self)
+    }
+
+    /// JUnit XML: one test case per probe and per fault revert.
+    public func junit() -> String {
+        func escape(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        }
+        var cases: [String] = []
+        var failures = 0
+        let names = probes.map(\.probe).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        for name in names {
+            let samples = probes.filter { $0.probe == name }
+            let bad = samples.filter { !$0.good }
+            let brokeSteadyState = samples.contains { $0.phase != .method && !$0.ok }
+            let causedAbort = abortReason?.contains("'\(name)'") == true
+            let missedSLO = slo.map { !$0.met } == true && !bad.isEmpty
+            var body = ""
+            if brokeSteadyState || causedAbort || missedSLO {
+                failures += 1
+                let lines = bad.prefix(5).map { "\($0.phase.rawValue) +\(String(format: "%.1f", $0.at))s: \($0.detail)" }
+                body = "<failure message=\"\(bad.count) of \(samples.count) results bad\">\(escape(lines.joined(separator: "\n")))</failure>"
+            }
+            cases.append("<testcase classname=\"\(escape(scenario)).probes\" name=\"\(escape(name))\" time=\"\(String(format: "%.3f", samples.map(\.latency).reduce(0, +)))\">\(body)</testcase>")
+        }
+        for fault in faults {
+            var body = ""
+            if fault.state != "reverted" && fault.state != "not-injected" {
+                failures += 1
+                body = "<failure message=\"\(escape("revert: \(fault.state)"))\">\(escape(fault.error ?? ""))</failure>"
+            }
+            cases.append("<testcase classname=\"\(escape(scenario)).reverts\" name=\"\(escape(fault.name))\">\(body)</testcase>")
+        }
+        let seconds = endedAt.timeIntervalSince(startedAt)
+        return """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <testsuites name="faultline" tests="\(cases.count)" failures="\(failures)" time="\(String(format: "%.3f", seconds))">
+            <testsuite name="\(escape(scenario))" tests="\(cases.count)" failures="\(failures)" time="\(String(format: "%.3f", seconds))" timestamp="\(ISO8601DateFormatter().string(from: startedAt))">
+            \(cases.joined(separator: "\n"))
+            </testsuite>
+            </testsuites>
+
+            """
+    }
+}

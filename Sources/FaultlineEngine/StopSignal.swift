@@ -1,0 +1,79 @@
+import Synchronization
+
+/// Why the method stopped before its natural end.
+public enum StopReason: Sendable, Hashable {
+    case methodComplete
+    case abort(String)
+    case interrupted
+    case deadline
+}
+
+/// A one-shot signal that ends every wait of the method at once: abort, interrupt or the end.
+/// Waits race a timer against it without cancelling the tasks that must revert.
+public final class StopSignal: Sendable {
+    private struct State {
+        var reason: StopReason?
+        var firedAt: ContinuousClock.Instant?
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var next = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// The first reason given, if any.
+    public var reason: StopReason? { state.withLock { $0.reason } }
+    /// When it fired.
+    public var firedAt: ContinuousClock.Instant? { state.withLock { $0.firedAt } }
+
+    /// Fires with `reason` unless already fired; wakes every waiter.
+    public func fire(_ reason: StopReason) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.reason == nil else { return [] }
+            state.reason = reason
+            state.firedAt = .now
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    /// Returns once fired (or when the calling task is cancelled).
+    public func wait() async {
+        let id = state.withLock { state -> Int in
+            state.next += 1
+            return state.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.reason != nil || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+
+    /// Sleeps until `instant` unless the signal fires first; true when it fired.
+    public func sleep(until instant: ContinuousClock.Instant) async -> Bool {
+        if reason != nil { return true }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try? await Task.sleep(until: instant, clock: .continuous)
+                return false
+            }
+            group.addTask {
+                await self.wait()
+                return true
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first || reason != nil
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import FaultlineCore
+import Foundation
+import GRDB
+
+/// A run as the journal knows it: enough for a guard or `recover` to find and undo what it left.
+public struct RunEntry: Sendable, Hashable, Codable {
+    /// Run states of SPEC §3.
+    public enum State: String, Sendable, Codable {
+        case running, reverting, succeeded, deviated, aborted, failed
+        public var isFinal: Bool { ![.running, .reverting].contains(self) }
+    }
+
+    public var id: String
+    public var scenario: String
+    public var state: State
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var runner: ProcessIdentity
+    /// When the guard reverts even if the runner still lives: maxDuration plus a grace period.
+    public var deadline: Date
+    public var reason: String?
+
+    public init(id: String, scenario: String, state: State, startedAt: Date, endedAt: Date? = nil, runner: ProcessIdentity, deadline: Date, reason: String? = nil) {
+        self.id = id
+        self.scenario = scenario
+        self.state = state
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.runner = runner
+        self.deadline = deadline
+        self.reason = reason
+    }
+}
+
+/// One fault of a run and what undoes it.
+public struct FaultEntry: Sendable, Hashable {
+    /// `applying`: its revert record is written and commands may be under way.
+    public enum State: String, Sendable, Codable {
+        case applying, active, reverted
+        case revertFailed = "revert-failed"
+        case failed
+        /// Whether something of it may be on the host.
+        public var mayBeActive: Bool { [.applying, .active, .revertFailed].contains(self) }
+    }
+
+    public var runID: String
+    public var name: String
+    public var type: FaultType
+    public var state: State
+    public var record: RevertRecord
+    public var error: String?
+}
+
+/// The write-ahead journal: SQLite in WAL mode with synchronous writes, shared by the runner, its guard
+/// and `faultline recover`. A reserve file on the same filesystem is given up when the disk is full,
+/// so the journal can still record a revert while a disk-fill fault fills its filesystem.
+public final class Journal: Sendable {
+    public let directory: String
+    let database: DatabaseQueue
+    let reservePath: String
+    public static let reserveSize = 4 << 20
+
+    public init(directory: String) throws(FaultlineError) {
+        self.directory = directory
+        reservePath = directory + "/journal.reserve"
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            database = try DatabaseQueue(path: directory + "/journal.sqlite", configuration: configuration)
+            _ = try database.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+            try Self.migrator.migrate(database)
+        } catch {
+            throw FaultlineError(.io, "cannot open the journal in \(directory)", cause: "\(error)")
+        }
+        Self.keepReserve(at: reservePath)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE run (
+                  id TEXT PRIMARY KEY, scenario TEXT NOT NULL, state TEXT NOT NULL,
+                  startedAt DOUBLE NOT NULL, endedAt DOUBLE, runnerPID INTEGER NOT NULL, runnerStartTime INTEGER NOT NULL,
+                  runnerName TEXT NOT NULL, deadline DOUBLE NOT NULL, reason TEXT);
+                CREATE TABLE fault (
+                  runID TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE, name TEXT NOT NULL, type TEXT NOT NULL,
+                  state TEXT NOT NULL, record TEXT NOT NULL, updatedAt DOUBLE NOT NULL, error TEXT,
+                  PRIMARY KEY (runID, name));
+                """)
+        }
+        return migrator
+    }
+
+    /// Keeps a preallocated reserve file, when there is room for one.
+    static func keepReserve(at path: String) {
+        guard !FileManager.default.fileExists(atPath: path) else { return }
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        if posix_fallocate(fd, 0, off_t(reserveSize)) != 0 { unlink(path) } else { fsync(fd) }
+    }
+
+    /// Runs a write; when the disk is full, gives up the reserve and tries once more.
+    func write(_ body: @Sendable (Database) throws -> Void) throws(FaultlineError) {
+        do {
+            try database.write(body)
+        } catch let error as DatabaseError where [.SQLITE_FULL, .SQLITE_IOERR].contains(error.resultCode) {
+            unlink(reservePath)
+            do { try database.write(body) } catch {
+                throw FaultlineError(.io, "cannot write the journal in \(directory) even after releasing its reserve", cause: "\(error)")
+            }
+        } catch {
+            throw FaultlineError(.io, "cannot write the journal in \(directory)", cause: "\(error)")
+        }
+    }
+
+    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws(FaultlineError) -> T {
+        do { return try database.read(body) } catch {
+            throw FaultlineError(.io, "cannot read the journal in \(directory)", cause: "\(error)")
+        }
+    }
+
+    // MARK: Runs
+
+    public func begin(_ run: RunEntry) throws(FaultlineError) {
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO run (id, scenario, state, startedAt, runnerPID, runnerStartTime, runnerName, deadline)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [run.id, run.scenario, run.state.rawValue, run.startedAt.timeIntervalSince1970,
+                                 run.runner.pid, Int64(run.runner.startTime), run.runner.name, run.deadline.timeIntervalSince1970])
+        }
+    }
+
+    public func setState(_ state: RunEntry.State, of runID: String, reason: String? = nil) throws(FaultlineError) {
+        let ended: Double? = state.isFinal ? Date().timeIntervalSince1970 : nil
+        try write { db in
+            try db.execute(sql: "UPDATE run SET state = ?, endedAt = COALESCE(?, endedAt), reason = COALESCE(?, reason) WHERE id = ?",
+                           arguments: [state.rawValue, ended, reason, runID])
+        }
+    }
+
+    public func run(_ id: String) throws(FaultlineError) -> RunEntry? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM run WHERE id = ?", arguments: [id]).map(Self.run) }
+    }
+
+    public func runs() throws(FaultlineError) -> [RunEntry] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM run ORDER BY startedAt").map(Self.run) }
+    }
+
+    static func run(_ row: Row) -> RunEntry {
+        RunEntry(id: row["id"], scenario: row["scenario"], state: RunEntry.State(rawValue: row["state"]) ?? .failed,
+                 startedAt: Date(timeIntervalSince1970: row["startedAt"]),
+                 endedAt: (row["endedAt"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                 runner: ProcessIdentity(pid: row["runnerPID"], startTime: UInt64(row["runnerStartTime"] as Int64), name: row["runnerName"]),
+                 deadline: Date(timeIntervalSince1970: row["deadline"]), reason: row["reason"])
+    }
+
+    // MARK: Faults
+
+    /// Writes a fault's revert record (before the step it undoes), or replaces it.
+    public func record(runID: String, fault: String, type: FaultType, state: FaultEntry.State, record: RevertRecord, error: String? = nil) throws(FaultlineError) {
+        let json: String
+        do { json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self) } catch {
+            throw FaultlineError(.internalError, "cannot encode a revert record", cause: "\(error)")
+        }
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO fault (runID, name, type, state, record, updatedAt, error) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (runID, name) DO UPDATE SET state = excluded.state, record = excluded.record,
+                  updatedAt = excluded.updatedAt, error = excluded.error
+                """, arguments: [runID, fault, type.rawValue, state.rawValue, json, Date().timeIntervalSince1970, error])
+        }
+    }
+
+    public func setState(_ state: FaultEntry.State, runID: String, fault: String, error: String? = nil) throws(FaultlineError) {
+        try write { db in
+            try db.execute(sql: "UPDATE fault SET state = ?, error = ?, updatedAt = ? WHERE runID = ? AND name = ?",
+                           arguments: [state.rawValue, error, Date().timeIntervalSince1970, runID, fault])
+        }
+    }
+
+    public func faults(of runID: String) throws(FaultlineError) -> [FaultEntry] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM fault WHERE runID = ? ORDER BY updatedAt", arguments: [runID]).compactMap(Self.fault) }
+    }
+
+    /// Faults of any run that may still be on the host.
+    public func pendingFaults() throws(FaultlineError) -> [FaultEntry] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM fault WHERE state IN ('applying', 'active', 'revert-failed') ORDER BY updatedAt DESC").compactMap(Self.fault)
+        }
+    }
+
+    static func fault(_ row: Row) -> FaultEntry? {
+        guard let type = FaultType(rawValue: row["type"]), let state = FaultEntry.State(rawValue: row["state"]),
+              let record = try? JSONDecoder().decode(RevertRecord.self, from: Data((row["record"] as String).utf8)) else { return nil }
+        return FaultEntry(runID: row["runID"], name: row["name"], type: type, state: state, record: record, error: row["error"])
+    }
+}

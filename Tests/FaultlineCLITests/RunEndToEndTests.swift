@@ -1,0 +1,234 @@
+import FaultlineCore
+import FaultlineJournal
+import FaultlineSystem
+import FaultlineTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `faultline run` end to end: a real HTTP service in namespace B, the runner inside namespace A
+/// (its own namespace, as a sidecar's), real faults, real signals.
+@Suite(.serialized, .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("python3"), "needs root, ip, tc, iptables, nsenter and python3"))
+struct RunEndToEndTests {
+    struct Setup {
+        let net: TestNetwork
+        let directory: String
+        var state: String { directory + "/state" }
+
+        func file(_ name: String, faults: String, steadyState: String = defaultSteadyState, maxDuration: String = "20s") throws -> String {
+            let path = "\(directory)/\(name).yaml"
+            try """
+                apiVersion: faultline/v1
+                kind: Scenario
+                metadata: {name: \(name), runbook: "https://wiki.example/runbooks/\(name)"}
+                spec:
+                  maxDuration: \(maxDuration)
+                \(steadyState)
+                  faults:
+                \(faults)
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+
+        static let defaultSteadyState = """
+              steadyState:
+                probes:
+                  - name: web
+                    interval: 200ms
+                    http: {url: "http://\(TestNetwork.addressB):8080/", timeout: 300ms}
+                slo: {objective: 90%}
+                abortWhen: {consecutiveFailures: 3}
+            """
+
+        /// Starts `faultline ARGS` inside namespace A; stdout and stderr go to `log`.
+        func start(_ arguments: [String], prefix: [String] = []) throws -> (ProcessIdentity, log: String) {
+            let log = "\(directory)/faultline-\(UInt32.random(in: 0 ... .max)).log"
+            // With a prefix (capsh --shell=faultline), the prefix starts faultline itself.
+            let argv = ["/usr/sbin/ip", "netns", "exec", net.a] + prefix + (prefix.isEmpty ? [TestPaths.faultline] : []) + arguments
+            return (try ChildProcess.spawn(argv, table: ProcessTable(), output: log), log)
+        }
+
+        func run(_ arguments: [String], prefix: [String] = []) async throws -> (exit: Int32, output: String) {
+            let (child, log) = try start(arguments, prefix: prefix)
+            let exit = await ChildProcess.waitForExit(child.pid)
+            return (exit, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        }
+
+        func chains() async throws -> [String] {
+            try await net.must(["ip", "netns", "exec", net.a, "iptables", "-S"]).standardOutput
+                .split(separator: "\n").filter { $0.hasPrefix("-N FAULTLINE") }.map { String($0.dropFirst(3)) }
+        }
+
+        /// Waits until a Faultline chain exists in A and returns its name.
+        func waitForChain() async throws -> String {
+            for _ in 0..<400 {
+                if let chain = try await chains().first { return chain }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            throw TestFailure("no Faultline chain appeared in \(net.a)")
+        }
+    }
+
+    func withSetup(_ body: (Setup) async throws -> Void) async throws {
+        let net = try await TestNetwork.create()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("flt-test-e2e-\(UInt32.random(in: 0 ... .max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let setup = Setup(net: net, directory: directory)
+        do {
+            try await net.serve(in: net.b, ports: [8080: 100, 9090: 100])
+            try await body(setup)
+        } catch {
+            await net.remove()
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        await net.remove()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func report(_ directory: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/report.json"))
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+
+    @Test func aHarmlessFaultKeepsTheSteadyStateAndExitsZero() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("harmless", faults: "    - {name: unused-port, type: drop, duration: 2s, to: {ports: [9999], protocol: tcp}}")
+            let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out",
+                                              "--junit", setup.directory + "/junit.xml"])
+            #expect(result.exit == 0, "\(result.output)")
+            let report = try report(setup.directory + "/out")
+            #expect(report["state"] as? String == "succeeded")
+            #expect((report["slo"] as? [String: Any])?["met"] as? Bool == true)
+            let faults = report["faults"] as? [[String: Any]]
+            #expect(faults?.first?["state"] as? String == "reverted")
+            // The JUnit file is XML; the HTML report carries its chart inline.
+            let xml = try await SubprocessRunner().run(["/usr/bin/python3", "-c", "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); print(r.get('tests'), r.get('failures'))", setup.directory + "/junit.xml"])
+            #expect(xml.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "2 0", "\(xml.standardError)")
+            let html = try String(contentsOfFile: setup.directory + "/out/report.html", encoding: .utf8)
+            #expect(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"960\""))
+            #expect(html.contains("class=\"fault\""))
+            #expect(!html.contains("<script") && !html.contains("src=\"http"), "no external assets")
+            #expect(try await setup.chains().isEmpty)
+        }
+    }
+
+    @Test func dropOnTheServicePortAbortsRevertsAndExitsOne() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("outage", faults: "    - {name: cut, type: drop, start: 1s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}")
+            let started = ContinuousClock.now
+            let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"])
+            #expect(result.exit == 1, "\(result.output)")
+            #expect(ContinuousClock.now - started < .seconds(10), "the abort ends the run long before maxDuration")
+            let report = try report(setup.directory + "/out")
+            #expect(report["state"] as? String == "aborted")
+            #expect((report["abortReason"] as? String)?.contains("probe 'web' failed 3 times in a row") == true)
+            #expect(((report["abortedAt"] as? Double) ?? 0) >= 1.0)
+            #expect((report["faults"] as? [[String: Any]])?.first?["state"] as? String == "reverted")
+            #expect(try await setup.chains().isEmpty)
+            let markdown = try String(contentsOfFile: setup.directory + "/out/report.md", encoding: .utf8)
+            #expect(markdown.contains("| abort | probe 'web' failed 3 times in a row"))
+            #expect(markdown.contains("https://wiki.example/runbooks/outage"))
+        }
+    }
+
+    @Test func sigintRevertsAndExits130() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("interrupted", faults: "    - {name: cut, type: drop, to: {ports: [9999], protocol: tcp}}")
+            let (runner, log) = try setup.start(["run", file, "--yes", "--state-dir", setup.state])
+            _ = try await setup.waitForChain()
+            kill(runner.pid, SIGINT)
+            let exit = await ChildProcess.waitForExit(runner.pid)
+            #expect(exit == 130, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            #expect(try await setup.chains().isEmpty)
+        }
+    }
+
+    @Test func afterSIGKILLTheGuardRevertsWithinTwoSeconds() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("killed", faults: "    - {name: cut, type: drop, to: {ports: [9999], protocol: tcp}}")
+            let (runner, _) = try setup.start(["run", file, "--yes", "--state-dir", setup.state])
+            _ = try await setup.waitForChain()
+            kill(runner.pid, SIGKILL)
+            let killed = ContinuousClock.now
+            _ = await ChildProcess.waitForExit(runner.pid)
+            var gone = false
+            while !gone, ContinuousClock.now - killed < .seconds(5) {
+                gone = try await setup.chains().isEmpty
+                if !gone { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            let took = ContinuousClock.now - killed
+            print("guard recovery after SIGKILL: \(took)")
+            #expect(gone && took < .seconds(2))
+            let journal = try Journal(directory: setup.state)
+            for _ in 0..<200 where try journal.runs().last?.state != .failed { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(try journal.runs().last?.state == .failed)
+            #expect(try journal.pendingFaults().isEmpty)
+        }
+    }
+
+    @Test func aRevertThatCannotSucceedExitsFourAndRecoverCleansUpLater() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("stuck", faults: "    - {name: cut, type: drop, duration: 2s, to: {ports: [9999], protocol: tcp}}")
+            let (runner, log) = try setup.start(["run", file, "--yes", "--state-dir", setup.state])
+            let chain = try await setup.waitForChain()
+            // An obstacle: another rule refers to the chain, so it cannot be deleted.
+            try await setup.net.must(["ip", "netns", "exec", setup.net.a, "iptables", "-w", "5", "-A", "FORWARD", "-j", chain])
+            let exit = await ChildProcess.waitForExit(runner.pid)
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(exit == 4, "\(output)")
+            #expect(output.contains("to clean up by hand run"))
+            #expect(try Journal(directory: setup.state).pendingFaults().map(\.name) == ["cut"])
+            try await setup.net.must(["ip", "netns", "exec", setup.net.a, "iptables", "-w", "5", "-D", "FORWARD", "-j", chain])
+            let recover = try await setup.run(["recover", "--state-dir", setup.state])
+            #expect(recover.exit == 0, "\(recover.output)")
+            #expect(try await setup.chains().isEmpty)
+            #expect(try Journal(directory: setup.state).pendingFaults().isEmpty)
+        }
+    }
+
+    @Test func theJournalStillWritesWhileADiskFillFillsItsFilesystem() async throws {
+        try await withSetup { setup in
+            let mount = setup.directory + "/small"
+            try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+            try await setup.net.must(["mount", "-t", "tmpfs", "-o", "size=16m", "flt-test-tmpfs", mount])
+            defer { _ = try? FileManager.default.removeItem(atPath: mount) }
+            do {
+                let state = mount + "/state"
+                let file = try setup.file("full-disk", faults: "    - {name: fill, type: disk-fill, path: \(mount), fillTo: 100%, duration: 1s}",
+                                          steadyState: "")
+                let result = try await setup.run(["run", file, "--yes", "--state-dir", state])
+                #expect(result.exit == 0, "\(result.output)")
+                let journal = try Journal(directory: state)
+                #expect(try journal.runs().last?.state == .succeeded)
+                #expect(try journal.faults(of: journal.runs().last!.id).map(\.state) == [.reverted])
+                print("disk-fill of the journal's filesystem: reserve \(FileManager.default.fileExists(atPath: state + "/journal.reserve") ? "kept" : "released")")
+            } catch {
+                _ = try? await SubprocessRunner().run(["umount", mount])
+                throw error
+            }
+            _ = try await SubprocessRunner().run(["umount", mount])
+        }
+    }
+
+    @Test func anInvalidFileExitsTwoAndAMissingCapabilityExitsThreeWithNothingApplied() async throws {
+        try await withSetup { setup in
+            let broken = setup.directory + "/broken.yaml"
+            try "apiVersion: faultline/v1\nkind: Scenario\nmetadata: {name: x}\nspec: {maxDuration: 1m, faults: [{name: a, type: drop, dealy: 1}]}\n"
+                .write(toFile: broken, atomically: true, encoding: .utf8)
+            let invalid = try await setup.run(["run", broken, "--yes", "--state-dir", setup.state])
+            #expect(invalid.exit == 2)
+            #expect(invalid.output.contains("unknown key 'dealy'"))
+            let file = try setup.file("no-cap", faults: "    - {name: cut, type: drop, to: {ports: [8080], protocol: tcp}}")
+            let denied = try await setup.run(["--", "run", file, "--yes", "--state-dir", setup.state],
+                                             prefix: ["/usr/sbin/capsh", "--drop=cap_net_admin", "--shell=\(TestPaths.faultline)"])
+            #expect(denied.exit == 3, "\(denied.output)")
+            #expect(denied.output.contains("CAP_NET_ADMIN"))
+            #expect(denied.output.contains("nothing was applied"))
+            #expect(try await setup.chains().isEmpty)
+        }
+    }
+}
