@@ -39,8 +39,14 @@ public struct TestNamespace {
         return namespace
     }
 
-    /// Removes `flt-test-<pid>-*` namespaces whose process is gone.
+    /// Removes `flt-test-<pid>-*` namespaces, and kills test servers, whose test process is gone (it crashed).
     public static func removeStale() async {
+        for process in ProcessTable().all() where process.commandLine.contains("/flt-test-") && process.commandLine.contains("netprobe.py") {
+            guard let marker = process.commandLine.range(of: "/flt-test-"),
+                  let owner = Int32(process.commandLine[marker.upperBound...].prefix { $0.isNumber }),
+                  kill(owner, 0) != 0, errno == ESRCH else { continue }
+            _ = try? ProcessSignaller().send(.kill, to: process.identity)
+        }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []
         for name in names where name.hasPrefix("flt-test-") {
             let parts = name.split(separator: "-")
