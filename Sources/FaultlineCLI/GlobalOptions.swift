@@ -29,9 +29,11 @@ struct GlobalOptions: ParsableArguments {
         return base + "/faultline"
     }
 
-    func eventLog(run: String, scenario: String) -> EventLog {
+    func eventLog(run: String, scenario: String, live: LiveView? = nil) -> EventLog {
         EventLog(format: logFormat == .json ? .json : .text, run: run, scenario: scenario,
-                 minimum: RunEvent.Level(rawValue: logLevel.rawValue) ?? .info) { StandardError.write($0) }
+                 minimum: RunEvent.Level(rawValue: logLevel.rawValue) ?? .info) { line in
+            if let live { live.print(line) } else { StandardError.write(line) }
+        }
     }
 
     /// The arguments that pass these options on to a child faultline process.

@@ -31,9 +31,11 @@ public struct ExperimentRunner: Sendable {
     let probes: ProbeExecutor
     let log: EventLog
     let stop: StopSignal
+    let live: LiveView?
 
     public init(scenario: Scenario, plan: Plan, settings: Settings, journal: Journal, context: DriverContext,
-                probes: ProbeExecutor, log: EventLog, stop: StopSignal) {
+                probes: ProbeExecutor, log: EventLog, stop: StopSignal, live: LiveView? = nil) {
+        self.live = live
         self.scenario = scenario
         self.plan = plan
         self.settings = settings
@@ -112,6 +114,8 @@ public struct ExperimentRunner: Sendable {
             return report(state: .failed, exit: 3, before: true, after: nil, abortReason: "journal unavailable: \(error)")
         }
         let guardProcess = startGuard()
+        live?.attach(LiveView.Source(plan: plan, progress: progress, ledger: ledger, methodStart: methodStart))
+        log.log(RunEvent(.info, "method", "the method starts: \(plan.faults.count) fault(s) over at most \(scenario.spec.maxDuration)"))
 
         await withTaskGroup(of: Void.self) { group in
             let remaining = Countdown(plan.faults.count)
@@ -129,7 +133,14 @@ public struct ExperimentRunner: Sendable {
                     stop.fire(.deadline)
                 }
             }
+            if let live {
+                group.addTask {
+                    while await !stop.sleep(until: .now + .milliseconds(250)) { live.redraw() }
+                }
+            }
         }
+
+        live?.detach()
 
         // 3. Whatever is still journalled as active is reverted now.
         let leftovers = await Recovery(journal: journal, context: context).revert(runID: settings.runID)

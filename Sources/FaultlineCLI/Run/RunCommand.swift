@@ -49,7 +49,9 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let scenario = try ScenarioFile.loadOrExit(file)
         let runID = RunID.random()
-        let log = global.eventLog(run: runID, scenario: scenario.metadata.name.rawValue)
+        // On a terminal (and with text logs) a live view redraws below the log lines; else one line per event.
+        let live: LiveView? = isatty(2) == 1 && global.logFormat == .text ? LiveView { StandardError.write($0) } : nil
+        let log = global.eventLog(run: runID, scenario: scenario.metadata.name.rawValue, live: live)
         let journal: Journal
         do { journal = try Journal(directory: global.stateDirectory) } catch {
             StandardError.write("faultline: \(error)\n")
@@ -89,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
             scenario: scenario, plan: plan,
             settings: ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded),
             journal: journal, context: context,
-            probes: ProbeExecutor(target: scenario.spec.target), log: log, stop: stop)
+            probes: ProbeExecutor(target: scenario.spec.target), log: log, stop: stop, live: live)
         let result = await runner.run()
         signals.cancel()
         try write(result)

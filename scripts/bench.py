@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Faultline benchmarks, rerunnable: sudo scripts/bench.py [--runs N] [--debug] [--skip-ctk]
+
+Measures, on this machine, with medians over N runs:
+  - inject and revert time of each fault type that works here (from the run's JSON log:
+    the fault's scheduled time to the moment it is active / reverted);
+  - abort reaction: the abort decision to every fault reverted;
+  - guard recovery: SIGKILL of the runner to the fault gone;
+  - peak RSS of the runner;
+  - the same experiment (an HTTP probe plus a process pause with its undo) in Faultline and in
+    Chaos Toolkit (PyPI chaostoolkit, installed into a venv under .build-bench/): wall-time
+    overhead beyond the experiment's pauses, and peak RSS, as ratios.
+Network faults run inside two scratch namespaces (flt-bench-*), never in the root namespace.
+Everything it creates is removed at the end, also on failure.
+"""
+import argparse, datetime, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+A, B = f"flt-bench-{os.getpid()}a", f"flt-bench-{os.getpid()}b"
+ADDR_B = "10.213.7.2"
+SERVER = r'''
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+'''
+
+def sh(*argv, check=True, **kw):
+    return subprocess.run(list(argv), check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="flt-bench-")
+        self.children = []
+        self.mounts = []
+        config = "debug" if args.debug else "release"
+        # A build folder of its own, so that benchmarking never waits on (or disturbs) the development build.
+        scratch = ["--scratch-path", os.path.join(ROOT, ".build-bench", "swift")] if not args.debug else []
+        print(f"building faultline ({config}) ...", flush=True)
+        sh("swift", "build", "-c", config, "--product", "faultline", *scratch, cwd=ROOT)
+        self.exe = os.path.join(sh("swift", "build", "-c", config, "--show-bin-path", *scratch, cwd=ROOT).stdout.strip(), "faultline")
+
+    # -- setup and teardown -------------------------------------------------------------
+    def setup_network(self):
+        for ns in (A, B):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0")
+        sh("ip", "-n", A, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", B)
+        for ns, addr in ((A, "10.213.7.1"), (B, ADDR_B)):
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "addr", "add", addr + "/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        script = os.path.join(self.work, "server.py")
+        open(script, "w").write(SERVER)
+        self.spawn(["ip", "netns", "exec", B, sys.executable, script, "0.0.0.0", "8080"])
+        self.spawn([sys.executable, script, "127.0.0.1", "18080"])
+        time.sleep(0.5)
+
+    def spawn(self, argv):
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.children.append(p)
+        return p
+
+    def cleanup(self):
+        for p in self.children:
+            if p.poll() is None:
+                try: os.kill(p.pid, signal.SIGCONT)
+                except OSError: pass
+                p.kill(); p.wait()
+        for mount in self.mounts:
+            sh("umount", mount, check=False)
+        for ns in (A, B):
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- running faultline --------------------------------------------------------------
+    def scenario(self, name, faults, steady="", max_duration="5s"):
+        name = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+        while "--" in name:
+            name = name.replace("--", "-")
+        path = os.path.join(self.work, name + ".yaml")
+        with open(path, "w") as f:
+            f.write(f"apiVersion: faultline/v1\nkind: Scenario\nmetadata: {{name: {name}}}\nspec:\n"
+                    f"  maxDuration: {max_duration}\n{steady}  faults:\n{faults}\n")
+        return path
+
+    def run(self, path, netns=A, timed=False):
+        argv = ([] if netns is None else ["ip", "netns", "exec", netns]) + ([ "/usr/bin/time", "-f", "RSS %M"] if timed else []) + \
+            [self.exe, "run", path, "--yes", "--log-format", "json", "--state-dir", os.path.join(self.work, "state")]
+        start = time.monotonic()
+        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wall = time.monotonic() - start
+        events, rss = [], None
+        for line in result.stderr.splitlines():
+            if line.startswith("{"):
+                events.append(json.loads(line))
+            elif line.startswith("RSS "):
+                rss = int(line.split()[1]) / 1024
+        return result.returncode, events, wall, rss
+
+    @staticmethod
+    def ts(event):
+        return datetime.datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
+
+    def first(self, events, kind, fault=None):
+        for e in events:
+            if e.get("event") == kind and (fault is None or e.get("fault") == fault):
+                return self.ts(e)
+        return None
+
+    # -- the measurements -----------------------------------------------------------------
+    def inject_revert(self, label, fault_yaml, before=None, netns=A):
+        injects, reverts = [], []
+        for _ in range(self.args.runs):
+            if before: before()
+            path = self.scenario("bench-" + label, fault_yaml)
+            code, events, _, _ = self.run(path, netns=netns)
+            method, inject = self.first(events, "method"), self.first(events, "inject", "f")
+            revert = self.first(events, "revert", "f")
+            if code != 0 or method is None or inject is None:
+                print(f"  {label}: run failed (exit {code}): {[e['msg'] for e in events][-3:]}")
+                return None
+            injects.append((inject - method - 0.2) * 1000)
+            if revert is not None:
+                reverts.append((revert - method - 0.7) * 1000)
+        row = (label, statistics.median(injects), statistics.median(reverts) if reverts else None)
+        print(f"  {label:<28} inject {row[1]:7.1f} ms   revert {('%7.1f ms' % row[2]) if row[2] is not None else '     —   '}", flush=True)
+        return row
+
+    def sleeper(self):
+        program = os.path.join(self.work, "flt-sl-bench")
+        if not os.path.exists(program):
+            shutil.copy("/bin/sleep", program)
+        return self.spawn([program, "600"])
+
+    def faults(self):
+        print(f"\ninject / revert, median of {self.args.runs} runs (scheduled time to active / to reverted):")
+        window = "start: 200ms, duration: 500ms"
+        rows = [
+            self.inject_revert("drop", f"    - {{name: f, type: drop, {window}, to: {{hosts: [{ADDR_B}], ports: [8080], protocol: tcp}}}}"),
+            self.inject_revert("drop 30% per connection", f"    - {{name: f, type: drop, {window}, probability: 30%, to: {{ports: [8080], protocol: tcp}}}}"),
+            self.inject_revert("bandwidth", f"    - {{name: f, type: bandwidth, {window}, interface: eth0, rate: 8mbit}}"),
+        ]
+        probe = sh("ip", "netns", "exec", A, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
+        if probe.returncode == 0:
+            sh("ip", "netns", "exec", A, "tc", "qdisc", "del", "dev", "lo", "root")
+            rows.append(self.inject_revert("latency (netem)", f"    - {{name: f, type: latency, {window}, interface: eth0, delay: 50ms}}"))
+        else:
+            print(f"  latency, packet-loss, corrupt, duplicate, reorder: skipped, no sch_netem here ({probe.stderr.strip()})")
+        holder = {}
+        def start_sleeper(): holder["p"] = self.sleeper()
+        rows.append(self.inject_revert("kill-process", f"    - {{name: f, type: kill-process, {window}, match: {{name: flt-sl-bench}}}}", before=start_sleeper, netns=None))
+        rows.append(self.inject_revert("pause-process", f"    - {{name: f, type: pause-process, {window}, match: {{name: flt-sl-bench}}}}", before=start_sleeper, netns=None))
+        image, mount = os.path.join(self.work, "disk.img"), os.path.join(self.work, "disk")
+        os.mkdir(mount)
+        sh("truncate", "-s", "3G", image); sh("mkfs.ext4", "-q", "-F", image); sh("mount", "-o", "loop", image, mount)
+        self.mounts.append(mount)
+        rows.append(self.inject_revert("disk-fill 1GiB (ext4)", f"    - {{name: f, type: disk-fill, {window}, path: {mount}, size: 1GiB}}", netns=None))
+        rows.append(self.inject_revert("cpu-stress", f"    - {{name: f, type: cpu-stress, {window}, workers: 1}}", netns=None))
+        rows.append(self.inject_revert("memory-stress 256MiB", f"    - {{name: f, type: memory-stress, {window}, size: 256MiB}}", netns=None))
+        return [r for r in rows if r]
+
+    def abort_reaction(self):
+        steady = ("  steadyState:\n    probes:\n      - name: web\n        interval: 100ms\n"
+                  f"        http: {{url: \"http://{ADDR_B}:8080/\", timeout: 150ms}}\n    abortWhen: {{consecutiveFailures: 1}}\n")
+        faults = (f"    - {{name: f, type: drop, start: 300ms, to: {{hosts: [{ADDR_B}], ports: [8080], protocol: tcp}}}}\n"
+                  f"    - {{name: g, type: bandwidth, start: 300ms, interface: eth0, rate: 100mbit}}\n"
+                  f"    - {{name: h, type: cpu-stress, start: 300ms, workers: 1, load: 10%}}")
+        times = []
+        for _ in range(self.args.runs):
+            path = self.scenario("bench-abort", faults, steady, max_duration="10s")
+            code, events, _, _ = self.run(path)
+            abort = self.first(events, "abort")
+            reverts = [self.ts(e) for e in events if e.get("event") == "revert"]
+            if code != 1 or abort is None or len(reverts) != 3:
+                print(f"  abort run failed (exit {code})"); return None
+            times.append((max(reverts) - abort) * 1000)
+        value = statistics.median(times)
+        print(f"\nabort reaction (abort decision to 3 faults reverted), median of {self.args.runs}: {value:.1f} ms")
+        return value
+
+    def guard_recovery(self):
+        times = []
+        for _ in range(self.args.runs):
+            path = self.scenario("bench-guard", f"    - {{name: f, type: drop, to: {{ports: [9999], protocol: tcp}}}}", max_duration="30s")
+            argv = ["ip", "netns", "exec", A, self.exe, "run", path, "--yes", "--state-dir", os.path.join(self.work, "state")]
+            runner = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while "FAULTLINE" not in sh("ip", "netns", "exec", A, "iptables", "-S").stdout:
+                time.sleep(0.005)
+            runner.kill(); killed = time.monotonic(); runner.wait()
+            while "FAULTLINE" in sh("ip", "netns", "exec", A, "iptables", "-S").stdout:
+                time.sleep(0.002)
+            times.append((time.monotonic() - killed) * 1000)
+        value = statistics.median(times)
+        print(f"guard recovery after SIGKILL of the runner, median of {self.args.runs}: {value:.1f} ms")
+        return value
+
+    def rss(self):
+        steady = ("  steadyState:\n    probes:\n      - name: web\n        interval: 100ms\n"
+                  f"        http: {{url: \"http://{ADDR_B}:8080/\"}}\n")
+        path = self.scenario("bench-rss", f"    - {{name: f, type: drop, duration: 2s, to: {{ports: [9999], protocol: tcp}}}}", steady)
+        values = [self.run(path, timed=True)[3] for _ in range(self.args.runs)]
+        value = statistics.median(v for v in values if v)
+        print(f"runner peak RSS (HTTP probe every 100ms, one drop fault, 2s), median: {value:.1f} MiB")
+        return value
+
+    def versus_chaostoolkit(self):
+        venv = os.path.join(ROOT, ".build-bench", "venv")
+        chaos = os.path.join(venv, "bin", "chaos")
+        if not os.path.exists(chaos):
+            print("\ninstalling chaostoolkit into .build-bench/venv ...", flush=True)
+            sh(sys.executable, "-m", "venv", venv)
+            sh(os.path.join(venv, "bin", "pip"), "install", "-q", "chaostoolkit")
+        version = sh(chaos, "--version").stdout.strip()
+        pause = 2.0
+        faultline_walls, faultline_rss, ctk_walls, ctk_rss = [], [], [], []
+        for _ in range(self.args.runs):
+            target = self.sleeper()
+            steady = "  steadyState:\n    probes:\n      - name: web\n        interval: 1s\n        http: {url: \"http://127.0.0.1:18080/\"}\n"
+            path = self.scenario("bench-vs-ctk", f"    - {{name: f, type: pause-process, duration: {int(pause)}s, match: {{pid: {target.pid}}}}}", steady, max_duration=f"{int(pause)}s")
+            start = time.monotonic()
+            result = subprocess.run(["/usr/bin/time", "-f", "RSS %M", self.exe, "run", path, "--yes", "--state-dir", os.path.join(self.work, "state")],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            faultline_walls.append(time.monotonic() - start - pause)
+            faultline_rss.append(int([l for l in result.stderr.splitlines() if l.startswith("RSS ")][-1].split()[1]) / 1024)
+            experiment = {
+                "version": "1.0.0", "title": "pause and resume", "description": "bench",
+                "steady-state-hypothesis": {"title": "web answers", "probes": [{
+                    "type": "probe", "name": "web", "tolerance": 200,
+                    "provider": {"type": "http", "url": "http://127.0.0.1:18080/", "timeout": 2}}]},
+                "method": [{"type": "action", "name": "pause", "provider": {"type": "process", "path": "kill", "arguments": f"-STOP {target.pid}"},
+                            "pauses": {"after": pause}}],
+                "rollbacks": [{"type": "action", "name": "resume", "provider": {"type": "process", "path": "kill", "arguments": f"-CONT {target.pid}"}}],
+            }
+            exp_path = os.path.join(self.work, "experiment.json")
+            json.dump(experiment, open(exp_path, "w"))
+            start = time.monotonic()
+            result = subprocess.run(["/usr/bin/time", "-f", "RSS %M", chaos, "--log-file", os.path.join(self.work, "chaostoolkit.log"), "run",
+                                     "--journal-path", os.path.join(self.work, "journal.json"), "--rollback-strategy", "always", exp_path],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.work)
+            ctk_walls.append(time.monotonic() - start - pause)
+            ctk_rss.append(int([l for l in result.stderr.splitlines() if l.startswith("RSS ")][-1].split()[1]) / 1024)
+            target.kill(); target.wait()
+        fw, cw = statistics.median(faultline_walls), statistics.median(ctk_walls)
+        fr, cr = statistics.median(faultline_rss), statistics.median(ctk_rss)
+        print(f"\nsame experiment (HTTP probe + pause-process {pause:.0f}s with undo), median of {self.args.runs}; {version}:")
+        print(f"  overhead beyond the pause: faultline {fw*1000:.0f} ms, chaostoolkit {cw*1000:.0f} ms  -> ratio {fw/cw:.2f}")
+        print(f"  peak RSS:                  faultline {fr:.1f} MiB, chaostoolkit {cr:.1f} MiB  -> ratio {fr/cr:.2f}")
+        return fw, cw, fr, cr
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--debug", action="store_true", help="benchmark the debug build (default: release)")
+    parser.add_argument("--skip-ctk", action="store_true", help="do not install or run Chaos Toolkit")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench.py needs root (namespaces, iptables, tc, mounts)")
+    bench = Bench(args)
+    try:
+        bench.setup_network()
+        print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}")
+        bench.faults()
+        bench.abort_reaction()
+        bench.guard_recovery()
+        bench.rss()
+        if not args.skip_ctk:
+            bench.versus_chaostoolkit()
+    finally:
+        bench.cleanup()
+
+if __name__ == "__main__":
+    main()
