@@ -15,6 +15,20 @@ public struct RunReport: Sendable, Codable {
         public var revertCommands: [String]
         public var state: String
         public var error: String?
+
+        public init(name: String, type: FaultType, target: String, summary: String, injectedAt: Double?, revertedAt: Double?,
+                    injectCommands: [String], revertCommands: [String], state: String, error: String?) {
+            self.name = name
+            self.type = type
+            self.target = target
+            self.summary = summary
+            self.injectedAt = injectedAt
+            self.revertedAt = revertedAt
+            self.injectCommands = injectCommands
+            self.revertCommands = revertCommands
+            self.state = state
+            self.error = error
+        }
     }
 
     public struct ProbeSample: Sendable, Codable {
@@ -28,6 +42,16 @@ public struct RunReport: Sendable, Codable {
         public var good: Bool
         public var latency: Double
         public var detail: String
+
+        public init(probe: String, phase: Phase, at: Double, ok: Bool, good: Bool, latency: Double, detail: String) {
+            self.probe = probe
+            self.phase = phase
+            self.at = at
+            self.ok = ok
+            self.good = good
+            self.latency = latency
+            self.detail = detail
+        }
     }
 
     public struct SLOVerdict: Sendable, Codable {
@@ -37,6 +61,14 @@ public struct RunReport: Sendable, Codable {
         public var met: Bool
         /// Share of the error budget used (1.0 = all of it).
         public var budgetUsed: Double
+
+        public init(objective: Double, good: Int, total: Int, met: Bool, budgetUsed: Double) {
+            self.objective = objective
+            self.good = good
+            self.total = total
+            self.met = met
+            self.budgetUsed = budgetUsed
+        }
     }
 
     public var scenario: String
@@ -57,6 +89,29 @@ public struct RunReport: Sendable, Codable {
     public var faults: [FaultRecord]
     public var probes: [ProbeSample]
     public var review: [String: String]
+
+    public init(scenario: String, description: String?, runID: String, host: String, user: String, startedAt: Date, endedAt: Date,
+                state: String, exitCode: Int32, abortReason: String?, abortedAt: Double?, runbook: String?, steadyStateBefore: Bool,
+                steadyStateAfter: Bool?, slo: SLOVerdict?, faults: [FaultRecord], probes: [ProbeSample], review: [String: String]) {
+        self.scenario = scenario
+        self.description = description
+        self.runID = runID
+        self.host = host
+        self.user = user
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.state = state
+        self.exitCode = exitCode
+        self.abortReason = abortReason
+        self.abortedAt = abortedAt
+        self.runbook = runbook
+        self.steadyStateBefore = steadyStateBefore
+        self.steadyStateAfter = steadyStateAfter
+        self.slo = slo
+        self.faults = faults
+        self.probes = probes
+        self.review = review
+    }
 
     /// The blameless review template.
     public static let reviewTemplate: [String: String] = [

@@ -1,0 +1,57 @@
+import FaultlineCore
+import FaultlineEngine
+import FaultlineSystem
+import Foundation
+import Testing
+
+/// The HTML report opens in a real browser (headless Chromium) and shows its chart.
+@Suite struct ReportRenderingTests {
+    static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    static func sampleReport() -> RunReport {
+        var probes: [RunReport.ProbeSample] = []
+        for index in 0..<40 {
+            let bad = (20...27).contains(index)
+            let latency = 0.01 + Double(index % 7) * 0.003
+            probes.append(RunReport.ProbeSample(probe: index % 2 == 0 ? "checkout" : "db-port", phase: .method, at: Double(index) * 0.25,
+                                                ok: !bad, good: !bad, latency: latency, detail: bad ? "timeout" : "status 200"))
+        }
+        return RunReport(scenario: "checkout-db-latency", description: nil, runID: "abc12345", host: "test", user: "root",
+                         startedAt: Date(), endedAt: Date().addingTimeInterval(10), state: "aborted", exitCode: 1,
+                         abortReason: "probe 'checkout' failed 3 times in a row (timeout)", abortedAt: 6.9, runbook: nil,
+                         steadyStateBefore: true, steadyStateAfter: true,
+                         slo: RunReport.SLOVerdict(objective: 99, good: 32, total: 40, met: false, budgetUsed: 20),
+                         faults: [RunReport.FaultRecord(name: "db-latency", type: .drop, target: "this host", summary: "drop traffic",
+                                                        injectedAt: 4.8, revertedAt: 7.0, injectCommands: [], revertCommands: [],
+                                                        state: "reverted", error: nil)],
+                         probes: probes, review: RunReport.reviewTemplate)
+    }
+
+    @Test func theChartIsInlineSVGWithFaultWindowsAndTheAbort() {
+        let html = ReportRenderer.html(Self.sampleReport())
+        #expect(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"960\" height=\"240\""))
+        #expect(html.components(separatedBy: "class=\"bad\"").count - 1 == 8)
+        #expect(html.contains("class=\"fault\""))
+        #expect(html.contains("id=\"abort\""))
+        #expect(!html.contains("<script") && !html.contains("<link"), "no external assets")
+    }
+
+    @Test(.enabled(if: chromium != nil, "needs Chromium (Debian package chromium)"))
+    func theReportOpensInHeadlessChromium() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-cli-report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let page = directory.appendingPathComponent("report.html").path
+        let shot = directory.appendingPathComponent("shot.png").path
+        try ReportRenderer.html(Self.sampleReport()).write(toFile: page, atomically: true, encoding: .utf8)
+        let common = [Self.chromium!, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(directory.path)/profile"]
+        let dom = try await SubprocessRunner().run(common + ["--dump-dom", "file://\(page)"], timeout: .seconds(60), outputLimit: 8 << 20)
+        #expect(dom.standardOutput.contains("id=\"timeline\""), "\(dom.standardError.suffix(500))")
+        _ = try await SubprocessRunner().run(common + ["--screenshot=\(shot)", "--window-size=1100,700", "file://\(page)"], timeout: .seconds(60), outputLimit: 8 << 20)
+        let png = try Data(contentsOf: URL(fileURLWithPath: shot))
+        #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+        let width = png[16..<20].reduce(0) { $0 << 8 | Int($1) }
+        #expect(width == 1100)
+        #expect(png.count > 20_000, "a page with a chart, not a blank one (\(png.count) bytes)")
+    }
+}
