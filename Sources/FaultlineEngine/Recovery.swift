@@ -51,9 +51,15 @@ public struct Recovery: Sendable {
         var result: [(RunEntry, [Outcome])] = []
         for run in try orphanedRuns() {
             let outcomes = await revert(runID: run.id)
-            let failed = outcomes.contains { $0.error != nil }
-            try? journal.setState(failed ? .failed : (run.state.isFinal ? run.state : .failed), of: run.id,
-                                  reason: failed ? "recovery could not revert everything" : (run.state.isFinal ? nil : "the runner died; recovered"))
+            let reason: String? = if outcomes.contains(where: { $0.error != nil }) {
+                "recovery could not revert everything"
+            } else if !run.state.isFinal {
+                "the runner died; recovered"
+            } else {
+                nil
+            }
+            // A run that ended on its own keeps its verdict unless something could not be undone.
+            try? journal.setState(reason == nil ? run.state : .failed, of: run.id, reason: reason)
             result.append((run, outcomes))
         }
         return result
