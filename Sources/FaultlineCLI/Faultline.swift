@@ -11,7 +11,7 @@ public struct Faultline: AsyncParsableCommand {
               faultline plan scenarios/checkout-db-latency.yaml
             """,
         version: "0.1.0",
-        subcommands: [ValidateCommand.self, PlanCommand.self, RunCommand.self, DoctorCommand.self, RecoverCommand.self, HogCommand.self, GuardCommand.self]
+        subcommands: [ValidateCommand.self, PlanCommand.self, RunCommand.self, DoctorCommand.self, RecoverCommand.self, HogCommand.self, GuardCommand.self, ProbeCommand.self]
     )
 
     public init() {}

@@ -21,20 +21,34 @@ public struct ProbeOutcome: Sendable, Hashable, Codable {
 }
 
 /// Runs steady-state probes: http and prometheus over AsyncHTTPClient, tcp connects over NIO, commands as argv.
-/// http, tcp and prometheus probes run from this process's network namespace; command probes run in the
-/// scenario's target namespace when it has one.
+/// With a target namespace every probe runs inside it: commands through nsenter, and the others through a
+/// short-lived `faultline probe` helper entered into the namespace, which measures its own latency.
 public struct ProbeExecutor: Sendable {
     let runner: any CommandRunner
     let target: NetnsTarget?
     let client: HTTPClient
+    /// The faultline executable, for the helper that probes from inside a target namespace.
+    let executable: String?
 
-    public init(runner: any CommandRunner = SubprocessRunner(), target: NetnsTarget? = nil, client: HTTPClient = .shared) {
+    public init(runner: any CommandRunner = SubprocessRunner(), target: NetnsTarget? = nil, executable: String? = nil, client: HTTPClient = .shared) {
         self.runner = runner
         self.target = target
+        self.executable = executable
         self.client = client
     }
 
     public func check(_ probe: Probe) async -> ProbeOutcome {
+        if let target, let executable {
+            switch probe.check {
+            case .http, .tcp, .prometheus: return await checkInside(target, probe, executable: executable)
+            case .command: break
+            }
+        }
+        return await checkHere(probe)
+    }
+
+    /// Runs the probe here, in this process's namespace.
+    public func checkHere(_ probe: Probe) async -> ProbeOutcome {
         let clock = ContinuousClock()
         let start = clock.now
         var outcome: (ok: Bool, detail: String)
@@ -50,6 +64,31 @@ public struct ProbeExecutor: Sendable {
     }
 
     static func timeAmount(_ span: TimeSpan) -> TimeAmount { .microseconds(span.microseconds) }
+
+    /// The probe's own timeout, for the helper's deadline.
+    static func timeout(of probe: Probe) -> TimeSpan {
+        switch probe.check {
+        case .http(let http): http.timeout
+        case .tcp(let tcp): tcp.timeout
+        case .command(let command): command.timeout
+        case .prometheus(let prometheus): prometheus.timeout
+        }
+    }
+
+    /// `nsenter --net=TARGET -- faultline probe JSON`: the helper checks from inside and prints its outcome.
+    func checkInside(_ target: NetnsTarget, _ probe: Probe, executable: String) async -> ProbeOutcome {
+        guard let json = try? String(decoding: JSONEncoder().encode(probe), as: UTF8.self) else {
+            return ProbeOutcome(ok: false, latency: 0, detail: "cannot encode the probe")
+        }
+        let argv = ["nsenter", "--net=\(target.namespacePath)", "--", executable, "probe", json]
+        do {
+            let result = try await runner.run(argv, timeout: .microseconds(Self.timeout(of: probe).microseconds) + .seconds(5), outputLimit: 1 << 16)
+            if let outcome = try? JSONDecoder().decode(ProbeOutcome.self, from: Data(result.standardOutput.utf8)) { return outcome }
+            return ProbeOutcome(ok: false, latency: 0, detail: "probe helper in \(target) failed (exit \(result.exitCode)): \(result.standardError.prefix(200))")
+        } catch {
+            return ProbeOutcome(ok: false, latency: 0, detail: "probe helper in \(target): \(error)")
+        }
+    }
 
     func check(_ http: HTTPCheck) async -> (Bool, String) {
         var request = HTTPClientRequest(url: http.url)

@@ -116,6 +116,27 @@ struct RunEndToEndTests {
         }
     }
 
+    @Test func probesRunInsideTheScenariosTarget() async throws {
+        try await withSetup { setup in
+            // 127.0.0.1:8080 answers only inside B; the runner lives in A and targets B.
+            let steady = """
+                  target: {netns: \(setup.net.b)}
+                  steadyState:
+                    probes:
+                      - {name: local-web, interval: 200ms, http: {url: "http://127.0.0.1:8080/", timeout: 500ms}}
+                      - {name: local-port, interval: 200ms, tcp: {address: "127.0.0.1:8080", timeout: 500ms}}
+                    abortWhen: {consecutiveFailures: 2}
+                """
+            let file = try setup.file("in-target", faults: "    - {name: unused, type: drop, duration: 1s, to: {ports: [9999], protocol: tcp}}",
+                                      steadyState: steady)
+            let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"])
+            #expect(result.exit == 0, "\(result.output)")
+            let probes = try report(setup.directory + "/out")["probes"] as? [[String: Any]] ?? []
+            #expect(probes.count >= 6)
+            #expect(probes.allSatisfy { $0["ok"] as? Bool == true })
+        }
+    }
+
     @Test func dropOnTheServicePortAbortsRevertsAndExitsOne() async throws {
         try await withSetup { setup in
             let file = try setup.file("outage", faults: "    - {name: cut, type: drop, start: 1s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}")

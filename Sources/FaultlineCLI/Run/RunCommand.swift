@@ -91,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
             scenario: scenario, plan: plan,
             settings: ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded),
             journal: journal, context: context,
-            probes: ProbeExecutor(target: scenario.spec.target), log: log, stop: stop, live: live)
+            probes: ProbeExecutor(target: scenario.spec.target, executable: facts.executable), log: log, stop: stop, live: live)
         let result = await runner.run()
         signals.cancel()
         try write(result)
