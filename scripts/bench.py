@@ -36,7 +36,6 @@ def sh(*argv, check=True, **kw):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.work = tempfile.mkdtemp(prefix="flt-bench-")
         self.children = []
         self.mounts = []
         config = "debug" if args.debug else "release"
@@ -45,6 +44,7 @@ class Bench:
         print(f"building faultline ({config}) ...", flush=True)
         sh("swift", "build", "-c", config, "--product", "faultline", *scratch, cwd=ROOT)
         self.exe = os.path.join(sh("swift", "build", "-c", config, "--show-bin-path", *scratch, cwd=ROOT).stdout.strip(), "faultline")
+        self.work = tempfile.mkdtemp(prefix="flt-bench-")  # after the build: a failed build leaves nothing behind
 
     # -- setup and teardown -------------------------------------------------------------
     def setup_network(self):
