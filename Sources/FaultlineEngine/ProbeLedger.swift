@@ -41,10 +41,16 @@ public final class ProbeLedger: Sendable {
                 return "probe '\(name)' failed \(count) times in a row (\(outcome.detail))"
             }
             if let burn = conditions.burnRate, let objective = steadyState?.slo?.objective {
-                let window = state.samples.filter { $0.phase == .method && $0.at >= at - burn.window.seconds }
-                let badShare = Double(window.filter { !$0.good }.count) / Double(max(window.count, 1))
+                var count = 0, bad = 0
+                for sample in state.samples.reversed() {
+                    if sample.phase != .method { continue }
+                    if sample.at < at - burn.window.seconds { break }
+                    count += 1
+                    if !sample.good { bad += 1 }
+                }
+                let badShare = Double(bad) / Double(max(count, 1))
                 let allowed = burn.factor * (1 - objective.fraction)
-                if !good, window.count >= 2, badShare > allowed {
+                if !good, count >= 2, badShare > allowed {
                     return "error budget burning too fast: \(Int((badShare * 100).rounded()))% bad in the last \(burn.window) (limit \(TimeSpan.trim(allowed * 100))%, probe '\(name)')"
                 }
             }

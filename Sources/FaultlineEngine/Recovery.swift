@@ -42,7 +42,7 @@ public struct Recovery: Sendable {
     public func orphanedRuns() throws(FaultlineError) -> [RunEntry] {
         let pendingRuns = Set(try journal.pendingFaults().map(\.runID))
         return try journal.runs().filter { run in
-            pendingRuns.contains(run.id) && (run.state.isFinal || !isAlive(run.runner))
+            pendingRuns.contains(run.id) && (run.state.isFinal || !context.processes.isAlive(run.runner))
         }
     }
 
@@ -63,10 +63,5 @@ public struct Recovery: Sendable {
             result.append((run, outcomes))
         }
         return result
-    }
-
-    func isAlive(_ process: ProcessIdentity) -> Bool {
-        guard let now = context.processes.read(process.pid) else { return false }
-        return now.startTime == process.startTime && now.state != "Z"
     }
 }

@@ -1,5 +1,6 @@
 import FaultlineCore
 import FaultlineSystem
+import FaultlineTestSupport
 import Foundation
 import Testing
 
@@ -7,14 +8,7 @@ import Testing
 @Suite struct CommandLineTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static var executable: String {
-        let candidates = [
-            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("faultline").path,
-            Bundle.main.bundleURL.appendingPathComponent("faultline").path,
-            root.appendingPathComponent(".build/debug/faultline").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
-    }
+    static var executable: String { TestPaths.faultline }
 
     func faultline(_ arguments: [String], asUser user: String? = nil) async throws -> CommandResult {
         let prefix = user.map { ["setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups", "--"] } ?? []

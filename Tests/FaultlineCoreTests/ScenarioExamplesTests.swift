@@ -62,11 +62,7 @@ import Yams
                                                                 "eth1": RootQdisc(kind: "pfifo", handle: "8001:", restoreArguments: ["pfifo", "limit", "1000"])]))
         }
         for fault in scenario.spec.faults {
-            let filters: [TrafficFilter?] = switch fault.action {
-            case .drop(let drop): [drop.to, drop.from, drop.except]
-            default: [fault.action.shaping?.to, fault.action.shaping?.except]
-            }
-            for case .name(let name) in filters.compactMap({ $0?.hosts }).flatMap({ $0 }) {
+            for case .name(let name) in fault.action.filters.flatMap({ $0.hosts ?? [] }) {
                 facts.resolvedHosts[name] = .addresses([IPNetwork("192.0.2.53")!, IPNetwork("2001:db8::53")!])
             }
         }

@@ -75,6 +75,14 @@ public enum FaultAction: Sendable, Hashable {
         }
     }
 
+    /// Every traffic filter of a network fault (to, from, except), for resolving host names.
+    public var filters: [TrafficFilter] {
+        switch self {
+        case .drop(let drop): [drop.to, drop.from, drop.except].compactMap { $0 }
+        default: [shaping?.to, shaping?.except].compactMap { $0 }
+        }
+    }
+
     /// The interface a tc fault shapes, and its filters.
     public var shaping: (interface: InterfaceName, to: TrafficFilter?, except: TrafficFilter?)? {
         switch self {

@@ -44,7 +44,18 @@ public struct ProcessIdentity: Sendable, Hashable, Codable, CustomStringConverti
     public var description: String { "\(name)[\(pid)]" }
 }
 
-extension ProcessMatch {
+extension ProcessMatch: CustomStringConvertible {
+    /// `name 'worker', user 'app'`: the selectors, for plans and messages.
+    public var description: String {
+        var parts: [String] = []
+        if let pid { parts.append("pid \(pid)") }
+        if let pidFile { parts.append("pid in \(pidFile)") }
+        if let name { parts.append("name '\(name)'") }
+        if let cmdline { parts.append("cmdline /\(cmdline)/") }
+        if let user { parts.append("user '\(user)'") }
+        return parts.joined(separator: ", ")
+    }
+
     /// The processes this match selects: every given selector must hold. `pidFromFile` is the pid
     /// read from `pidFile` (nil when the file is unset or unreadable, which then matches nothing).
     /// Kernel threads and the processes in `protected` (faultline itself, its parents) never match.

@@ -26,10 +26,10 @@ enum PlanSummary {
             if let except = f.except { text += ", except \(describe(except))" }
             return text
         case .killProcess(let f):
-            return "\(f.signal) to \(f.mode == .all ? "every" : f.mode == .one ? "the oldest" : "one random") process matching \(describe(f.match))"
+            return "\(f.signal) to \(f.mode == .all ? "every" : f.mode == .one ? "the oldest" : "one random") process matching \(f.match.description)"
                 + (f.every.map { ", every \($0)" } ?? "")
         case .pauseProcess(let f):
-            return "pause processes matching \(describe(f.match))"
+            return "pause processes matching \(f.match.description)"
         case .diskFill(let f):
             return "fill the filesystem of \(f.path): \(describe(f.amount, of: "filesystem"))"
         case .cpuStress(let f):
@@ -54,16 +54,6 @@ enum PlanSummary {
         if let ports = filter.ports { parts.append("ports " + ports.map(\.description).joined(separator: ", ")) }
         if let proto = filter.protocol { parts.append(proto.rawValue) }
         return parts.joined(separator: " ")
-    }
-
-    static func describe(_ match: ProcessMatch) -> String {
-        var parts: [String] = []
-        if let pid = match.pid { parts.append("pid \(pid)") }
-        if let file = match.pidFile { parts.append("pid in \(file)") }
-        if let name = match.name { parts.append("name '\(name)'") }
-        if let cmdline = match.cmdline { parts.append("cmdline /\(cmdline)/") }
-        if let user = match.user { parts.append("user '\(user)'") }
-        return parts.joined(separator: ", ")
     }
 
     static func describe(_ amount: FillAmount, of whole: String) -> String {

@@ -60,11 +60,11 @@ public struct Planner: Sendable {
         case .killProcess(let kill):
             planned.mechanism = "kill(2)"
             planned.every = kill.every
-            planned.inject = [.call("send \(kill.signal) to \(kill.mode.rawValue == "all" ? "every" : kill.mode == .one ? "the oldest" : "one random") process matching \(PlanSummary.describe(kill.match)); each pid is checked against its start time first")]
+            planned.inject = [.call("send \(kill.signal) to \(kill.mode.rawValue == "all" ? "every" : kill.mode == .one ? "the oldest" : "one random") process matching \(kill.match.description); each pid is checked against its start time first")]
             planned.revert = [.call("nothing to undo: a killed process is not brought back (its supervisor restarts it)")]
         case .pauseProcess(let pause):
             planned.mechanism = "kill(2)"
-            planned.inject = [.call("send SIGSTOP to every process matching \(PlanSummary.describe(pause.match)), then check each is stopped (state T)")]
+            planned.inject = [.call("send SIGSTOP to every process matching \(pause.match.description), then check each is stopped (state T)")]
             planned.revert = [.call("send SIGCONT to the same processes (pid and start time recorded), then check none is still stopped")]
         case .diskFill(let fill):
             let file = Self.diskFillFile(fill, runID: context.runID, fault: fault.name.rawValue)

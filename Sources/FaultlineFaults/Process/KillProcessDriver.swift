@@ -13,7 +13,7 @@ struct KillProcessDriver: FaultDriver {
         var generator = SystemRandomNumberGenerator()
         let targets = fault.mode.pick(matches, using: &generator)
         guard !targets.isEmpty else {
-            throw FaultlineError(.commandFailed, "no process matches \(ProcessSelection.describe(fault.match))")
+            throw FaultlineError(.commandFailed, "no process matches \(fault.match.description)")
         }
         var hit: [ProcessIdentity] = []
         for process in targets where try context.signaller.send(fault.signal, to: process.identity) == .sent {
@@ -28,32 +28,18 @@ struct KillProcessDriver: FaultDriver {
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
         guard case .signalled(let processes) = record, !processes.isEmpty else { return .reverted }
         if fault?.signal != .kill && fault?.signal != .term { return .active }
-        let alive = processes.filter { ProcessSelection.isAlive($0, context: context) }
+        let alive = processes.filter { context.processes.isAlive($0) }
         return alive.isEmpty ? .active : .partial("still running: \(alive.map(\.description).joined(separator: ", "))")
     }
 
     func revert(_ record: RevertRecord) async throws(FaultlineError) {}
 }
 
-/// Matching processes and telling whether one still lives.
+/// The processes a match selects now.
 enum ProcessSelection {
     static func matches(_ match: ProcessMatch, context: DriverContext) -> [ProcessRecord] {
         let fromFile = match.pidFile.flatMap(ProcessTable.pid(fromFile:))
         return match.select(from: context.processes.all(), pidFromFile: fromFile, protected: context.protected)
     }
 
-    static func isAlive(_ identity: ProcessIdentity, context: DriverContext) -> Bool {
-        guard let now = context.processes.read(identity.pid) else { return false }
-        return now.startTime == identity.startTime && now.state != "Z" && now.state != "X"
-    }
-
-    static func describe(_ match: ProcessMatch) -> String {
-        var parts: [String] = []
-        if let pid = match.pid { parts.append("pid \(pid)") }
-        if let file = match.pidFile { parts.append("pidFile \(file)") }
-        if let name = match.name { parts.append("name '\(name)'") }
-        if let cmdline = match.cmdline { parts.append("cmdline /\(cmdline)/") }
-        if let user = match.user { parts.append("user '\(user)'") }
-        return parts.joined(separator: ", ")
-    }
 }

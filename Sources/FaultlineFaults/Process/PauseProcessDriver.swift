@@ -11,7 +11,7 @@ struct PauseProcessDriver: FaultDriver {
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
         let targets = ProcessSelection.matches(match, context: context).map(\.identity)
         guard !targets.isEmpty else {
-            throw FaultlineError(.commandFailed, "no process matches \(ProcessSelection.describe(match))")
+            throw FaultlineError(.commandFailed, "no process matches \(match.description)")
         }
         let record = RevertRecord.resume(targets)
         try await journal.record(record)

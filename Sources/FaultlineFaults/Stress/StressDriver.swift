@@ -21,22 +21,22 @@ struct StressDriver: FaultDriver {
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
         guard case .stopProcess(let child) = record else { return .reverted }
-        return ProcessSelection.isAlive(child, context: context) ? .active : .reverted
+        return context.processes.isAlive(child) ? .active : .reverted
     }
 
     func revert(_ record: RevertRecord) async throws(FaultlineError) {
         guard case .stopProcess(let child) = record else { return }
         for (signal, wait) in [(Signal.term, grace), (Signal.kill, grace)] {
-            guard ProcessSelection.isAlive(child, context: context) else { return }
+            guard context.processes.isAlive(child) else { return }
             _ = try context.signaller.send(signal, to: child)
             let clock = ContinuousClock()
             let deadline = clock.now + wait
-            while clock.now < deadline, ProcessSelection.isAlive(child, context: context) {
+            while clock.now < deadline, context.processes.isAlive(child) {
                 try? await Task.sleep(for: .milliseconds(10))
             }
             ChildProcess.reap(child.pid)
         }
-        if ProcessSelection.isAlive(child, context: context) {
+        if context.processes.isAlive(child) {
             throw FaultlineError(.commandFailed, "the stress process \(child) survived SIGKILL")
         }
     }

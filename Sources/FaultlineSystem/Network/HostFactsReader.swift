@@ -40,11 +40,7 @@ public struct HostFactsReader: Sendable {
     }
 
     func hostNames(_ action: FaultAction) -> [String] {
-        let filters: [TrafficFilter?] = switch action {
-        case .drop(let drop): [drop.to, drop.from, drop.except]
-        default: [action.shaping?.to, action.shaping?.except]
-        }
-        return filters.compactMap { $0?.hosts }.flatMap { $0 }.compactMap {
+        action.filters.flatMap { $0.hosts ?? [] }.compactMap {
             if case .name(let name) = $0 { return name } else { return nil }
         }
     }

@@ -56,6 +56,12 @@ public struct ProcessTable: Sendable {
         return String(cString: name)
     }
 
+    /// Whether `identity` still runs: same pid and start time, and not a zombie.
+    public func isAlive(_ identity: ProcessIdentity) -> Bool {
+        guard let now = read(identity.pid) else { return false }
+        return now.startTime == identity.startTime && now.state != "Z" && now.state != "X"
+    }
+
     /// This process and its ancestors: never the target of a process fault.
     public func protectedPIDs() -> Set<Int32> {
         var protected: Set<Int32> = [getpid()]
