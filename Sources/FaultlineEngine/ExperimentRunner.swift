@@ -16,6 +16,8 @@ public struct ExperimentRunner: Sendable {
         public var guardCommand: [String]?
         /// How long after maxDuration the guard reverts even if the runner still lives.
         public var grace: TimeSpan = .seconds(30)
+        /// Sees every probe result of the method: probe name, ok, latency in seconds (the agent's metrics).
+        public var onProbeResult: (@Sendable (String, Bool, Double) -> Void)?
 
         public init(runID: String, guardCommand: [String]?) {
             self.runID = runID
@@ -145,6 +147,8 @@ public struct ExperimentRunner: Sendable {
         // 3. Whatever is still journalled as active is reverted now.
         let leftovers = await Recovery(journal: journal, context: context).revert(runID: settings.runID)
         for outcome in leftovers {
+            log.log(RunEvent(outcome.error == nil ? .info : .error, outcome.error == nil ? "revert" : "revert-failed",
+                             outcome.error.map { "revert failed: \($0)" } ?? "reverted", fault: outcome.fault.name, duration: outcome.duration))
             progress.update(outcome.fault.name) { entry in
                 entry.state = outcome.error == nil ? "reverted" : "revert-failed"
                 entry.error = outcome.error?.description ?? entry.error
@@ -202,6 +206,7 @@ public struct ExperimentRunner: Sendable {
                 group.addTask {
                     let outcome = await self.probes.check(probe)
                     _ = ledger.record(probe, outcome, phase: phase, at: at)
+                    settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
                     if !outcome.ok { log.log(RunEvent(.warning, "probe", "\(phase.rawValue): \(outcome.detail)", probe: probe.name.rawValue)) }
                     return outcome.ok
                 }
@@ -228,6 +233,7 @@ public struct ExperimentRunner: Sendable {
                 let check: @Sendable () async -> Bool = {
                     let at = offset()
                     let outcome = await probes.check(probe)
+                    settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
                     if let abort = ledger.record(probe, outcome, phase: .method, at: at) {
                         log.log(RunEvent(.error, "abort", "abort: \(abort)", probe: probe.name.rawValue))
                         stop.fire(.abort(abort))
@@ -291,15 +297,16 @@ public struct ExperimentRunner: Sendable {
             }
         }
         _ = await stop.sleep(until: end)
+        let began = ContinuousClock.now
         do {
             try await driver.revert(record)
             try journal.setState(.reverted, runID: settings.runID, fault: name)
             progress.update(name) { $0.revertedAt = offset(); $0.state = "reverted" }
-            log.log(RunEvent(.info, "revert", "reverted", fault: name))
+            log.log(RunEvent(.info, "revert", "reverted", fault: name, duration: (ContinuousClock.now - began).seconds))
         } catch {
             try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: error.description)
             progress.update(name) { $0.state = "revert-failed"; $0.error = error.description; $0.revertedAt = nil }
-            log.log(RunEvent(.error, "revert-failed", "revert failed: \(error)", fault: name))
+            log.log(RunEvent(.error, "revert-failed", "revert failed: \(error)", fault: name, duration: (ContinuousClock.now - began).seconds))
         }
     }
 

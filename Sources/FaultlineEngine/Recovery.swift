@@ -18,6 +18,8 @@ public struct Recovery: Sendable {
     public struct Outcome: Sendable {
         public var fault: FaultEntry
         public var error: FaultlineError?
+        /// Seconds the revert took.
+        public var duration: Double = 0
     }
 
     /// Reverts the pending faults of `runID` (newest first) and records each result.
@@ -26,13 +28,14 @@ public struct Recovery: Sendable {
         var outcomes: [Outcome] = []
         for fault in pending {
             let driver = Drivers.driver(for: fault.record, context: context)
+            let began = ContinuousClock.now
             do {
                 try await driver.revert(fault.record)
                 try? journal.setState(.reverted, runID: runID, fault: fault.name)
-                outcomes.append(Outcome(fault: fault, error: nil))
+                outcomes.append(Outcome(fault: fault, error: nil, duration: (ContinuousClock.now - began).seconds))
             } catch {
                 try? journal.setState(.revertFailed, runID: runID, fault: fault.name, error: error.description)
-                outcomes.append(Outcome(fault: fault, error: error))
+                outcomes.append(Outcome(fault: fault, error: error, duration: (ContinuousClock.now - began).seconds))
             }
         }
         return outcomes
@@ -64,4 +67,9 @@ public struct Recovery: Sendable {
         }
         return result
     }
+}
+
+extension Duration {
+    /// The duration in seconds, as a Double.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -9,13 +9,16 @@ public struct RunEvent: Sendable {
     public var message: String
     public var fault: String?
     public var probe: String?
+    /// How long the step took, in seconds, where it is measured (reverts).
+    public var duration: Double?
 
-    public init(_ level: Level, _ event: String, _ message: String, fault: String? = nil, probe: String? = nil) {
+    public init(_ level: Level, _ event: String, _ message: String, fault: String? = nil, probe: String? = nil, duration: Double? = nil) {
         self.level = level
         self.event = event
         self.message = message
         self.fault = fault
         self.probe = probe
+        self.duration = duration
     }
 }
 
@@ -28,20 +31,25 @@ public struct EventLog: Sendable {
     let scenario: String
     let minimum: RunEvent.Level
     let write: @Sendable (String) -> Void
+    let observe: (@Sendable (RunEvent, Date) -> Void)?
 
-    public init(format: Format, run: String, scenario: String, minimum: RunEvent.Level = .info, write: @escaping @Sendable (String) -> Void) {
+    /// `observe` sees every event, whatever the level (the agent keeps them for its event stream and metrics).
+    public init(format: Format, run: String, scenario: String, minimum: RunEvent.Level = .info,
+                observe: (@Sendable (RunEvent, Date) -> Void)? = nil, write: @escaping @Sendable (String) -> Void) {
         self.format = format
         self.run = run
         self.scenario = scenario
         self.minimum = minimum
+        self.observe = observe
         self.write = write
     }
 
     static let order: [RunEvent.Level] = [.debug, .info, .warning, .error]
 
     public func log(_ event: RunEvent) {
-        guard Self.order.firstIndex(of: event.level)! >= Self.order.firstIndex(of: minimum)! else { return }
         let now = Date()
+        observe?(event, now)
+        guard Self.order.firstIndex(of: event.level)! >= Self.order.firstIndex(of: minimum)! else { return }
         switch format {
         case .json:
             var object: [String: String] = [

@@ -35,9 +35,9 @@ struct KillProcessDriver: FaultDriver {
     func revert(_ record: RevertRecord) async throws(FaultlineError) {}
 }
 
-/// The processes a match selects now.
-enum ProcessSelection {
-    static func matches(_ match: ProcessMatch, context: DriverContext) -> [ProcessRecord] {
+/// The processes a match selects now (drivers, and the agent when it checks runs for conflicts).
+public enum ProcessSelection {
+    public static func matches(_ match: ProcessMatch, context: DriverContext) -> [ProcessRecord] {
         let fromFile = match.pidFile.flatMap(ProcessTable.pid(fromFile:))
         return match.select(from: context.processes.all(), pidFromFile: fromFile, protected: context.protected)
     }
