@@ -11,7 +11,11 @@ public struct Faultline: AsyncParsableCommand {
               faultline plan scenarios/checkout-db-latency.yaml
             """,
         version: "0.1.0",
-        subcommands: [ValidateCommand.self, PlanCommand.self, RunCommand.self, DoctorCommand.self, RecoverCommand.self, HogCommand.self, GuardCommand.self, ProbeCommand.self]
+        subcommands: [
+            ValidateCommand.self, PlanCommand.self, RunCommand.self, DoctorCommand.self, RecoverCommand.self, AgentCommand.self,
+            SubmitCommand.self, StatusCommand.self, ListCommand.self, EventsCommand.self, AbortCommand.self, SchedulesCommand.self,
+            UnscheduleCommand.self, HogCommand.self, GuardCommand.self, ProbeCommand.self,
+        ]
     )
 
     public init() {}

@@ -93,6 +93,15 @@ public final class Journal: Sendable {
                   PRIMARY KEY (runID, name));
                 """)
         }
+        migrator.registerMigration("v2-schedules") { db in
+            try db.execute(sql: """
+                CREATE TABLE schedule (
+                  id TEXT PRIMARY KEY, kind TEXT NOT NULL, scenario TEXT NOT NULL, source TEXT NOT NULL,
+                  cron TEXT, timeZone TEXT NOT NULL, at DOUBLE, nextAt DOUBLE, lease DOUBLE,
+                  createdAt DOUBLE NOT NULL, lastRunID TEXT, lastFiredAt DOUBLE, missed TEXT NOT NULL DEFAULT '[]',
+                  state TEXT NOT NULL);
+                """)
+        }
         return migrator
     }
 

@@ -1,0 +1,186 @@
+import FaultlineCore
+import FaultlineSystem
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Builds the agent's HTTP application (SPEC §3); shared by `faultline agent` and the tests.
+public func buildAgentApplication(registry: RunRegistry, configuration: AgentConfiguration, logger: Logger,
+                                  onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: ErrorShapeMiddleware())
+    router.add(middleware: BearerAuthMiddleware(token: configuration.token))
+    AgentRoutes(registry: registry, maxBodySize: configuration.maxBodySize).add(to: router)
+    return Application(
+        router: router,
+        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "faultline"),
+        onServerRunning: onServerRunning,
+        logger: logger)
+}
+
+/// The routes of the agent's API.
+struct AgentRoutes: Sendable {
+    let registry: RunRegistry
+    let maxBodySize: Int
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("/healthz") { _, _ in Self.text("ok\n") }
+        router.get("/metrics") { _, _ in Self.text(registry.metrics.exposition(), type: "text/plain; version=0.0.4; charset=utf-8") }
+        router.get("/v1/capabilities") { _, _ in try Self.json(await Preflight().checkAllTypes()) }
+        router.post("/v1/runs") { request, _ in try await submit(request) }
+        router.get("/v1/runs") { _, _ in try Self.json(RunList(runs: registry.list())) }
+        router.get("/v1/runs/:id") { _, context in try Self.json(registry.status(try Self.id(context))) }
+        router.get("/v1/runs/:id/events") { request, context in
+            try events(request, id: try Self.id(context), follow: try Self.flag(request.uri.queryParameters["follow"].map(String.init), name: "follow", default: true))
+        }
+        router.get("/v1/runs/:id/report") { _, context in
+            Self.data(try registry.report(try Self.id(context)), type: "application/json")
+        }
+        router.post("/v1/runs/:id/abort") { _, context in try Self.json(registry.abort(try Self.id(context))) }
+        router.post("/v1/runs/:id/lease") { request, context in
+            try Self.json(registry.renew(try Self.id(context), length: try Self.span(request, "lease")))
+        }
+        router.post("/v1/abort") { _, _ in try Self.json(AbortAll(aborted: registry.abortAll())) }
+        router.post("/v1/schedules") { request, _ in
+            var request = request
+            let body = try await Self.body(&request, limit: maxBodySize)
+            let decoded: ScheduleRequest
+            do { decoded = try JSONDecoder().decode(ScheduleRequest.self, from: body) } catch {
+                throw AgentError.badRequest("the body is not a schedule {scenario, cron, timeZone?, lease?}: \(Self.describe(error))")
+            }
+            return try Self.json(registry.schedule(decoded, source: Self.source(request)), status: .created)
+        }
+        router.get("/v1/schedules") { _, _ in try Self.json(ScheduleList(schedules: registry.listSchedules())) }
+        router.delete("/v1/schedules/:id") { _, context in
+            try registry.unschedule(try Self.id(context))
+            return Response(status: .noContent)
+        }
+    }
+
+    struct RunList: Codable { var runs: [RunStatus] }
+    struct ScheduleList: Codable { var schedules: [ScheduleStatus] }
+    struct AbortAll: Codable { var aborted: [RunStatus] }
+
+    func submit(_ request: Request) async throws -> Response {
+        var request = request
+        let parameters = request.uri.queryParameters
+        let body = try await Self.body(&request, limit: maxBodySize)
+        guard let text = String(data: body, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw AgentError.badRequest("the body must be a scenario (YAML or JSON text)")
+        }
+        let source = Self.source(request)
+        let dryRun = try Self.flag(parameters["dryRun"].map(String.init), name: "dryRun")
+        let lease = try Self.span(request, "lease")
+        var at: Date?
+        if let text = parameters["at"].map(String.init) {
+            guard let parsed = Self.parseTime(text) else {
+                throw AgentError.badRequest("'at' value '\(text)' is not an RFC 3339 time such as 2026-11-28T09:00:00Z")
+            }
+            at = parsed
+        }
+        if dryRun {
+            let (planJSON, preflight) = try await registry.dryRun(text, source: source)
+            let preflightJSON = String(decoding: try JSONEncoder.api.encode(preflight), as: UTF8.self)
+            return Self.data(Data("{\"dryRun\":true,\"plan\":\(planJSON),\"preflight\":\(preflightJSON)}".utf8), type: "application/json")
+        }
+        let created = try await registry.submit(text, options: .init(at: at, lease: lease, source: source))
+        var response = try Self.json(created, status: .created)
+        response.headers[.location] = "/v1/runs/\(created.id)"
+        return response
+    }
+
+    func events(_ request: Request, id: String, follow: Bool) throws -> Response {
+        let run = try registry.run(id)
+        let after = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) } ?? 0
+        let (backlog, live) = follow ? run.subscribe() : (run.subscribe(follow: false).backlog, nil)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            for event in backlog where event.seq > after { try await writer.write(Self.sse(event)) }
+            if let live {
+                for await event in live where event.seq > after { try await writer.write(Self.sse(event)) }
+            }
+            // `end` once the run is over; `status` when a reader asked not to follow a run that still goes on.
+            let status = run.status
+            let final = String(decoding: try JSONEncoder.api.encode(status), as: UTF8.self)
+            try await writer.write(ByteBuffer(string: "event: \(status.state.isFinal ? "end" : "status")\ndata: \(final)\n\n"))
+            try await writer.finish(nil)
+        })
+    }
+
+    // MARK: Helpers
+
+    static func sse(_ event: RunStreamEvent) -> ByteBuffer {
+        let data = (try? JSONEncoder.api.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return ByteBuffer(string: "id: \(event.seq)\nevent: \(event.event)\ndata: \(data)\n\n")
+    }
+
+    static func id(_ context: BasicRequestContext) throws -> String {
+        guard let id = context.parameters.get("id"), !id.isEmpty, id.count <= 64 else { throw AgentError.badRequest("a run or schedule id is needed") }
+        return id
+    }
+
+    static func body(_ request: inout Request, limit: Int) async throws -> Data {
+        do {
+            let buffer = try await request.collectBody(upTo: limit)
+            return Data(buffer.readableBytesView)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw AgentError(.contentTooLarge, "too_large", "the body is larger than \(limit) bytes")
+        }
+    }
+
+    /// The file name the controller read the scenario from (header `X-Faultline-Source`), for error positions.
+    static func source(_ request: Request) -> String {
+        let name = request.headers[HTTPField.Name("X-Faultline-Source")!] ?? "scenario.yaml"
+        return String(name.prefix(256).filter { !$0.isNewline })
+    }
+
+    static func span(_ request: Request, _ name: String) throws -> TimeSpan? {
+        guard let text = request.uri.queryParameters[Substring(name)].map(String.init) else { return nil }
+        do { return try TimeSpan(parsing: text) } catch {
+            throw AgentError.badRequest("'\(name)' value '\(text)': \(error.message)")
+        }
+    }
+
+    static func flag(_ text: String?, name: String, default: Bool = false) throws -> Bool {
+        switch text {
+        case nil: `default`
+        case "false", "0": false
+        case "", "true", "1": true
+        case let other?: throw AgentError.badRequest("'\(name)' value '\(other)' is not true or false")
+        }
+    }
+
+    static func parseTime(_ text: String) -> Date? {
+        let plain = ISO8601DateFormatter()
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return plain.date(from: text) ?? fractional.date(from: text)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): "missing key '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.dataCorrupted(let context):
+            context.codingPath.isEmpty ? "not JSON" : "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
+        default: "not JSON"
+        }
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        data(try JSONEncoder.api.encode(value), type: "application/json", status: status)
+    }
+
+    static func data(_ data: Data, type: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func text(_ text: String, type: String = "text/plain; charset=utf-8") -> Response {
+        data(Data(text.utf8), type: type)
+    }
+}

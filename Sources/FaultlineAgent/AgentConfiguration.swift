@@ -1,0 +1,53 @@
+import FaultlineCore
+import FaultlineEngine
+import Foundation
+
+/// How an agent is set up: where it listens, its token, its state, and how it starts helpers.
+public struct AgentConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// The bearer token; nil only on a loopback address.
+    public var token: String?
+    public var stateDirectory: String
+    /// This executable, to start guards and probe helpers.
+    public var executable: String
+    /// Options passed on to a guard process (`--state-dir ...`).
+    public var forwarded: [String]
+    public var logFormat: EventLog.Format = .text
+    public var logLevel: RunEvent.Level = .info
+    /// The largest request body accepted (a scenario).
+    public var maxBodySize = 1 << 20
+    /// How often leases and schedules are checked.
+    public var tick: Duration = .milliseconds(100)
+
+    public init(host: String, port: Int, token: String?, stateDirectory: String, executable: String, forwarded: [String]) {
+        self.host = host
+        self.port = port
+        self.token = token
+        self.stateDirectory = stateDirectory
+        self.executable = executable
+        self.forwarded = forwarded
+    }
+
+    /// Whether the address only accepts connections from this host.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Splits `HOST:PORT` or `[V6]:PORT` (or a bare port); throws a usage error naming the bad value.
+    public static func parseListen(_ text: String) throws(FaultlineError) -> (host: String, port: Int) {
+        var host = "127.0.0.1"
+        var portText = text
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = String(text[text.index(after: text.startIndex)..<close])
+            portText = String(text[text.index(after: close)...]).trimmingPrefix(":").description
+        } else if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon])
+            portText = String(text[text.index(after: colon)...])
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else {
+            throw FaultlineError(.usage, "listen address '\(text)' is not HOST:PORT (e.g. 127.0.0.1:7465 or [::1]:7465)")
+        }
+        return (host, port)
+    }
+}

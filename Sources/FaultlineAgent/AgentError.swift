@@ -1,0 +1,67 @@
+import FaultlineCore
+import Foundation
+import Hummingbird
+
+/// An API error: a status and `{"error": {"code", "message", "details"}}` (SPEC §3).
+public struct AgentError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    /// Scenario diagnostics (file positions) or failed preflight checks.
+    public var details: [Detail]
+    /// The run that holds what a conflicting run wanted (409).
+    public var heldBy: String?
+
+    /// One line of detail: a scenario error at a position, or a preflight check.
+    public struct Detail: Codable, Sendable, Hashable {
+        public var path: String?
+        public var line: Int?
+        public var column: Int?
+        public var message: String
+    }
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, details: [Detail] = [], heldBy: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.heldBy = heldBy
+    }
+
+    static func invalid(_ errors: ScenarioErrors) -> AgentError {
+        AgentError(.badRequest, "invalid_scenario", "the scenario has \(errors.diagnostics.count) error(s); nothing was applied",
+                   details: errors.diagnostics.map { Detail(path: $0.path, line: $0.line, column: $0.column, message: $0.description) })
+    }
+
+    static func badRequest(_ message: String) -> AgentError { AgentError(.badRequest, "bad_request", message) }
+    static func notFound(_ what: String) -> AgentError { AgentError(.notFound, "not_found", what) }
+
+    struct Body: Codable {
+        struct Inner: Codable {
+            var code: String
+            var message: String
+            var details: [Detail]?
+            var heldBy: String?
+        }
+        var error: Inner
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = Body(error: .init(code: code, message: message, details: details.isEmpty ? nil : details, heldBy: heldBy))
+        let data = (try? JSONEncoder.api.encode(body)) ?? Data("{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode\"}}".utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"faultline\"" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension JSONEncoder {
+    /// The encoder of every API body: ISO 8601 dates, sorted keys.
+    static var api: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}

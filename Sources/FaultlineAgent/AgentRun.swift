@@ -1,0 +1,167 @@
+import FaultlineCore
+import FaultlineEngine
+import Foundation
+import Synchronization
+
+/// One run the agent knows: its status, its event stream (kept and fanned out to SSE readers), its report.
+final class AgentRun: Sendable {
+    let id: String
+    /// Ends every wait of the run's method at once (abort from the API, lease, shutdown).
+    let stop = StopSignal()
+    /// Where its status, events and report are kept across restarts.
+    let directory: String
+
+    private struct Inner {
+        var status: RunStatus
+        var events: [RunStreamEvent] = []
+        var readers: [Int: AsyncStream<RunStreamEvent>.Continuation] = [:]
+        var nextReader = 0
+        var claims: Set<String> = []
+        /// Fault name → type, to label metrics.
+        var types: [String: String] = [:]
+        /// Why the agent stopped it (a label of faultline_aborts_total), when it did.
+        var abortCause: String?
+    }
+
+    private let inner: Mutex<Inner>
+
+    init(status: RunStatus, directory: String, events: [RunStreamEvent] = []) {
+        id = status.id
+        self.directory = directory
+        var inner = Inner(status: status)
+        inner.events = events
+        for fault in status.faults { inner.types[fault.name] = fault.type }
+        self.inner = Mutex(inner)
+    }
+
+    var status: RunStatus { inner.withLock { $0.status } }
+    var claims: Set<String> { inner.withLock { $0.claims } }
+
+    func setClaims(_ claims: Set<String>) { inner.withLock { $0.claims = claims } }
+
+    func faultType(_ name: String) -> String? { inner.withLock { $0.types[name] } }
+
+    var abortCause: String? { inner.withLock { $0.abortCause } }
+
+    /// Asks a running run to stop and revert; false when it is already over or already stopping for another cause.
+    func abort(cause: String, reason: String) -> Bool {
+        let first = inner.withLock { inner -> Bool in
+            guard !inner.status.state.isFinal, inner.abortCause == nil else { return false }
+            inner.abortCause = cause
+            if inner.status.state == .running { inner.status.state = .reverting }
+            if inner.status.reason == nil { inner.status.reason = reason }
+            return true
+        }
+        if first {
+            persist(status)
+            stop.fire(.abort(reason))
+        }
+        return first
+    }
+
+    /// Changes the status and keeps it on disk.
+    func update(_ change: (inout RunStatus) -> Void) {
+        let status = inner.withLock { inner -> RunStatus in
+            change(&inner.status)
+            if inner.status.state.isFinal { inner.claims = [] }
+            return inner.status
+        }
+        persist(status)
+    }
+
+    /// Records an engine event: the fault states it implies, the stream, the file. Returns the fault's state before.
+    @discardableResult
+    func record(_ event: RunEvent, at date: Date) -> String? {
+        guard event.level != .debug else { return nil }
+        var previous: String?
+        let (streamed, readers) = inner.withLock { inner -> (RunStreamEvent, [AsyncStream<RunStreamEvent>.Continuation]) in
+            if let fault = event.fault, let index = inner.status.faults.firstIndex(where: { $0.name == fault }) {
+                previous = inner.status.faults[index].state
+                switch event.event {
+                case "inject":
+                    inner.status.faults[index].state = "active"
+                    if inner.status.faults[index].injectedAt == nil { inner.status.faults[index].injectedAt = date }
+                case "inject-failed" where inner.status.faults[index].state != "active":
+                    inner.status.faults[index].state = "failed"
+                    inner.status.faults[index].error = event.message
+                case "revert":
+                    inner.status.faults[index].state = "reverted"
+                    inner.status.faults[index].revertedAt = date
+                case "revert-failed":
+                    inner.status.faults[index].state = "revert-failed"
+                    inner.status.faults[index].error = event.message
+                default: break
+                }
+            }
+            if event.event == "abort", inner.status.state == .running { inner.status.state = .reverting }
+            let streamed = RunStreamEvent(seq: inner.events.count + 1, ts: date, level: event.level.rawValue, event: event.event,
+                                          message: event.message, fault: event.fault, probe: event.probe)
+            inner.events.append(streamed)
+            return (streamed, Array(inner.readers.values))
+        }
+        for reader in readers { reader.yield(streamed) }
+        append(streamed)
+        return previous
+    }
+
+    /// The events so far, and a stream of the ones to come (nil once the run is over).
+    func subscribe(follow: Bool = true) -> (backlog: [RunStreamEvent], live: AsyncStream<RunStreamEvent>?) {
+        guard follow else { return (inner.withLock { $0.events }, nil) }
+        let (stream, continuation) = AsyncStream<RunStreamEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let backlog = inner.withLock { inner -> [RunStreamEvent]? in
+            if inner.status.state.isFinal { return nil }
+            inner.nextReader += 1
+            let reader = inner.nextReader
+            inner.readers[reader] = continuation
+            continuation.onTermination = { [weak self] _ in
+                self?.inner.withLock { _ = $0.readers.removeValue(forKey: reader) }
+            }
+            return inner.events
+        }
+        guard let backlog else { return (inner.withLock { $0.events }, nil) }
+        return (backlog, stream)
+    }
+
+    /// The run is over: its final status, and every reader's stream ends.
+    func finish(_ change: (inout RunStatus) -> Void) {
+        update(change)
+        let readers = inner.withLock { inner -> [AsyncStream<RunStreamEvent>.Continuation] in
+            defer { inner.readers.removeAll() }
+            return Array(inner.readers.values)
+        }
+        for reader in readers { reader.finish() }
+    }
+
+    // MARK: Files
+
+    func persist(_ status: RunStatus) {
+        guard let data = try? JSONEncoder.api.encode(status) else { return }
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try? data.write(to: URL(fileURLWithPath: directory + "/status.json"), options: .atomic)
+    }
+
+    func append(_ event: RunStreamEvent) {
+        guard var data = try? JSONEncoder.api.encode(event) else { return }
+        data.append(0x0A)
+        let path = directory + "/events.jsonl"
+        if let handle = FileHandle(forWritingAtPath: path) {
+            handle.seekToEndOfFile()
+            handle.write(data)
+            try? handle.close()
+        } else {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: path, contents: data)
+        }
+    }
+
+    /// A run kept by an earlier life of the agent, from its directory.
+    static func load(from directory: String) -> AgentRun? {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        guard let data = FileManager.default.contents(atPath: directory + "/status.json"),
+              let status = try? decoder.decode(RunStatus.self, from: data) else { return nil }
+        let lines = (FileManager.default.contents(atPath: directory + "/events.jsonl") ?? Data()).split(separator: 0x0A)
+        let events = lines.compactMap { try? decoder.decode(RunStreamEvent.self, from: Data($0)) }
+        return AgentRun(status: status, directory: directory, events: events)
+    }
+}

@@ -1,0 +1,50 @@
+import Hummingbird
+
+/// Requires `Authorization: Bearer <token>` on every request but `GET /healthz`, compared in constant time.
+struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]?
+
+    init(token: String?) { self.token = token.map { Array($0.utf8) } }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token, !(request.method == .get && request.uri.path == "/healthz") else {
+            return try await next(request, context)
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw AgentError(.unauthorized, "unauthorized", "this agent needs 'Authorization: Bearer <token>'")
+        }
+        guard Self.equal(Array(header.dropFirst("Bearer ".count).utf8), token) else {
+            throw AgentError(.unauthorized, "unauthorized", "the bearer token is wrong")
+        }
+        return try await next(request, context)
+    }
+
+    /// Compares without stopping at the first difference, so timing does not tell how much of a guess was right.
+    static func equal(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: given.count ^ expected.count)
+        for index in expected.indices {
+            difference |= expected[index] ^ (index < given.count ? given[index] : 0)
+        }
+        return difference == 0
+    }
+}
+
+/// Gives every error the API's JSON shape, also the router's own (404 for an unknown path, 413, 405).
+struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as AgentError {
+            throw error
+        } catch let error as HTTPError {
+            let code = switch error.status {
+            case .notFound: "not_found"
+            case .contentTooLarge: "too_large"
+            case .methodNotAllowed: "method_not_allowed"
+            case .badRequest: "bad_request"
+            default: "http_\(error.status.code)"
+            }
+            throw AgentError(error.status, code, error.body ?? error.status.reasonPhrase.lowercased())
+        }
+    }
+}

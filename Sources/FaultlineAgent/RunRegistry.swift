@@ -1,0 +1,381 @@
+import FaultlineCore
+import FaultlineEngine
+import FaultlineFaults
+import FaultlineJournal
+import FaultlineProbes
+import FaultlineSystem
+import Foundation
+import ServiceLifecycle
+import Synchronization
+
+/// Every run and schedule of the agent. Runs go through the same engine, journal and guard as `faultline run`.
+/// As a service it runs them, watches leases and fires schedules; on graceful shutdown it reverts every run first.
+public final class RunRegistry: Service, Sendable {
+    let configuration: AgentConfiguration
+    public let metrics = AgentMetrics()
+    let journal: Journal
+    let context = DriverContext()
+    let write: @Sendable (String) -> Void
+
+    private let runs = Mutex<[String: AgentRun]>([:])
+    let schedules = Mutex<[String: ScheduleEntry]>([:])
+    private let port = Mutex<UInt16?>(nil)
+    private let jobs: AsyncStream<@Sendable () async -> Void>
+    private let enqueue: AsyncStream<@Sendable () async -> Void>.Continuation
+    /// Fires when the agent shuts down.
+    let shutdown = StopSignal()
+
+    /// `write` takes the agent's log lines (stderr in production).
+    public init(configuration: AgentConfiguration, write: @escaping @Sendable (String) -> Void) throws(FaultlineError) {
+        self.configuration = configuration
+        self.write = write
+        journal = try Journal(directory: configuration.stateDirectory)
+        (jobs, enqueue) = AsyncStream.makeStream()
+        if configuration.port != 0 { port.withLock { $0 = UInt16(configuration.port) } }
+    }
+
+    var runsDirectory: String { configuration.stateDirectory + "/runs" }
+
+    /// The port the API really listens on (after binding port 0), exempted from network faults.
+    public func serverStarted(port: Int) { self.port.withLock { $0 = UInt16(clamping: port) } }
+
+    /// The API's port, once known.
+    var boundPort: UInt16? { port.withLock { $0 } }
+
+    func log(_ level: RunEvent.Level, _ event: String, _ message: String, run: String = "-") {
+        EventLog(format: configuration.logFormat, run: run, scenario: "-", minimum: configuration.logLevel, write: write)
+            .log(RunEvent(level, event, message))
+    }
+
+    // MARK: Start
+
+    /// Before the API opens: reverts what a crashed agent left, loads earlier runs, and reports missed schedules.
+    public func prepare() async {
+        do {
+            for (run, outcomes) in try await Recovery(journal: journal, context: context).recoverAll() {
+                let failed = outcomes.filter { $0.error != nil }.count
+                log(failed == 0 ? .warning : .error, "recover",
+                    "run \(run.id) of \(run.scenario) was left by a runner that died; reverted \(outcomes.count - failed) of \(outcomes.count) fault(s)",
+                    run: run.id)
+            }
+        } catch {
+            log(.error, "recover", "cannot recover from the journal: \(error)")
+        }
+        loadRuns()
+        loadSchedules(now: Date())
+    }
+
+    func loadRuns() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []
+        var loaded: [String: AgentRun] = [:]
+        for name in names where RunID.isValid(name) {
+            guard let run = AgentRun.load(from: runsDirectory + "/" + name) else { continue }
+            if [.running, .reverting].contains(run.status.state) {
+                // The agent died while it ran: its guard (or the recovery above) reverted from the journal.
+                let entry = try? journal.run(run.id)
+                let left = ((try? journal.faults(of: run.id)) ?? []).contains { $0.state.mayBeActive }
+                let why = entry?.reason ?? "the runner died"
+                run.finish { status in
+                    status.state = .failed
+                    status.endedAt = entry?.endedAt ?? Date()
+                    status.exitCode = left ? 4 : 1
+                    status.reason = "the agent stopped during the run: \(why)"
+                    for index in status.faults.indices where status.faults[index].state == "active" {
+                        status.faults[index].state = left ? "revert-failed" : "reverted"
+                    }
+                }
+                metrics.ended(RunStatus.State.failed.rawValue)
+            }
+            loaded[run.id] = run
+        }
+        runs.withLock { $0.merge(loaded) { current, _ in current } }
+    }
+
+    // MARK: Runs
+
+    /// Every run, oldest first.
+    public func list() -> [RunStatus] {
+        runs.withLock { Array($0.values) }.map(\.status).sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    func run(_ id: String) throws(AgentError) -> AgentRun {
+        guard let run = runs.withLock({ $0[id] }) else { throw AgentError.notFound("no run '\(id)' on this agent") }
+        return run
+    }
+
+    public func status(_ id: String) throws(AgentError) -> RunStatus { try run(id).status }
+
+    /// Makes a run known (a cron run that could not start still shows, with its reason).
+    func registerIfNeeded(_ run: AgentRun) {
+        runs.withLock { runs in if runs[run.id] == nil { runs[run.id] = run } }
+    }
+
+    /// The JSON report of a finished run.
+    public func report(_ id: String) throws(AgentError) -> Data {
+        let run = try run(id)
+        guard run.status.state.isFinal else {
+            throw AgentError(.conflict, "not_finished", "run '\(id)' is \(run.status.state.rawValue); its report is written when it ends")
+        }
+        guard let data = FileManager.default.contents(atPath: run.directory + "/report.json") else {
+            throw AgentError(.notFound, "no_report", "run '\(id)' ended without a report (\(run.status.reason ?? run.status.state.rawValue))")
+        }
+        return data
+    }
+
+    /// What a submission asks for besides the scenario.
+    public struct SubmitOptions: Sendable {
+        public var at: Date?
+        public var lease: TimeSpan?
+        /// The file name the controller read the scenario from, for error positions.
+        public var source: String
+
+        public init(at: Date? = nil, lease: TimeSpan? = nil, source: String = "scenario.yaml") {
+            self.at = at
+            self.lease = lease
+            self.source = source
+        }
+    }
+
+    func load(_ text: String, source: String) throws(AgentError) -> Scenario {
+        do { return try ScenarioLoader.load(yaml: text, file: source) } catch { throw AgentError.invalid(error) }
+    }
+
+    /// Starts a run now, or schedules it (`at`). Nothing is applied when anything is wrong with it.
+    public func submit(_ text: String, options: SubmitOptions) async throws(AgentError) -> SubmitResponse {
+        let scenario = try load(text, source: options.source)
+        if let lease = options.lease, lease.microseconds < 1_000_000 {
+            throw AgentError.badRequest("lease '\(lease)' is too short: at least 1s")
+        }
+        let id = RunID.random()
+        if let at = options.at {
+            guard at > Date() else { throw AgentError.badRequest("'at' \(ISO8601DateFormatter().string(from: at)) is in the past") }
+            let schedule = ScheduleEntry(id: id, kind: .at, scenario: scenario.metadata.name.rawValue, source: text, cron: nil,
+                                         timeZone: "UTC", at: at, nextAt: at, lease: options.lease?.seconds, createdAt: Date())
+            do { try journal.save(schedule) } catch { throw AgentError(.internalServerError, "journal", error.description) }
+            schedules.withLock { $0[id] = schedule }
+            let run = AgentRun(status: initialStatus(id: id, scenario: scenario, state: .scheduled, scheduledAt: at, schedule: id, lease: options.lease),
+                               directory: runsDirectory + "/" + id)
+            run.persist(run.status)
+            runs.withLock { $0[id] = run }
+            log(.info, "scheduled", "run \(id) of \(scenario.metadata.name) scheduled at \(ISO8601DateFormatter().string(from: at))", run: id)
+            return SubmitResponse(id: id, state: .scheduled, scheduledAt: at, schedule: id)
+        }
+        let (plan, claims) = try await admit(scenario, runID: id)
+        let run = AgentRun(status: initialStatus(id: id, scenario: scenario, state: .running, scheduledAt: nil, schedule: nil, lease: options.lease),
+                           directory: runsDirectory + "/" + id)
+        try hold(run, claims)
+        start(run, scenario, plan)
+        return SubmitResponse(id: id, state: .running, scheduledAt: nil, schedule: nil)
+    }
+
+    func initialStatus(id: String, scenario: Scenario, state: RunStatus.State, scheduledAt: Date?, schedule: String?, lease: TimeSpan?) -> RunStatus {
+        RunStatus(id: id, scenario: scenario.metadata.name.rawValue, state: state, createdAt: Date(), scheduledAt: scheduledAt,
+                  startedAt: nil, endedAt: nil, exitCode: nil, reason: nil,
+                  leaseExpiresAt: state == .running ? lease.map { Date().addingTimeInterval($0.seconds) } : nil,
+                  leaseSeconds: lease?.seconds, schedule: schedule,
+                  faults: scenario.spec.faults.map { fault in
+                      RunStatus.FaultStatus(name: fault.name.rawValue, type: fault.type.rawValue,
+                                            target: (fault.target ?? scenario.spec.target)?.description ?? "host",
+                                            state: "pending", injectedAt: nil, revertedAt: nil, error: nil)
+                  })
+    }
+
+    /// Plans the scenario here and runs the preflight; 422 with the failed checks when it cannot run.
+    func admit(_ scenario: Scenario, runID: String) async throws(AgentError) -> (Plan, Set<String>) {
+        let port = boundPort
+        async let factsRead = HostFactsReader().read(for: scenario, agentPort: port)
+        async let preflightRead = Preflight().check(scenario)
+        var facts = await factsRead
+        facts.executable = configuration.executable
+        let plan = Planner(facts: facts).plan(scenario, runID: runID)
+        let preflight = await preflightRead
+        var details = plan.problems.map { AgentError.Detail(path: nil, line: nil, column: nil, message: "\($0)") }
+        for check in preflight.checks where check.status == .missing {
+            details.append(.init(path: nil, line: nil, column: nil,
+                                 message: "\(check.fault ?? check.type.rawValue) needs \(check.kind.rawValue) \(check.name): \(check.fix ?? check.detail ?? "missing")"))
+        }
+        guard details.isEmpty else {
+            throw AgentError(.unprocessableContent, "preflight_failed", "preflight failed on this agent; nothing was applied", details: details)
+        }
+        return (plan, claims(for: scenario))
+    }
+
+    /// What a run holds while it runs: interfaces it shapes, processes it kills or pauses, paths it fills.
+    func claims(for scenario: Scenario) -> Set<String> {
+        var claims: Set<String> = []
+        for fault in scenario.spec.faults {
+            let target = (fault.target ?? scenario.spec.target)?.description ?? "host"
+            if let shaping = fault.action.shaping { claims.insert("interface \(shaping.interface) in \(target)") }
+            switch fault.action {
+            case .killProcess(let kill):
+                for process in ProcessSelection.matches(kill.match, context: context) { claims.insert("process \(process.pid)") }
+            case .pauseProcess(let pause):
+                for process in ProcessSelection.matches(pause.match, context: context) { claims.insert("process \(process.pid)") }
+            case .diskFill(let fill):
+                claims.insert("path \(fill.path)")
+            default: break
+            }
+        }
+        return claims
+    }
+
+    /// Registers the run with its claims, or throws 409 naming the run that holds one of them.
+    func hold(_ run: AgentRun, _ claims: Set<String>) throws(AgentError) {
+        let conflict = runs.withLock { runs -> (String, String)? in
+            for other in runs.values where other.id != run.id && [.running, .reverting].contains(other.status.state) {
+                if let shared = other.claims.intersection(claims).sorted().first { return (other.id, shared) }
+            }
+            run.setClaims(claims)
+            runs[run.id] = run
+            return nil
+        }
+        if let (holder, what) = conflict {
+            throw AgentError(.conflict, "conflict", "run '\(holder)' already holds \(what); abort it or wait for it to end", heldBy: holder)
+        }
+    }
+
+    /// Runs the scenario through the engine in the registry's task group.
+    func start(_ run: AgentRun, _ scenario: Scenario, _ plan: Plan) {
+        run.update { status in
+            status.state = .running
+            status.startedAt = Date()
+            if let lease = status.leaseSeconds { status.leaseExpiresAt = Date().addingTimeInterval(lease) }
+        }
+        enqueue.yield { [self] in await execute(run, scenario, plan) }
+    }
+
+    func execute(_ run: AgentRun, _ scenario: Scenario, _ plan: Plan) async {
+        let metrics = metrics
+        let log = EventLog(format: configuration.logFormat, run: run.id, scenario: scenario.metadata.name.rawValue,
+                           minimum: configuration.logLevel, observe: { event, date in
+                               let previous = run.record(event, at: date)
+                               guard let fault = event.fault, let type = run.faultType(fault) else { return }
+                               switch event.event {
+                               case "inject": metrics.injected(type, ok: true, becameActive: previous != "active")
+                               case "inject-failed": metrics.injected(type, ok: false, becameActive: false)
+                               case "revert", "revert-failed":
+                                   metrics.reverted(type, ok: event.event == "revert", seconds: event.duration, wasActive: previous == "active")
+                               default: break
+                               }
+                           }, write: write)
+        var settings = ExperimentRunner.Settings(runID: run.id, guardCommand: [configuration.executable, "guard", "--run", run.id] + configuration.forwarded)
+        settings.onProbeResult = { metrics.probed($0, ok: $1, latency: $2) }
+        let runner = ExperimentRunner(scenario: scenario, plan: plan, settings: settings, journal: journal, context: context,
+                                      probes: ProbeExecutor(target: scenario.spec.target, executable: configuration.executable),
+                                      log: log, stop: run.stop)
+        let report = await runner.run()
+        if let data = try? report.json() {
+            try? data.write(to: URL(fileURLWithPath: run.directory + "/report.json"), options: .atomic)
+        }
+        let state = RunStatus.State(rawValue: report.state) ?? .failed
+        run.finish { status in
+            status.state = state
+            status.endedAt = report.endedAt
+            status.exitCode = report.exitCode
+            status.reason = status.reason ?? report.abortReason
+            status.leaseExpiresAt = nil
+            for fault in report.faults {
+                guard let index = status.faults.firstIndex(where: { $0.name == fault.name }) else { continue }
+                status.faults[index].state = fault.state
+                status.faults[index].error = fault.error
+                if let at = fault.revertedAt { status.faults[index].revertedAt = report.startedAt.addingTimeInterval(at) }
+            }
+        }
+        metrics.ended(state.rawValue)
+        if state == .aborted {
+            metrics.aborted(run.abortCause ?? (report.abortReason?.contains("could not be injected") == true ? "inject-failed" : "condition"))
+        }
+    }
+
+    // MARK: Abort and leases
+
+    /// Aborts one run: a running one reverts, a scheduled one is cancelled; an ended one is left as it is.
+    public func abort(_ id: String, cause: String = "controller", reason: String = "aborted by the controller") throws(AgentError) -> RunStatus {
+        let run = try run(id)
+        switch run.status.state {
+        case .scheduled:
+            cancelScheduled(run, reason: reason + " before it started")
+        case .running, .reverting:
+            if run.abort(cause: cause, reason: reason) { log(.warning, "abort", "\(reason): reverting run \(id)", run: id) }
+        default: break
+        }
+        return run.status
+    }
+
+    /// The big red button: every running and scheduled run is stopped; cron schedules stay (unschedule removes them).
+    public func abortAll(cause: String = "abort-all", reason: String = "aborted by the controller (abort all)") -> [RunStatus] {
+        let affected = runs.withLock { Array($0.values) }.filter { !$0.status.state.isFinal }
+        for run in affected { _ = try? abort(run.id, cause: cause, reason: reason) }
+        return affected.map(\.status)
+    }
+
+    /// Renews a run's lease for its lease length (or `length`).
+    public func renew(_ id: String, length: TimeSpan?) throws(AgentError) -> RunStatus {
+        let run = try run(id)
+        if let length, length.microseconds < 1_000_000 { throw AgentError.badRequest("lease '\(length)' is too short: at least 1s") }
+        guard let seconds = length?.seconds ?? run.status.leaseSeconds else {
+            throw AgentError(.conflict, "no_lease", "run '\(id)' was submitted without a lease; pass ?lease=DURATION to set one")
+        }
+        if !run.status.state.isFinal {
+            run.update { status in
+                status.leaseSeconds = seconds
+                if status.state != .scheduled { status.leaseExpiresAt = Date().addingTimeInterval(seconds) }
+            }
+        }
+        return run.status
+    }
+
+    func expireLeases(now: Date) {
+        let expired = runs.withLock { Array($0.values) }.filter { run in
+            let status = run.status
+            return status.state == .running && (status.leaseExpiresAt.map { $0 <= now } ?? false)
+        }
+        for run in expired {
+            let seconds = run.status.leaseSeconds.map { TimeSpan(microseconds: Int64($0 * 1_000_000)).description } ?? "?"
+            _ = try? abort(run.id, cause: "lease", reason: "the controller's lease expired (not renewed within \(seconds))")
+        }
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { [self] in
+                    while await !shutdown.sleep(until: .now + configuration.tick) {
+                        let now = Date()
+                        expireLeases(now: now)
+                        await fireDueSchedules(now: now)
+                    }
+                }
+                for await job in jobs { group.addTask { await job() } }
+            }
+        } onGracefulShutdown: { [self] in
+            stopAll()
+        }
+    }
+
+    /// Shutdown: no new runs, and every running run is reverted before the agent exits.
+    func stopAll() {
+        shutdown.fire(.interrupted)
+        let active = runs.withLock { Array($0.values) }.filter { [.running, .reverting].contains($0.status.state) }
+        if !active.isEmpty { log(.warning, "shutdown", "shutting down: reverting \(active.count) run(s) first") }
+        for run in active { _ = run.abort(cause: "shutdown", reason: "the agent is shutting down") }
+        enqueue.finish()
+    }
+}
+
+extension RunRegistry {
+    /// The plan (JSON) and the preflight of a scenario on this agent; nothing is run.
+    public func dryRun(_ text: String, source: String) async throws(AgentError) -> (String, PreflightReport) {
+        let scenario = try load(text, source: source)
+        let port = boundPort
+        async let factsRead = HostFactsReader().read(for: scenario, agentPort: port)
+        async let preflight = Preflight().check(scenario)
+        var facts = await factsRead
+        facts.executable = configuration.executable
+        let plan = Planner(facts: facts).plan(scenario, runID: RunID.derived(from: text))
+        let json = (try? PlanRenderer.json(plan)) ?? "null"
+        return (json, await preflight)
+    }
+}

@@ -1,0 +1,98 @@
+import FaultlineCore
+import Foundation
+
+/// A run as the API shows it (`GET /v1/runs/{id}`).
+public struct RunStatus: Codable, Sendable, Hashable {
+    /// SPEC §3 run states.
+    public enum State: String, Codable, Sendable, CaseIterable {
+        case scheduled, running, reverting, succeeded, deviated, aborted, failed
+        public var isFinal: Bool { ![.scheduled, .running, .reverting].contains(self) }
+    }
+
+    public var id: String
+    public var scenario: String
+    public var state: State
+    public var createdAt: Date
+    /// When a scheduled run is due.
+    public var scheduledAt: Date?
+    public var startedAt: Date?
+    public var endedAt: Date?
+    /// The exit code `faultline run` would have had (SPEC §2), once the run is over.
+    public var exitCode: Int32?
+    /// Why it was aborted or failed.
+    public var reason: String?
+    /// When the controller's lease runs out unless renewed.
+    public var leaseExpiresAt: Date?
+    public var leaseSeconds: Double?
+    /// The schedule that started it.
+    public var schedule: String?
+    public var faults: [FaultStatus]
+
+    /// One fault of the run.
+    public struct FaultStatus: Codable, Sendable, Hashable {
+        public var name: String
+        public var type: String
+        public var target: String
+        /// pending, active, reverted, failed, revert-failed, not-injected.
+        public var state: String
+        public var injectedAt: Date?
+        public var revertedAt: Date?
+        public var error: String?
+    }
+}
+
+/// One line of a run's event stream (SSE `data:`), numbered from 1.
+public struct RunStreamEvent: Codable, Sendable, Hashable {
+    public var seq: Int
+    public var ts: Date
+    public var level: String
+    public var event: String
+    public var message: String
+    public var fault: String?
+    public var probe: String?
+}
+
+/// The answer to `POST /v1/runs`.
+public struct SubmitResponse: Codable, Sendable {
+    public var id: String
+    public var state: RunStatus.State
+    public var scheduledAt: Date?
+    public var schedule: String?
+}
+
+/// The body of `POST /v1/schedules`.
+public struct ScheduleRequest: Codable, Sendable {
+    /// The scenario, YAML or JSON text.
+    public var scenario: String
+    /// A 5-field cron expression or @hourly, @daily, ...
+    public var cron: String
+    /// IANA time zone name; default UTC.
+    public var timeZone: String?
+    /// Each run's lease, e.g. "30s".
+    public var lease: String?
+
+    public init(scenario: String, cron: String, timeZone: String?, lease: String?) {
+        self.scenario = scenario
+        self.cron = cron
+        self.timeZone = timeZone
+        self.lease = lease
+    }
+}
+
+/// A schedule as the API shows it.
+public struct ScheduleStatus: Codable, Sendable, Hashable {
+    public var id: String
+    public var kind: String
+    public var scenario: String
+    public var cron: String?
+    public var timeZone: String
+    public var at: Date?
+    public var nextAt: Date?
+    public var leaseSeconds: Double?
+    public var state: String
+    public var createdAt: Date
+    public var lastRunID: String?
+    public var lastFiredAt: Date?
+    /// Times it was due while the agent was down; they were not run late.
+    public var missed: [Date]
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import FaultlineAgent
+import FaultlineCore
+import FaultlineEngine
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `faultline agent`: the daemon a controller drives over HTTP (SPEC §3).
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the agent daemon: the HTTP API that runs, schedules, observes and aborts scenarios on this host.",
+        discussion: """
+            Runs go through the same engine, journal and guard as 'faultline run'. On SIGTERM or SIGINT
+            every active fault is reverted before the agent exits; at start it reverts what a crashed
+            agent left. Listening on a non-loopback address needs a token (--token-file, mode 0600, or
+            env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr.
+
+            Example:
+              faultline agent --listen 0.0.0.0:7465 --token-file /etc/faultline/token
+            """
+    )
+
+    @Option(help: "HOST:PORT to listen on.")
+    var listen = "127.0.0.1:7465"
+
+    @OptionGroup var token: TokenOptions
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let address: (host: String, port: Int)
+        let secret: String?
+        do {
+            address = try AgentConfiguration.parseListen(listen)
+            secret = try token.token()
+        } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.invalid
+        }
+        if secret == nil && !AgentConfiguration.isLoopback(address.host) {
+            StandardError.write("faultline: refusing to listen on \(address.host) without a token: pass --token-file F (mode 0600) or set FAULTLINE_TOKEN\n")
+            throw ExitStatus.invalid
+        }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var configuration = AgentConfiguration(host: address.host, port: address.port, token: secret, stateDirectory: global.stateDirectory,
+                                               executable: executable, forwarded: global.forwarded)
+        configuration.logFormat = global.logFormat == .json ? .json : .text
+        configuration.logLevel = RunEvent.Level(rawValue: global.logLevel.rawValue) ?? .info
+        let registry: RunRegistry
+        do { registry = try RunRegistry(configuration: configuration) { StandardError.write($0) } } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.preflightFailed
+        }
+        await registry.prepare()
+        var logger = Logger(label: "faultline.agent")
+        logger.logLevel = .warning
+        let host = address.host
+        let application = buildAgentApplication(registry: registry, configuration: configuration, logger: logger) { channel in
+            let port = channel.localAddress?.port ?? address.port
+            registry.serverStarted(port: port)
+            let shown = host.contains(":") ? "[\(host)]" : host
+            StandardError.write("faultline agent listening on http://\(shown):\(port)\(secret == nil ? " (no token: loopback only)" : "")\n")
+        }
+        // Shut down in reverse order: the registry reverts every run before the HTTP server stops.
+        let group = ServiceGroup(configuration: .init(services: [application, registry], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do { try await group.run() } catch {
+            StandardError.write("faultline: the agent stopped: \(error)\n")
+            throw ExitStatus.preflightFailed
+        }
+        StandardError.write("faultline agent stopped; every run was reverted\n")
+    }
+}

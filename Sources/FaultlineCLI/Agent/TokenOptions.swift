@@ -1,0 +1,36 @@
+import ArgumentParser
+import FaultlineCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The bearer token, shared by the agent and the controller: `--token-file F` or env `FAULTLINE_TOKEN`.
+struct TokenOptions: ParsableArguments {
+    @Option(help: "A file holding the API token (mode 0600; env FAULTLINE_TOKEN holds the token itself).")
+    var tokenFile: String?
+
+    /// The token, or nil when none is configured; refuses a file others can read.
+    func token() throws(FaultlineError) -> String? {
+        if let tokenFile {
+            var info = stat()
+            guard stat(tokenFile, &info) == 0 else {
+                throw FaultlineError(.usage, "cannot read token file '\(tokenFile)': \(String(cString: strerror(errno)))")
+            }
+            let mode = info.st_mode & 0o777
+            guard mode & 0o077 == 0 else {
+                throw FaultlineError(.usage, "token file '\(tokenFile)' is open to others (mode \(String(mode, radix: 8))); run 'chmod 600 \(tokenFile)'")
+            }
+            guard let data = FileManager.default.contents(atPath: tokenFile),
+                  let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else {
+                throw FaultlineError(.usage, "token file '\(tokenFile)' is empty or not text")
+            }
+            return text
+        }
+        if let text = ProcessInfo.processInfo.environment["FAULTLINE_TOKEN"]?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty {
+            return text
+        }
+        return nil
+    }
+}

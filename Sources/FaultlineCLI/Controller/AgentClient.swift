@@ -1,0 +1,125 @@
+import AsyncHTTPClient
+import FaultlineAgent
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// One agent the controller talks to.
+struct AgentEndpoint: Sendable, Hashable {
+    /// What tables call it: the inventory name, else host:port.
+    var name: String
+    /// Base URL without a trailing slash, e.g. http://10.0.0.5:7465.
+    var url: String
+}
+
+/// Why a request to an agent did not give what was asked.
+struct AgentFailure: Error, Sendable, CustomStringConvertible {
+    enum Kind: Sendable { case unreachable, refused }
+    var kind: Kind
+    var status: Int
+    var code: String
+    var message: String
+    var details: [String]
+
+    static func unreachable(_ message: String) -> AgentFailure {
+        AgentFailure(kind: .unreachable, status: 0, code: "unreachable", message: message, details: [])
+    }
+
+    var description: String {
+        ([message] + details.map { "  " + $0 }).joined(separator: "\n")
+    }
+
+    /// The exit code it stands for (SPEC §2): unreachable, unauthorised, conflicting or failed preflight 3; bad input 2.
+    var exitCode: Int32 {
+        switch (kind, status) {
+        case (.unreachable, _): 3
+        case (_, 400), (_, 404), (_, 413): 2
+        default: 3
+        }
+    }
+}
+
+/// Talks JSON over HTTP to one agent's API (SPEC §3).
+struct AgentClient: Sendable {
+    let endpoint: AgentEndpoint
+    let token: String?
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+
+    /// Sends one request; the body of a 2xx answer, else the agent's error.
+    func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil,
+              headers: [(String, String)] = [], timeout: TimeAmount = .seconds(10)) async throws(AgentFailure) -> Data {
+        let response = try await open(method, path, query: query, body: body, headers: headers, timeout: timeout)
+        do {
+            let buffer = try await response.body.collect(upTo: 64 << 20)
+            let data = Data(buffer.readableBytesView)
+            guard (200..<300).contains(Int(response.status.code)) else { throw Self.failure(status: Int(response.status.code), data) }
+            return data
+        } catch let failure as AgentFailure {
+            throw failure
+        } catch {
+            throw .unreachable("\(endpoint.name): \(error)")
+        }
+    }
+
+    /// Sends a request and decodes the answer.
+    func get<T: Decodable>(_ type: T.Type, _ path: String, method: HTTPMethod = .GET, query: [(String, String)] = [], body: Data? = nil,
+                           headers: [(String, String)] = []) async throws(AgentFailure) -> T {
+        let data = try await send(method, path, query: query, body: body, headers: headers)
+        do { return try Self.decoder.decode(T.self, from: data) } catch {
+            throw AgentFailure(kind: .refused, status: 200, code: "bad_answer", message: "\(endpoint.name) answered \(path) with something unexpected: \(error)", details: [])
+        }
+    }
+
+    /// Opens a request and returns the response head; the body is left to read (event streams).
+    func open(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil,
+              headers: [(String, String)] = [], timeout: TimeAmount) async throws(AgentFailure) -> HTTPClientResponse {
+        var components = URLComponents(string: endpoint.url + path)
+        if !query.isEmpty { components?.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
+        guard let url = components?.string else { throw .unreachable("\(endpoint.name): '\(endpoint.url)' is not a URL") }
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let response: HTTPClientResponse
+        do { response = try await HTTPClient.shared.execute(request, timeout: timeout) } catch {
+            throw .unreachable("\(endpoint.name) is unreachable at \(endpoint.url): \(Self.reason(error))")
+        }
+        if !(200..<300).contains(Int(response.status.code)) && method != .GET || response.status.code >= 400 {
+            let data = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            throw Self.failure(status: Int(response.status.code), data)
+        }
+        return response
+    }
+
+    static func reason(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("connectTimeout") || text.contains("deadlineExceeded") { return "timed out" }
+        if text.contains("connection refused") || text.contains("ECONNREFUSED") || text.contains("Connection refused") { return "connection refused" }
+        return text
+    }
+
+    struct ErrorBody: Decodable {
+        struct Inner: Decodable {
+            var code: String
+            var message: String
+            var details: [Detail]?
+            var heldBy: String?
+        }
+        struct Detail: Decodable { var message: String }
+        var error: Inner
+    }
+
+    static func failure(status: Int, _ data: Data) -> AgentFailure {
+        if let body = try? decoder.decode(ErrorBody.self, from: data) {
+            return AgentFailure(kind: .refused, status: status, code: body.error.code, message: body.error.message,
+                                details: (body.error.details ?? []).map(\.message))
+        }
+        return AgentFailure(kind: .refused, status: status, code: "http_\(status)", message: "HTTP \(status)", details: [])
+    }
+}

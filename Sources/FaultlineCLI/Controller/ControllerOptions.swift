@@ -1,0 +1,93 @@
+import ArgumentParser
+import FaultlineCore
+import Foundation
+
+/// Which agents a controller command talks to, and with what token.
+struct ControllerOptions: ParsableArguments {
+    @Option(name: .customLong("agent"), help: "An agent URL (repeatable; env FAULTLINE_AGENT, a comma list). Default http://127.0.0.1:7465.")
+    var agentURLs: [String] = []
+
+    @Option(name: .customLong("agents"), help: "An inventory file: one agent per line, 'URL' or 'NAME URL'; # comments.")
+    var inventory: String?
+
+    @OptionGroup var token: TokenOptions
+
+    /// The agents, in the order given; a usage error names a bad entry.
+    func endpoints() throws(FaultlineError) -> [AgentEndpoint] {
+        var entries: [(String?, String)] = agentURLs.map { (nil, $0) }
+        if let inventory {
+            guard let text = try? String(contentsOfFile: inventory, encoding: .utf8) else {
+                throw FaultlineError(.usage, "cannot read inventory file '\(inventory)'")
+            }
+            for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
+                    .trimmingCharacters(in: .whitespaces) ?? ""
+                if line.isEmpty { continue }
+                let words = line.split(whereSeparator: \.isWhitespace).map(String.init)
+                switch words.count {
+                case 1: entries.append((nil, words[0]))
+                case 2: entries.append((words[0], words[1]))
+                default: throw FaultlineError(.usage, "\(inventory):\(number + 1): expected 'URL' or 'NAME URL', got '\(line)'")
+                }
+            }
+        }
+        if entries.isEmpty, let fromEnvironment = ProcessInfo.processInfo.environment["FAULTLINE_AGENT"], !fromEnvironment.isEmpty {
+            entries = fromEnvironment.split(separator: ",").map { (nil, $0.trimmingCharacters(in: .whitespaces)) }
+        }
+        if entries.isEmpty { entries = [(nil, "http://127.0.0.1:7465")] }
+        var seen: Set<String> = []
+        var endpoints: [AgentEndpoint] = []
+        for (name, raw) in entries {
+            let url = raw.contains("://") ? raw : "http://" + raw
+            guard let parsed = URLComponents(string: url), ["http", "https"].contains(parsed.scheme ?? ""), let host = parsed.host, !host.isEmpty else {
+                throw FaultlineError(.usage, "agent '\(raw)' is not a URL like http://HOST:PORT")
+            }
+            let base = url.hasSuffix("/") ? String(url.dropLast()) : url
+            guard seen.insert(base).inserted else { continue }
+            endpoints.append(AgentEndpoint(name: name ?? "\(host):\(parsed.port ?? 7465)", url: base))
+        }
+        return endpoints
+    }
+
+    /// A client per agent, or exit 2 with the reason.
+    func clients() throws -> [AgentClient] {
+        do {
+            let token = try token.token()
+            return try endpoints().map { AgentClient(endpoint: $0, token: token) }
+        } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.invalid
+        }
+    }
+}
+
+/// Runs one request per agent concurrently; results in the agents' order.
+func eachAgent<T: Sendable>(_ clients: [AgentClient], _ body: @escaping @Sendable (AgentClient) async throws(AgentFailure) -> T) async -> [(AgentClient, Result<T, AgentFailure>)] {
+    await withTaskGroup(of: (Int, Result<T, AgentFailure>).self) { group in
+        for (index, client) in clients.enumerated() {
+            group.addTask {
+                do throws(AgentFailure) { return (index, .success(try await body(client))) } catch { return (index, .failure(error)) }
+            }
+        }
+        var results: [(Int, Result<T, AgentFailure>)] = []
+        for await result in group { results.append(result) }
+        return results.sorted { $0.0 < $1.0 }.map { (clients[$0.0], $0.1) }
+    }
+}
+
+/// The worst of several exit codes: 4 > 3 > 2 > 130 > 1 > 0.
+func worstExit(_ codes: [Int32]) -> Int32 {
+    let rank: [Int32: Int] = [0: 0, 1: 1, 130: 2, 2: 3, 3: 4, 4: 5]
+    return codes.max { (rank[$0] ?? 3) < (rank[$1] ?? 3) } ?? 0
+}
+
+/// A plain text table with aligned columns.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n") + "\n"
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import FaultlineAgent
+import Foundation
+
+/// `faultline events ID [--follow]`: a run's event stream.
+struct EventsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Print a run's events from the start; with --follow, keep printing until the run ends.",
+        discussion: """
+            Example:
+              faultline events 3f9a0c21 --agent http://10.0.0.5:7465 --follow
+            """
+    )
+
+    @Argument(help: "The run id.")
+    var id: String
+
+    @Flag(help: "Keep streaming until the run is over.")
+    var follow = false
+
+    @Flag(help: "Print each event as its JSON line.")
+    var json = false
+
+    @OptionGroup var controller: ControllerOptions
+
+    func run() async throws {
+        let clients = try controller.clients()
+        let prefix = clients.count > 1
+        let results = await eachAgent(clients) { [id, follow, json] client throws(AgentFailure) -> Bool in
+            let response = try await client.open(.GET, "/v1/runs/\(id)/events", query: [("follow", follow ? "true" : "false")],
+                                                 timeout: .hours(24 * 7))
+            var parser = EventStreamParser()
+            do {
+                for try await buffer in response.body {
+                    for message in parser.feed(String(buffer: buffer)) {
+                        let line = Self.render(message, json: json)
+                        FileHandle.standardOutput.write(Data(((prefix ? "\(client.endpoint.name) " : "") + line + "\n").utf8))
+                    }
+                }
+            } catch {
+                throw .unreachable("\(client.endpoint.name): the stream broke: \(error)")
+            }
+            return true
+        }
+        let failures = results.compactMap { _, result -> AgentFailure? in
+            if case .failure(let failure) = result, failure.status != 404 { return failure }
+            return nil
+        }
+        for failure in failures { StandardError.write("faultline: \(failure.message)\n") }
+        if !results.contains(where: { (try? $0.1.get()) != nil }) {
+            if failures.isEmpty { StandardError.write("faultline: no agent has run '\(id)'\n") }
+            throw ExitCode(failures.isEmpty ? 2 : worstExit(failures.map(\.exitCode)))
+        }
+    }
+
+    static func render(_ message: EventStreamParser.Message, json: Bool) -> String {
+        if json { return message.data }
+        guard message.event != "end" && message.event != "status" else {
+            let run = try? AgentClient.decoder.decode(RunStatus.self, from: Data(message.data.utf8))
+            return "-- \(message.event == "end" ? "end" : "now"): \(run?.state.rawValue ?? "?")" + (run?.exitCode.map { " (exit \($0))" } ?? "") + (run?.reason.map { ": \($0)" } ?? "")
+        }
+        guard let event = try? AgentClient.decoder.decode(RunStreamEvent.self, from: Data(message.data.utf8)) else { return message.data }
+        let time = ISO8601DateFormatter().string(from: event.ts)
+        let subject = event.fault.map { "[\($0)] " } ?? event.probe.map { "(\($0)) " } ?? ""
+        return "\(time) \(event.level == "info" ? "" : event.level.uppercased() + " ")\(subject)\(event.message)"
+    }
+}
+
+/// Splits a Server-Sent Events byte stream into messages.
+struct EventStreamParser {
+    struct Message: Equatable {
+        var event: String
+        var data: String
+        var id: String?
+    }
+
+    var pending = ""
+
+    mutating func feed(_ text: String) -> [Message] {
+        pending += text
+        var messages: [Message] = []
+        while let range = pending.range(of: "\n\n") {
+            let block = pending[..<range.lowerBound]
+            pending.removeSubrange(..<range.upperBound)
+            var message = Message(event: "message", data: "", id: nil)
+            var data: [String] = []
+            for line in block.split(separator: "\n") where !line.hasPrefix(":") {
+                let parts = line.split(separator: ":", maxSplits: 1).map(String.init)
+                let value = parts.count > 1 ? String(parts[1].drop { $0 == " " }) : ""
+                switch parts[0] {
+                case "event": message.event = value
+                case "data": data.append(value)
+                case "id": message.id = value
+                default: break
+                }
+            }
+            message.data = data.joined(separator: "\n")
+            messages.append(message)
+        }
+        return messages
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import FaultlineAgent
+import Foundation
+
+/// `faultline schedules`: the schedules of every agent.
+struct SchedulesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedules",
+        abstract: "List the schedules of every agent: cron and one-shot, their next time, and times missed while an agent was down.",
+        discussion: """
+            Example:
+              faultline schedules --agents fleet.txt
+            """
+    )
+
+    @OptionGroup var controller: ControllerOptions
+
+    func run() async throws {
+        let results = await eachAgent(try controller.clients()) { client throws(AgentFailure) in
+            try await client.get(ScheduleList.self, "/v1/schedules").schedules
+        }
+        let format = ISO8601DateFormatter()
+        var rows: [[String]] = []
+        var codes: [Int32] = []
+        for (client, result) in results {
+            switch result {
+            case .success(let schedules):
+                rows += schedules.map { schedule in
+                    let when = schedule.cron.map { "\($0) (\(schedule.timeZone))" } ?? schedule.at.map { "at " + format.string(from: $0) } ?? "-"
+                    let missed = schedule.missed.isEmpty ? "" : "missed \(schedule.missed.count), last \(format.string(from: schedule.missed.last!))"
+                    return [client.endpoint.name, schedule.id, schedule.scenario, when, schedule.nextAt.map { format.string(from: $0) } ?? "-",
+                            schedule.state, schedule.lastRunID ?? "-", missed]
+                }
+            case .failure(let failure):
+                codes.append(failure.exitCode)
+                rows.append([client.endpoint.name, "-", "-", "unreachable", "-", "-", "-", failure.message])
+            }
+        }
+        print(table(["AGENT", "SCHEDULE", "SCENARIO", "WHEN", "NEXT", "STATE", "LAST RUN", "NOTE"], rows), terminator: "")
+        if !codes.isEmpty { throw ExitCode(worstExit(codes)) }
+    }
+}
+
+/// `{"schedules": [...]}` of `GET /v1/schedules`.
+struct ScheduleList: Decodable { var schedules: [ScheduleStatus] }
+
+/// `faultline unschedule ID`: remove a schedule from the agents that have it.
+struct UnscheduleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unschedule",
+        abstract: "Remove a schedule (cron, or a one-shot run not started yet) from the agents that have it.",
+        discussion: """
+            Example:
+              faultline unschedule s1a2b3c4d --agents fleet.txt
+            """
+    )
+
+    @Argument(help: "The schedule id (a one-shot run's schedule id is its run id).")
+    var id: String
+
+    @OptionGroup var controller: ControllerOptions
+
+    func run() async throws {
+        let results = await eachAgent(try controller.clients()) { [id] client throws(AgentFailure) -> Bool in
+            do throws(AgentFailure) {
+                _ = try await client.send(.DELETE, "/v1/schedules/\(id)")
+                return true
+            } catch where error.status == 404 {
+                return false
+            }
+        }
+        var codes: [Int32] = []
+        var removed = 0
+        for (client, result) in results {
+            switch result {
+            case .success(true):
+                removed += 1
+                print("\(client.endpoint.name): removed \(id)")
+            case .success(false): continue
+            case .failure(let failure):
+                codes.append(failure.exitCode)
+                StandardError.write("faultline: \(failure.message)\n")
+            }
+        }
+        if removed == 0 && codes.isEmpty {
+            StandardError.write("faultline: no agent has schedule '\(id)'\n")
+            throw ExitStatus.invalid
+        }
+        if !codes.isEmpty { throw ExitCode(worstExit(codes)) }
+    }
+}

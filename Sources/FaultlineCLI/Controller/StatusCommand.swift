@@ -1,0 +1,93 @@
+import ArgumentParser
+import FaultlineAgent
+import Foundation
+
+/// `faultline status [ID] [--watch]`: a run's state and its faults, or the active runs of every agent.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a run (its faults, lease, verdict) or, without ID, the active runs of every agent.",
+        discussion: """
+            With --watch it redraws every second; with an ID it stops when the run is over and exits
+            with the run's exit code (SPEC §2).
+
+            Examples:
+              faultline status 3f9a0c21 --agent http://10.0.0.5:7465 --watch
+              faultline status --agents fleet.txt
+            """
+    )
+
+    @Argument(help: "The run id; omit it for every active run.")
+    var id: String?
+
+    @Flag(help: "Redraw every second until the run is over (or until Ctrl-C without an ID).")
+    var watch = false
+
+    @OptionGroup var controller: ControllerOptions
+
+    func run() async throws {
+        let clients = try controller.clients()
+        while true {
+            let (text, exit, over) = await snapshot(clients)
+            if watch && isatty(1) == 1 { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            print(text, terminator: "")
+            if !watch || over {
+                if exit != 0 { throw ExitCode(exit) }
+                return
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// The text to show, the exit code so far, and whether there is nothing left to watch.
+    func snapshot(_ clients: [AgentClient]) async -> (String, Int32, Bool) {
+        if let id {
+            let results = await eachAgent(clients) { client throws(AgentFailure) in try await client.get(RunStatus.self, "/v1/runs/\(id)") }
+            var text = ""
+            var codes: [Int32] = []
+            var found = false
+            var over = true
+            for (client, result) in results {
+                switch result {
+                case .success(let run):
+                    found = true
+                    over = over && run.state.isFinal
+                    if let code = run.exitCode { codes.append(code) }
+                    text += Self.detail(client.endpoint.name, run)
+                case .failure(let failure) where failure.status == 404: continue
+                case .failure(let failure):
+                    codes.append(failure.exitCode)
+                    text += "\(client.endpoint.name): \(failure.message)\n"
+                }
+            }
+            if !found {
+                return (text + "no agent has run '\(id)'\n", 2, true)
+            }
+            return (text, worstExit(codes), over)
+        }
+        let results = await eachAgent(clients) { client throws(AgentFailure) in try await client.get(RunList.self, "/v1/runs").runs }
+        var rows: [[String]] = []
+        var codes: [Int32] = []
+        for (client, result) in results {
+            switch result {
+            case .success(let runs): rows += runs.filter { !$0.state.isFinal }.map { RunRow.cells(client.endpoint.name, $0) }
+            case .failure(let failure):
+                codes.append(failure.exitCode)
+                rows.append([client.endpoint.name, "-", "-", "unreachable", "-", "-", failure.message])
+            }
+        }
+        return (table(RunRow.header, rows), worstExit(codes), false)
+    }
+
+    static func detail(_ agent: String, _ run: RunStatus) -> String {
+        let format = ISO8601DateFormatter()
+        var lines = ["\(agent)  run \(run.id)  \(run.scenario)  \(run.state.rawValue)" + (run.exitCode.map { "  exit \($0)" } ?? "")]
+        if let reason = run.reason { lines.append("  reason: \(reason)") }
+        if let lease = run.leaseExpiresAt { lines.append("  lease until \(format.string(from: lease))") }
+        let rows = run.faults.map { fault in
+            ["  " + fault.name, fault.type, fault.target, fault.state,
+             fault.injectedAt.map { format.string(from: $0) } ?? "-", fault.revertedAt.map { format.string(from: $0) } ?? "-", fault.error ?? ""]
+        }
+        return lines.joined(separator: "\n") + "\n" + table(["  FAULT", "TYPE", "TARGET", "STATE", "INJECTED", "REVERTED", "ERROR"], rows)
+    }
+}

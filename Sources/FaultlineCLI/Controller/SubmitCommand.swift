@@ -1,0 +1,228 @@
+import ArgumentParser
+import Dispatch
+import FaultlineAgent
+import FaultlineCore
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `faultline submit FILE`: send a scenario to one or more agents, now or scheduled.
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Send a scenario to agents: run it now, at a time, after a delay, or on a cron schedule.",
+        discussion: """
+            Talks to every agent at once and prints one table; unreachable agents are named with the reason
+            and the others go on. With --lease the controller renews the lease while the runs go on and waits
+            for their results; if it dies (or loses the network), each agent reverts when the lease runs out.
+            With --wait (or --lease) the exit code is the worst of the runs' exit codes (SPEC §2).
+
+            Examples:
+              faultline submit scenarios/payment-api-partition.yaml --agent http://10.0.0.5:7465 --lease 15s
+              faultline submit game-day.yaml --agents fleet.txt --at 2026-11-28T09:00:00Z
+              faultline submit nightly.yaml --cron '0 3 * * 1-5' --time-zone Europe/Berlin
+            """
+    )
+
+    @Argument(help: "The scenario file.")
+    var file: String
+
+    @Option(help: "Run at this time (RFC 3339, e.g. 2026-11-28T09:00:00Z).")
+    var at: String?
+
+    @Option(name: .customLong("in"), help: "Run after this delay (e.g. 10m).")
+    var delay: String?
+
+    @Option(help: "Run on this cron schedule: 5 fields or @hourly, @daily, ...")
+    var cron: String?
+
+    @Option(help: "The cron schedule's time zone (IANA name; default UTC).")
+    var timeZone: String?
+
+    @Option(help: "The controller's lease: agents revert when it is not renewed for this long (e.g. 15s).")
+    var lease: String?
+
+    @Flag(help: "Wait for the runs to end and exit with the worst of their exit codes.")
+    var wait = false
+
+    @OptionGroup var controller: ControllerOptions
+
+    func validate() throws {
+        if [at, delay, cron].compactMap({ $0 }).count > 1 { throw ValidationError("use only one of --at, --in and --cron") }
+        if timeZone != nil && cron == nil { throw ValidationError("--time-zone goes with --cron") }
+        if lease != nil && cron != nil {
+            throw ValidationError("--lease needs a controller that stays to renew it; cron runs start when no controller waits")
+        }
+        if let lease, (try? TimeSpan(parsing: lease)) == nil { throw ValidationError("--lease '\(lease)' is not a duration like 15s") }
+    }
+
+    func run() async throws {
+        let text = ScenarioFile.contents(file) ?? ""
+        _ = try ScenarioFile.loadOrExit(file)  // every error with its position, before any agent sees it
+        let clients = try controller.clients()
+        if let cron {
+            try await schedule(text, cron: cron, clients: clients)
+            return
+        }
+        var parameters: [(String, String)] = []
+        if let lease { parameters.append(("lease", lease)) }
+        if let time = try scheduledTime() { parameters.append(("at", ISO8601DateFormatter().string(from: time))) }
+        let query = parameters
+        let results = await eachAgent(clients) { client throws(AgentFailure) in
+            try await client.get(SubmitResponse.self, "/v1/runs", method: .POST, query: query, body: Data(text.utf8),
+                                 headers: [("Content-Type", "application/yaml"), ("X-Faultline-Source", file)])
+        }
+        print(table(["AGENT", "RUN", "STATE", "NOTE"], results.map { client, result in
+            switch result {
+            case .success(let created): [client.endpoint.name, created.id, created.state.rawValue,
+                                         created.scheduledAt.map { "at " + ISO8601DateFormatter().string(from: $0) } ?? ""]
+            case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
+            }
+        }), terminator: "")
+        let failures: [AgentFailure] = results.compactMap { try? $0.1.failureValue }
+        let submitted: [(AgentClient, String)] = results.compactMap { client, result in (try? result.get()).map { (client, $0.id) } }
+        guard wait || lease != nil, !submitted.isEmpty else {
+            if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
+            return
+        }
+        let waiter = RunWaiter(runs: submitted, lease: try lease.map { try TimeSpan(parsing: $0) })
+        let outcome = await waiter.wait()
+        throw ExitCode(worstExit(outcome + failures.map(\.exitCode)))
+    }
+
+    /// The time of `--at` or `--in`, if given.
+    func scheduledTime() throws -> Date? {
+        if let at {
+            guard let time = ISO8601DateFormatter().date(from: at) else {
+                StandardError.write("faultline: --at '\(at)' is not an RFC 3339 time such as 2026-11-28T09:00:00Z\n")
+                throw ExitStatus.invalid
+            }
+            return time
+        }
+        if let delay {
+            guard let span = try? TimeSpan(parsing: delay), span.microseconds > 0 else {
+                StandardError.write("faultline: --in '\(delay)' is not a duration like 10m\n")
+                throw ExitStatus.invalid
+            }
+            return Date().addingTimeInterval(span.seconds)
+        }
+        return nil
+    }
+
+    func schedule(_ text: String, cron: String, clients: [AgentClient]) async throws {
+        let request = ScheduleRequest(scenario: text, cron: cron, timeZone: timeZone, lease: nil)
+        let body = try JSONEncoder().encode(request)
+        let results = await eachAgent(clients) { client throws(AgentFailure) in
+            try await client.get(ScheduleStatus.self, "/v1/schedules", method: .POST, body: body,
+                                 headers: [("Content-Type", "application/json"), ("X-Faultline-Source", file)])
+        }
+        print(table(["AGENT", "SCHEDULE", "CRON", "NEXT"], results.map { client, result in
+            switch result {
+            case .success(let schedule): [client.endpoint.name, schedule.id, "\(schedule.cron ?? "") \(schedule.timeZone)",
+                                          schedule.nextAt.map { ISO8601DateFormatter().string(from: $0) } ?? "-"]
+            case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
+            }
+        }), terminator: "")
+        let failures: [AgentFailure] = results.compactMap { try? $0.1.failureValue }
+        if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
+    }
+}
+
+extension Result {
+    /// The error, or nil on success (throws nothing; `try?` reads it).
+    var failureValue: Failure {
+        get throws {
+            if case .failure(let error) = self { return error }
+            throw CancellationError()
+        }
+    }
+}
+
+/// Waits for runs on several agents to end, renewing their leases, and aborts them on Ctrl-C.
+struct RunWaiter {
+    let runs: [(AgentClient, String)]
+    let lease: TimeSpan?
+
+    /// The runs' exit codes (3 for an agent that stopped answering).
+    func wait() async -> [Int32] {
+        let stop = InterruptFlag()
+        defer { stop.cancel() }
+        let codes = await withTaskGroup(of: Int32.self) { group in
+            for (client, id) in runs {
+                group.addTask { await follow(client, id, interrupted: stop) }
+            }
+            var codes: [Int32] = []
+            for await code in group { codes.append(code) }
+            return codes
+        }
+        return stop.fired ? codes + [130] : codes
+    }
+
+    func follow(_ client: AgentClient, _ id: String, interrupted: InterruptFlag) async -> Int32 {
+        let name = client.endpoint.name
+        var lastState = ""
+        var lastRenewal = ContinuousClock.now
+        var lastContact = ContinuousClock.now
+        var abortSent = false
+        let renewEvery = Duration.milliseconds(max(250, Int64((lease?.seconds ?? 3) * 1000 / 3)))
+        while true {
+            if interrupted.fired && !abortSent {
+                abortSent = true
+                _ = try? await client.send(.POST, "/v1/runs/\(id)/abort")
+            }
+            if lease != nil && ContinuousClock.now - lastRenewal >= renewEvery {
+                if (try? await client.send(.POST, "/v1/runs/\(id)/lease")) != nil { lastRenewal = .now }
+            }
+            do throws(AgentFailure) {
+                let status = try await client.get(RunStatus.self, "/v1/runs/\(id)")
+                lastContact = .now
+                if status.state.rawValue != lastState {
+                    lastState = status.state.rawValue
+                    let faults = status.faults.map { "\($0.name) \($0.state)" }.joined(separator: ", ")
+                    StandardError.write("\(name) \(id): \(lastState)\(faults.isEmpty ? "" : " (\(faults))")\(status.reason.map { ": \($0)" } ?? "")\n")
+                }
+                if status.state.isFinal {
+                    return status.exitCode ?? (status.state == .succeeded ? 0 : 1)
+                }
+            } catch {
+                if ContinuousClock.now - lastContact > .seconds(max(10, Int64(lease?.seconds ?? 10))) {
+                    StandardError.write("\(name) \(id): lost contact: \(error.message)\n")
+                    return 3
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
+
+/// Notes Ctrl-C (and SIGTERM) instead of dying, so the controller can abort what it started.
+final class InterruptFlag: Sendable {
+    private let source: SignalSources
+
+    /// Owns the dispatch sources; `@unchecked` because they are only touched at init and cancel.
+    final class SignalSources: @unchecked Sendable {
+        var sources: [any DispatchSourceSignal] = []
+        let flag = Mutex(false)
+    }
+
+    init() {
+        source = SignalSources()
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let signalSource = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            signalSource.setEventHandler { [source] in
+                source.flag.withLock { $0 = true }
+                StandardError.write("faultline: interrupted: aborting the runs on the agents, then waiting for their reverts\n")
+            }
+            signalSource.resume()
+            source.sources.append(signalSource)
+        }
+    }
+
+    var fired: Bool { source.flag.withLock { $0 } }
+
+    func cancel() { source.sources.forEach { $0.cancel() } }
+}
