@@ -127,6 +127,8 @@ struct AgentRoutes: Sendable {
         do {
             let buffer = try await request.collectBody(upTo: limit)
             return Data(buffer.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw AgentError(.contentTooLarge, "too_large", "the body is larger than \(limit) bytes")
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw AgentError(.contentTooLarge, "too_large", "the body is larger than \(limit) bytes")
         }
