@@ -156,12 +156,7 @@ struct AgentRoutes: Sendable {
         }
     }
 
-    static func parseTime(_ text: String) -> Date? {
-        let plain = ISO8601DateFormatter()
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return plain.date(from: text) ?? fractional.date(from: text)
-    }
+    static func parseTime(_ text: String) -> Date? { APIDate.parse(text) }
 
     static func describe(_ error: any Error) -> String {
         switch error {

@@ -57,11 +57,45 @@ public struct AgentError: HTTPResponseError, Sendable {
 }
 
 extension JSONEncoder {
-    /// The encoder of every API body: ISO 8601 dates, sorted keys.
-    static var api: JSONEncoder {
+    /// The encoder of every API body: RFC 3339 dates with milliseconds, sorted keys.
+    public static var api: JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(APIDate.format(date))
+        }
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
+    }
+}
+
+extension JSONDecoder {
+    /// The decoder for API bodies: RFC 3339 dates with or without fractions.
+    public static var api: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = APIDate.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not an RFC 3339 time")
+            }
+            return date
+        }
+        return decoder
+    }
+}
+
+/// RFC 3339 times as the API writes and reads them.
+public enum APIDate {
+    public static func format(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    public static func parse(_ text: String) -> Date? {
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return fractional.date(from: text) ?? ISO8601DateFormatter().date(from: text)
     }
 }

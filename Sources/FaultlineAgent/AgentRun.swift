@@ -156,8 +156,7 @@ final class AgentRun: Sendable {
 
     /// A run kept by an earlier life of the agent, from its directory.
     static func load(from directory: String) -> AgentRun? {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        let decoder = JSONDecoder.api
         guard let data = FileManager.default.contents(atPath: directory + "/status.json"),
               let status = try? decoder.decode(RunStatus.self, from: data) else { return nil }
         let lines = (FileManager.default.contents(atPath: directory + "/events.jsonl") ?? Data()).split(separator: 0x0A)

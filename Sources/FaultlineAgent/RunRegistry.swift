@@ -278,7 +278,6 @@ public final class RunRegistry: Service, Sendable {
                 guard let index = status.faults.firstIndex(where: { $0.name == fault.name }) else { continue }
                 status.faults[index].state = fault.state
                 status.faults[index].error = fault.error
-                if let at = fault.revertedAt { status.faults[index].revertedAt = report.startedAt.addingTimeInterval(at) }
             }
         }
         metrics.ended(state.rawValue)

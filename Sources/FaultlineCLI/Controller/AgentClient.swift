@@ -44,11 +44,7 @@ struct AgentClient: Sendable {
     let endpoint: AgentEndpoint
     let token: String?
 
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
-    }()
+    static let decoder = JSONDecoder.api
 
     /// Sends one request; the body of a 2xx answer, else the agent's error.
     func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil,

@@ -13,11 +13,23 @@ struct ListCommand: AsyncParsableCommand {
             """
     )
 
+    @Flag(help: "Print JSON: one entry per agent with its runs (or its error), for scripts.")
+    var json = false
+
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
         let results = await eachAgent(try controller.clients()) { client throws(AgentFailure) in
             try await client.get(RunList.self, "/v1/runs").runs
+        }
+        if json {
+            let entries = results.map { client, result in
+                AgentRuns(agent: client.endpoint.name, url: client.endpoint.url, runs: try? result.get(), error: (try? result.failureValue)?.message)
+            }
+            print(String(decoding: try JSONEncoder.api.encode(["agents": entries]), as: UTF8.self))
+            let failures: [AgentFailure] = results.compactMap { try? $0.1.failureValue }
+            if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
+            return
         }
         var rows: [[String]] = []
         var failures: [AgentFailure] = []
@@ -32,6 +44,14 @@ struct ListCommand: AsyncParsableCommand {
         print(table(RunRow.header, rows), terminator: "")
         if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
     }
+}
+
+/// One agent's runs in `faultline list --json`.
+struct AgentRuns: Encodable {
+    var agent: String
+    var url: String
+    var runs: [RunStatus]?
+    var error: String?
 }
 
 /// `{"runs": [...]}` of `GET /v1/runs`.

@@ -96,7 +96,7 @@ struct SubmitCommand: AsyncParsableCommand {
     /// The time of `--at` or `--in`, if given.
     func scheduledTime() throws -> Date? {
         if let at {
-            guard let time = ISO8601DateFormatter().date(from: at) else {
+            guard let time = APIDate.parse(at) else {
                 StandardError.write("faultline: --at '\(at)' is not an RFC 3339 time such as 2026-11-28T09:00:00Z\n")
                 throw ExitStatus.invalid
             }

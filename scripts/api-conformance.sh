@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# API conformance: runs schemathesis against docs/openapi.yaml and a live `faultline agent`.
+#
+# Starts an agent on a free loopback port with a fresh token and state directory, fuzzes
+# every documented operation (with the bearer token), and fails when a response does not
+# match the spec: a 5xx, an undocumented status, a wrong Content-Type, a body that does
+# not match its schema, or an operation that ignores the token.
+#
+# Usage:  scripts/api-conformance.sh
+# Env:    FAULTLINE     the faultline binary (default .build/debug/faultline)
+#         SCHEMATHESIS  an `st`/`schemathesis` executable to use instead of the pinned venv
+#         API_MAX_EXAMPLES  test cases per operation and phase (default 25)
+#         API_MAX_TIME      schemathesis time budget in seconds: fuzzing repeats until it is spent (default: none)
+#         API_TIMEOUT       hard limit for the schemathesis run in seconds (default 150)
+#         API_CHECKS        schemathesis checks (default: see CHECKS below)
+#         API_SEED          a seed, to reproduce a run
+#
+# Safety: the agent runs real faults for a valid scenario. The spec carries no example
+# of a valid scenario, so generated bodies are not valid scenarios; should one ever be,
+# the trap sends SIGTERM, on which the agent reverts every run before it exits.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# A FAULTLINE given relative to the caller's directory stays valid after the cd below.
+if [[ -n ${FAULTLINE:-} && $FAULTLINE != /* && -e $FAULTLINE ]]; then FAULTLINE=$PWD/$FAULTLINE; fi
+cd "$ROOT"
+
+SCHEMATHESIS_VERSION=4.32.5
+FAULTLINE=${FAULTLINE:-.build/debug/faultline}
+SPEC=$ROOT/docs/openapi.yaml
+MAX_EXAMPLES=${API_MAX_EXAMPLES:-25}
+MAX_TIME=${API_MAX_TIME:-}
+TIMEOUT=${API_TIMEOUT:-150}
+CHECKS=${API_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,ignored_auth}
+
+[[ -x $FAULTLINE ]] || { echo "api-conformance: no faultline binary at $FAULTLINE (build it, or set FAULTLINE)" >&2; exit 2; }
+[[ -f $SPEC ]] || { echo "api-conformance: $SPEC is missing" >&2; exit 2; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/faultline-api.XXXXXX")
+AGENT_PID=
+
+cleanup() {
+    local status=$?
+    if [[ -n $AGENT_PID ]] && kill -0 "$AGENT_PID" 2>/dev/null; then
+        kill -TERM "$AGENT_PID" 2>/dev/null || true
+        # The agent reverts every run on SIGTERM; give it up to 10 s.
+        for _ in $(seq 1 100); do
+            kill -0 "$AGENT_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$AGENT_PID" 2>/dev/null; then
+            echo "api-conformance: the agent did not stop within 10 s of SIGTERM; killing it" >&2
+            kill -KILL "$AGENT_PID" 2>/dev/null || true
+        fi
+        wait "$AGENT_PID" 2>/dev/null || true
+    fi
+    if [[ $status -ne 0 && -s $TMP/agent.log ]]; then
+        echo "--- agent log (last 40 lines) ---" >&2
+        tail -n 40 "$TMP/agent.log" >&2 || true
+    fi
+    rm -rf "$TMP"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A random token in a 0600 file.
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/token")
+chmod 600 "$TMP/token"
+TOKEN=$(cat "$TMP/token")
+
+# Schemathesis: the given executable, or a pinned one in a venv under .build-tools (gitignored: .build-*/).
+if [[ -n ${SCHEMATHESIS:-} ]]; then
+    ST=$SCHEMATHESIS
+else
+    VENV=$ROOT/.build-tools/venv
+    ST=$VENV/bin/st
+    if ! [[ -x $ST ]] || [[ $("$ST" --version 2>/dev/null) != *" $SCHEMATHESIS_VERSION" ]]; then
+        echo "api-conformance: installing schemathesis $SCHEMATHESIS_VERSION into $VENV" >&2
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+fi
+echo "api-conformance: $("$ST" --version)" >&2
+
+# Start the agent on a free port and read the port from its log.
+"$FAULTLINE" agent --listen 127.0.0.1:0 --token-file "$TMP/token" --state-dir "$TMP/state" 2> "$TMP/agent.log" &
+AGENT_PID=$!
+PORT=
+for _ in $(seq 1 200); do
+    PORT=$(sed -n 's|^faultline agent listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$TMP/agent.log" | head -n 1)
+    [[ -n $PORT ]] && break
+    kill -0 "$AGENT_PID" 2>/dev/null || { echo "api-conformance: the agent exited before it listened" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -n $PORT ]] || { echo "api-conformance: the agent did not say where it listens within 20 s" >&2; exit 1; }
+BASE=http://127.0.0.1:$PORT
+echo "api-conformance: agent pid $AGENT_PID at $BASE" >&2
+
+# Seed known ids, so the per-run and per-schedule operations answer more than 404. Nothing
+# here can start a fault during the check: one run is scheduled for 2099 and aborted at once,
+# one is scheduled for 2099, and the cron schedule fires only on 29 February (each would
+# only be one busy-loop worker at 1% for 1s anyway).
+SEED='{apiVersion: faultline/v1, kind: Scenario, metadata: {name: api-conformance-seed}, spec: {maxDuration: 5s, faults: [{name: idle, type: cpu-stress, workers: 1, load: 1%, duration: 1s}]}}'
+api() { curl -sS --fail-with-body -m 10 -H "Authorization: Bearer $TOKEN" -H 'X-Faultline-Source: api-conformance-seed.yaml' "$@"; }
+json_id() { sed -n 's/.*"id":"\([^"]*\)".*/\1/p'; }
+FINISHED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=2099-01-01T00:00:00Z" | json_id)
+api -X POST "$BASE/v1/runs/$FINISHED_RUN/abort" > /dev/null
+SCHEDULED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=2099-01-01T00:00:00Z&lease=1m" | json_id)
+CRON_SCHEDULE=$(api -X POST -H 'Content-Type: application/json' --data-binary "{\"scenario\": \"$SEED\", \"cron\": \"0 0 29 2 *\", \"lease\": \"30s\"}" "$BASE/v1/schedules" | json_id)
+if [[ -z $FINISHED_RUN || -z $SCHEDULED_RUN || -z $CRON_SCHEDULE ]]; then
+    echo "api-conformance: could not seed the agent" >&2
+    exit 1
+fi
+echo "api-conformance: seeded run $FINISHED_RUN (aborted), run $SCHEDULED_RUN (scheduled), schedule $CRON_SCHEDULE" >&2
+
+# Schemathesis config: about half of the generated path ids are the seeded ones. The run
+# operations get the finished run (its event stream ends at once); DELETE gets the schedules.
+cat > "$TMP/schemathesis.toml" <<EOF
+[dictionaries.finished-run]
+values = ["$FINISHED_RUN"]
+
+[dictionaries.schedules]
+values = ["$SCHEDULED_RUN", "$CRON_SCHEDULE"]
+
+[[operations]]
+include-path-regex = '^/v1/runs/\{id\}'
+parameters = { "path.id" = { dictionary = "finished-run", probability = 0.5 } }
+
+[[operations]]
+include-path = "/v1/schedules/{id}"
+parameters = { "path.id" = { dictionary = "schedules", probability = 0.5 } }
+EOF
+
+ARGS=(
+    --config-file "$TMP/schemathesis.toml"
+    run "$SPEC"
+    --url "$BASE"
+    --header "Authorization: Bearer $TOKEN"
+    --checks "$CHECKS"
+    --max-examples "$MAX_EXAMPLES"
+    --request-timeout 10
+    --workers 2
+    --generation-database none
+    --no-color
+)
+if [[ -n $MAX_TIME ]]; then ARGS+=(--max-time "$MAX_TIME"); fi
+if [[ -n ${API_SEED:-} ]]; then ARGS+=(--seed "$API_SEED"); fi
+
+# Schemathesis keeps a crash cache in its working directory: give it the temp dir.
+cd "$TMP"
+set +e
+timeout --signal=TERM --kill-after=10 "$TIMEOUT" "$ST" "${ARGS[@]}"
+RESULT=$?
+if [[ $RESULT -eq 124 ]]; then echo "api-conformance: schemathesis did not finish within $TIMEOUT s" >&2; fi
+set -e
+
+# The agent must have survived the run.
+if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+    echo "api-conformance: the agent died during the run" >&2
+    RESULT=1
+fi
+if [[ $RESULT -eq 0 ]]; then
+    echo "api-conformance: passed" >&2
+else
+    echo "api-conformance: FAILED (schemathesis exit $RESULT)" >&2
+fi
+exit "$RESULT"
