@@ -9,26 +9,30 @@
 # Usage:  scripts/api-conformance.sh
 # Env:    FAULTLINE     the faultline binary (default .build/debug/faultline)
 #         SCHEMATHESIS  an `st`/`schemathesis` executable to use instead of the pinned venv
-#         API_MAX_EXAMPLES  test cases per operation and phase (default 25)
+#         API_MAX_EXAMPLES  test cases per operation and phase (default 100)
 #         API_MAX_TIME      schemathesis time budget in seconds: fuzzing repeats until it is spent (default: none)
 #         API_TIMEOUT       hard limit for the schemathesis run in seconds (default 150)
 #         API_CHECKS        schemathesis checks (default: see CHECKS below)
 #         API_SEED          a seed, to reproduce a run
+#         API_SPEC          the OpenAPI file (default docs/openapi.yaml)
 #
-# Safety: the agent runs real faults for a valid scenario. The spec carries no example
-# of a valid scenario, so generated bodies are not valid scenarios; should one ever be,
-# the trap sends SIGTERM, on which the agent reverts every run before it exits.
+# Safety: the agent runs real faults for a valid scenario. The only run started on
+# purpose is the seed below (one worker at 1% CPU for 1s, finished before the fuzzing).
+# The spec carries no example of a valid scenario, so generated bodies are not valid
+# scenarios; should one ever be, the trap sends SIGTERM, on which the agent reverts every
+# run before it exits. Needs curl and python3 (for the venv).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # A FAULTLINE given relative to the caller's directory stays valid after the cd below.
 if [[ -n ${FAULTLINE:-} && $FAULTLINE != /* && -e $FAULTLINE ]]; then FAULTLINE=$PWD/$FAULTLINE; fi
+if [[ -n ${API_SPEC:-} && $API_SPEC != /* ]]; then API_SPEC=$PWD/$API_SPEC; fi
 cd "$ROOT"
 
 SCHEMATHESIS_VERSION=4.32.5
 FAULTLINE=${FAULTLINE:-.build/debug/faultline}
-SPEC=$ROOT/docs/openapi.yaml
-MAX_EXAMPLES=${API_MAX_EXAMPLES:-25}
+SPEC=${API_SPEC:-$ROOT/docs/openapi.yaml}
+MAX_EXAMPLES=${API_MAX_EXAMPLES:-100}
 MAX_TIME=${API_MAX_TIME:-}
 TIMEOUT=${API_TIMEOUT:-150}
 CHECKS=${API_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,ignored_auth}
@@ -98,35 +102,45 @@ done
 BASE=http://127.0.0.1:$PORT
 echo "api-conformance: agent pid $AGENT_PID at $BASE" >&2
 
-# Seed known ids, so the per-run and per-schedule operations answer more than 404. Nothing
-# here can start a fault during the check: one run is scheduled for 2099 and aborted at once,
-# one is scheduled for 2099, and the cron schedule fires only on 29 February (each would
-# only be one busy-loop worker at 1% for 1s anyway).
+# Seed known ids, so the per-run and per-schedule operations answer more than 404 and their
+# answers are checked too. The seed scenario is the mildest fault there is: one busy-loop
+# worker at 1% load for 1s. It runs once here, to its end, before schemathesis starts (so
+# that a finished run has a report); everything else is parked: one run is scheduled for
+# 2099 and aborted at once, one is scheduled for 2099, and the cron schedule fires only on
+# 29 February.
 SEED='{apiVersion: faultline/v1, kind: Scenario, metadata: {name: api-conformance-seed}, spec: {maxDuration: 5s, faults: [{name: idle, type: cpu-stress, workers: 1, load: 1%, duration: 1s}]}}'
-api() { curl -sS --fail-with-body -m 10 -H "Authorization: Bearer $TOKEN" -H 'X-Faultline-Source: api-conformance-seed.yaml' "$@"; }
+api() { curl -sS --fail-with-body --max-time 30 -H "Authorization: Bearer $TOKEN" -H 'X-Faultline-Source: api-conformance-seed.yaml' "$@"; }
 json_id() { sed -n 's/.*"id":"\([^"]*\)".*/\1/p'; }
-FINISHED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=2099-01-01T00:00:00Z" | json_id)
-api -X POST "$BASE/v1/runs/$FINISHED_RUN/abort" > /dev/null
+REPORTED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs" | json_id)
+# The event stream ends when the run does.
+api "$BASE/v1/runs/$REPORTED_RUN/events" > "$TMP/seed-events.txt"
+if ! api "$BASE/v1/runs/$REPORTED_RUN" | grep -q '"state":"succeeded"'; then
+    echo "api-conformance: the seed run $REPORTED_RUN did not succeed:" >&2
+    cat "$TMP/seed-events.txt" >&2
+    exit 1
+fi
+ABORTED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=2099-01-01T00:00:00Z" | json_id)
+api -X POST "$BASE/v1/runs/$ABORTED_RUN/abort" > /dev/null
 SCHEDULED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=2099-01-01T00:00:00Z&lease=1m" | json_id)
 CRON_SCHEDULE=$(api -X POST -H 'Content-Type: application/json' --data-binary "{\"scenario\": \"$SEED\", \"cron\": \"0 0 29 2 *\", \"lease\": \"30s\"}" "$BASE/v1/schedules" | json_id)
-if [[ -z $FINISHED_RUN || -z $SCHEDULED_RUN || -z $CRON_SCHEDULE ]]; then
+if [[ -z $ABORTED_RUN || -z $SCHEDULED_RUN || -z $CRON_SCHEDULE ]]; then
     echo "api-conformance: could not seed the agent" >&2
     exit 1
 fi
-echo "api-conformance: seeded run $FINISHED_RUN (aborted), run $SCHEDULED_RUN (scheduled), schedule $CRON_SCHEDULE" >&2
+echo "api-conformance: seeded runs $REPORTED_RUN (succeeded), $ABORTED_RUN (aborted), $SCHEDULED_RUN (scheduled), schedule $CRON_SCHEDULE" >&2
 
-# Schemathesis config: about half of the generated path ids are the seeded ones. The run
-# operations get the finished run (its event stream ends at once); DELETE gets the schedules.
+# Schemathesis config: about half of the generated path ids are seeded ones. The run
+# operations get the finished runs (their event streams end at once); DELETE the schedules.
 cat > "$TMP/schemathesis.toml" <<EOF
-[dictionaries.finished-run]
-values = ["$FINISHED_RUN"]
+[dictionaries.finished-runs]
+values = ["$REPORTED_RUN", "$ABORTED_RUN"]
 
 [dictionaries.schedules]
 values = ["$SCHEDULED_RUN", "$CRON_SCHEDULE"]
 
 [[operations]]
 include-path-regex = '^/v1/runs/\{id\}'
-parameters = { "path.id" = { dictionary = "finished-run", probability = 0.5 } }
+parameters = { "path.id" = { dictionary = "finished-runs", probability = 0.5 } }
 
 [[operations]]
 include-path = "/v1/schedules/{id}"
@@ -141,7 +155,7 @@ ARGS=(
     --checks "$CHECKS"
     --max-examples "$MAX_EXAMPLES"
     --request-timeout 10
-    --workers 2
+    --workers 1
     --generation-database none
     --no-color
 )

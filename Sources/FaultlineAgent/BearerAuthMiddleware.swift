@@ -13,13 +13,15 @@ struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw AgentError(.unauthorized, "unauthorized", "this agent needs 'Authorization: Bearer <token>'")
         }
-        guard Self.equal(Array(header.dropFirst("Bearer ".count).utf8), token) else {
+        guard ConstantTime.equal(Array(header.dropFirst("Bearer ".count).utf8), token) else {
             throw AgentError(.unauthorized, "unauthorized", "the bearer token is wrong")
         }
         return try await next(request, context)
     }
+}
 
-    /// Compares without stopping at the first difference, so timing does not tell how much of a guess was right.
+/// Secrets compared without stopping at the first difference, so timing does not tell how much of a guess was right.
+enum ConstantTime {
     static func equal(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
         var difference = UInt8(truncatingIfNeeded: given.count ^ expected.count)
         for index in expected.indices {

@@ -1,0 +1,103 @@
+@testable import FaultlineAgent
+@testable import FaultlineCLI
+import FaultlineCore
+import Foundation
+import Testing
+
+/// The controller's and the agent's pure pieces: inventories, exit codes, SSE parsing, token compare, metrics text.
+struct ControllerUnitTests {
+    @Test("an inventory gives names and URLs, skips comments and repeats, and names a bad line")
+    func inventory() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("inventory-\(UInt32.random(in: 0 ... .max)).txt").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try "# game day fleet\nweb-1 http://10.0.0.5:7465\n\n10.0.0.6:7465   # bare host:port\nweb-1b http://10.0.0.5:7465/\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let options = try ControllerOptions.parse(["--agents", file, "--agent", "https://agent.example:9000"])
+        let endpoints = try options.endpoints()
+        #expect(endpoints == [
+            AgentEndpoint(name: "agent.example:9000", url: "https://agent.example:9000"),
+            AgentEndpoint(name: "web-1", url: "http://10.0.0.5:7465"),
+            AgentEndpoint(name: "10.0.0.6:7465", url: "http://10.0.0.6:7465"),
+        ])
+        try "web-1 http://10.0.0.5:7465 extra\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: FaultlineError.self) { try ControllerOptions.parse(["--agents", file]).endpoints() }
+        let broken = try ControllerOptions.parse(["--agents", file])
+        do throws(FaultlineError) {
+            _ = try broken.endpoints()
+        } catch {
+            #expect(error.message == "\(file):1: expected 'URL' or 'NAME URL', got 'web-1 http://10.0.0.5:7465 extra'")
+        }
+        #expect(throws: FaultlineError.self) { try ControllerOptions.parse(["--agent", "ftp://x"]).endpoints() }
+    }
+
+    @Test("the worst exit code wins: 4 > 3 > 2 > 130 > 1 > 0")
+    func worst() {
+        #expect(worstExit([]) == 0)
+        #expect(worstExit([0, 1, 0]) == 1)
+        #expect(worstExit([1, 130]) == 130)
+        #expect(worstExit([130, 2]) == 2)
+        #expect(worstExit([3, 2, 1]) == 3)
+        #expect(worstExit([0, 4, 3]) == 4)
+    }
+
+    @Test("server-sent events split across reads come out whole")
+    func eventStream() {
+        var parser = EventStreamParser()
+        #expect(parser.feed("id: 1\nevent: inject\nda").isEmpty)
+        #expect(parser.feed("ta: {\"a\":1}\n\n: comment\n\nid: 2\ndata: x\ndata: y\n\n") == [
+            .init(event: "inject", data: "{\"a\":1}", id: "1"),
+            .init(event: "message", data: "", id: nil),
+            .init(event: "message", data: "x\ny", id: "2"),
+        ])
+    }
+
+    @Test("tables align every column but the last")
+    func tables() {
+        #expect(table(["A", "LONGER", "NOTE"], [["x", "y", "free text"], ["wide-cell", "z", ""]]) ==
+            "A          LONGER  NOTE\nx          y       free text\nwide-cell  z       \n")
+    }
+
+    @Test("the token compare needs every byte and the same length")
+    func tokenCompare() {
+        let token = Array("s3cret-token".utf8)
+        #expect(ConstantTime.equal(token, token))
+        #expect(!ConstantTime.equal(Array("s3cret-tokem".utf8), token))
+        #expect(!ConstantTime.equal(Array("s3cret".utf8), token))
+        #expect(!ConstantTime.equal(Array("s3cret-token-and-more".utf8), token))
+        #expect(!ConstantTime.equal([], token))
+    }
+
+    @Test("listen addresses: host:port, [v6]:port, a bare port (loopback); a missing host or a bad port is refused")
+    func listen() throws {
+        let any = try AgentConfiguration.parseListen("0.0.0.0:7465")
+        #expect(any.host == "0.0.0.0" && any.port == 7465)
+        let v6 = try AgentConfiguration.parseListen("[::1]:0")
+        #expect(v6.host == "::1" && v6.port == 0)
+        let bare = try AgentConfiguration.parseListen("7465")
+        #expect(bare.host == "127.0.0.1" && bare.port == 7465)
+        #expect(throws: FaultlineError.self) { try AgentConfiguration.parseListen(":8080") }
+        #expect(throws: FaultlineError.self) { try AgentConfiguration.parseListen("localhost:http") }
+        #expect(throws: FaultlineError.self) { try AgentConfiguration.parseListen("127.0.0.1:70000") }
+        #expect(AgentConfiguration.isLoopback("127.0.0.1") && AgentConfiguration.isLoopback("::1") && !AgentConfiguration.isLoopback("0.0.0.0"))
+    }
+
+    @Test("metrics: cumulative histogram buckets, escaped label values, every fault type present")
+    func metrics() {
+        let metrics = AgentMetrics()
+        metrics.injected("drop", ok: true, becameActive: true)
+        metrics.reverted("drop", ok: true, seconds: 0.02, wasActive: true)
+        metrics.probed("web \"main\"\nx", ok: false, latency: 0.3)
+        metrics.ended("aborted")
+        metrics.aborted("lease")
+        let text = metrics.exposition()
+        #expect(text.contains("faultline_faults_active{type=\"drop\"} 0\n"))
+        #expect(text.contains("faultline_faults_active{type=\"memory-stress\"} 0\n"))
+        #expect(text.contains("faultline_revert_duration_seconds_bucket{le=\"0.01\"} 0\n"))
+        #expect(text.contains("faultline_revert_duration_seconds_bucket{le=\"0.025\"} 1\n"))
+        #expect(text.contains("faultline_revert_duration_seconds_bucket{le=\"+Inf\"} 1\n"))
+        #expect(text.contains("faultline_revert_duration_seconds_sum 0.02\n"))
+        #expect(text.contains("faultline_probe_results_total{probe=\"web \\\"main\\\"\\nx\",result=\"failed\"} 1\n"))
+        #expect(text.contains("faultline_probe_latency_seconds_bucket{probe=\"web \\\"main\\\"\\nx\",le=\"0.25\"} 0\n"))
+        #expect(text.contains("faultline_aborts_total{reason=\"lease\"} 1\n"))
+        #expect(text.contains("# TYPE faultline_revert_duration_seconds histogram\n"))
+    }
+}
