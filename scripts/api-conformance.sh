@@ -42,9 +42,14 @@ CHECKS=${API_CHECKS:-not_a_server_error,status_code_conformance,content_type_con
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/faultline-api.XXXXXX")
 AGENT_PID=
+ST_PID=
 
 cleanup() {
     local status=$?
+    if [[ -n $ST_PID ]] && kill -0 "$ST_PID" 2>/dev/null; then
+        kill -TERM "$ST_PID" 2>/dev/null || true
+        wait "$ST_PID" 2>/dev/null || true
+    fi
     if [[ -n $AGENT_PID ]] && kill -0 "$AGENT_PID" 2>/dev/null; then
         kill -TERM "$AGENT_PID" 2>/dev/null || true
         # The agent reverts every run on SIGTERM; give it up to 10 s.
@@ -62,7 +67,7 @@ cleanup() {
         echo "--- agent log (last 40 lines) ---" >&2
         tail -n 40 "$TMP/agent.log" >&2 || true
     fi
-    rm -rf "$TMP"
+    cd / && rm -rf "$TMP"
     exit "$status"
 }
 trap cleanup EXIT
@@ -164,9 +169,13 @@ if [[ -n ${API_SEED:-} ]]; then ARGS+=(--seed "$API_SEED"); fi
 
 # Schemathesis keeps a crash cache in its working directory: give it the temp dir.
 cd "$TMP"
+# In the background with `wait`, so that INT or TERM reach the traps at once.
+timeout --signal=TERM --kill-after=10 "$TIMEOUT" "$ST" "${ARGS[@]}" &
+ST_PID=$!
 set +e
-timeout --signal=TERM --kill-after=10 "$TIMEOUT" "$ST" "${ARGS[@]}"
+wait "$ST_PID"
 RESULT=$?
+ST_PID=
 if [[ $RESULT -eq 124 ]]; then echo "api-conformance: schemathesis did not finish within $TIMEOUT s" >&2; fi
 set -e
 

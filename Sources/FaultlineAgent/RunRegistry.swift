@@ -264,9 +264,12 @@ public final class RunRegistry: Service, Sendable {
                                       probes: ProbeExecutor(target: scenario.spec.target, executable: configuration.executable),
                                       log: log, stop: run.stop)
         let report = await runner.run()
+        // The same reports as `faultline run --report DIR`, in the run's folder.
         if let data = try? report.json() {
             try? data.write(to: URL(fileURLWithPath: run.directory + "/report.json"), options: .atomic)
         }
+        try? ReportRenderer.markdown(report).write(toFile: run.directory + "/report.md", atomically: true, encoding: .utf8)
+        try? ReportRenderer.html(report).write(toFile: run.directory + "/report.html", atomically: true, encoding: .utf8)
         let state = RunStatus.State(rawValue: report.state) ?? .failed
         run.finish { status in
             status.state = state
