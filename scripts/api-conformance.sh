@@ -38,9 +38,8 @@ MAX_EXAMPLES=${API_MAX_EXAMPLES:-100}
 MAX_TIME=${API_MAX_TIME:-}
 TIMEOUT=${API_TIMEOUT:-150}
 # Not checked: positive_data_acceptance (random text is never a valid scenario, so the agent
-# rightly answers 400), unsupported_method and allow_header_conformance (the agent answers
-# 404, not 405, to a method a path does not have), object_level_authorization (one token).
-CHECKS=${API_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection,missing_required_header,ignored_auth,use_after_free,ensure_resource_availability}
+# rightly answers 400), object_level_authorization (one token).
+CHECKS=${API_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection,missing_required_header,ignored_auth,use_after_free,ensure_resource_availability,unsupported_method,allow_header_conformance}
 
 [[ -x $FAULTLINE ]] || { echo "api-conformance: no faultline binary at $FAULTLINE (build it, or set FAULTLINE)" >&2; exit 2; }
 [[ -f $SPEC ]] || { echo "api-conformance: $SPEC is missing" >&2; exit 2; }

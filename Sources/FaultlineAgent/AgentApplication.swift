@@ -48,7 +48,7 @@ struct AgentRoutes: Sendable {
             let body = try await Self.body(&request, limit: maxBodySize)
             let decoded: ScheduleRequest
             do { decoded = try JSONDecoder().decode(ScheduleRequest.self, from: body) } catch {
-                throw AgentError.badRequest("the body is not a schedule {scenario, cron, timeZone?, lease?}: \(Self.describe(error))")
+                throw AgentError.badRequest("the body must be a JSON object {scenario, cron, timeZone?, lease?}: \(Self.describe(error))")
             }
             return try Self.json(registry.schedule(decoded, source: Self.source(request)), status: .created)
         }
@@ -57,6 +57,22 @@ struct AgentRoutes: Sendable {
             try registry.unschedule(try Self.id(context))
             return Response(status: .noContent)
         }
+    }
+
+    /// Every path of the API and its methods, for 405 answers with an Allow header.
+    static let table: [(path: [String], methods: [String])] = [
+        (["healthz"], ["GET"]), (["metrics"], ["GET"]), (["v1", "capabilities"], ["GET"]),
+        (["v1", "runs"], ["GET", "POST"]), (["v1", "runs", ":id"], ["GET"]), (["v1", "runs", ":id", "events"], ["GET"]),
+        (["v1", "runs", ":id", "report"], ["GET"]), (["v1", "runs", ":id", "abort"], ["POST"]), (["v1", "runs", ":id", "lease"], ["POST"]),
+        (["v1", "abort"], ["POST"]), (["v1", "schedules"], ["GET", "POST"]), (["v1", "schedules", ":id"], ["DELETE"]),
+    ]
+
+    /// The methods `path` has; empty when the path is not part of the API.
+    static func methods(for path: String) -> [String] {
+        let parts = path.split(separator: "/").map(String.init)
+        return table.first { entry in
+            entry.path.count == parts.count && zip(entry.path, parts).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
+        }?.methods ?? []
     }
 
     struct RunList: Codable { var runs: [RunStatus] }
@@ -118,8 +134,13 @@ struct AgentRoutes: Sendable {
         return ByteBuffer(string: "id: \(event.seq)\nevent: \(event.event)\ndata: \(data)\n\n")
     }
 
+    /// The id in the path, percent-decoded; one that cannot be an id is simply not found.
     static func id(_ context: BasicRequestContext) throws -> String {
-        guard let id = context.parameters.get("id"), !id.isEmpty, id.count <= 64 else { throw AgentError.badRequest("a run or schedule id is needed") }
+        let raw = context.parameters.get("id") ?? ""
+        let id = raw.removingPercentEncoding ?? raw
+        guard (1...64).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw AgentError.notFound("no run or schedule '\(id.prefix(64))' on this agent")
+        }
         return id
     }
 
@@ -162,7 +183,7 @@ struct AgentRoutes: Sendable {
         switch error {
         case DecodingError.keyNotFound(let key, _): "missing key '\(key.stringValue)'"
         case DecodingError.typeMismatch(_, let context), DecodingError.dataCorrupted(let context):
-            context.codingPath.isEmpty ? "not JSON" : "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
+            context.codingPath.isEmpty ? "not a JSON object" : "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
         default: "not JSON"
         }
     }

@@ -11,6 +11,8 @@ public struct AgentError: HTTPResponseError, Sendable {
     public var details: [Detail]
     /// The run that holds what a conflicting run wanted (409).
     public var heldBy: String?
+    /// The methods a path has (405, the Allow header).
+    public var allow: [String] = []
 
     /// One line of detail: a scenario error at a position, or a preflight check.
     public struct Detail: Codable, Sendable, Hashable {
@@ -52,6 +54,7 @@ public struct AgentError: HTTPResponseError, Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"faultline\"" }
+        if !allow.isEmpty { headers[.allow] = allow.joined(separator: ", ") }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -38,6 +38,12 @@ struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as AgentError {
             throw error
+        } catch let error as HTTPError where error.status == .notFound && !AgentRoutes.methods(for: request.uri.path).isEmpty {
+            let allowed = AgentRoutes.methods(for: request.uri.path)
+            var refusal = AgentError(.methodNotAllowed, "method_not_allowed",
+                                     "\(request.method) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))")
+            refusal.allow = allowed
+            throw refusal
         } catch let error as HTTPError {
             let code = switch error.status {
             case .notFound: "not_found"

@@ -175,7 +175,7 @@ public final class RunRegistry: Service, Sendable {
                   leaseSeconds: lease?.seconds, schedule: schedule,
                   faults: scenario.spec.faults.map { fault in
                       RunStatus.FaultStatus(name: fault.name.rawValue, type: fault.type.rawValue,
-                                            target: (fault.target ?? scenario.spec.target)?.description ?? "host",
+                                            target: (fault.target ?? scenario.spec.target)?.description ?? "this host",
                                             state: "pending", injectedAt: nil, revertedAt: nil, error: nil)
                   })
     }

@@ -68,6 +68,14 @@ struct AgentAPITests {
             #expect(path.status == 404)
             #expect(path.json["error"] != nil, "the router's 404 has the API's error shape: \(path.body)")
 
+            let wrongMethod = try await agent.call(.PUT, "/v1/runs")
+            #expect(wrongMethod.status == 405)
+            #expect(wrongMethod.headers["Allow"].first == "GET, POST")
+            #expect((wrongMethod.json["error"] as? [String: Any])?["code"] as? String == "method_not_allowed")
+            let encoded = try await agent.call(.GET, "/v1/runs/%41bc")
+            #expect(encoded.status == 404)
+            #expect(((encoded.json["error"] as? [String: Any])?["message"] as? String)?.contains("'Abc'") == true, "\(encoded.body)")
+
             let huge = String(repeating: "# padding\n", count: 200_000)
             let tooLarge = try await agent.call(.POST, "/v1/runs", body: huge)
             #expect(tooLarge.status == 413)
