@@ -74,6 +74,7 @@ final class AgentRun: Sendable {
     func record(_ event: RunEvent, at date: Date) -> String? {
         guard event.level != .debug else { return nil }
         var previous: String?
+        let before = status
         let (streamed, readers) = inner.withLock { inner -> (RunStreamEvent, [AsyncStream<RunStreamEvent>.Continuation]) in
             if let fault = event.fault, let index = inner.status.faults.firstIndex(where: { $0.name == fault }) {
                 previous = inner.status.faults[index].state
@@ -101,6 +102,9 @@ final class AgentRun: Sendable {
         }
         for reader in readers { reader.yield(streamed) }
         append(streamed)
+        // Fault and run states are kept on disk as they change, so a restarted agent knows what was active.
+        let after = status
+        if after.state != before.state || after.faults != before.faults { persist(after) }
         return previous
     }
 

@@ -73,15 +73,18 @@ public final class RunRegistry: Service, Sendable {
             if [.running, .reverting].contains(run.status.state) {
                 // The agent died while it ran: its guard (or the recovery above) reverted from the journal.
                 let entry = try? journal.run(run.id)
-                let left = ((try? journal.faults(of: run.id)) ?? []).contains { $0.state.mayBeActive }
+                let journalled = (try? journal.faults(of: run.id)) ?? []
+                let left = journalled.contains { $0.state.mayBeActive }
                 let why = entry?.reason ?? "the runner died"
                 run.finish { status in
                     status.state = .failed
                     status.endedAt = entry?.endedAt ?? Date()
                     status.exitCode = left ? 4 : 1
                     status.reason = "the agent stopped during the run: \(why)"
-                    for index in status.faults.indices where status.faults[index].state == "active" {
-                        status.faults[index].state = left ? "revert-failed" : "reverted"
+                    for fault in journalled {
+                        guard let index = status.faults.firstIndex(where: { $0.name == fault.name }) else { continue }
+                        status.faults[index].state = fault.state.rawValue
+                        status.faults[index].error = fault.error
                     }
                 }
                 metrics.ended(RunStatus.State.failed.rawValue)

@@ -1,3 +1,4 @@
+import FaultlineAgent
 import FaultlineCore
 import FaultlineSystem
 import FaultlineTestSupport
@@ -213,7 +214,8 @@ struct AgentAPITests {
             let created = try await agent.call(.POST, "/v1/schedules", body: String(decoding: request, as: UTF8.self))
             #expect(created.status == 201, "\(created.body)")
             let scheduleID = try #require(created.json["id"] as? String)
-            let next = try #require((created.json["nextAt"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) })
+            let nextText = created.json["nextAt"] as? String
+            let next = try #require(nextText.flatMap { APIDate.parse($0) })
             var berlin = Calendar(identifier: .gregorian)
             berlin.timeZone = TimeZone(identifier: "Europe/Berlin")!
             #expect(berlin.component(.hour, from: next) == 2 || berlin.component(.hour, from: next) == 3)  // 3 only on a spring-forward night
@@ -291,7 +293,8 @@ struct AgentAPITests {
             let status = try await agent.call(.GET, "/v1/runs/\(id)").json
             #expect(status["state"] as? String == "failed")
             #expect((status["reason"] as? String)?.contains("the agent stopped during the run") == true, "\(status)")
-            #expect((status["reason"] as? String)?.contains("died") == true, "\(status)")
+            #expect((status["reason"] as? String)?.contains("the guard reverted 1 of 1 faults") == true, "\(status)")
+            #expect((status["faults"] as? [[String: Any]])?.first?["state"] as? String == "reverted", "\(status)")
             let missedStatus = try await agent.call(.GET, "/v1/runs/\(missedID)").json
             #expect(missedStatus["state"] as? String == "failed")
             #expect((missedStatus["reason"] as? String)?.hasPrefix("missed: due at") == true, "\(missedStatus)")

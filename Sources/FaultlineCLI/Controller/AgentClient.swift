@@ -29,6 +29,9 @@ struct AgentFailure: Error, Sendable, CustomStringConvertible {
         ([message] + details.map { "  " + $0 }).joined(separator: "\n")
     }
 
+    /// What a table shows in the state column.
+    var label: String { kind == .unreachable ? "unreachable" : "error \(status)" }
+
     /// The exit code it stands for (SPEC §2): unreachable, unauthorised, conflicting or failed preflight 3; bad input 2.
     var exitCode: Int32 {
         switch (kind, status) {
@@ -45,6 +48,15 @@ struct AgentClient: Sendable {
     let token: String?
 
     static let decoder = JSONDecoder.api
+
+    /// One client for the process: a refused or unanswered connection fails fast (no retries until the
+    /// deadline), so an unreachable agent is named at once and the others go on.
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(3))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// Sends one request; the body of a 2xx answer, else the agent's error.
     func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil,
@@ -83,7 +95,7 @@ struct AgentClient: Sendable {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response: HTTPClientResponse
-        do { response = try await HTTPClient.shared.execute(request, timeout: timeout) } catch {
+        do { response = try await Self.http.execute(request, timeout: timeout) } catch {
             throw .unreachable("\(endpoint.name) is unreachable at \(endpoint.url): \(Self.reason(error))")
         }
         if !(200..<300).contains(Int(response.status.code)) && method != .GET || response.status.code >= 400 {
@@ -116,6 +128,7 @@ struct AgentClient: Sendable {
             return AgentFailure(kind: .refused, status: status, code: body.error.code, message: body.error.message,
                                 details: (body.error.details ?? []).map(\.message))
         }
-        return AgentFailure(kind: .refused, status: status, code: "http_\(status)", message: "HTTP \(status)", details: [])
+        return AgentFailure(kind: .refused, status: status, code: "http_\(status)",
+                            message: "HTTP \(status), and not a faultline agent's error (is this the agent's address?)", details: [])
     }
 }

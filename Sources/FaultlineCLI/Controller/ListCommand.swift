@@ -38,7 +38,7 @@ struct ListCommand: AsyncParsableCommand {
             case .success(let runs): rows += runs.map { RunRow.cells(client.endpoint.name, $0) }
             case .failure(let failure):
                 failures.append(failure)
-                rows.append([client.endpoint.name, "-", "-", "unreachable", "-", "-", failure.message])
+                rows.append([client.endpoint.name, "-", "-", failure.label, "-", "-", failure.message])
             }
         }
         print(table(RunRow.header, rows), terminator: "")

@@ -33,7 +33,7 @@ struct SchedulesCommand: AsyncParsableCommand {
                 }
             case .failure(let failure):
                 codes.append(failure.exitCode)
-                rows.append([client.endpoint.name, "-", "-", "unreachable", "-", "-", "-", failure.message])
+                rows.append([client.endpoint.name, "-", "-", failure.label, "-", "-", "-", failure.message])
             }
         }
         print(table(["AGENT", "SCHEDULE", "SCENARIO", "WHEN", "NEXT", "STATE", "LAST RUN", "NOTE"], rows), terminator: "")

@@ -73,7 +73,7 @@ struct StatusCommand: AsyncParsableCommand {
             case .success(let runs): rows += runs.filter { !$0.state.isFinal }.map { RunRow.cells(client.endpoint.name, $0) }
             case .failure(let failure):
                 codes.append(failure.exitCode)
-                rows.append([client.endpoint.name, "-", "-", "unreachable", "-", "-", failure.message])
+                rows.append([client.endpoint.name, "-", "-", failure.label, "-", "-", failure.message])
             }
         }
         return (table(RunRow.header, rows), worstExit(codes), false)
