@@ -347,7 +347,7 @@ public final class RunRegistry: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { [self] in
-                    while await !shutdown.sleep(until: .now + configuration.tick) {
+                    while !Task.isCancelled, await !shutdown.sleep(until: .now + configuration.tick) {
                         let now = Date()
                         expireLeases(now: now)
                         await fireDueSchedules(now: now)

@@ -116,10 +116,13 @@ public enum ChildProcess {
         guard status == 0 else {
             throw FaultlineError(.commandFailed, "cannot start '\(ShellQuote.join(argv))': \(String(cString: strerror(status)))")
         }
-        // posix_spawn returns once exec succeeded; wait until /proc shows the new program (or its
-        // end: a zombie is left for the caller to reap, with its exit status).
+        // posix_spawn returns once exec succeeded; wait until /proc shows the new program, or one it
+        // went on to exec (`ip netns exec NS prog`), or its end (a zombie is left for the caller to reap).
+        let own = table.read(getpid())?.arguments
         for _ in 0..<1000 {
-            if let record = table.read(pid), record.state == "Z" || record.arguments.first == program || record.arguments == argv {
+            if let record = table.read(pid),
+               record.state == "Z" || record.arguments.first == program || record.arguments == argv
+                || (!record.arguments.isEmpty && record.arguments != own) {
                 return record.identity
             }
             usleep(1_000)
