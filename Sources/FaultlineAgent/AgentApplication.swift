@@ -30,8 +30,8 @@ struct AgentRoutes: Sendable {
         router.get("/metrics") { _, _ in Self.text(registry.metrics.exposition(), type: "text/plain; version=0.0.4; charset=utf-8") }
         router.get("/v1/capabilities") { _, _ in try Self.json(await Preflight().checkAllTypes()) }
         router.post("/v1/runs") { request, _ in try await submit(request) }
-        router.get("/v1/runs") { _, _ in try Self.json(RunList(runs: registry.list())) }
-        router.get("/v1/runs/:id") { _, context in try Self.json(registry.status(try Self.id(context))) }
+        router.get("/v1/runs") { _, _ in Self.data(registry.listJSON(), type: "application/json") }
+        router.get("/v1/runs/:id") { _, context in Self.data(try registry.run(try Self.id(context)).statusJSON, type: "application/json") }
         router.get("/v1/runs/:id/events") { request, context in
             try events(request, id: try Self.id(context), follow: try Self.flag(request.uri.queryParameters["follow"].map(String.init), name: "follow", default: true))
         }
@@ -75,7 +75,6 @@ struct AgentRoutes: Sendable {
         }?.methods ?? []
     }
 
-    struct RunList: Codable { var runs: [RunStatus] }
     struct ScheduleList: Codable { var schedules: [ScheduleStatus] }
     struct AbortAll: Codable { var aborted: [RunStatus] }
 

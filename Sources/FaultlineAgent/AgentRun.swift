@@ -24,6 +24,8 @@ final class AgentRun: Sendable {
     }
 
     private let inner: Mutex<Inner>
+    /// The last status answered and its JSON, so that polling controllers cost a comparison, not an encoding.
+    private let encoded = Mutex<(status: RunStatus, json: Data)?>(nil)
 
     init(status: RunStatus, directory: String, events: [RunStreamEvent] = []) {
         id = status.id
@@ -35,6 +37,15 @@ final class AgentRun: Sendable {
     }
 
     var status: RunStatus { inner.withLock { $0.status } }
+
+    /// The status as API JSON.
+    var statusJSON: Data {
+        let current = status
+        if let cached = encoded.withLock({ $0 }), cached.status == current { return cached.json }
+        let json = (try? JSONEncoder.api.encode(current)) ?? Data()
+        encoded.withLock { $0 = (current, json) }
+        return json
+    }
     var claims: Set<String> { inner.withLock { $0.claims } }
 
     func setClaims(_ claims: Set<String>) { inner.withLock { $0.claims = claims } }

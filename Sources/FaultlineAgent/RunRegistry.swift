@@ -101,6 +101,19 @@ public final class RunRegistry: Service, Sendable {
         runs.withLock { Array($0.values) }.map(\.status).sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
 
+    /// `{"runs": [...]}`, oldest first, from each run's cached JSON.
+    func listJSON() -> Data {
+        let all = runs.withLock { Array($0.values) }.map { ($0.status, $0) }
+            .sorted { ($0.0.createdAt, $0.0.id) < ($1.0.createdAt, $1.0.id) }
+        var data = Data("{\"runs\":[".utf8)
+        for (index, entry) in all.enumerated() {
+            if index > 0 { data.append(0x2C) }
+            data.append(entry.1.statusJSON)
+        }
+        data.append(contentsOf: Array("]}".utf8))
+        return data
+    }
+
     func run(_ id: String) throws(AgentError) -> AgentRun {
         guard let run = runs.withLock({ $0[id] }) else { throw AgentError.notFound("no run '\(id)' on this agent") }
         return run

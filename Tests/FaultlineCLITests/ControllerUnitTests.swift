@@ -80,6 +80,18 @@ struct ControllerUnitTests {
         #expect(AgentConfiguration.isLoopback("127.0.0.1") && AgentConfiguration.isLoopback("::1") && !AgentConfiguration.isLoopback("0.0.0.0"))
     }
 
+    @Test("API times are RFC 3339 with milliseconds, and read back to the millisecond")
+    func apiDates() throws {
+        #expect(APIDate.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        let date = Date(timeIntervalSince1970: 1_795_815_524.250_9)
+        #expect(APIDate.format(date) == "2026-11-27T21:38:44.250Z")
+        #expect(APIDate.format(Date(timeIntervalSince1970: 951_782_400.007)) == "2000-02-29T00:00:00.007Z")
+        let back = try #require(APIDate.parse(APIDate.format(date)))
+        #expect(abs(back.timeIntervalSince1970 - 1_795_815_524.250) < 0.000_5)
+        #expect(APIDate.parse("2026-11-27T21:38:44Z") != nil)
+        #expect(APIDate.parse("yesterday") == nil)
+    }
+
     @Test("metrics: cumulative histogram buckets, escaped label values, every fault type present")
     func metrics() {
         let metrics = AgentMetrics()
