@@ -38,14 +38,15 @@ public struct AgentError: HTTPResponseError, Sendable {
     static func badRequest(_ message: String) -> AgentError { AgentError(.badRequest, "bad_request", message) }
     static func notFound(_ what: String) -> AgentError { AgentError(.notFound, "not_found", what) }
 
-    struct Body: Codable {
-        struct Inner: Codable {
-            var code: String
-            var message: String
-            var details: [Detail]?
-            var heldBy: String?
+    /// The error body on the wire; the controller reads it with the same type.
+    public struct Body: Codable, Sendable {
+        public struct Inner: Codable, Sendable {
+            public var code: String
+            public var message: String
+            public var details: [Detail]?
+            public var heldBy: String?
         }
-        var error: Inner
+        public var error: Inner
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {

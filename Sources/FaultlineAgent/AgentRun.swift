@@ -165,7 +165,7 @@ final class AgentRun: Sendable {
             try? handle.close()
         } else {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: path, contents: data)
+            _ = FileManager.default.createFile(atPath: path, contents: data)
         }
     }
 

@@ -112,19 +112,8 @@ struct AgentClient: Sendable {
         return text
     }
 
-    struct ErrorBody: Decodable {
-        struct Inner: Decodable {
-            var code: String
-            var message: String
-            var details: [Detail]?
-            var heldBy: String?
-        }
-        struct Detail: Decodable { var message: String }
-        var error: Inner
-    }
-
     static func failure(status: Int, _ data: Data) -> AgentFailure {
-        if let body = try? decoder.decode(ErrorBody.self, from: data) {
+        if let body = try? decoder.decode(AgentError.Body.self, from: data) {
             return AgentFailure(kind: .refused, status: status, code: body.error.code, message: body.error.message,
                                 details: (body.error.details ?? []).map(\.message))
         }
