@@ -15,6 +15,8 @@ Measures the agent daemon (`faultline agent`) on this machine, medians (and min/
      a run that is reverting or over) and abort-to-reverted under that load is compared with the same
      measure on the same agent without load (interleaved, same run count). As a reference, the same
      wrk and abort against GET /healthz (3 runs): the HTTP stack without the status's JSON.
+  5. the same status load paced at about 2,000 requests/s (--paced-rate; wrk with a per-request delay)
+     instead of saturating the agent, and abort-to-reverted under it against the same abort without load.
 Before the measured runs, each agent does one run that is not counted (its first, "cold").
 --debug builds the debug configuration into .build-bench/swift too (not .build, which others use).
 Layout: a controller namespace joined by one veth pair to each of three member namespaces
@@ -156,7 +158,7 @@ class Outside:
         config = {
             "exe": self.exe, "work": self.work, "token": token, "token_file": token_file, "members": self.members,
             "runs": self.args.runs, "idle_window": self.args.idle_window, "wrk_threads": self.args.wrk_threads,
-            "wrk_connections": self.args.wrk_connections, "wrk_duration": self.args.wrk_duration,
+            "wrk_connections": self.args.wrk_connections, "wrk_duration": self.args.wrk_duration, "paced_rate": self.args.paced_rate,
             "results": os.path.join(self.work, "results.json"),
         }
         config_path = os.path.join(self.work, "config.json")
@@ -283,6 +285,16 @@ def print_table(results):
         row("     abort to reverted under that load  [ms]", ref["abort_ms"], "ms")
     if w.get("errors"):
         rows.append(f"   wrk errors: {w['errors']}")
+    p = results.get("paced")
+    if p:
+        rows.append(f"5. GET /v1/runs/{{id}} paced at about {p['rate']} req/s (agent 1, run active; abort halfway)")
+        row("   requests/s", p["req_s"], "ms", f">= {T['req_s']:.0f}  {verdict(p['req_s']['median'] >= T['req_s'])}")
+        row("   latency p99  [ms]", p["lat_p99_ms"], "ms")
+        row("   CPU of the agent [% of one core]", p["agent_cpu_pct"], "ms")
+        row("   abort to reverted, no load  [ms]", p["abort_idle_ms"], "ms")
+        paced_delay = p["abort_load_ms"]["median"] - p["abort_idle_ms"]["median"]
+        paced_ok = p["abort_load_ms"]["median"] <= T["abort_ms"] and paced_delay <= T["abort_delay_ms"]
+        row("   abort to reverted, paced load  [ms]", p["abort_load_ms"], "ms", f"not delayed  {verdict(paced_ok)} ({paced_delay:+.1f} ms)")
     if results.get("rss_after_load_mib") is not None:
         rows.append(f"   agent 1 VmRSS after all of the above: {results['rss_after_load_mib']:.1f} MiB")
     print("\n".join(rows))
@@ -682,14 +694,29 @@ class Inside:
         result["errors"] = "; ".join(problems) or None
         return result
 
-    def load_round(self, agent, path=None):
-        """A run active on `agent`, wrk against its status (or `path`), an abort halfway through the wrk window."""
+    def load_round(self, agent, path=None, delay_ms=None):
+        """A run active on `agent`, wrk against its status (or `path`), an abort halfway through the wrk window.
+        With `delay_ms`, each wrk connection waits that long before each request (a paced load, not a saturating one)."""
         c = self.cfg
         run_id, _, _ = agent.submit()
         agent.wait(run_id, "injected")
         url = f"http://{agent.host}:{PORT}" + (path or f"/v1/runs/{run_id}")
         argv = ["wrk", f"-t{c['wrk_threads']}", f"-c{c['wrk_connections']}", f"-d{c['wrk_duration']}s", "--latency",
-                "-H", f"Authorization: Bearer {c['token']}", url]
+                "-H", f"Authorization: Bearer {c['token']}"]
+        script = None
+        if delay_ms is not None:
+            fd, script = tempfile.mkstemp(prefix="flt-bench-wrk-", suffix=".lua")
+            with os.fdopen(fd, "w") as f:
+                f.write(f"function delay() return {int(delay_ms)} end\n")
+            argv += ["-s", script]
+        argv.append(url)
+        try:
+            return self._load_round(agent, run_id, argv)
+        finally:
+            if script: os.unlink(script)
+
+    def _load_round(self, agent, run_id, argv):
+        c = self.cfg
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         agent_before = agent.cpu_ticks()
         self.wrk = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -773,6 +800,29 @@ class Inside:
                 odd.append(f"agent {agent.index + 1}: {e.get('event')}: {e.get('msg')}")
         return odd[:50]
 
+    def paced(self):
+        """The issue's figure: about 2,000 status requests per second (wrk paced with a per-request delay), and
+        whether an abort under that load is slower than without it."""
+        c = self.cfg
+        rounds = self.runs
+        delay_ms = max(1, int(c["wrk_connections"] * 1000 / c["paced_rate"]) - 1)
+        self.say(f"\n5. GET /v1/runs/{{id}} paced at about {c['paced_rate']} req/s (wrk -c{c['wrk_connections']}, {delay_ms} ms between a "
+                 f"connection's requests), abort halfway; interleaved with the same abort without load; {rounds} runs:")
+        agent = self.agents[0]
+        idle, load = [], []
+        for r in range(rounds):
+            time.sleep(0.3)
+            idle.append(self.abort_round([agent], settle=0.5)["max_ms"])
+            time.sleep(0.3)
+            sample = self.load_round(agent, delay_ms=delay_ms)
+            load.append(sample)
+            self.say(f"   run {r + 1}: no load: reverted {idle[-1]:6.1f} ms | paced: {sample['req_s']:7.0f} req/s, p99 {sample['p99']:.2f} ms; "
+                     f"abort reverted {sample['abort_ms']:6.1f} ms after t0; CPU agent {sample['agent_cpu_pct']:.0f} %"
+                     + (f"; wrk: {sample['errors']}" if sample["errors"] else ""))
+        return {"rate": c["paced_rate"], "delay_ms": delay_ms, "req_s": stats([s["req_s"] for s in load]),
+                "lat_p99_ms": stats([s["p99"] for s in load]), "agent_cpu_pct": stats([s["agent_cpu_pct"] for s in load]),
+                "abort_idle_ms": stats(idle), "abort_load_ms": stats([s["abort_ms"] for s in load])}
+
     def reference_healthz(self):
         """The same wrk and abort, against GET /healthz (no JSON): what the HTTP stack alone does, and whether
         load as such delays an abort."""
@@ -800,6 +850,7 @@ class Inside:
             results["abort3"] = self.abort_three()
             results["load"] = self.under_load()
             results["load"]["healthz_reference"] = self.reference_healthz()
+            results["paced"] = self.paced()
             results["rss_after_load_mib"] = int(self.agents[0].proc_status()["VmRSS"].split()[0]) / 1024
             results["machine"]["loadavg_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
             results["agent_warnings"] = self.odd_log_lines()
@@ -844,6 +895,7 @@ def main():
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--wrk-connections", type=int, default=16)
     parser.add_argument("--wrk-duration", type=int, default=10, metavar="S", help="seconds per wrk window; the abort is sent halfway")
+    parser.add_argument("--paced-rate", type=int, default=2000, metavar="N", help="requests/s of the paced status load (default 2000)")
     parser.add_argument("--logs", metavar="DIR", help="keep the agents' logs in DIR")
     parser.add_argument("--inside", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()

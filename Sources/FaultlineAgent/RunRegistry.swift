@@ -96,11 +96,6 @@ public final class RunRegistry: Service, Sendable {
 
     // MARK: Runs
 
-    /// Every run, oldest first.
-    public func list() -> [RunStatus] {
-        runs.withLock { Array($0.values) }.map(\.status).sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
-    }
-
     /// `{"runs": [...]}`, oldest first, from each run's cached JSON.
     func listJSON() -> Data {
         let all = runs.withLock { Array($0.values) }.map { ($0.status, $0) }
