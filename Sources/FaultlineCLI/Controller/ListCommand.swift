@@ -24,10 +24,10 @@ struct ListCommand: AsyncParsableCommand {
         }
         if json {
             let entries = results.map { client, result in
-                AgentRuns(agent: client.endpoint.name, url: client.endpoint.url, runs: try? result.get(), error: (try? result.failureValue)?.message)
+                AgentRuns(agent: client.endpoint.name, url: client.endpoint.url, runs: try? result.get(), error: result.failure?.message)
             }
             print(String(decoding: try JSONEncoder.api.encode(["agents": entries]), as: UTF8.self))
-            let failures: [AgentFailure] = results.compactMap { try? $0.1.failureValue }
+            let failures: [AgentFailure] = results.compactMap { $0.1.failure }
             if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
             return
         }

@@ -82,7 +82,7 @@ struct SubmitCommand: AsyncParsableCommand {
             case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
             }
         }), terminator: "")
-        let failures: [AgentFailure] = results.compactMap { try? $0.1.failureValue }
+        let failures: [AgentFailure] = results.compactMap { $0.1.failure }
         let submitted: [(AgentClient, String)] = results.compactMap { client, result in (try? result.get()).map { (client, $0.id) } }
         guard wait || lease != nil, !submitted.isEmpty else {
             if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
@@ -126,18 +126,16 @@ struct SubmitCommand: AsyncParsableCommand {
             case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
             }
         }), terminator: "")
-        let failures: [AgentFailure] = results.compactMap { try? $0.1.failureValue }
+        let failures: [AgentFailure] = results.compactMap { $0.1.failure }
         if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
     }
 }
 
 extension Result {
-    /// The error, or nil on success (throws nothing; `try?` reads it).
-    var failureValue: Failure {
-        get throws {
-            if case .failure(let error) = self { return error }
-            throw CancellationError()
-        }
+    /// The error, or nil on success.
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }
 
