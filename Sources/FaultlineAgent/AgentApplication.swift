@@ -116,7 +116,13 @@ struct AgentRoutes: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             for event in backlog where event.seq > after { try await writer.write(Self.sse(event)) }
             if let live {
-                for await event in live where event.seq > after { try await writer.write(Self.sse(event)) }
+                for await event in live {
+                    if event.seq == 0 {
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    } else if event.seq > after {
+                        try await writer.write(Self.sse(event))
+                    }
+                }
             }
             // `end` once the run is over; `status` when a reader asked not to follow a run that still goes on.
             let status = run.status

@@ -19,6 +19,8 @@ public struct AgentConfiguration: Sendable {
     public var maxBodySize = 1 << 20
     /// How often leases and schedules are checked.
     public var tick: Duration = .milliseconds(100)
+    /// How often an open event stream of a quiet run gets a comment line, so proxies do not close it as idle.
+    public var keepAlive: Duration = .seconds(15)
 
     public init(host: String, port: Int, token: String?, stateDirectory: String, executable: String, forwarded: [String]) {
         self.host = host

@@ -119,6 +119,13 @@ final class AgentRun: Sendable {
         return previous
     }
 
+    /// Sends every reader a keep-alive (sequence number 0: written as an SSE comment, never stored).
+    func keepAlive() {
+        let readers = inner.withLock { Array($0.readers.values) }
+        let beat = RunStreamEvent(seq: 0, ts: Date(), level: "debug", event: "keep-alive", message: "")
+        for reader in readers { reader.yield(beat) }
+    }
+
     /// The events so far, and a stream of the ones to come (nil once the run is over).
     func subscribe(follow: Bool = true) -> (backlog: [RunStreamEvent], live: AsyncStream<RunStreamEvent>?) {
         guard follow else { return (inner.withLock { $0.events }, nil) }

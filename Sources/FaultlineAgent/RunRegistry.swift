@@ -215,8 +215,8 @@ public final class RunRegistry: Service, Sendable {
     func claims(for scenario: Scenario) -> Set<String> {
         var claims: Set<String> = []
         for fault in scenario.spec.faults {
-            let target = (fault.target ?? scenario.spec.target)?.description ?? "host"
-            if let shaping = fault.action.shaping { claims.insert("interface \(shaping.interface) in \(target)") }
+            let target = (fault.target ?? scenario.spec.target)?.description ?? "this host"
+            if let shaping = fault.action.shaping { claims.insert("interface \(shaping.interface) of \(target)") }
             switch fault.action {
             case .killProcess(let kill):
                 for process in ProcessSelection.matches(kill.match, context: context) { claims.insert("process \(process.pid)") }
@@ -355,10 +355,15 @@ public final class RunRegistry: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { [self] in
+                    var lastKeepAlive = ContinuousClock.now
                     while !Task.isCancelled, await !shutdown.sleep(until: .now + configuration.tick) {
                         let now = Date()
                         expireLeases(now: now)
                         await fireDueSchedules(now: now)
+                        if ContinuousClock.now - lastKeepAlive >= configuration.keepAlive {
+                            lastKeepAlive = .now
+                            for run in runs.withLock({ Array($0.values) }) where !run.status.state.isFinal { run.keepAlive() }
+                        }
                     }
                 }
                 for await job in jobs { group.addTask { await job() } }

@@ -15,11 +15,11 @@ struct AgentAPITests {
     static let token = "t0k-\(UInt64.random(in: 0 ... .max))"
 
     /// Runs `body` with a fresh agent; the agent is stopped (reverting whatever runs) and its files removed, also on failure.
-    func withAgent(token: String? = AgentAPITests.token, _ body: (TestAgent, String) async throws -> Void) async throws {
+    func withAgent(token: String? = AgentAPITests.token, extra: [String] = [], _ body: (TestAgent, String) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: token)
+        let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: token, extra: extra)
         do {
             try await body(agent, directory)
         } catch {
@@ -149,6 +149,26 @@ struct AgentAPITests {
         }
     }
 
+    @Test("a quiet event stream gets keep-alive comments, so proxies do not close it as idle")
+    func keepAlive() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        _ = try sleepers.start()
+        try await withAgent(extra: ["--sse-keep-alive", "200ms"]) { agent, _ in
+            let created = try await agent.call(.POST, "/v1/runs", body: agentScenario("quiet", faults: pauseFault("freeze", sleepers: sleepers)))
+            let id = try #require(created.json["id"] as? String)
+            _ = try await agent.waitForRun(id) { (($0["faults"] as? [[String: Any]])?.first?["state"] as? String) == "active" }
+            let events = Task { try await agent.call(.GET, "/v1/runs/\(id)/events").body }
+            try await Task.sleep(for: .milliseconds(900))
+            _ = try await agent.call(.POST, "/v1/runs/\(id)/abort")
+            let stream = try await events.value
+            let beats = stream.components(separatedBy: ": keep-alive\n\n").count - 1
+            #expect(beats >= 2, "\(stream)")
+            #expect(!stream.contains("id: 0\n"), "keep-alives are not numbered events")
+            #expect(stream.contains("event: end\n"))
+        }
+    }
+
     /// `promtool check metrics` on the text, when promtool is installed (`.ci/run` installs it).
     func promtoolCheck(_ text: String, directory: String) async throws {
         guard Privilege.hasTool("promtool") else {
@@ -239,7 +259,7 @@ struct AgentAPITests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/token"
-        FileManager.default.createFile(atPath: file, contents: Data("secret".utf8), attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(atPath: file, contents: Data("secret".utf8), attributes: [.posixPermissions: 0o644])
         for (arguments, expected) in [
             (["--token-file", file], "is open to others (mode 644)"),
             (["--listen", "0.0.0.0:0"], "refusing to listen on 0.0.0.0 without a token"),

@@ -19,11 +19,11 @@ struct TestAgent {
 
     /// Starts an agent and waits until it listens; `listen` with port 0 picks a free port.
     static func start(directory: String, state: String, token: String? = nil, netns: String? = nil,
-                      listen: String = "127.0.0.1:0") async throws -> TestAgent {
-        var arguments = ["agent", "--listen", listen, "--state-dir", state]
+                      listen: String = "127.0.0.1:0", extra: [String] = []) async throws -> TestAgent {
+        var arguments = ["agent", "--listen", listen, "--state-dir", state] + extra
         if let token {
             let file = "\(directory)/token-\(UInt32.random(in: 0 ... .max))"
-            FileManager.default.createFile(atPath: file, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: file, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
             arguments += ["--token-file", file]
         }
         let log = "\(directory)/agent-\(UInt32.random(in: 0 ... .max)).log"

@@ -24,7 +24,7 @@ struct ControllerCommandTests {
         let log = "\(directory)/cli-\(UInt32.random(in: 0 ... .max)).log"
         let tokenFile = directory + "/controller-token"
         if !FileManager.default.fileExists(atPath: tokenFile) {
-            FileManager.default.createFile(atPath: tokenFile, contents: Data(Self.token.utf8), attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: tokenFile, contents: Data(Self.token.utf8), attributes: [.posixPermissions: 0o600])
         }
         let child = try ChildProcess.spawn([TestPaths.faultline] + arguments + ["--token-file", tokenFile], table: ProcessTable(), output: log)
         let exit = await ChildProcess.waitForExit(child.pid)

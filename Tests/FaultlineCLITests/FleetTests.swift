@@ -91,7 +91,7 @@ struct FleetTests {
         var agents: [TestAgent] = []
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: directory + "/token", contents: Data(Self.token.utf8), attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: directory + "/token", contents: Data(Self.token.utf8), attributes: [.posixPermissions: 0o600])
             var inventory = "# the test fleet\n"
             for index in fleet.members.indices {
                 try await fleet.serve(member: index, port: 8080)

@@ -27,6 +27,9 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var token: TokenOptions
 
+    @Option(help: ArgumentHelp("How often a quiet event stream gets a keep-alive comment (default 15s).", visibility: .hidden))
+    var sseKeepAlive: String?
+
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -48,6 +51,13 @@ struct AgentCommand: AsyncParsableCommand {
                                                executable: executable, forwarded: global.forwarded)
         configuration.logFormat = global.logFormat == .json ? .json : .text
         configuration.logLevel = RunEvent.Level(rawValue: global.logLevel.rawValue) ?? .info
+        if let sseKeepAlive {
+            guard let span = try? TimeSpan(parsing: sseKeepAlive), span.microseconds >= 100_000 else {
+                StandardError.write("faultline: --sse-keep-alive '\(sseKeepAlive)' is not a duration of at least 100ms\n")
+                throw ExitStatus.invalid
+            }
+            configuration.keepAlive = .microseconds(span.microseconds)
+        }
         let registry: RunRegistry
         do { registry = try RunRegistry(configuration: configuration) { StandardError.write($0) } } catch {
             StandardError.write("faultline: \(error)\n")

@@ -85,16 +85,21 @@ struct EventStreamParser {
             pending.removeSubrange(..<range.upperBound)
             var message = Message(event: "message", data: "", id: nil)
             var data: [String] = []
+            var named = false
             for line in block.split(separator: "\n") where !line.hasPrefix(":") {
                 let parts = line.split(separator: ":", maxSplits: 1).map(String.init)
                 let value = parts.count > 1 ? String(parts[1].drop { $0 == " " }) : ""
                 switch parts[0] {
-                case "event": message.event = value
+                case "event":
+                    message.event = value
+                    named = true
                 case "data": data.append(value)
                 case "id": message.id = value
                 default: break
                 }
             }
+            // A block of comments only (the agent's keep-alives) carries nothing to show.
+            guard named || !data.isEmpty else { continue }
             message.data = data.joined(separator: "\n")
             messages.append(message)
         }
