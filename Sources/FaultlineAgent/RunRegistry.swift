@@ -193,17 +193,10 @@ public final class RunRegistry: Service, Sendable {
 
     /// Plans the scenario here and runs the preflight; 422 with the failed checks when it cannot run.
     func admit(_ scenario: Scenario, runID: String) async throws(AgentError) -> (Plan, Set<String>) {
-        let port = boundPort
-        async let factsRead = HostFactsReader().read(for: scenario, agentPort: port)
-        async let preflightRead = Preflight().check(scenario)
-        var facts = await factsRead
-        facts.executable = configuration.executable
-        let plan = Planner(facts: facts).plan(scenario, runID: runID)
-        let preflight = await preflightRead
+        let (plan, preflight) = await planHere(scenario, runID: runID)
         var details = plan.problems.map { AgentError.Detail(path: nil, line: nil, column: nil, message: "\($0)") }
         for check in preflight.checks where check.status == .missing {
-            details.append(.init(path: nil, line: nil, column: nil,
-                                 message: "\(check.fault ?? check.type.rawValue) needs \(check.kind.rawValue) \(check.name): \(check.fix ?? check.detail ?? "missing")"))
+            details.append(.init(path: nil, line: nil, column: nil, message: check.problem))
         }
         guard details.isEmpty else {
             throw AgentError(.unprocessableContent, "preflight_failed", "preflight failed on this agent; nothing was applied", details: details)
@@ -386,14 +379,16 @@ public final class RunRegistry: Service, Sendable {
 extension RunRegistry {
     /// The plan (JSON) and the preflight of a scenario on this agent; nothing is run.
     public func dryRun(_ text: String, source: String) async throws(AgentError) -> (String, PreflightReport) {
-        let scenario = try load(text, source: source)
-        let port = boundPort
-        async let factsRead = HostFactsReader().read(for: scenario, agentPort: port)
+        let (plan, preflight) = await planHere(try load(text, source: source), runID: RunID.derived(from: text))
+        return ((try? PlanRenderer.json(plan)) ?? "null", preflight)
+    }
+
+    /// The scenario planned with this host's facts (the API's port exempted), and its preflight, read together.
+    func planHere(_ scenario: Scenario, runID: String) async -> (Plan, PreflightReport) {
+        async let factsRead = HostFactsReader().read(for: scenario, agentPort: boundPort)
         async let preflight = Preflight().check(scenario)
         var facts = await factsRead
         facts.executable = configuration.executable
-        let plan = Planner(facts: facts).plan(scenario, runID: RunID.derived(from: text))
-        let json = (try? PlanRenderer.json(plan)) ?? "null"
-        return (json, await preflight)
+        return (Planner(facts: facts).plan(scenario, runID: runID), await preflight)
     }
 }

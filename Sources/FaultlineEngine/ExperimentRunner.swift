@@ -103,8 +103,7 @@ public struct ExperimentRunner: Sendable {
         // 2. The method, journalled and guarded.
         let methodStart = clock.now
         let offset: @Sendable () -> Double = {
-            let elapsed = ContinuousClock.now - methodStart
-            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            (ContinuousClock.now - methodStart).seconds
         }
         let deadline = Date().addingTimeInterval(scenario.spec.maxDuration.seconds + settings.grace.seconds)
         let me = context.processes.read(getpid())?.identity ?? ProcessIdentity(pid: getpid(), startTime: 0, name: "faultline")
@@ -177,7 +176,7 @@ public struct ExperimentRunner: Sendable {
         try? journal.setState(state, of: settings.runID, reason: abortReason)
         if let guardProcess { reapGuard(guardProcess) }
         let abortedAt: Double? = if case .abort = reason, let fired = stop.firedAt {
-            Double((fired - methodStart).components.seconds) + Double((fired - methodStart).components.attoseconds) / 1e18
+            (fired - methodStart).seconds
         } else { nil }
         log.log(RunEvent(exit == 0 ? .info : .error, "end", "run \(settings.runID) \(state.rawValue) (exit \(exit))" + (abortReason.map { ": \($0)" } ?? "")))
         return report(state: state, exit: exit, before: true, after: after, abortReason: abortReason, abortedAt: abortedAt)
@@ -225,8 +224,7 @@ public struct ExperimentRunner: Sendable {
         var wasOK = true
         await withTaskGroup(of: Void.self) { inFlight in
             while stop.reason == nil {
-                let elapsed = (clock.now - begin)
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let seconds = (clock.now - begin).seconds
                 let rate: Double? = probe.ramp.map { ramp in
                     ramp.from + (ramp.to - ramp.from) * min(1, seconds / max(ramp.over.seconds, 0.001))
                 } ?? probe.rate

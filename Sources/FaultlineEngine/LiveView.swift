@@ -78,8 +78,7 @@ public final class LiveView: Sendable {
     }
 
     func render(_ source: Source) -> [String] {
-        let elapsed = ContinuousClock.now - source.methodStart
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - source.methodStart).seconds
         var lines = ["── run \(source.plan.runID) · \(source.plan.scenario) · elapsed \(Self.clock(seconds)) · remaining \(Self.clock(source.plan.maxDuration.seconds - seconds)) ──"]
         for fault in source.plan.faults {
             let entry = source.progress[fault.name]

@@ -68,8 +68,3 @@ public struct Recovery: Sendable {
         return result
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as a Double.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -58,19 +58,14 @@ struct AgentClient: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
-    /// Sends one request; the body of a 2xx answer, else the agent's error.
+    /// Sends one request; the body of a 2xx answer (`open` turns any other into the agent's error).
     func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil,
               headers: [(String, String)] = [], timeout: TimeAmount = .seconds(10)) async throws(AgentFailure) -> Data {
         let response = try await open(method, path, query: query, body: body, headers: headers, timeout: timeout)
         do {
-            let buffer = try await response.body.collect(upTo: 64 << 20)
-            let data = Data(buffer.readableBytesView)
-            guard (200..<300).contains(Int(response.status.code)) else { throw Self.failure(status: Int(response.status.code), data) }
-            return data
-        } catch let failure as AgentFailure {
-            throw failure
+            return Data(try await response.body.collect(upTo: 64 << 20).readableBytesView)
         } catch {
-            throw .unreachable("\(endpoint.name): \(error)")
+            throw .unreachable("\(endpoint.name): the answer broke off: \(error)")
         }
     }
 
@@ -98,7 +93,7 @@ struct AgentClient: Sendable {
         do { response = try await Self.http.execute(request, timeout: timeout) } catch {
             throw .unreachable("\(endpoint.name) is unreachable at \(endpoint.url): \(Self.reason(error))")
         }
-        if !(200..<300).contains(Int(response.status.code)) && method != .GET || response.status.code >= 400 {
+        if !(200..<300).contains(Int(response.status.code)) {
             let data = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
             throw Self.failure(status: Int(response.status.code), data)
         }

@@ -72,7 +72,7 @@ struct RunCommand: AsyncParsableCommand {
         guard plan.problems.isEmpty, preflight.passed else {
             for problem in plan.problems { StandardError.write("faultline: \(problem)\n") }
             for check in preflight.checks where check.status == .missing {
-                StandardError.write("faultline: \(check.fault ?? check.type.rawValue) needs \(check.kind.rawValue) \(check.name): \(check.fix ?? check.detail ?? "missing")\n")
+                StandardError.write("faultline: \(check.problem)\n")
             }
             StandardError.write("faultline: preflight failed; nothing was applied\n")
             throw ExitStatus.preflightFailed

@@ -19,6 +19,11 @@ public struct PreflightCheck: Sendable, Hashable, Codable {
     public var detail: String?
     /// What to do when it is missing.
     public var fix: String?
+
+    /// One line for a missing need: what needs it, what it is, and the fix.
+    public var problem: String {
+        "\(fault ?? type.rawValue) needs \(kind.rawValue) \(name): \(fix ?? detail ?? "missing")"
+    }
 }
 
 /// What `doctor` and the run's preflight found.
