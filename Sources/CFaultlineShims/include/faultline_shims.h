@@ -2,6 +2,11 @@
 #define FAULTLINE_SHIMS_H
 
 #include <sys/types.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <signal.h>
+#include <poll.h>
 
 /// pidfd_open(2); returns a file descriptor or -1 with errno set.
 int faultline_pidfd_open(pid_t pid);
@@ -11,5 +16,15 @@ int faultline_pidfd_send_signal(int pidfd, int sig);
 int faultline_set_parent_death_signal(int sig);
 /// fallocate(2) with mode 0; returns 0 or -1 with errno set.
 int faultline_fallocate(int fd, long long offset, long long length);
+
+/// setns(2) into the network namespace open at fd; returns 0 or -1 with errno set.
+int faultline_setns_net(int fd);
+/// An eventfd that becomes readable when SIGTERM, SIGINT or SIGHUP arrives (their handlers write to it,
+/// whichever thread takes the signal); the same fd on every call; -1 with errno on failure.
+int faultline_termination_eventfd(void);
+/// prctl(PR_SET_TIMERSLACK): how late the kernel may wake this thread, in nanoseconds.
+int faultline_set_timer_slack(unsigned long nanoseconds);
+/// ppoll(2) with a timeout in nanoseconds (negative: wait for ever).
+int faultline_poll_nanoseconds(struct pollfd *fds, nfds_t count, long long timeout);
 
 #endif

@@ -1,0 +1,229 @@
+import CFaultlineShims
+import FaultlineCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The userspace NFQUEUE engine: takes the packets an iptables NFQUEUE rule sends to its queue, drops
+/// the lost ones at once, and lets each other one go when its delay is over. One thread, no payload
+/// copies. It stops on SIGTERM/SIGINT/SIGHUP or when its parent process ends, letting every packet
+/// still held go at once; if it is killed, the kernel lets traffic pass (`--queue-bypass`).
+public final class PacketDelayer {
+    /// How the delayer is set up.
+    public struct Settings: Sendable {
+        public var queue: UInt16
+        public var model: DelayModel
+        /// Packets held at most; beyond it packets pass undelayed (fail-open) and a warning says so.
+        public var limit: Int = 10_000
+        public var seed: UInt64?
+        /// The process whose end stops the delayer (its parent); nil to not watch one.
+        public var parent: Int32?
+
+        public init(queue: UInt16, model: DelayModel, limit: Int = 10_000, seed: UInt64? = nil, parent: Int32? = nil) {
+            self.queue = queue
+            self.model = model
+            self.limit = limit
+            self.seed = seed
+            self.parent = parent
+        }
+    }
+
+    /// What the delayer did.
+    public struct Statistics: Sendable, Hashable {
+        public var packets = 0
+        public var delayed = 0
+        public var dropped = 0
+        /// Packets that passed undelayed because the queue was full.
+        public var passedFull = 0
+        /// Packets whose queue message the kernel could not deliver (socket buffer overrun): let through.
+        public var missed = 0
+        /// How late verdicts were after their deadline: median and maximum, in microseconds.
+        public var lateMedianMicroseconds = 0
+        public var lateMaxMicroseconds = 0
+        public var refusedVerdicts = 0
+
+        public var line: String {
+            "packets=\(packets) delayed=\(delayed) dropped=\(dropped) passed-full=\(passedFull) missed=\(missed) late-median-us=\(lateMedianMicroseconds) late-max-us=\(lateMaxMicroseconds)"
+        }
+    }
+
+    /// One held packet: its id, when it may go, and the arrival order (ties keep it).
+    struct Held {
+        var deadline: Int64
+        var id: UInt32
+    }
+
+    let settings: Settings
+    let output: (String) -> Void
+    private var held = MinHeap()
+    private var statistics = Statistics()
+    private var lateness = [UInt32](repeating: 0, count: 10_001)  // 10 µs buckets up to 100 ms, then one overflow bucket
+    private var lastID: UInt32 = 0
+    private var lastFullWarning: Int64 = .min
+
+    public init(settings: Settings, output: @escaping (String) -> Void) {
+        self.settings = settings
+        self.output = output
+    }
+
+    /// Binds the queue, says `ready`, and runs until told to stop; returns what it did.
+    public func run() throws(FaultlineError) -> Statistics {
+        let signals = faultline_termination_eventfd()
+        guard signals >= 0 else { throw FaultlineError(.commandFailed, "cannot watch for signals: \(String(cString: strerror(errno)))") }
+        var parentFD: Int32 = -1
+        if let parent = settings.parent {
+            parentFD = faultline_pidfd_open(parent)
+            guard parentFD >= 0 else { throw FaultlineError(.commandFailed, "the parent process \(parent) is gone") }
+        }
+        defer { if parentFD >= 0 { close(parentFD) } }
+        _ = faultline_set_timer_slack(1_000)
+        let socket = try NFQueueSocket(queue: settings.queue, maxLength: UInt32(settings.limit))
+        output("ready queue=\(settings.queue)")
+        var model = settings.model
+        var random = FastRandom(seed: settings.seed)
+        var polls = [
+            pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: parentFD, events: Int16(POLLIN), revents: 0),
+        ]
+        var stopReason: String?
+        while stopReason == nil {
+            let timeout = held.first.map { max(0, $0.deadline - Self.now()) } ?? -1
+            let ready = faultline_poll_nanoseconds(&polls, nfds_t(polls.count), timeout)
+            if ready < 0, errno != EINTR { throw FaultlineError(.commandFailed, "poll failed: \(String(cString: strerror(errno)))") }
+            if polls[1].revents != 0 { stopReason = "signal" }
+            if polls[2].revents != 0 { stopReason = "parent ended" }
+            if polls[0].revents & Int16(POLLIN) != 0 {
+                let now = Self.now()
+                let (_, overrun) = try socket.receive(limit: 512) { id in
+                    admit(id, now: now, socket: socket, model: &model, random: &random)
+                }
+                if overrun {
+                    output("warning: the kernel could not hand every packet to the delayer (socket buffer full); those packets pass undelayed")
+                }
+            }
+            try release(upTo: Self.now(), socket: socket)
+            try socket.flush()
+        }
+        // Let everything still held go now.
+        while let entry = held.popFirst() { try socket.verdict(entry.id, accept: true) }
+        try socket.flush()
+        statistics.refusedVerdicts = socket.refusedVerdicts
+        finishLateness()
+        output("stats: \(statistics.line)")
+        return statistics
+    }
+
+    /// Decides what happens to packet `id`, arrived at `now`.
+    private func admit(_ id: UInt32, now: Int64, socket: NFQueueSocket, model: inout DelayModel, random: inout FastRandom) {
+        statistics.packets += 1
+        // Ids count up by one per queued packet: a gap means messages the socket lost; those packets
+        // wait in the kernel for a verdict that would never come, so let them through.
+        if lastID != 0, id > lastID &+ 1, id &- lastID < 1 << 20 {
+            var missing = lastID &+ 1
+            while missing != id {
+                try? socket.verdict(missing, accept: true)
+                statistics.missed += 1
+                missing &+= 1
+            }
+        }
+        lastID = id
+        if model.lose(using: &random) {
+            statistics.dropped += 1
+            try? socket.verdict(id, accept: false)
+            return
+        }
+        let delay = model.nextDelay(using: &random)
+        if delay == 0 {
+            try? socket.verdict(id, accept: true)
+            return
+        }
+        if held.count >= settings.limit {
+            statistics.passedFull += 1
+            try? socket.verdict(id, accept: true)
+            if now - lastFullWarning > 5_000_000_000 {
+                lastFullWarning = now
+                output("warning: the delay queue is full (\(settings.limit) packets held): packets beyond it pass undelayed until it drains (\(statistics.passedFull) so far)")
+            }
+            return
+        }
+        statistics.delayed += 1
+        held.push(Held(deadline: now + delay, id: id))
+    }
+
+    /// Lets go every packet whose deadline has passed.
+    private func release(upTo now: Int64, socket: NFQueueSocket) throws(FaultlineError) {
+        while let first = held.first, first.deadline <= now {
+            _ = held.popFirst()
+            let late = Int((now - first.deadline) / 10_000)
+            lateness[min(late, lateness.count - 1)] += 1
+            statistics.lateMaxMicroseconds = max(statistics.lateMaxMicroseconds, Int((now - first.deadline) / 1_000))
+            try socket.verdict(first.id, accept: true)
+        }
+    }
+
+    private func finishLateness() {
+        let total = lateness.reduce(0) { $0 + Int($1) }
+        guard total > 0 else { return }
+        var seen = 0
+        for (bucket, count) in lateness.enumerated() {
+            seen += Int(count)
+            if seen * 2 >= total {
+                statistics.lateMedianMicroseconds = bucket * 10
+                return
+            }
+        }
+    }
+
+    static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+}
+
+/// A binary min-heap of held packets by (deadline, id): with a constant delay, arrival order.
+struct MinHeap {
+    private var items: [PacketDelayer.Held] = []
+
+    var count: Int { items.count }
+    var isEmpty: Bool { items.isEmpty }
+    var first: PacketDelayer.Held? { items.first }
+
+    static func less(_ a: PacketDelayer.Held, _ b: PacketDelayer.Held) -> Bool {
+        a.deadline != b.deadline ? a.deadline < b.deadline : a.id &- b.id > 1 << 31
+    }
+
+    mutating func push(_ item: PacketDelayer.Held) {
+        items.append(item)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard Self.less(items[child], items[parent]) else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popFirst() -> PacketDelayer.Held? {
+        guard !items.isEmpty else { return nil }
+        let top = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < items.count, Self.less(items[left], items[smallest]) { smallest = left }
+                if right < items.count, Self.less(items[right], items[smallest]) { smallest = right }
+                if smallest == parent { break }
+                items.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return top
+    }
+}
