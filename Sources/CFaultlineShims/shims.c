@@ -63,3 +63,5 @@ int faultline_poll_nanoseconds(struct pollfd *fds, nfds_t count, long long timeo
     struct timespec wait = { .tv_sec = timeout / 1000000000LL, .tv_nsec = timeout % 1000000000LL };
     return ppoll(fds, count, &wait, NULL);
 }
+
+int faultline_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -193,6 +193,7 @@ public struct ExperimentRunner: Sendable {
     static func text(_ action: PlanAction) -> String {
         switch action {
         case .command(let argv): ShellQuote.join(argv)
+        case .start(let argv): ShellQuote.join(argv) + " &"
         case .call(let text): text
         }
     }
@@ -281,30 +282,39 @@ public struct ExperimentRunner: Sendable {
             stop.fire(.abort("fault '\(name)' could not be injected: \(error)"))
             return
         }
-        let end = start + .microseconds(planned.end.microseconds)
-        if let every = planned.every {
-            var next = start + .microseconds(fault.start.microseconds + every.microseconds)
-            while next < end, await !stop.sleep(until: next) {
-                do {
-                    record = try await driver.apply(journal: writer)
-                    log.log(RunEvent(.info, "inject", "again: \(planned.summary)", fault: name))
-                } catch {
-                    log.log(RunEvent(.warning, "inject-failed", "repeat found nothing to hit: \(error)", fault: name))
+        // A userspace engine's warnings while the fault is in place; cancelled (after a last read) once it is reverted.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await driver.watch { report in
+                    log.log(RunEvent(report.level == .warning ? .warning : .info, "engine", report.message, fault: name))
                 }
-                next = next + .microseconds(every.microseconds)
             }
-        }
-        _ = await stop.sleep(until: end)
-        let began = ContinuousClock.now
-        do {
-            try await driver.revert(record)
-            try journal.setState(.reverted, runID: settings.runID, fault: name)
-            progress.update(name) { $0.revertedAt = offset(); $0.state = "reverted" }
-            log.log(RunEvent(.info, "revert", "reverted", fault: name, duration: (ContinuousClock.now - began).seconds))
-        } catch {
-            try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: error.description)
-            progress.update(name) { $0.state = "revert-failed"; $0.error = error.description; $0.revertedAt = nil }
-            log.log(RunEvent(.error, "revert-failed", "revert failed: \(error)", fault: name, duration: (ContinuousClock.now - began).seconds))
+            let end = start + .microseconds(planned.end.microseconds)
+            if let every = planned.every {
+                var next = start + .microseconds(fault.start.microseconds + every.microseconds)
+                while next < end, await !stop.sleep(until: next) {
+                    do {
+                        record = try await driver.apply(journal: writer)
+                        log.log(RunEvent(.info, "inject", "again: \(planned.summary)", fault: name))
+                    } catch {
+                        log.log(RunEvent(.warning, "inject-failed", "repeat found nothing to hit: \(error)", fault: name))
+                    }
+                    next = next + .microseconds(every.microseconds)
+                }
+            }
+            _ = await stop.sleep(until: end)
+            let began = ContinuousClock.now
+            do throws(FaultlineError) {
+                try await driver.revert(record)
+                try journal.setState(.reverted, runID: settings.runID, fault: name)
+                progress.update(name) { $0.revertedAt = offset(); $0.state = "reverted" }
+                log.log(RunEvent(.info, "revert", "reverted", fault: name, duration: (ContinuousClock.now - began).seconds))
+            } catch {
+                try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: error.description)
+                progress.update(name) { $0.state = "revert-failed"; $0.error = error.description; $0.revertedAt = nil }
+                log.log(RunEvent(.error, "revert-failed", "revert failed: \(error)", fault: name, duration: (ContinuousClock.now - began).seconds))
+            }
+            group.cancelAll()
         }
     }
 

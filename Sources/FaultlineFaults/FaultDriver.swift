@@ -14,6 +14,20 @@ public protocol FaultDriver: Sendable {
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState
     /// Undoes `record` and checks the host is back; what is already gone counts as undone.
     func revert(_ record: RevertRecord) async throws(FaultlineError)
+    /// Reports what happens to the fault while it is in place (a userspace engine's warnings and
+    /// statistics) until it ends or the task is cancelled. Most faults have nothing to say.
+    func watch(report: @escaping @Sendable (FaultReport) -> Void) async
+}
+
+extension FaultDriver {
+    public func watch(report: @escaping @Sendable (FaultReport) -> Void) async {}
+}
+
+/// A line a fault's engine reports while it runs.
+public struct FaultReport: Sendable, Hashable {
+    public enum Level: Sendable, Hashable { case info, warning }
+    public var level: Level
+    public var message: String
 }
 
 /// What the drivers share: how to run commands and see processes.
@@ -35,7 +49,10 @@ public struct DriverContext: Sendable {
 /// Picks the driver for a fault (to apply it) or for a journal record (to revert it).
 public enum Drivers {
     public static func driver(for fault: Fault, planned: PlannedFault, runID: String, context: DriverContext) -> any FaultDriver {
-        switch fault.action {
+        if planned.inject.contains(where: { if case .start = $0 { true } else { false } }) {
+            return DelayerDriver(planned: planned, context: context)
+        }
+        return switch fault.action {
         case .latency, .packetLoss, .corrupt, .duplicate, .reorder, .bandwidth, .drop:
             NetworkDriver(planned: planned, context: context)
         case .killProcess(let kill):
@@ -57,6 +74,7 @@ public enum Drivers {
         case .removeFile(let path): DiskFillDriver(fault: nil, file: path, context: context)
         case .stopProcess: StressDriver(argv: [], context: context)
         case .signalled: KillProcessDriver(fault: nil, context: context)
+        case .steps: StepsDriver(context: context)
         }
     }
 }

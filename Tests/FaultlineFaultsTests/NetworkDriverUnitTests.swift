@@ -24,7 +24,7 @@ import Testing
 
         var runner: RecordingRunner {
             RecordingRunner { argv in
-                if argv == ["iptables", "-w", "5", "-S"] {
+                if argv == ["iptables", "-w", "5", "-t", "filter", "-S"] {
                     return CommandResult(argv: argv, exitCode: 0, standardOutput: self.chainExists.withLock { $0 } ? "-P INPUT ACCEPT\n-N C\n" : "-P INPUT ACCEPT\n")
                 }
                 if self.failing.contains(argv) { return CommandResult(argv: argv, exitCode: 1, standardError: "iptables: Bad rule.") }
@@ -42,7 +42,7 @@ import Testing
         let journal = MemoryJournal()
         await #expect(throws: FaultlineError.self) { _ = try await driver.apply(journal: journal) }
         #expect(journal.all.count == 1, "the revert record was journalled before the first command")
-        let commands = runner.commands.filter { $0 != ["iptables", "-w", "5", "-S"] }
+        let commands = runner.commands.filter { $0 != ["iptables", "-w", "5", "-t", "filter", "-S"] }
         #expect(commands == [["iptables", "-N", "C"], ["iptables", "-A", "C", "-j", "DROP"],
                              ["iptables", "-D", "OUTPUT", "-j", "C"], ["iptables", "-F", "C"], ["iptables", "-X", "C"]])
         #expect(tables.chainExists.withLock { $0 } == false)

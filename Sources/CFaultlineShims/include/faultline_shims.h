@@ -26,5 +26,7 @@ int faultline_termination_eventfd(void);
 int faultline_set_timer_slack(unsigned long nanoseconds);
 /// ppoll(2) with a timeout in nanoseconds (negative: wait for ever).
 int faultline_poll_nanoseconds(struct pollfd *fds, nfds_t count, long long timeout);
+/// pipe2(2) with O_CLOEXEC on both ends; returns 0 or -1 with errno set.
+int faultline_pipe_cloexec(int fds[2]);
 
 #endif

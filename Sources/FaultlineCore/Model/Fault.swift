@@ -18,6 +18,15 @@ public struct Fault: Sendable, Hashable {
     }
 
     public var type: FaultType { action.type }
+
+    /// Whether the scenario asks for the userspace nfqueue engine by name.
+    public var usesNFQueueEngine: Bool {
+        switch action {
+        case .latency(let f): f.engine == .nfqueue
+        case .packetLoss(let f): f.engine == .nfqueue
+        default: false
+        }
+    }
 }
 
 /// The fault types of scenario format v1.

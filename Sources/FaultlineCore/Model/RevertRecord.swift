@@ -11,6 +11,8 @@ public enum RevertRecord: Sendable, Hashable, Codable {
     case stopProcess(ProcessIdentity)
     /// kill-process: nothing can be undone; the processes that were signalled.
     case signalled([ProcessIdentity])
+    /// Several records undone in order (the nfqueue engine: its rules, then its delayer process).
+    indirect case steps([RevertRecord])
 }
 
 /// Whether a fault is in place on the host.

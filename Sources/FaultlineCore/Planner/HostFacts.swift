@@ -8,6 +8,8 @@ public struct HostFacts: Sendable, Hashable, Codable {
     public var sshPorts: [UInt16] = [22]
     /// Whether the kernel has sch_netem; nil when it could not be told.
     public var netemAvailable: Bool?
+    /// Whether the kernel can queue packets to userspace (nfnetlink_queue and the NFQUEUE target); nil when it could not be told.
+    public var nfqueueAvailable: Bool?
     /// Host names of the scenario's filters, resolved once.
     public var resolvedHosts: [String: HostResolution] = [:]
     /// Online CPUs (the default number of cpu-stress workers).

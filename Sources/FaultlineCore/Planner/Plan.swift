@@ -65,21 +65,25 @@ public struct PlannedFault: Sendable, Hashable, Codable {
 public enum StateCheck: Sendable, Hashable, Codable {
     /// The interface's root qdisc: Faultline's while active; the previous one (kind and handle) after revert.
     case rootQdisc(namespace: String?, device: String, previous: RootQdisc?)
-    /// An iptables or ip6tables chain: present while active, gone after revert.
-    case chain(namespace: String?, tool: String, chain: String)
+    /// An iptables or ip6tables chain (of `table`, filter when nil): present while active, gone after revert.
+    case chain(namespace: String?, tool: String, chain: String, table: String? = nil)
 }
 
-/// A command run as argv, or a kernel call made by faultline itself.
+/// A command run as argv, a process started for the fault's lifetime, or a kernel call made by faultline itself.
 public enum PlanAction: Sendable, Hashable, Codable {
     case command([String])
+    /// A child process that runs until the revert stops it (the nfqueue delayer).
+    case start([String])
     case call(String)
 
-    private enum CodingKeys: String, CodingKey { case argv, call }
+    private enum CodingKeys: String, CodingKey { case argv, start, call }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         if let argv = try c.decodeIfPresent([String].self, forKey: .argv) {
             self = .command(argv)
+        } else if let argv = try c.decodeIfPresent([String].self, forKey: .start) {
+            self = .start(argv)
         } else {
             self = .call(try c.decode(String.self, forKey: .call))
         }
@@ -89,6 +93,7 @@ public enum PlanAction: Sendable, Hashable, Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         switch self {
         case .command(let argv): try c.encode(argv, forKey: .argv)
+        case .start(let argv): try c.encode(argv, forKey: .start)
         case .call(let text): try c.encode(text, forKey: .call)
         }
     }

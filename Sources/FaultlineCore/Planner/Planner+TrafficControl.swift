@@ -4,10 +4,11 @@ extension Planner {
     func planTrafficControl(_ action: FaultAction, target: NetnsTarget?, into planned: inout PlannedFault, context: inout PlanContext) {
         guard let shaping = action.shaping else { return }
         let device = shaping.interface.rawValue
-        guard let leaf = leafQdisc(action, context: &context) else {
-            planned.mechanism = "nfqueue (not available)"
+        if engine(for: action, context: &context) == .nfqueue {
+            planNFQueue(action, target: target, into: &planned, context: &context)
             return
         }
+        guard let leaf = leafQdisc(action) else { return }
         planned.mechanism = leaf.first == "netem" ? "tc netem" : "tc tbf"
         let previous = previousRoot(device, target: target, context: &context)
 
@@ -46,19 +47,16 @@ extension Planner {
         }
     }
 
-    /// The leaf qdisc's kind and parameters, or nil (with a problem) when the kernel cannot do it.
-    func leafQdisc(_ action: FaultAction, context: inout PlanContext) -> [String]? {
+    /// The leaf qdisc's kind and parameters (netem or tbf).
+    func leafQdisc(_ action: FaultAction) -> [String]? {
         func percent(_ value: Percent) -> String { value.description }
         func correlation(_ value: Percent?) -> [String] { value.map { [percent($0)] } ?? [] }
         let netem: [String]
-        var engine: NetemEngine = .netem
         switch action {
         case .latency(let f):
-            engine = f.engine
             netem = ["delay", f.delay.tcArgument] + (f.jitter.map { [$0.tcArgument] } ?? []) + correlation(f.correlation)
                 + (f.distribution.map { ["distribution", $0.rawValue] } ?? [])
         case .packetLoss(let f):
-            engine = f.engine ?? .auto
             netem = ["loss", percent(f.percent)] + correlation(f.correlation)
         case .corrupt(let f):
             netem = ["corrupt", percent(f.percent)] + correlation(f.correlation)
@@ -74,18 +72,55 @@ extension Planner {
         default:
             return nil
         }
-        switch (engine, facts.netemAvailable) {
-        case (.nfqueue, _):
-            context.problem("engine nfqueue is not available in this version of faultline; use engine: netem on a kernel with sch_netem")
-            return nil
-        case (_, false?):
-            context.problem("the kernel has no sch_netem, which the commands below need; the userspace nfqueue engine is not available in this version")
-        case (_, nil):
-            context.notes.append("whether the kernel has sch_netem is unknown; \(context.currentFault ?? "the fault") assumes it does")
-        default:
-            break
-        }
         return ["netem"] + netem
+    }
+
+    /// The engine a latency, loss, corrupt, duplicate or reorder fault uses here, with a note or problem
+    /// saying why; nil for bandwidth (tbf).
+    func engine(for action: FaultAction, context: inout PlanContext) -> NetemEngine? {
+        let fault = context.currentFault.map { "'\($0)'" } ?? "the fault"
+        let requested: NetemEngine
+        switch action {
+        case .latency(let f): requested = f.engine
+        case .packetLoss(let f): requested = f.engine ?? .auto
+        case .corrupt, .duplicate, .reorder:
+            if facts.netemAvailable == false {
+                context.problem("the kernel has no sch_netem, which \(action.type.rawValue) needs (only latency and packet-loss have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM")
+            } else if facts.netemAvailable == nil {
+                context.notes.append("whether the kernel has sch_netem is unknown; \(fault) assumes it does")
+            }
+            return .netem
+        default:
+            return nil
+        }
+        let noQueue = "the kernel cannot queue packets to userspace (needs nfnetlink_queue and the iptables NFQUEUE target: modprobe nfnetlink_queue xt_NFQUEUE)"
+        switch requested {
+        case .netem:
+            if facts.netemAvailable == false {
+                context.problem("the kernel has no sch_netem, which engine: netem needs; use engine: nfqueue or auto (the userspace delayer)")
+            } else if facts.netemAvailable == nil {
+                context.notes.append("whether the kernel has sch_netem is unknown; \(fault) assumes it does")
+            }
+            return .netem
+        case .nfqueue:
+            if facts.nfqueueAvailable == false { context.problem(noQueue + ", which engine: nfqueue needs") }
+            context.notes.append("\(fault) uses the userspace nfqueue delayer: the scenario asks for engine: nfqueue")
+            return .nfqueue
+        case .auto:
+            switch facts.netemAvailable {
+            case true?:
+                return .netem
+            case false?:
+                if facts.nfqueueAvailable == false {
+                    context.problem("the kernel has no sch_netem and \(noQueue): neither engine can run here")
+                }
+                context.notes.append("engine auto: \(fault) uses the userspace nfqueue delayer because the kernel has no sch_netem")
+                return .nfqueue
+            case nil:
+                context.notes.append("whether the kernel has sch_netem is unknown; \(fault) assumes it does (engine auto: netem)")
+                return .netem
+            }
+        }
     }
 
     /// The interface's current root qdisc, checked: problems for a missing interface or a root that cannot be restored.
@@ -113,14 +148,21 @@ extension Planner {
 
     /// Exempt traffic for a tc fault: SSH both ways, and the agent's port in the agent's own namespace.
     func trafficControlExemptions(target: NetnsTarget?, to: TrafficFilter?) -> [(exemption: Exemption, selectors: [U32Selector])] {
-        let named = to?.ports ?? []
-        var result: [(Exemption, [U32Selector])] = []
-        func exempt(_ port: UInt16, _ reason: String) {
-            guard !named.contains(where: { $0.contains(port) }) else { return }
+        exemptPorts(target: target, to: to).map { port, exemption in
             let selectors = ["sport", "dport"].flatMap { field in
                 IPFamily.allCases.map { U32Selector.port(family: $0, protocol: .tcp, field: field, block: (port, 0xffff)) }
             }
-            result.append((Exemption(reason: reason, traffic: "tcp port \(port), both directions"), selectors))
+            return (exemption, selectors)
+        }
+    }
+
+    /// TCP ports a shaping fault leaves alone (both directions), unless `to` names them.
+    func exemptPorts(target: NetnsTarget?, to: TrafficFilter?) -> [(port: UInt16, exemption: Exemption)] {
+        let named = to?.ports ?? []
+        var result: [(UInt16, Exemption)] = []
+        func exempt(_ port: UInt16, _ reason: String) {
+            guard !named.contains(where: { $0.contains(port) }) else { return }
+            result.append((port, Exemption(reason: reason, traffic: "tcp port \(port), both directions")))
         }
         if target == nil, let port = facts.agentPort { exempt(port, "the agent's API") }
         for port in facts.sshPorts { exempt(port, "SSH sessions") }

@@ -160,6 +160,15 @@ struct PlanContext {
         problems.append(PlanProblem(fault: currentFault, message: message))
     }
 
+    var nextQueue: UInt16 = 0
+
+    /// The NFQUEUE queue of the next nfqueue fault: 0xFA00-0xFAFF, spread by run id so that runs side by side differ.
+    mutating func queueNumber() -> UInt16 {
+        defer { nextQueue += 1 }
+        let hash = runID.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 }
+        return 0xFA00 | UInt16((hash &+ UInt32(nextQueue)) & 0xFF)
+    }
+
     mutating func chainName() -> String {
         defer { nextChain += 1 }
         return "FAULTLINE-\(runID)-\(nextChain)"

@@ -52,8 +52,8 @@ struct NetworkDriver: FaultDriver {
                 } else {
                     active.append("root qdisc of \(device) is \(root.map { "\($0.kind) \($0.handle)" } ?? "missing"), expected \(previous.map { "\($0.kind) \($0.handle)" } ?? "the kernel default")")
                 }
-            case .chain(let namespace, let tool, let chain):
-                if try await state.chainExists(namespace: namespace, tool: tool, chain: chain) {
+            case .chain(let namespace, let tool, let chain, let table):
+                if try await state.chainExists(namespace: namespace, tool: tool, chain: chain, table: table ?? "filter") {
                     active.append("\(tool) chain \(chain) exists")
                 } else {
                     gone.append(chain)

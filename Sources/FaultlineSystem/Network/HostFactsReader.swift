@@ -23,6 +23,9 @@ public struct HostFactsReader: Sendable {
             let (available, note) = await netemAvailable()
             facts.netemAvailable = available
             if let note { facts.unreadable.append(note) }
+            if available != true || scenario.spec.faults.contains(where: \.usesNFQueueEngine) {
+                facts.nfqueueAvailable = await nfqueueAvailable()
+            }
         }
         var targets: [NetnsTarget?] = []
         for fault in network where !targets.contains(fault.target ?? scenario.spec.target) {
@@ -120,25 +123,41 @@ public struct HostFactsReader: Sendable {
 
     /// Whether the kernel has sch_netem, from /proc/modules, the module tree or the kernel config.
     func netemAvailable() async -> (Bool?, String?) {
-        if let modules = try? String(contentsOfFile: "/proc/modules", encoding: .utf8), modules.contains("sch_netem ") {
-            return (true, nil)
+        if let available = await kernelHas(module: "sch_netem", config: "CONFIG_NET_SCH_NETEM") { return (available, nil) }
+        return (nil, "whether the kernel has sch_netem could not be read (no /proc/modules, module tree or /proc/config.gz); 'faultline doctor' tries it")
+    }
+
+    /// Whether the kernel can queue packets to userspace: nfnetlink_queue and the NFQUEUE target.
+    func nfqueueAvailable() async -> Bool? {
+        let queue = FileManager.default.fileExists(atPath: "/proc/net/netfilter/nfnetlink_queue") ? true
+            : await kernelHas(module: "nfnetlink_queue", config: "CONFIG_NETFILTER_NETLINK_QUEUE")
+        let target = await kernelHas(module: "xt_NFQUEUE", config: "CONFIG_NETFILTER_XT_TARGET_NFQUEUE")
+        if queue == false || target == false { return false }
+        if queue == true, target == true { return true }
+        return nil
+    }
+
+    /// Whether the kernel has `module` (loaded, built in, or installed), or config option `config`; nil when none can be read.
+    func kernelHas(module: String, config: String) async -> Bool? {
+        if let modules = try? String(contentsOfFile: "/proc/modules", encoding: .utf8), modules.contains("\(module) ") {
+            return true
         }
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let moduleDirectory = "/lib/modules/\(release)"
-        if let builtin = try? String(contentsOfFile: "\(moduleDirectory)/modules.builtin", encoding: .utf8), builtin.contains("sch_netem.ko") {
-            return (true, nil)
+        if let builtin = try? String(contentsOfFile: "\(moduleDirectory)/modules.builtin", encoding: .utf8), builtin.contains("\(module).ko") {
+            return true
         }
         if let dep = try? String(contentsOfFile: "\(moduleDirectory)/modules.dep", encoding: .utf8) {
-            return (dep.contains("sch_netem.ko"), nil)
+            return dep.contains("\(module).ko")
         }
         if FileManager.default.fileExists(atPath: "/proc/config.gz"),
-           let config = try? await runner.run(["gzip", "-dc", "/proc/config.gz"], timeout: .seconds(10), outputLimit: 4 << 20), config.succeeded {
-            let lines = config.standardOutput.split(separator: "\n")
-            return (lines.contains { $0 == "CONFIG_NET_SCH_NETEM=y" || $0 == "CONFIG_NET_SCH_NETEM=m" }, nil)
+           let kernelConfig = try? await runner.run(["gzip", "-dc", "/proc/config.gz"], timeout: .seconds(10), outputLimit: 4 << 20), kernelConfig.succeeded {
+            let lines = kernelConfig.standardOutput.split(separator: "\n")
+            return lines.contains { $0 == "\(config)=y" || $0 == "\(config)=m" }
         }
-        return (nil, "whether the kernel has sch_netem could not be read (no /proc/modules, module tree or /proc/config.gz); 'faultline doctor' tries it")
+        return nil
     }
 
     /// Ports sshd listens on, from /etc/ssh/sshd_config (22 when unset).

@@ -24,12 +24,12 @@ public struct NetworkState: Sendable {
         }
     }
 
-    /// Whether the iptables (or ip6tables) chain exists in the filter table. Reads the whole table:
+    /// Whether the iptables (or ip6tables) chain exists in `table`. Reads the whole table:
     /// iptables-nft answers `-S MISSING` with "incompatible" rather than "no such chain".
-    public func chainExists(namespace: String?, tool: String, chain: String) async throws(FaultlineError) -> Bool {
-        let result = try await runner.run(Self.prefix(namespace) + [tool, "-w", "5", "-S"], timeout: .seconds(10), outputLimit: 16 << 20)
+    public func chainExists(namespace: String?, tool: String, chain: String, table: String = "filter") async throws(FaultlineError) -> Bool {
+        let result = try await runner.run(Self.prefix(namespace) + [tool, "-w", "5", "-t", table, "-S"], timeout: .seconds(10), outputLimit: 16 << 20)
         guard result.succeeded else {
-            throw FaultlineError(.commandFailed, "cannot list \(tool) rules", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+            throw FaultlineError(.commandFailed, "cannot list \(tool) \(table) rules", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return result.standardOutput.split(separator: "\n").contains { $0 == "-N \(chain)" }
     }

@@ -11,6 +11,7 @@ public enum KernelFeature: String, Sendable, CaseIterable, Codable {
     case iptablesConntrack = "iptables conntrack and connmark"
     case iptablesReject = "iptables REJECT"
     case ip6tables = "ip6tables (statistic, REJECT)"
+    case nfqueue = "NFQUEUE (iptables target, nfnetlink_queue)"
 
     /// The commands that show the feature works, run in order in the scratch namespace (on `lo`).
     var trial: [[String]] {
@@ -33,6 +34,10 @@ public enum KernelFeature: String, Sendable, CaseIterable, Codable {
             ["iptables", "-w", "5", "-A", chain, "-p", "tcp", "-m", "connmark", "--mark", "0x1000000/0xff000000", "-j", "DROP"],
         ]
         case .iptablesReject: [["iptables", "-w", "5", "-A", chain, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]]
+        case .nfqueue: [
+            ["iptables", "-w", "5", "-t", "mangle", "-N", chain],
+            ["iptables", "-w", "5", "-t", "mangle", "-A", chain, "-j", "NFQUEUE", "--queue-num", "65535", "--queue-bypass"],
+        ]
         case .ip6tables: [
             ["ip6tables", "-w", "5", "-N", chain],
             ["ip6tables", "-w", "5", "-A", chain, "-m", "statistic", "--mode", "random", "--probability", "0.5", "-j", "REJECT", "--reject-with", "icmp6-port-unreachable"],
@@ -43,7 +48,7 @@ public enum KernelFeature: String, Sendable, CaseIterable, Codable {
     /// What to do when it is missing.
     var fix: String {
         switch self {
-        case .netem: "kernel has no sch_netem: load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM; engine: nfqueue is not available in this version"
+        case .netem: "kernel has no sch_netem: load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM (latency and packet-loss can use engine: nfqueue instead)"
         case .htb: "kernel has no sch_htb: load it (modprobe sch_htb) or enable CONFIG_NET_SCH_HTB"
         case .tbf: "kernel has no sch_tbf: load it (modprobe sch_tbf) or enable CONFIG_NET_SCH_TBF"
         case .u32: "kernel has no cls_u32: load it (modprobe cls_u32) or enable CONFIG_NET_CLS_U32"
@@ -51,6 +56,7 @@ public enum KernelFeature: String, Sendable, CaseIterable, Codable {
         case .iptablesStatistic: "iptables cannot use the statistic match: enable CONFIG_NETFILTER_XT_MATCH_STATISTIC (xt_statistic)"
         case .iptablesConntrack: "iptables cannot use conntrack/connmark: enable xt_conntrack, xt_connmark and nf_conntrack"
         case .iptablesReject: "iptables cannot REJECT: enable CONFIG_IP_NF_TARGET_REJECT"
+        case .nfqueue: "the kernel cannot queue packets to userspace: load nfnetlink_queue and xt_NFQUEUE (modprobe nfnetlink_queue xt_NFQUEUE) or enable CONFIG_NETFILTER_NETLINK_QUEUE and CONFIG_NETFILTER_XT_TARGET_NFQUEUE"
         case .ip6tables: "ip6tables does not work here: install iptables (with ip6tables) and enable IPv6 netfilter"
         }
     }
@@ -81,6 +87,10 @@ public struct KernelFeatureProbe: Sendable {
                     failure = result.map { "'\(ShellQuote.join(argv))': \($0.standardError.trimmingCharacters(in: .whitespacesAndNewlines))" } ?? "'\(argv[0])' could not run"
                     break
                 }
+            }
+            // The delayer's side: bind a queue in the scratch namespace, as the delayer will.
+            if feature == .nfqueue, failure == nil, let problem = NFQueueSocket.probe(namespacePath: "/run/netns/\(name)") {
+                failure = "binding a queue: \(problem)"
             }
             if features.contains(feature) { results[feature] = .some(failure) }
         }

@@ -77,6 +77,8 @@ public struct Preflight: Sendable {
             result += [KernelFeature.htb, .u32].map { Need(kind: .kernel, name: $0.rawValue) }
             if type == .bandwidth {
                 result.append(Need(kind: .kernel, name: KernelFeature.tbf.rawValue))
+            } else if type == .latency || type == .packetLoss {
+                result.append(Need(kind: .kernel, name: Self.eitherEngine))
             } else {
                 result.append(Need(kind: .kernel, name: KernelFeature.netem.rawValue))
             }
@@ -102,10 +104,10 @@ public struct Preflight: Sendable {
                     || (need.name == KernelFeature.iptablesConntrack.rawValue && !probabilistic)
                     || (need.name == KernelFeature.iptablesReject.rawValue && !drop.reject)
             }
-        case .latency(let latency) where latency.engine == .nfqueue:
-            result.append(Need(kind: .kernel, name: "nfqueue engine"))
-        case .packetLoss(let loss) where loss.engine == .nfqueue:
-            result.append(Need(kind: .kernel, name: "nfqueue engine"))
+        case .latency(let latency) where latency.engine != .auto:
+            result = Self.explicit(latency.engine, replacing: result)
+        case .packetLoss(let loss) where (loss.engine ?? .auto) != .auto:
+            result = Self.explicit(loss.engine ?? .auto, replacing: result)
         case .diskFill(let fill):
             result.append(Need(kind: .path, name: fill.path))
         default:
@@ -119,8 +121,28 @@ public struct Preflight: Sendable {
         return result
     }
 
+    /// The need of latency and packet-loss with engine auto: netem (tc, sch_htb, cls_u32, sch_netem) or
+    /// else the nfqueue delayer (iptables, ip6tables, NFQUEUE); the check says which one runs, and why.
+    static let eitherEngine = "netem or nfqueue engine"
+    static let netemPath: [KernelFeature] = [.htb, .u32, .netem]
+
+    /// Needs for an engine the scenario names: netem's, or the nfqueue delayer's.
+    static func explicit(_ engine: NetemEngine, replacing needs: [Need]) -> [Need] {
+        var result = needs.filter { $0.name != eitherEngine }
+        if engine == .netem {
+            result += netemPath.map { Need(kind: .kernel, name: $0.rawValue) }
+        } else {
+            result.removeAll { $0.kind == .tool && $0.name == "tc" || netemPath.map(\.rawValue).contains($0.name) }
+            result += [Need(kind: .tool, name: "iptables"), Need(kind: .tool, name: "ip6tables"), Need(kind: .kernel, name: KernelFeature.nfqueue.rawValue)]
+        }
+        return result
+    }
+
     func check(_ items: [(String?, FaultType, [Need])]) async -> PreflightReport {
-        let features = Set(items.flatMap { $0.2 }.filter { $0.kind == .kernel }.compactMap { KernelFeature(rawValue: $0.name) })
+        var features = Set(items.flatMap { $0.2 }.filter { $0.kind == .kernel }.compactMap { KernelFeature(rawValue: $0.name) })
+        if items.contains(where: { $0.2.contains { $0.name == Self.eitherEngine } }) {
+            features.formUnion(Self.netemPath + [.nfqueue])
+        }
         var featureResults: [KernelFeature: String?] = [:]
         var probeFailure: String?
         if !features.isEmpty, let capabilities, !capabilities.hasEffective(.netAdmin) || !capabilities.hasEffective(.sysAdmin) {
@@ -154,9 +176,8 @@ public struct Preflight: Sendable {
                         check.fix = "install \(Self.package(of: need.name)) (it provides \(need.name))"
                     }
                 case .kernel:
-                    if need.name == "nfqueue engine" {
-                        check.status = .missing
-                        check.fix = "engine: nfqueue is not available in this version: use engine: netem on a kernel with sch_netem"
+                    if need.name == Self.eitherEngine {
+                        check = engineCheck(check, featureResults: featureResults, probeFailure: probeFailure)
                     } else if let feature = KernelFeature(rawValue: need.name) {
                         if let probeFailure {
                             check.status = .unknown
@@ -184,6 +205,35 @@ public struct Preflight: Sendable {
         }
         let effective = capabilities.map { caps in Capability.allCases.filter(caps.hasEffective).map(\.description) } ?? []
         return PreflightReport(effectiveCapabilities: effective, checks: checks)
+    }
+
+    /// Which engine latency and packet-loss use here (engine auto), and why; missing when neither can run.
+    func engineCheck(_ base: PreflightCheck, featureResults: [KernelFeature: String?], probeFailure: String?) -> PreflightCheck {
+        var check = base
+        if let probeFailure {
+            check.status = .unknown
+            check.detail = probeFailure
+            return check
+        }
+        func failure(_ feature: KernelFeature) -> String? {
+            if case .some(.some(let failure)) = featureResults[feature] { return failure }
+            return nil
+        }
+        func hasTool(_ tool: String) -> Bool { searchPath.contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") } }
+        let netemMissing = (hasTool("tc") ? [] : ["no tc (install iproute2)"]) + Self.netemPath.compactMap { feature in failure(feature).map { _ in feature.rawValue } }
+        let queueMissing = ["iptables", "ip6tables"].filter { !hasTool($0) }.map { "no \($0) (install iptables)" }
+            + (failure(.nfqueue).map { ["NFQUEUE (\($0))"] } ?? [])
+        let netemReason = failure(.netem).map { "the kernel has no sch_netem (\($0))" } ?? "netem cannot run: missing \(netemMissing.joined(separator: ", "))"
+        if netemMissing.isEmpty {
+            check.detail = "netem: the kernel has sch_netem, so engine auto uses tc netem"
+        } else if queueMissing.isEmpty {
+            check.detail = "nfqueue: \(netemReason), so engine auto uses the userspace nfqueue delayer"
+        } else {
+            check.status = .missing
+            check.detail = "\(netemReason); nfqueue cannot run either: missing \(queueMissing.joined(separator: ", "))"
+            check.fix = "\(KernelFeature.netem.fix); or \(KernelFeature.nfqueue.fix)"
+        }
+        return check
     }
 
     static func package(of tool: String) -> String {

@@ -85,12 +85,36 @@ public enum ChildProcess {
     /// Starts `argv`; with `newSession`, in a session of its own (no terminal signals reach it).
     /// With `output`, stdout and stderr go to that file (else stdout to /dev/null, stderr inherited).
     public static func spawn(_ argv: [String], table: ProcessTable, newSession: Bool = false, output: String? = nil) throws(FaultlineError) -> ProcessIdentity {
+        try spawn(argv, table: table, newSession: newSession, output: output, pipe: nil)
+    }
+
+    /// Starts `argv` with its stdout and stderr going to a new pipe; returns the child and the pipe's read end
+    /// (close-on-exec, blocking; the caller closes it).
+    public static func spawnWithPipe(_ argv: [String], table: ProcessTable) throws(FaultlineError) -> (ProcessIdentity, Int32) {
+        var ends: [Int32] = [-1, -1]
+        guard faultline_pipe_cloexec(&ends) == 0 else {
+            throw FaultlineError(.commandFailed, "cannot make a pipe: \(String(cString: strerror(errno)))")
+        }
+        defer { close(ends[1]) }
+        do {
+            let child = try spawn(argv, table: table, newSession: false, output: nil, pipe: ends[1])
+            return (child, ends[0])
+        } catch {
+            close(ends[0])
+            throw error
+        }
+    }
+
+    static func spawn(_ argv: [String], table: ProcessTable, newSession: Bool, output: String?, pipe: Int32?) throws(FaultlineError) -> ProcessIdentity {
         guard let program = argv.first else { throw FaultlineError(.internalError, "empty command line") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let output {
+        if let pipe {
+            posix_spawn_file_actions_adddup2(&actions, pipe, 1)
+            posix_spawn_file_actions_adddup2(&actions, pipe, 2)
+        } else if let output {
             posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         } else {

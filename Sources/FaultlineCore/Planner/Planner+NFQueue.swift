@@ -1,0 +1,82 @@
+extension Planner {
+    /// Packets held by one nfqueue delayer at most; beyond it they pass undelayed (fail-open).
+    public static let delayerLimit = 10_000
+
+    /// latency and packet-loss with the userspace engine: a `faultline delayer` process bound to an
+    /// NFQUEUE queue, and per address family a mangle `FAULTLINE-<run>-<n>` chain hooked first into
+    /// POSTROUTING for the interface (egress, like netem): exemptions and `except` RETURN, the `to`
+    /// traffic (or all) goes to the queue with `--queue-bypass`, so traffic flows if the delayer dies.
+    func planNFQueue(_ action: FaultAction, target: NetnsTarget?, into planned: inout PlannedFault, context: inout PlanContext) {
+        guard let shaping = action.shaping else { return }
+        let device = shaping.interface.rawValue
+        checkInterface(device, target: target, context: &context)
+        let queue = context.queueNumber()
+        planned.mechanism = "nfqueue (userspace delayer, queue \(queue))"
+        let toHosts = networks(shaping.to?.hosts, context: &context)
+        let exceptHosts = networks(shaping.except?.hosts, context: &context)
+
+        let exemptions = exemptPorts(target: target, to: shaping.to)
+        planned.exemptions = exemptions.map(\.exemption)
+
+        var delayer = [facts.executable, "delayer", "--queue", "\(queue)", "--limit", "\(Self.delayerLimit)"]
+        switch action {
+        case .latency(let f):
+            delayer += ["--delay", f.delay.description]
+            if let jitter = f.jitter { delayer += ["--jitter", jitter.description] }
+            if let correlation = f.correlation { delayer += ["--correlation", TimeSpan.trim(correlation.value)] }
+            if let distribution = f.distribution { delayer += ["--distribution", distribution.rawValue] }
+        case .packetLoss(let f):
+            delayer += ["--loss", TimeSpan.trim(f.percent.value)]
+            if let correlation = f.correlation { delayer += ["--loss-correlation", TimeSpan.trim(correlation.value)] }
+        default:
+            break
+        }
+        planned.inject = [.start(inNamespace(target, delayer))]
+
+        let families = IPFamily.allCases.filter { family in toHosts == nil || toHosts!.contains { $0.family == family } }
+        let chain = context.chainName()
+        let comment = ["-m", "comment", "--comment", context.comment]
+        for family in families {
+            let tool = family == .ipv4 ? "iptables" : "ip6tables"
+            func rule(_ arguments: [String]) -> PlanAction {
+                .command(inNamespace(target, [tool, "-w", Self.iptablesWait, "-t", "mangle"] + arguments))
+            }
+            planned.inject.append(rule(["-N", chain]))
+            for (port, _) in exemptions {
+                for side in ["--sport", "--dport"] {
+                    planned.inject.append(rule(["-A", chain, "-p", "tcp", side, "\(port)"] + comment + ["-j", "RETURN"]))
+                }
+            }
+            for match in IptablesMatch.rules(remote: shaping.except, remoteHosts: exceptHosts, local: nil, localHosts: nil,
+                                             direction: .egress, family: family) {
+                planned.inject.append(rule(["-A", chain] + match.arguments + comment + ["-j", "RETURN"]))
+            }
+            let matches = shaping.to == nil ? [IptablesMatch(protocol: nil, arguments: [])]
+                : IptablesMatch.rules(remote: shaping.to, remoteHosts: toHosts, local: nil, localHosts: nil, direction: .egress, family: family)
+            for match in matches {
+                planned.inject.append(rule(["-A", chain] + match.arguments + comment + ["-j", "NFQUEUE", "--queue-num", "\(queue)", "--queue-bypass"]))
+            }
+            planned.inject.append(rule(["-I", "POSTROUTING", "1", "-o", device] + comment + ["-j", chain]))
+            planned.checks.append(.chain(namespace: target?.namespacePath, tool: tool, chain: chain, table: "mangle"))
+            planned.revert += [
+                rule(["-D", "POSTROUTING", "-o", device] + comment + ["-j", chain]),
+                rule(["-F", chain]),
+                rule(["-X", chain]),
+            ]
+        }
+        planned.revert.append(.call("SIGTERM to the delayer: it lets every packet it holds go at once and exits; SIGKILL after 5s"))
+    }
+
+    /// A problem when the interface is known not to exist in the target's namespace.
+    func checkInterface(_ device: String, target: NetnsTarget?, context: inout PlanContext) {
+        let place = target?.description ?? "this host's namespace"
+        guard let namespace = facts.namespace(target), namespace.unreadable == nil else {
+            let reason = facts.namespace(target)?.unreadable ?? "not read"
+            context.notes.append("interfaces of \(place) unknown (\(reason)): the plan assumes '\(device)' exists")
+            return
+        }
+        if let interfaces = namespace.interfaces, !interfaces.contains(device) {
+            context.problem("interface '\(device)' not found in \(place) (have: \(interfaces.joined(separator: ", ")))")
+        }
+    }
+}

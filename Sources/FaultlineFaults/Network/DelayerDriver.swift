@@ -1,0 +1,157 @@
+import FaultlineCore
+import FaultlineSystem
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// latency and packet-loss with the nfqueue engine: starts the `faultline delayer` process, waits until
+/// it has bound its queue, then adds the iptables rules that feed it. Revert removes the rules first
+/// (no new packets reach the queue), then stops the delayer, which lets every held packet go.
+struct DelayerDriver: FaultDriver {
+    let planned: PlannedFault?
+    let context: DriverContext
+    let output = DelayerOutput()
+    let startTimeout: Duration = .seconds(5)
+
+    func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
+        guard let planned, let argv = planned.inject.lazy.compactMap({ if case .start(let argv) = $0 { argv } else { nil } }).first else {
+            throw FaultlineError(.internalError, "nfqueue driver without a delayer command")
+        }
+        let (child, fd) = try ChildProcess.spawnWithPipe(argv, table: context.processes)
+        output.attach(fd)
+        let stop = RevertRecord.stopProcess(child)
+        let stopper = StressDriver(argv: [], context: context)
+        do {
+            try await journal.record(.steps([stop]))
+            try await waitUntilReady(child)
+        } catch {
+            try? await stopper.revert(stop)
+            output.closeIfOpen()
+            throw error
+        }
+        let rules = RevertRecord.commands(revert: planned.revert.compactMap { if case .command(let argv) = $0 { argv } else { nil } },
+                                          checks: planned.checks)
+        let record = RevertRecord.steps([rules, stop])
+        do {
+            try await journal.record(record)
+        } catch {
+            try? await stopper.revert(stop)
+            output.closeIfOpen()
+            throw error
+        }
+        for case .command(let argv) in planned.inject {
+            let result = try await context.runner.run(argv)
+            guard result.succeeded else {
+                let failure = FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' failed (exit \(result.exitCode))",
+                                             cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+                do { try await revert(record) } catch {
+                    throw FaultlineError(.commandFailed, failure.description + "; undoing the steps already taken failed too", cause: error.description)
+                }
+                throw failure
+            }
+        }
+        return record
+    }
+
+    /// Waits for the delayer's `ready` line; its error output when it exits first.
+    func waitUntilReady(_ child: ProcessIdentity) async throws(FaultlineError) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + startTimeout
+        while clock.now < deadline {
+            let (lines, ended) = output.readAvailable()
+            if lines.contains(where: { $0.hasPrefix("ready") }) { return }
+            if ended {
+                ChildProcess.reap(child.pid)
+                let said = lines.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 }.joined(separator: "; ")
+                throw FaultlineError(.commandFailed, "the nfqueue delayer did not start: \(said.isEmpty ? "it exited" : said)")
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        throw FaultlineError(.commandFailed, "the nfqueue delayer did not bind its queue within \(startTimeout)")
+    }
+
+    func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
+        try await StepsDriver(context: context).verify(record)
+    }
+
+    func revert(_ record: RevertRecord) async throws(FaultlineError) {
+        try await StepsDriver(context: context).revert(record)
+    }
+
+    /// Forwards the delayer's warnings and its closing statistics; a delayer that exits while the
+    /// fault is in place is reported (traffic then passes undelayed: the rule has --queue-bypass).
+    func watch(report: @escaping @Sendable (FaultReport) -> Void) async {
+        defer { output.closeIfOpen() }
+        while true {
+            let cancelled = Task.isCancelled
+            let (lines, ended) = output.readAvailable()
+            for line in lines {
+                if line.hasPrefix("warning: ") {
+                    report(FaultReport(level: .warning, message: "delayer: " + line.dropFirst(9)))
+                } else if line.hasPrefix("stats: ") {
+                    report(FaultReport(level: .info, message: "delayer statistics: " + line.dropFirst(7)))
+                } else if line.hasPrefix("error: ") {
+                    report(FaultReport(level: .warning, message: "delayer: " + line.dropFirst(7)))
+                }
+            }
+            if ended {
+                if !cancelled, !lines.contains(where: { $0.hasPrefix("stats: ") }) {
+                    report(FaultReport(level: .warning, message: "the delayer ended while the fault was in place: its traffic now passes undelayed"))
+                }
+                return
+            }
+            if cancelled { return }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+/// The read end of the delayer's output pipe, split into lines.
+final class DelayerOutput: Sendable {
+    private struct State {
+        var fd: Int32 = -1
+        var pending: [UInt8] = []
+    }
+    private let state = Mutex(State())
+
+    func attach(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        state.withLock { $0.fd = fd }
+    }
+
+    func closeIfOpen() {
+        state.withLock { state in
+            if state.fd >= 0 { close(state.fd) }
+            state.fd = -1
+        }
+    }
+
+    /// The whole lines written so far, and whether the writer has closed its end.
+    func readAvailable() -> (lines: [String], ended: Bool) {
+        state.withLock { state in
+            guard state.fd >= 0 else { return ([], true) }
+            var ended = false
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(state.fd, $0.baseAddress, $0.count) }
+                if n > 0 { state.pending += buffer[0..<n]; continue }
+                if n == 0 { ended = true }
+                if n < 0, errno == EINTR { continue }
+                break
+            }
+            var lines: [String] = []
+            while let newline = state.pending.firstIndex(of: UInt8(ascii: "\n")) {
+                lines.append(String(decoding: state.pending[..<newline], as: UTF8.self))
+                state.pending.removeSubrange(...newline)
+            }
+            if ended, !state.pending.isEmpty {
+                lines.append(String(decoding: state.pending, as: UTF8.self))
+                state.pending = []
+            }
+            return (lines, ended)
+        }
+    }
+}
