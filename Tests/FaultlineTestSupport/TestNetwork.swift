@@ -73,6 +73,15 @@ public struct TestNetwork: Sendable {
         return try JSONDecoder().decode(ConnectResult.self, from: Data(result.standardOutput.utf8))
     }
 
+    /// `count` TCP handshakes one after another (`gap` seconds apart): each one's time in seconds, sorted.
+    public func handshakes(from namespace: String, to host: String, port: Int, count: Int, timeout: Double = 2, gap: Double = 0.005) async throws -> HandshakeTimes {
+        let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, script, "handshake",
+                                     host, "\(port)", "\(count)", "\(timeout)", "\(gap)"])
+        var times = try JSONDecoder().decode(HandshakeTimes.self, from: Data(result.standardOutput.utf8))
+        times.times.sort()
+        return times
+    }
+
     /// Reads everything a server sends: bytes and seconds.
     public func download(from namespace: String, host: String, port: Int) async throws -> (bytes: Int, seconds: Double) {
         let result = try await must(["ip", "netns", "exec", namespace, NetProbe.python, script, "download", host, "\(port)"])
@@ -92,6 +101,25 @@ public struct TestNetwork: Sendable {
         _ = try? await runner.run(["ip", "netns", "del", a])
         _ = try? await runner.run(["ip", "netns", "del", b])
         try? FileManager.default.removeItem(atPath: script)
+    }
+}
+
+/// TCP handshake times, sorted, in seconds; and how many failed.
+public struct HandshakeTimes: Decodable, Sendable {
+    public var failed: Int
+    public var times: [Double]
+
+    /// The value below which `fraction` of the times fall, in milliseconds.
+    public func percentile(_ fraction: Double) -> Double {
+        guard !times.isEmpty else { return .nan }
+        return times[min(times.count - 1, Int(Double(times.count) * fraction))] * 1000
+    }
+
+    public var medianMilliseconds: Double { percentile(0.5) }
+
+    public var summary: String {
+        String(format: "median %.1f ms, p10 %.1f ms, p90 %.1f ms, min %.1f ms, max %.1f ms, %d failed",
+               percentile(0.5), percentile(0.1), percentile(0.9), (times.first ?? .nan) * 1000, (times.last ?? .nan) * 1000, failed)
     }
 }
 
@@ -221,6 +249,19 @@ public enum NetProbe {
         out["median"] = times[len(times) // 2]
         print(json.dumps(out))
 
+    def handshake(host, port, count, timeout, gap):
+        times, failed = [], 0
+        for _ in range(count):
+            start = time.monotonic()
+            try:
+                s = socket.create_connection((host, port), timeout=timeout)
+                times.append(time.monotonic() - start)
+                s.close()
+            except OSError:
+                failed += 1
+            time.sleep(gap)
+        print(json.dumps({"failed": failed, "times": times}))
+
     def download(host, port):
         start = time.monotonic()
         size = get(host, port, 30)
@@ -231,6 +272,8 @@ public enum NetProbe {
         serve(sys.argv[2:])
     elif mode == "connect":
         connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
+    elif mode == "handshake":
+        handshake(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]))
     elif mode == "download":
         download(sys.argv[2], int(sys.argv[3]))
     """#

@@ -1,0 +1,240 @@
+import FaultlineCore
+import FaultlineJournal
+import FaultlineSystem
+import FaultlineTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The userspace nfqueue engine for real: `faultline run` with `engine: nfqueue` between two namespaces
+/// joined by veth (client A 10.213.1.1, server B 10.213.1.2), measured with real TCP handshakes and pings.
+@Suite(.serialized, .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("python3") && Privilege.hasTool("ping"),
+                             "needs root, ip, iptables, nsenter, python3 and ping"))
+struct NFQueueEngineTests {
+    typealias Net = TestNetwork
+
+    struct Setup {
+        let net: TestNetwork
+        let directory: String
+        var state: String { directory + "/state" }
+
+        /// Writes a scenario whose faults act in namespace `target`.
+        func file(_ name: String, target: String, faults: String) throws -> String {
+            let path = "\(directory)/\(name).yaml"
+            try """
+                apiVersion: faultline/v1
+                kind: Scenario
+                metadata: {name: \(name)}
+                spec:
+                  maxDuration: 2m
+                  target: {netns: \(target)}
+                  faults:
+                \(faults)
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+
+        /// Starts `faultline run FILE` inside namespace A and waits until the fault is injected (its chain in `target`).
+        func startRun(_ file: String, target: String) async throws -> (ProcessIdentity, log: String) {
+            let log = "\(directory)/run-\(UInt32.random(in: 0 ... .max)).log"
+            let argv = ["/usr/sbin/ip", "netns", "exec", net.a, TestPaths.faultline, "run", file, "--yes", "--state-dir", state]
+            let runner = try ChildProcess.spawn(argv, table: ProcessTable(), output: log)
+            for _ in 0..<500 {
+                let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                if said.contains("injected:"), try await !chains(in: target).isEmpty { return (runner, log) }
+                if !ProcessTable().isAlive(runner) { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            _ = try? ProcessSignaller().send(.kill, to: runner)
+            _ = await ChildProcess.waitForExit(runner.pid)
+            throw TestFailure("the fault did not come up: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+
+        /// Stops the runner with SIGTERM (it reverts) and returns its exit code and output.
+        func stop(_ runner: ProcessIdentity, log: String) async -> (Int32, String) {
+            _ = try? ProcessSignaller().send(.term, to: runner)
+            let exit = await ChildProcess.waitForExit(runner.pid)
+            return (exit, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        }
+
+        /// Faultline's mangle chains in `namespace`, IPv4 and IPv6.
+        func chains(in namespace: String) async throws -> [String] {
+            var result: [String] = []
+            for tool in ["iptables", "ip6tables"] {
+                result += try await net.must(["ip", "netns", "exec", namespace, tool, "-w", "5", "-t", "mangle", "-S"]).standardOutput
+                    .split(separator: "\n").filter { $0.hasPrefix("-N FAULTLINE") }.map { String($0.dropFirst(3)) }
+            }
+            return result
+        }
+
+        func handshakes(port: Int = 8080, count: Int = 50) async throws -> HandshakeTimes {
+            try await net.handshakes(from: net.a, to: Net.addressB, port: port, count: count)
+        }
+    }
+
+    func withSetup(_ body: (Setup) async throws -> Void) async throws {
+        let net = try await TestNetwork.create()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("flt-test-nfq-\(UInt32.random(in: 0 ... .max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let setup = Setup(net: net, directory: directory)
+        do {
+            try await net.serve(in: net.b, ports: [8080: 0, 9090: 0])
+            try await body(setup)
+        } catch {
+            await net.remove()
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        await net.remove()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Delayer processes still alive for queue `queue` (none may outlive its fault).
+    static func delayers() -> [Int32] {
+        ProcessTable().all().filter { $0.arguments.count > 2 && $0.arguments[1] == "delayer" }.map(\.pid)
+    }
+
+    @Test func latencyOnTheServerSideAddsItsDelayToTheHandshakeAndGoesAway() async throws {
+        try await withSetup { setup in
+            let baseline = try await setup.handshakes()
+            let file = try setup.file("server-latency", target: setup.net.b, faults: """
+                    - {name: slow, type: latency, interface: eth0, delay: 100ms, engine: nfqueue}
+                """)
+            let (runner, log) = try await setup.startRun(file, target: setup.net.b)
+            let during: HandshakeTimes
+            do {
+                during = try await setup.handshakes()
+            } catch {
+                _ = await setup.stop(runner, log: log)
+                throw error
+            }
+            let (exit, output) = await setup.stop(runner, log: log)
+            let after = try await setup.handshakes()
+            print("latency 100ms (nfqueue): baseline \(baseline.summary); during \(during.summary); after \(after.summary)")
+            let added = during.medianMilliseconds - baseline.medianMilliseconds
+            #expect(abs(added - 100) <= 10, "median handshake rose by \(added) ms")
+            #expect(during.failed == 0 && during.times.count == 50)
+            #expect(after.medianMilliseconds < baseline.medianMilliseconds + 5, "back to the baseline after the revert")
+            #expect(exit == 130, "\(output)")
+            #expect(output.contains("delayer statistics: packets="), "\(output)")
+            #expect(try await setup.chains(in: setup.net.b).isEmpty)
+            #expect(Self.delayers().isEmpty, "no delayer outlives its fault")
+        }
+    }
+
+    @Test func jitterSpreadsTheDelayWithinItsBounds() async throws {
+        try await withSetup { setup in
+            let baseline = try await setup.handshakes()
+            let file = try setup.file("jitter", target: setup.net.b, faults: """
+                    - {name: shaky, type: latency, interface: eth0, delay: 100ms, jitter: 20ms, engine: nfqueue}
+                """)
+            let (runner, log) = try await setup.startRun(file, target: setup.net.b)
+            let during: HandshakeTimes
+            do {
+                during = try await setup.handshakes(count: 80)
+            } catch {
+                _ = await setup.stop(runner, log: log)
+                throw error
+            }
+            _ = await setup.stop(runner, log: log)
+            print("latency 100ms ± 20ms (nfqueue): baseline \(baseline.summary); during \(during.summary)")
+            let base = baseline.medianMilliseconds
+            // Uniform in [80, 120] ms: the middle 80% spans about 32 ms; nothing leaves the bounds.
+            #expect(during.percentile(0.9) - during.percentile(0.1) >= 15, "the spread is visible")
+            #expect((during.times.first ?? 0) * 1000 >= base + 78, "no handshake faster than delay - jitter")
+            #expect((during.times.last ?? 1) * 1000 <= base + 125, "no handshake slower than delay + jitter")
+            #expect(abs(during.medianMilliseconds - base - 100) <= 10)
+        }
+    }
+
+    @Test func packetLossOfThirtyPercentLosesThatShareOfPings() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("loss", target: setup.net.a, faults: """
+                    - {name: lossy, type: packet-loss, interface: eth0, percent: 30%, engine: nfqueue}
+                """)
+            let (runner, log) = try await setup.startRun(file, target: setup.net.a)
+            let ping: CommandResult
+            do {
+                ping = try await setup.net.must(["ip", "netns", "exec", setup.net.a, "ping", "-q", "-n", "-c", "600", "-i", "0.002", "-W", "1", Net.addressB])
+            } catch {
+                _ = await setup.stop(runner, log: log)
+                throw error
+            }
+            let (_, output) = await setup.stop(runner, log: log)
+            let summary = ping.standardOutput.split(separator: "\n").first { $0.contains("packets transmitted") }.map(String.init) ?? ""
+            let numbers = summary.split(separator: " ").compactMap { Int($0) }
+            #expect(numbers.count >= 2, "ping said: \(ping.standardOutput)")
+            let sent = numbers.first ?? 0, received = numbers.dropFirst().first ?? 0
+            let loss = Double(sent - received) / Double(max(sent, 1)) * 100
+            print("packet-loss 30% (nfqueue): \(summary)")
+            #expect(sent == 600)
+            #expect(abs(loss - 30) <= 6, "lost \(loss)% of \(sent) echo requests")
+            #expect(output.contains("dropped="), "\(output)")
+            let after = try await setup.net.must(["ip", "netns", "exec", setup.net.a, "ping", "-q", "-n", "-c", "50", "-i", "0.002", "-W", "1", Net.addressB])
+            #expect(after.standardOutput.contains(" 0% packet loss"), "no loss after the revert: \(after.standardOutput)")
+        }
+    }
+
+    @Test func onlyTheFilteredPortIsDelayed() async throws {
+        try await withSetup { setup in
+            let baseline = try await setup.handshakes(port: 9090, count: 30)
+            let file = try setup.file("one-port", target: setup.net.a, faults: """
+                    - {name: slow-db, type: latency, interface: eth0, delay: 100ms, engine: nfqueue, to: {ports: [8080], protocol: tcp}}
+                """)
+            let (runner, log) = try await setup.startRun(file, target: setup.net.a)
+            let filtered: HandshakeTimes, other: HandshakeTimes
+            do {
+                filtered = try await setup.handshakes(port: 8080, count: 30)
+                other = try await setup.handshakes(port: 9090, count: 30)
+            } catch {
+                _ = await setup.stop(runner, log: log)
+                throw error
+            }
+            _ = await setup.stop(runner, log: log)
+            print("latency 100ms to port 8080 (nfqueue): 8080 \(filtered.summary); 9090 \(other.summary); baseline \(baseline.summary)")
+            #expect(abs(filtered.medianMilliseconds - baseline.medianMilliseconds - 100) <= 10)
+            #expect(other.medianMilliseconds < baseline.medianMilliseconds + 5, "other traffic keeps its baseline latency")
+        }
+    }
+
+    @Test func aKilledRunnerFailsOpenAtOnceAndTheGuardRemovesTheRule() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("killed", target: setup.net.a, faults: """
+                    - {name: slow, type: latency, interface: eth0, delay: 200ms, engine: nfqueue}
+                """)
+            let (runner, _) = try await setup.startRun(file, target: setup.net.a)
+            let slow = try await setup.handshakes(count: 3)
+            #expect(slow.medianMilliseconds >= 190, "the fault is in place: \(slow.summary)")
+            let delayersBefore = Self.delayers()
+            #expect(delayersBefore.count == 1)
+            kill(runner.pid, SIGKILL)
+            let killed = ContinuousClock.now
+            _ = await ChildProcess.waitForExit(runner.pid)
+            // Bypass: with the delayer gone the kernel lets the packets through, before any cleanup.
+            let right = try await setup.handshakes(count: 10, timeoutSeconds: 1)
+            let firstFast = ContinuousClock.now - killed
+            print("after SIGKILL of the runner: \(right.summary) (measured within \(firstFast))")
+            #expect(right.medianMilliseconds < 20, "traffic flows again at once")
+            var gone = false
+            while !gone, ContinuousClock.now - killed < .seconds(5) {
+                gone = try await setup.chains(in: setup.net.a).isEmpty
+                if !gone { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            print("the guard removed the rules \(ContinuousClock.now - killed) after the kill")
+            #expect(gone, "the guard removes the rule")
+            #expect(Self.delayers().isEmpty, "the delayer died with its runner")
+            let journal = try Journal(directory: setup.state)
+            for _ in 0..<200 where try journal.runs().last?.state != .failed { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(try journal.pendingFaults().isEmpty)
+        }
+    }
+}
+
+extension NFQueueEngineTests.Setup {
+    func handshakes(port: Int = 8080, count: Int, timeoutSeconds: Double) async throws -> HandshakeTimes {
+        try await net.handshakes(from: net.a, to: TestNetwork.addressB, port: port, count: count, timeout: timeoutSeconds)
+    }
+}
