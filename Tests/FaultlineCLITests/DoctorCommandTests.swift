@@ -11,7 +11,7 @@ import Testing
     }
 
     struct Report: Decodable {
-        struct Check: Decodable { var type: String; var kind: String; var name: String; var status: String; var fix: String? }
+        struct Check: Decodable { var type: String; var kind: String; var name: String; var status: String; var fix: String?; var detail: String? }
         var effectiveCapabilities: [String]
         var checks: [Check]
     }
@@ -35,9 +35,16 @@ import Testing
         let netem = try await namespace.runner.run(["ip", "netns", "exec", namespace.name, "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "1ms"])
         let tbf = try await namespace.runner.run(["ip", "netns", "exec", namespace.name, "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", "1mbit", "burst", "32kb", "latency", "50ms"])
         await namespace.remove()
-        let netemStatus = report.checks.first { $0.type == "latency" && $0.name == "sch_netem" }
+        let netemStatus = report.checks.first { $0.type == "corrupt" && $0.name == "sch_netem" }
         #expect(netemStatus?.status == (netem.succeeded ? "ok" : "missing"))
         if !netem.succeeded { #expect(netemStatus?.fix?.contains("kernel has no sch_netem") == true) }
+        // latency and packet-loss say which engine runs here, and why.
+        for type in ["latency", "packet-loss"] {
+            let engine = report.checks.first { $0.type == type && $0.name == "netem or nfqueue engine" }
+            #expect(engine?.status == "ok", "\(String(describing: engine))")
+            let expected = netem.succeeded ? "netem: the kernel has sch_netem" : "nfqueue: the kernel has no sch_netem ("
+            #expect(engine?.detail?.hasPrefix(expected) == true, "\(String(describing: engine?.detail))")
+        }
         #expect(report.checks.first { $0.type == "bandwidth" && $0.name == "sch_tbf" }?.status == (tbf.succeeded ? "ok" : "missing"))
         #expect(report.effectiveCapabilities.contains("NET_ADMIN"))
         let leftovers = try await SubprocessRunner().run(["ip", "netns", "list"]).standardOutput

@@ -3,16 +3,16 @@ import Foundation
 
 /// What the userspace delayer does to each packet, with netem's semantics: a delay of `delay` ± `jitter`
 /// drawn from `distribution` (uniform when none), each draw `correlation` dependent on the last; and a
-/// loss of `loss`, also correlated. Pure: the random source is passed in.
+/// loss of `loss`, correlated so that losses come in runs. Pure: the random source is passed in.
 public struct DelayModel: Sendable {
     public var delayNanoseconds: Int64
     public var jitterNanoseconds: Int64
     public var distribution: DelayDistribution?
     public var loss: Double
     private var delayRandom: CorrelatedRandom
-    private var lossRandom: CorrelatedRandom
+    private let lossCorrelation: Double
+    private var lastLost = false
     private let table: [Double]?
-    private let lossThreshold: UInt32
 
     public init(delay: Duration, jitter: Duration = .zero, correlation: Double = 0, distribution: DelayDistribution? = nil,
                 loss: Double = 0, lossCorrelation: Double = 0) {
@@ -21,9 +21,8 @@ public struct DelayModel: Sendable {
         self.distribution = distribution
         self.loss = loss
         delayRandom = CorrelatedRandom(correlation: correlation)
-        lossRandom = CorrelatedRandom(correlation: lossCorrelation)
+        self.lossCorrelation = min(max(lossCorrelation, 0), 1)
         table = distribution.flatMap(DistributionTable.table)
-        lossThreshold = loss >= 1 ? .max : UInt32(loss * Double(UInt32.max))
     }
 
     static func nanoseconds(_ duration: Duration) -> Int64 {
@@ -31,10 +30,14 @@ public struct DelayModel: Sendable {
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
-    /// Whether the next packet is lost (netem's `loss random`: lost when the draw is at most the threshold).
+    /// Whether the next packet is lost. With a correlation the losses come in runs, yet the share lost stays
+    /// `loss`: a two-state chain with P(lost | last lost) = p + c(1 - p) and P(lost | last kept) = p(1 - c).
+    /// (netem's correlated `loss random` averages random numbers instead, and so loses less than asked.)
     public mutating func lose<R: RandomNumberGenerator>(using generator: inout R) -> Bool {
         guard loss > 0 else { return false }
-        return lossRandom.next(using: &generator) <= lossThreshold
+        let chance = lastLost ? loss + lossCorrelation * (1 - loss) : loss * (1 - lossCorrelation)
+        lastLost = Double.random(in: 0..<1, using: &generator) < chance
+        return lastLost
     }
 
     /// The next packet's delay in nanoseconds, never negative.
