@@ -81,7 +81,7 @@ struct NFQueueEngineTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let setup = Setup(net: net, directory: directory)
         do {
-            try await net.serve(in: net.b, ports: [8080: 0, 9090: 0])
+            try await net.serve(in: net.b, ports: [8080: 0, 9090: 0, 8081: 2_000_000])
             try await body(setup)
         } catch {
             await net.remove()
@@ -104,9 +104,10 @@ struct NFQueueEngineTests {
                     - {name: slow, type: latency, interface: eth0, delay: 100ms, engine: nfqueue}
                 """)
             let (runner, log) = try await setup.startRun(file, target: setup.net.b)
-            let during: HandshakeTimes
+            let during: HandshakeTimes, during6: HandshakeTimes
             do {
                 during = try await setup.handshakes()
+                during6 = try await setup.net.handshakes(from: setup.net.a, to: Net.address6B, port: 8080, count: 10)
             } catch {
                 _ = await setup.stop(runner, log: log)
                 throw error
@@ -117,11 +118,37 @@ struct NFQueueEngineTests {
             let added = during.medianMilliseconds - baseline.medianMilliseconds
             #expect(abs(added - 100) <= 10, "median handshake rose by \(added) ms")
             #expect(during.failed == 0 && during.times.count == 50)
+            #expect(abs(during6.medianMilliseconds - baseline.medianMilliseconds - 100) <= 10, "IPv6 too: \(during6.summary)")
             #expect(after.medianMilliseconds < baseline.medianMilliseconds + 5, "back to the baseline after the revert")
             #expect(exit == 130, "\(output)")
             #expect(output.contains("delayer statistics: packets="), "\(output)")
             #expect(try await setup.chains(in: setup.net.b).isEmpty)
             #expect(Self.delayers().isEmpty, "no delayer outlives its fault")
+        }
+    }
+
+    /// Packets the server makes are copied and sent again, not held: holding them would hold
+    /// the socket's send buffer, and TCP's small-queue limit would cut a 2 MB download to a crawl
+    /// (about 1 Mbit/s at 50 ms; 16 s for 2 MB).
+    @Test func aDelayedServerStillSendsAtFullSpeed() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("bulk", target: setup.net.b, faults: """
+                    - {name: slow, type: latency, interface: eth0, delay: 50ms, engine: nfqueue}
+                """)
+            let (runner, log) = try await setup.startRun(file, target: setup.net.b)
+            let download: (bytes: Int, seconds: Double)
+            do {
+                download = try await setup.net.download(from: setup.net.a, host: Net.addressB, port: 8081)
+            } catch {
+                _ = await setup.stop(runner, log: log)
+                throw error
+            }
+            let (_, output) = await setup.stop(runner, log: log)
+            print(String(format: "2 MB from a server behind 50 ms (nfqueue): %.2f s; ", download.seconds) + (output.split(separator: "\n").first { $0.contains("delayer statistics") } ?? ""))
+            #expect(download.bytes == 2_000_000)
+            #expect(download.seconds < 2, "slow start over a 50 ms path, not a throttled sender")
+            let resent = output.firstMatch(of: /resent=(\d+)/).flatMap { Int($0.1) } ?? 0
+            #expect(resent > 1_000, "the server's packets went out as copies: \(output)")
         }
     }
 

@@ -56,9 +56,10 @@ import Testing
         let chain = "FAULTLINE-3f2a9c1d-1"
         let comment = ["-m", "comment", "--comment", "faultline:3f2a9c1d:slow-db"]
         #expect(Self.argv(fault.inject) == [
-            ["START"] + ns + ["/usr/local/bin/faultline", "delayer", "--queue", queue, "--limit", "10000",
+            ["START"] + ns + ["/usr/local/bin/faultline", "delayer", "--queue", queue, "--limit", "10000", "--interface", "eth0",
                               "--delay", "100ms", "--jitter", "10ms", "--correlation", "25", "--distribution", "normal"],
             ipt + ["-N", chain],
+            ipt + ["-A", chain, "-m", "mark", "--mark", "0xfa17fa17"] + comment + ["-j", "RETURN"],
             ipt + ["-A", chain, "-p", "tcp", "--sport", "22"] + comment + ["-j", "RETURN"],
             ipt + ["-A", chain, "-p", "tcp", "--dport", "22"] + comment + ["-j", "RETURN"],
             ipt + ["-A", chain, "-d", "10.0.0.6/32"] + comment + ["-j", "RETURN"],
@@ -74,7 +75,7 @@ import Testing
         #expect(fault.checks == [.chain(namespace: "/run/netns/app", tool: "iptables", chain: chain, table: "mangle")])
         let decoded = try JSONDecoder().decode(Plan.self, from: Data(try PlanRenderer.json(plan).utf8))
         #expect(decoded == plan)
-        #expect(PlanRenderer.text(plan).contains("delayer --queue \(queue) --limit 10000 --delay 100ms --jitter 10ms --correlation 25 --distribution normal &   (runs until the revert)"))
+        #expect(PlanRenderer.text(plan).contains("delayer --queue \(queue) --limit 10000 --interface eth0 --delay 100ms --jitter 10ms --correlation 25 --distribution normal &   (runs until the revert)"))
     }
 
     @Test func packetLossInTheAgentsNamespaceExemptsTheAgentAndCoversBothFamilies() throws {
@@ -86,7 +87,7 @@ import Testing
         let fault = try #require(plan.faults.first)
         let commands = Self.argv(fault.inject)
         let queue = Self.queue(commands[0])
-        #expect(commands[0].dropFirst(5).prefix(4) == ["--limit", "10000", "--loss", "30"])
+        #expect(commands[0].dropFirst(5).prefix(6) == ["--limit", "10000", "--interface", "eth0", "--loss", "30"])
         #expect(commands[0].suffix(2) == ["--loss-correlation", "10"])
         #expect(commands[0][1] == "/usr/local/bin/faultline", "no nsenter in the agent's own namespace")
         for tool in ["iptables", "ip6tables"] {

@@ -152,4 +152,43 @@ struct DiskFillDriverTests {
         try await driver.revert(record)
         #expect(try await driver.verify(record) == .reverted)
     }
+
+    /// The hog outlives the thread that started it (a retired pool thread must not take it along) and
+    /// ends with the process that started it.
+    @Test(.enabled(if: Privilege.hasTool("python3"), "needs python3")) func theHogEndsWithItsParentProcessNotItsThread() async throws {
+        let script = """
+            import subprocess, sys, threading, time
+            def start():
+                child = subprocess.Popen([sys.argv[1], "hog", "cpu", "--workers", "1", "--load", "1", "--duration", "60s"])
+                print(child.pid, flush=True)
+            thread = threading.Thread(target=start)
+            thread.start()
+            thread.join()
+            time.sleep(60)
+            """
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("flt-hog-parent-\(UInt32.random(in: 0 ... .max)).out").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let parent = try ChildProcess.spawn(["/usr/bin/python3", "-c", script, TestPaths.faultline], table: ProcessTable(), output: output)
+        var hogPID: Int32?
+        for _ in 0..<500 where hogPID == nil {
+            hogPID = (try? String(contentsOfFile: output, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if hogPID == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        guard let hogPID, let hog = ProcessTable().read(hogPID)?.identity else {
+            _ = try? ProcessSignaller().send(.kill, to: parent)
+            _ = await ChildProcess.waitForExit(parent.pid)
+            Issue.record("the hog did not start")
+            return
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(ProcessTable().isAlive(hog), "the thread that started it has ended; the hog runs on")
+        _ = try ProcessSignaller().send(.kill, to: parent)
+        _ = await ChildProcess.waitForExit(parent.pid)
+        let killed = ContinuousClock.now
+        while ProcessTable().isAlive(hog), ContinuousClock.now - killed < .seconds(3) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(!ProcessTable().isAlive(hog), "the hog ends with its parent process")
+        if ProcessTable().isAlive(hog) { _ = try? ProcessSignaller().send(.kill, to: hog) }
+    }
 }

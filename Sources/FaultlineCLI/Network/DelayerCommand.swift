@@ -29,6 +29,8 @@ struct DelayerCommand: ParsableCommand {
     @Option(help: "Share of packets dropped, in percent.") var loss: Double = 0
     @Option(help: "How much each loss decision depends on the last, in percent.") var lossCorrelation: Double = 0
     @Option(help: "Packets held at most; beyond it packets pass undelayed.") var limit: Int = 10_000
+    @Option(help: ArgumentHelp("Send the packets made on this host out again as copies through this interface (marked \(Planner.delayerMarkText), which the fault's chain lets pass); without it every packet is held in the kernel.", valueName: "interface"))
+    var interface: String?
     @Option(help: "Seed of the random numbers (for reproducible tests).") var seed: UInt64?
     @Flag(help: "Keep running when the parent process ends.") var ignoreParent = false
 
@@ -37,6 +39,9 @@ struct DelayerCommand: ParsableCommand {
             throw ValidationError("\(name) must be 0-100, got \(value)")
         }
         guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        if let interface {
+            do { _ = try InterfaceName(parsing: interface) } catch { throw ValidationError("invalid --interface: \(error.message)") }
+        }
         if let distribution, DelayDistribution(rawValue: distribution) == nil {
             throw ValidationError("--distribution must be one of \(DelayDistribution.allCases.map(\.rawValue).joined(separator: ", ")), got '\(distribution)'")
         }
@@ -49,7 +54,8 @@ struct DelayerCommand: ParsableCommand {
                                loss: loss / 100, lossCorrelation: lossCorrelation / 100)
         let parent = getppid()
         if !ignoreParent, parent == 1 { throw ExitStatus.preflightFailed }
-        let settings = PacketDelayer.Settings(queue: queue, model: model, limit: limit, seed: seed, parent: ignoreParent ? nil : parent)
+        let settings = PacketDelayer.Settings(queue: queue, model: model, limit: limit, seed: seed, parent: ignoreParent ? nil : parent,
+                                              reinject: interface.map { ($0, Planner.delayerMark) })
         do {
             _ = try PacketDelayer(settings: settings, output: Self.say).run()
         } catch {

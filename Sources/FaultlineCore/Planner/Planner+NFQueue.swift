@@ -1,11 +1,15 @@
 extension Planner {
     /// Packets held by one nfqueue delayer at most; beyond it they pass undelayed (fail-open).
     public static let delayerLimit = 10_000
+    /// The mark of the copies the delayer sends again; the fault's chain lets them pass.
+    public static let delayerMark: UInt32 = 0xfa17_fa17
+    public static let delayerMarkText = "0xfa17fa17"
 
     /// latency and packet-loss with the userspace engine: a `faultline delayer` process bound to an
     /// NFQUEUE queue, and per address family a mangle `FAULTLINE-<run>-<n>` chain hooked first into
     /// POSTROUTING for the interface (egress, like netem): exemptions and `except` RETURN, the `to`
     /// traffic (or all) goes to the queue with `--queue-bypass`, so traffic flows if the delayer dies.
+    /// The copies the delayer sends again (packets made on this host) carry a mark and pass first.
     func planNFQueue(_ action: FaultAction, target: NetnsTarget?, into planned: inout PlannedFault, context: inout PlanContext) {
         guard let shaping = action.shaping else { return }
         let device = shaping.interface.rawValue
@@ -18,7 +22,7 @@ extension Planner {
         let exemptions = exemptPorts(target: target, to: shaping.to)
         planned.exemptions = exemptions.map(\.exemption)
 
-        var delayer = [facts.executable, "delayer", "--queue", "\(queue)", "--limit", "\(Self.delayerLimit)"]
+        var delayer = [facts.executable, "delayer", "--queue", "\(queue)", "--limit", "\(Self.delayerLimit)", "--interface", device]
         switch action {
         case .latency(let f):
             delayer += ["--delay", f.delay.description]
@@ -42,6 +46,7 @@ extension Planner {
                 .command(inNamespace(target, [tool, "-w", Self.iptablesWait, "-t", "mangle"] + arguments))
             }
             planned.inject.append(rule(["-N", chain]))
+            planned.inject.append(rule(["-A", chain, "-m", "mark", "--mark", Self.delayerMarkText] + comment + ["-j", "RETURN"]))
             for (port, _) in exemptions {
                 for side in ["--sport", "--dport"] {
                     planned.inject.append(rule(["-A", chain, "-p", "tcp", side, "\(port)"] + comment + ["-j", "RETURN"]))

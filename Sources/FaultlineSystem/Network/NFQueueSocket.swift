@@ -7,9 +7,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// A netfilter netlink socket bound to one NFQUEUE queue: packet ids in (metadata only, no payload
-/// is copied), verdicts out, many per send. Packets that find the queue full pass (fail-open), and so
-/// does all queued traffic when the socket closes and the rule has `--queue-bypass`.
+/// A netfilter netlink socket bound to one NFQUEUE queue: packets in (their id and facts, and with
+/// `copyPackets` their bytes), verdicts out, many per send. Packets that find the queue full pass
+/// (fail-open), and so does all queued traffic when the socket closes and the rule has `--queue-bypass`.
 /// Not thread-safe: one thread owns it.
 public final class NFQueueSocket {
     public let queue: UInt16
@@ -28,13 +28,24 @@ public final class NFQueueSocket {
     /// NF_ACCEPT and NF_DROP of linux/netfilter.h.
     static let accept: UInt32 = 1, drop: UInt32 = 0
 
-    /// Opens a socket in this thread's network namespace and binds `queue` with room for `maxLength` packets.
-    public init(queue: UInt16, maxLength: UInt32) throws(FaultlineError) {
+    /// One queued packet, valid during the receive callback only.
+    public struct Packet {
+        public var id: UInt32
+        /// Made on this host, not forwarded (no input interface): it may hold a local socket's send buffer.
+        public var local: Bool
+        public var mark: UInt32
+        /// The whole packet (IP header first) when copied and not cut short; else empty.
+        public var bytes: UnsafeRawBufferPointer
+    }
+
+    /// Opens a socket in this thread's network namespace and binds `queue` with room for `maxLength` packets;
+    /// with `copyPackets` each packet's bytes come up too.
+    public init(queue: UInt16, maxLength: UInt32, copyPackets: Bool = false) throws(FaultlineError) {
         self.queue = queue
         let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_NETFILTER)
         guard fd >= 0 else { throw Self.failure("cannot open a netfilter netlink socket", errno) }
         fileDescriptor = fd
-        receiveBuffer = .allocate(byteCount: 1 << 16, alignment: 8)
+        receiveBuffer = .allocate(byteCount: 1 << 18, alignment: 8)
         sendBuffer = .allocate(byteCount: 1 << 16, alignment: 8)
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
@@ -53,17 +64,21 @@ public final class NFQueueSocket {
         try configure { message in
             message.attribute(UInt16(NFQA_CFG_CMD.rawValue)) { $0.u8(UInt8(NFQNL_CFG_CMD_BIND.rawValue)); $0.u8(0); $0.be16(UInt16(AF_UNSPEC)) }
         }
-        // metadata only: the packet stays in the kernel, only its id comes up
+        // metadata only (the packet stays in the kernel, its id comes up), or the whole packet too
         try configure { message in
-            message.attribute(UInt16(NFQA_CFG_PARAMS.rawValue)) { $0.be32(0); $0.u8(UInt8(NFQNL_COPY_META.rawValue)) }
+            message.attribute(UInt16(NFQA_CFG_PARAMS.rawValue)) {
+                $0.be32(copyPackets ? 0xFFFF : 0)
+                $0.u8(UInt8(copyPackets ? NFQNL_COPY_PACKET.rawValue : NFQNL_COPY_META.rawValue))
+            }
         }
         try configure { message in
             message.attribute(UInt16(NFQA_CFG_QUEUE_MAXLEN.rawValue)) { $0.be32(maxLength) }
         }
-        let failOpen = UInt32(NFQA_CFG_F_FAIL_OPEN)
+        // fail open when full
+        let flags = UInt32(NFQA_CFG_F_FAIL_OPEN)
         try configure { message in
-            message.attribute(UInt16(NFQA_CFG_FLAGS.rawValue)) { $0.be32(failOpen) }
-            message.attribute(UInt16(NFQA_CFG_MASK.rawValue)) { $0.be32(failOpen) }
+            message.attribute(UInt16(NFQA_CFG_FLAGS.rawValue)) { $0.be32(flags) }
+            message.attribute(UInt16(NFQA_CFG_MASK.rawValue)) { $0.be32(flags) }
         }
     }
 
@@ -101,9 +116,9 @@ public final class NFQueueSocket {
         return result.withLock { $0 } ?? "the probe did not run"
     }
 
-    /// Reads the packets waiting, at most `limit`, without blocking; `body` gets each packet id.
+    /// Reads the packets waiting, at most `limit`, without blocking; `body` gets each packet.
     /// Returns how many were read and whether the kernel lost messages (socket buffer overrun).
-    public func receive(limit: Int, _ body: (UInt32) -> Void) throws(FaultlineError) -> (count: Int, overrun: Bool) {
+    public func receive(limit: Int, _ body: (Packet) -> Void) throws(FaultlineError) -> (count: Int, overrun: Bool) {
         var count = 0
         var overrun = false
         while count < limit {
@@ -119,8 +134,8 @@ public final class NFQueueSocket {
                 let length = Int(receiveBuffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
                 let type = receiveBuffer.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
                 guard length >= 16, offset + length <= n else { break }
-                if type == Self.messagePacket, let id = packetID(at: offset + 16 + 4, end: offset + length) {
-                    body(id)
+                if type == Self.messagePacket, let packet = packet(at: offset + 16 + 4, end: offset + length) {
+                    body(packet)
                     count += 1
                 } else if type == UInt16(NLMSG_ERROR), length >= 20 {
                     let code = receiveBuffer.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
@@ -132,19 +147,32 @@ public final class NFQueueSocket {
         return (count, overrun)
     }
 
-    /// The id in a packet message's NFQA_PACKET_HDR attribute.
-    private func packetID(at start: Int, end: Int) -> UInt32? {
+    /// The packet in a packet message's attributes; nil without NFQA_PACKET_HDR.
+    private func packet(at start: Int, end: Int) -> Packet? {
         var offset = start
+        var id: UInt32?
+        var packet = Packet(id: 0, local: true, mark: 0, bytes: UnsafeRawBufferPointer(start: nil, count: 0))
+        var truncated = false
         while offset + 4 <= end {
             let length = Int(receiveBuffer.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            let type = receiveBuffer.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
-            guard length >= 4 else { return nil }
-            if type == UInt16(NFQA_PACKET_HDR.rawValue), length >= 8 {
-                return UInt32(bigEndian: receiveBuffer.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+            let type = Int32(receiveBuffer.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff)
+            guard length >= 4, offset + length <= end else { break }
+            func be32() -> UInt32 { UInt32(bigEndian: receiveBuffer.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)) }
+            switch type {
+            case Int32(NFQA_PACKET_HDR.rawValue) where length >= 8: id = be32()
+            case Int32(NFQA_MARK.rawValue) where length >= 8: packet.mark = be32()
+            case Int32(NFQA_IFINDEX_INDEV.rawValue): packet.local = false
+            case Int32(NFQA_CAP_LEN.rawValue): truncated = true
+            case Int32(NFQA_PAYLOAD.rawValue):
+                packet.bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(receiveBuffer)[(offset + 4)..<(offset + length)])
+            default: break
             }
             offset += (length + 3) & ~3
         }
-        return nil
+        guard let id else { return nil }
+        packet.id = id
+        if truncated { packet.bytes = UnsafeRawBufferPointer(start: nil, count: 0) }
+        return packet
     }
 
     /// Queues a verdict for packet `id`; they go to the kernel on `flush()` (or when the buffer fills).

@@ -7,9 +7,12 @@ import Glibc
 #endif
 
 /// The userspace NFQUEUE engine: takes the packets an iptables NFQUEUE rule sends to its queue, drops
-/// the lost ones at once, and lets each other one go when its delay is over. One thread, no payload
-/// copies. It stops on SIGTERM/SIGINT/SIGHUP or when its parent process ends, letting every packet
-/// still held go at once; if it is killed, the kernel lets traffic pass (`--queue-bypass`).
+/// the lost ones at once, and lets each other one go when its delay is over. Packets made on this host
+/// are copied, the original dropped at once (a held packet would hold its socket's send buffer, and
+/// TCP's small-queue limit would throttle the sender to a few packets per delay) and the copy sent
+/// again when its delay is over; forwarded packets are held in the kernel until their verdict. One thread.
+/// It stops on SIGTERM/SIGINT/SIGHUP or when its parent process ends, letting every packet still held
+/// go at once; if it is killed, the kernel lets traffic pass (`--queue-bypass`).
 public final class PacketDelayer {
     /// How the delayer is set up.
     public struct Settings: Sendable {
@@ -20,13 +23,18 @@ public final class PacketDelayer {
         public var seed: UInt64?
         /// The process whose end stops the delayer (its parent); nil to not watch one.
         public var parent: Int32?
+        /// Where copies of the packets made on this host go out again, and the mark that lets them pass the
+        /// fault's chain; nil holds every packet in the kernel instead.
+        public var reinject: (interface: String, mark: UInt32)?
 
-        public init(queue: UInt16, model: DelayModel, limit: Int = 10_000, seed: UInt64? = nil, parent: Int32? = nil) {
+        public init(queue: UInt16, model: DelayModel, limit: Int = 10_000, seed: UInt64? = nil, parent: Int32? = nil,
+                    reinject: (interface: String, mark: UInt32)? = nil) {
             self.queue = queue
             self.model = model
             self.limit = limit
             self.seed = seed
             self.parent = parent
+            self.reinject = reinject
         }
     }
 
@@ -43,16 +51,21 @@ public final class PacketDelayer {
         public var lateMedianMicroseconds = 0
         public var lateMaxMicroseconds = 0
         public var refusedVerdicts = 0
+        /// Delayed packets made on this host that went out again as copies, and copies that could not be sent.
+        public var resent = 0
+        public var resendFailed = 0
 
         public var line: String {
-            "packets=\(packets) delayed=\(delayed) dropped=\(dropped) passed-full=\(passedFull) missed=\(missed) late-median-us=\(lateMedianMicroseconds) late-max-us=\(lateMaxMicroseconds)"
+            "packets=\(packets) delayed=\(delayed) dropped=\(dropped) resent=\(resent) resend-failed=\(resendFailed) passed-full=\(passedFull) missed=\(missed) late-median-us=\(lateMedianMicroseconds) late-max-us=\(lateMaxMicroseconds)"
         }
     }
 
-    /// One held packet: its id, when it may go, and the arrival order (ties keep it).
+    /// One held packet: when it may go, its id (the arrival order, which ties keep), and its copy
+    /// when the original was dropped and the copy goes out instead.
     struct Held {
         var deadline: Int64
         var id: UInt32
+        var copy: [UInt8]? = nil
     }
 
     let settings: Settings
@@ -62,10 +75,13 @@ public final class PacketDelayer {
     private var lateness = [UInt32](repeating: 0, count: 10_001)  // 10 µs buckets up to 100 ms, then one overflow bucket
     private var lastID: UInt32 = 0
     private var lastFullWarning: Int64 = .min
+    private var lastResendWarning: Int64 = .min
+    private let reinjector: PacketReinjector?
 
     public init(settings: Settings, output: @escaping (String) -> Void) {
         self.settings = settings
         self.output = output
+        reinjector = settings.reinject.map { PacketReinjector(interface: $0.interface, mark: $0.mark) }
     }
 
     /// Binds the queue, says `ready`, and runs until told to stop; returns what it did.
@@ -79,7 +95,7 @@ public final class PacketDelayer {
         }
         defer { if parentFD >= 0 { close(parentFD) } }
         _ = faultline_set_timer_slack(1_000)
-        let socket = try NFQueueSocket(queue: settings.queue, maxLength: UInt32(settings.limit))
+        let socket = try NFQueueSocket(queue: settings.queue, maxLength: UInt32(settings.limit), copyPackets: reinjector != nil)
         output("ready queue=\(settings.queue)")
         var model = settings.model
         var random = FastRandom(seed: settings.seed)
@@ -97,8 +113,8 @@ public final class PacketDelayer {
             if polls[2].revents != 0 { stopReason = "parent ended" }
             if polls[0].revents & Int16(POLLIN) != 0 {
                 let now = Self.now()
-                let (_, overrun) = try socket.receive(limit: 512) { id in
-                    admit(id, now: now, socket: socket, model: &model, random: &random)
+                let (_, overrun) = try socket.receive(limit: 512) { packet in
+                    admit(packet, now: now, socket: socket, model: &model, random: &random)
                 }
                 if overrun {
                     output("warning: the kernel could not hand every packet to the delayer (socket buffer full); those packets pass undelayed")
@@ -108,7 +124,7 @@ public final class PacketDelayer {
             try socket.flush()
         }
         // Let everything still held go now.
-        while let entry = held.popFirst() { try socket.verdict(entry.id, accept: true) }
+        while let entry = held.popFirst() { try letGo(entry, socket: socket) }
         try socket.flush()
         statistics.refusedVerdicts = socket.refusedVerdicts
         finishLateness()
@@ -116,8 +132,9 @@ public final class PacketDelayer {
         return statistics
     }
 
-    /// Decides what happens to packet `id`, arrived at `now`.
-    private func admit(_ id: UInt32, now: Int64, socket: NFQueueSocket, model: inout DelayModel, random: inout FastRandom) {
+    /// Decides what happens to `packet`, arrived at `now`.
+    private func admit(_ packet: NFQueueSocket.Packet, now: Int64, socket: NFQueueSocket, model: inout DelayModel, random: inout FastRandom) {
+        let id = packet.id
         statistics.packets += 1
         // Ids count up by one per queued packet: a gap means messages the socket lost; those packets
         // wait in the kernel for a verdict that would never come, so let them through.
@@ -150,7 +167,31 @@ public final class PacketDelayer {
             return
         }
         statistics.delayed += 1
-        held.push(Held(deadline: now + delay, id: id))
+        // A marked packet may be routed by its mark, which the copy would not carry: hold those.
+        if reinjector != nil, packet.local, packet.mark == 0, !packet.bytes.isEmpty {
+            held.push(Held(deadline: now + delay, id: id, copy: Array(packet.bytes)))
+            try? socket.verdict(id, accept: false)
+        } else {
+            held.push(Held(deadline: now + delay, id: id))
+        }
+    }
+
+    /// Sends a held packet on: its verdict, or its copy.
+    private func letGo(_ entry: Held, socket: NFQueueSocket) throws(FaultlineError) {
+        guard let copy = entry.copy, let reinjector else {
+            try socket.verdict(entry.id, accept: true)
+            return
+        }
+        if reinjector.send(copy) {
+            statistics.resent += 1
+            return
+        }
+        statistics.resendFailed += 1
+        let now = Self.now()
+        if now - lastResendWarning > 5_000_000_000 {
+            lastResendWarning = now
+            output("warning: a delayed packet could not be sent again (\(String(cString: strerror(errno)))); \(statistics.resendFailed) lost so far")
+        }
     }
 
     /// Lets go every packet whose deadline has passed.
@@ -160,7 +201,7 @@ public final class PacketDelayer {
             let late = Int((now - first.deadline) / 10_000)
             lateness[min(late, lateness.count - 1)] += 1
             statistics.lateMaxMicroseconds = max(statistics.lateMaxMicroseconds, Int((now - first.deadline) / 1_000))
-            try socket.verdict(first.id, accept: true)
+            try letGo(first, socket: socket)
         }
     }
 

@@ -11,8 +11,7 @@ import Glibc
 public enum Hog {
     /// Makes this process the one to go: killed with its parent, first in line for the OOM killer.
     public static func becomeExpendable() {
-        _ = faultline_set_parent_death_signal(SIGKILL)
-        if getppid() == 1 { exit(0) }  // the parent died before prctl took effect
+        ParentWatch.exitWhenParentEnds()
         if let fd = FileHandle(forWritingAtPath: "/proc/self/oom_score_adj") {
             fd.write(Data("1000".utf8))
             try? fd.close()
