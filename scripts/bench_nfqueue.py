@@ -28,7 +28,7 @@ import argparse, json, os, re, shutil, signal, statistics, subprocess, sys, temp
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUEUE = 64999
 MARK = "0xfa17fa17"  # the mark of the copies the delayer sends again (Planner.delayerMark)
-RATES = [20_000, 50_000, 100_000, 150_000]
+RATES = [int(r) for r in os.environ.get("BENCH_RATES", "20000,50000,100000,150000").split(",")]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -141,6 +141,8 @@ class Bench:
         text = log.read()
         log.close()
         match = re.search(r"stats: (.*)", text)
+        if not match or "warning" in text or "error" in text:
+            print(f"  the delayer said: {text.strip()[:1500]} (exit {process.returncode})", flush=True)
         return dict(item.split("=") for item in match.group(1).split()) if match else {}
 
     def with_delayer(self, delay_ms, place, body):
@@ -192,6 +194,8 @@ class Bench:
         print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}; {args.runs} run(s) of {args.seconds} s each", flush=True)
         configs = [("none", None, None), ("forwarded 0ms", 0, "forwarded"), ("forwarded 50ms", 50, "forwarded"),
                    ("local 0ms", 0, "local"), ("local 50ms", 50, "local")]
+        if os.environ.get("BENCH_CONFIGS"):
+            configs = [c for c in configs if c[0] in os.environ["BENCH_CONFIGS"].split(",")]
         baseline_rtt = []
         for _ in range(args.runs):
             baseline_rtt.append(self.ping())

@@ -152,6 +152,40 @@ struct NFQueueEngineTests {
         }
     }
 
+    /// Beyond its limit the delayer lets packets pass undelayed, warns, and goes on (it used to crash
+    /// on its first warning: an arithmetic overflow found by the benchmark).
+    @Test func aFullQueueLetsTheRestPassUndelayedAndSaysSo() async throws {
+        try await withSetup { setup in
+            let net = setup.net
+            let log = setup.directory + "/delayer.log"
+            let delayer = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", net.a, TestPaths.faultline, "delayer", "--queue", "64998",
+                                                  "--limit", "5", "--delay", "300ms", "--interface", "eth0", "--ignore-parent"],
+                                                 table: ProcessTable(), output: log)
+            defer {
+                _ = try? ProcessSignaller().send(.kill, to: delayer)
+                ChildProcess.reap(delayer.pid)
+            }
+            for _ in 0..<300 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("ready") {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let iptables = ["ip", "netns", "exec", net.a, "iptables", "-w", "5", "-t", "mangle"]
+            try await net.must(iptables + ["-A", "POSTROUTING", "-o", "eth0", "-m", "mark", "--mark", "0xfa17fa17", "-j", "ACCEPT"])
+            try await net.must(iptables + ["-A", "POSTROUTING", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", "64998", "--queue-bypass"])
+            let ping = try await net.must(["ip", "netns", "exec", net.a, "ping", "-n", "-c", "40", "-i", "0.002", "-W", "1", Net.addressB])
+            try await Task.sleep(for: .milliseconds(500))  // the held ones go at 300 ms, after ping has left
+            _ = try ProcessSignaller().send(.term, to: delayer)
+            let exit = await ChildProcess.waitForExit(delayer.pid)
+            let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let times = ping.standardOutput.matches(of: /time=([\d.]+) ms/).compactMap { Double($0.1) }
+            print("40 pings through a delayer holding at most 5 for 300 ms: \(times.filter { $0 < 50 }.count) answered at once; \(said.split(separator: "\n").last ?? "")")
+            #expect(times.filter { $0 < 50 }.count >= 30, "beyond the limit packets pass undelayed: \(ping.standardOutput)")
+            #expect(said.contains("delayed=5 ") && said.contains("resent=5 "), "the queue held its limit and sent those on: \(said)")
+            #expect(!said.contains("late-max-us=0"), "at their time, not at the stop: \(said)")
+            #expect(said.contains("warning: the delay queue is full (5 packets held)"), "\(said)")
+            #expect(exit == 0 && said.contains("stats: ") && !said.contains("passed-full=0 "), "\(said)")
+        }
+    }
+
     @Test func jitterSpreadsTheDelayWithinItsBounds() async throws {
         try await withSetup { setup in
             let baseline = try await setup.handshakes()

@@ -74,8 +74,8 @@ public final class PacketDelayer {
     private var statistics = Statistics()
     private var lateness = [UInt32](repeating: 0, count: 10_001)  // 10 µs buckets up to 100 ms, then one overflow bucket
     private var lastID: UInt32 = 0
-    private var lastFullWarning: Int64 = .min
-    private var lastResendWarning: Int64 = .min
+    private var lastFullWarning: Int64?
+    private var lastResendWarning: Int64?
     private let reinjector: PacketReinjector?
 
     public init(settings: Settings, output: @escaping (String) -> Void) {
@@ -160,7 +160,7 @@ public final class PacketDelayer {
         if held.count >= settings.limit {
             statistics.passedFull += 1
             try? socket.verdict(id, accept: true)
-            if now - lastFullWarning > 5_000_000_000 {
+            if lastFullWarning.map({ now - $0 > 5_000_000_000 }) ?? true {
                 lastFullWarning = now
                 output("warning: the delay queue is full (\(settings.limit) packets held): packets beyond it pass undelayed until it drains (\(statistics.passedFull) so far)")
             }
@@ -188,7 +188,7 @@ public final class PacketDelayer {
         }
         statistics.resendFailed += 1
         let now = Self.now()
-        if now - lastResendWarning > 5_000_000_000 {
+        if lastResendWarning.map({ now - $0 > 5_000_000_000 }) ?? true {
             lastResendWarning = now
             output("warning: a delayed packet could not be sent again (\(String(cString: strerror(errno)))); \(statistics.resendFailed) lost so far")
         }
