@@ -1,6 +1,6 @@
 # Faultline: one command to set up and test (`make test`), one to see it work (`make demo`).
 SHELL := /bin/bash
-APT_PACKAGES := libcap-dev libcap2-bin iproute2 iptables util-linux mount e2fsprogs procps python3 python3-venv curl gzip
+APT_PACKAGES := libcap-dev libcap2-bin iproute2 iptables util-linux mount e2fsprogs procps python3 python3-venv curl gzip iputils-ping
 SWIFT ?= swift
 
 .PHONY: deps build test api-check demo clean

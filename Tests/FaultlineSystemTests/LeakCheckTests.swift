@@ -26,7 +26,7 @@ struct LeakCheckTests {
         #expect(mounts.isEmpty, "mounts left: \(mounts)")
         let processes = ProcessTable().all().filter { process in
             process.name.hasPrefix("flt-sl-") || process.commandLine.contains("netprobe.py")
-                || (process.arguments.count > 1 && ["hog", "guard", "run", "agent"].contains(process.arguments[1]) && process.arguments[0].hasSuffix("faultline"))
+                || (process.arguments.count > 1 && ["hog", "guard", "run", "agent", "delayer"].contains(process.arguments[1]) && process.arguments[0].hasSuffix("faultline"))
         }
         #expect(processes.isEmpty, "processes left: \(processes.map { "\($0.pid) \($0.commandLine)" })")
         let temporary = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)

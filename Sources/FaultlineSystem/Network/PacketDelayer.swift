@@ -76,7 +76,8 @@ public final class PacketDelayer {
     private var lastID: UInt32 = 0
     private var lastFullWarning: Int64?
     private var lastResendWarning: Int64?
-    private let reinjector: PacketReinjector?
+    private var lastOverrunWarning: Int64?
+    private var reinjector: PacketReinjector?
 
     public init(settings: Settings, output: @escaping (String) -> Void) {
         self.settings = settings
@@ -95,6 +96,10 @@ public final class PacketDelayer {
         }
         defer { if parentFD >= 0 { close(parentFD) } }
         _ = faultline_set_timer_slack(1_000)
+        if let problem = reinjector?.prepare() {
+            output("warning: \(problem); packets made here are held in the kernel instead, which slows their senders (TCP to a few packets per delay)")
+            reinjector = nil
+        }
         let socket = try NFQueueSocket(queue: settings.queue, maxLength: UInt32(settings.limit), copyPackets: reinjector != nil)
         output("ready queue=\(settings.queue)")
         var model = settings.model
@@ -116,8 +121,9 @@ public final class PacketDelayer {
                 let (_, overrun) = try socket.receive(limit: 512) { packet in
                     admit(packet, now: now, socket: socket, model: &model, random: &random)
                 }
-                if overrun {
-                    output("warning: the kernel could not hand every packet to the delayer (socket buffer full); those packets pass undelayed")
+                if overrun, lastOverrunWarning.map({ now - $0 > 5_000_000_000 }) ?? true {
+                    lastOverrunWarning = now
+                    output("warning: the kernel could not hand every packet to the delayer (its socket buffer was full); those packets pass undelayed")
                 }
             }
             try release(upTo: Self.now(), socket: socket)

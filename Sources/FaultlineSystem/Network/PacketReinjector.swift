@@ -23,6 +23,14 @@ public final class PacketReinjector {
         for fd in sockets.values { close(fd) }
     }
 
+    /// Opens the raw sockets now; nil when they work, else why not (no CAP_NET_RAW, no such interface).
+    public func prepare() -> String? {
+        for family in [AF_INET, AF_INET6] where socket(for: family) == nil {
+            return "cannot open a raw \(family == AF_INET ? "IPv4" : "IPv6") socket on '\(interface)': \(String(cString: strerror(errno)))"
+        }
+        return nil
+    }
+
     /// Sends one IPv4 or IPv6 packet; false (with errno) when it could not be sent.
     public func send(_ packet: [UInt8]) -> Bool {
         guard let first = packet.first else { return false }

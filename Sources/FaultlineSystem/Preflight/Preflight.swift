@@ -79,6 +79,7 @@ public struct Preflight: Sendable {
                 result.append(Need(kind: .kernel, name: KernelFeature.tbf.rawValue))
             } else if type == .latency || type == .packetLoss {
                 result.append(Need(kind: .kernel, name: Self.eitherEngine))
+                result.append(Need(kind: .capability, name: Capability.netRaw.description, optional: true, why: Self.netRawWhy))
             } else {
                 result.append(Need(kind: .kernel, name: KernelFeature.netem.rawValue))
             }
@@ -125,11 +126,13 @@ public struct Preflight: Sendable {
     /// else the nfqueue delayer (iptables, ip6tables, NFQUEUE); the check says which one runs, and why.
     static let eitherEngine = "netem or nfqueue engine"
     static let netemPath: [KernelFeature] = [.htb, .u32, .netem]
+    static let netRawWhy = "for the nfqueue engine to send packets made here as copies; without it they are held, which slows their senders"
 
     /// Needs for an engine the scenario names: netem's, or the nfqueue delayer's.
     static func explicit(_ engine: NetemEngine, replacing needs: [Need]) -> [Need] {
         var result = needs.filter { $0.name != eitherEngine }
         if engine == .netem {
+            result.removeAll { $0.name == Capability.netRaw.description }
             result += netemPath.map { Need(kind: .kernel, name: $0.rawValue) }
         } else {
             result.removeAll { $0.kind == .tool && $0.name == "tc" || netemPath.map(\.rawValue).contains($0.name) }
