@@ -72,17 +72,14 @@ public struct Preflight: Sendable {
     func needs(_ type: FaultType) -> [Need] {
         var result: [Need] = []
         if type.isNetwork { result.append(Need(kind: .capability, name: Capability.netAdmin.description)) }
-        if type.isTrafficControl {
+        if type == .latency || type == .packetLoss {
+            // tc and its kernel parts, or iptables and NFQUEUE: one check says which engine can run
+            result.append(Need(kind: .kernel, name: Self.eitherEngine))
+            result.append(Need(kind: .capability, name: Capability.netRaw.description, optional: true, why: Self.netRawWhy))
+        } else if type.isTrafficControl {
             result.append(Need(kind: .tool, name: "tc"))
             result += [KernelFeature.htb, .u32].map { Need(kind: .kernel, name: $0.rawValue) }
-            if type == .bandwidth {
-                result.append(Need(kind: .kernel, name: KernelFeature.tbf.rawValue))
-            } else if type == .latency || type == .packetLoss {
-                result.append(Need(kind: .kernel, name: Self.eitherEngine))
-                result.append(Need(kind: .capability, name: Capability.netRaw.description, optional: true, why: Self.netRawWhy))
-            } else {
-                result.append(Need(kind: .kernel, name: KernelFeature.netem.rawValue))
-            }
+            result.append(Need(kind: .kernel, name: (type == .bandwidth ? KernelFeature.tbf : .netem).rawValue))
         }
         if type == .drop {
             result += [Need(kind: .tool, name: "iptables"), Need(kind: .tool, name: "ip6tables")]
@@ -133,9 +130,9 @@ public struct Preflight: Sendable {
         var result = needs.filter { $0.name != eitherEngine }
         if engine == .netem {
             result.removeAll { $0.name == Capability.netRaw.description }
+            result.append(Need(kind: .tool, name: "tc"))
             result += netemPath.map { Need(kind: .kernel, name: $0.rawValue) }
         } else {
-            result.removeAll { $0.kind == .tool && $0.name == "tc" || netemPath.map(\.rawValue).contains($0.name) }
             result += [Need(kind: .tool, name: "iptables"), Need(kind: .tool, name: "ip6tables"), Need(kind: .kernel, name: KernelFeature.nfqueue.rawValue)]
         }
         return result
