@@ -206,7 +206,7 @@ struct NFQueueEngineTests {
             // Uniform in [80, 120] ms: the middle 80% spans about 32 ms; nothing leaves the bounds.
             #expect(during.percentile(0.9) - during.percentile(0.1) >= 15, "the spread is visible")
             #expect((during.times.first ?? 0) * 1000 >= base + 78, "no handshake faster than delay - jitter")
-            #expect((during.times.last ?? 1) * 1000 <= base + 125, "no handshake slower than delay + jitter")
+            #expect((during.times.last ?? 1) * 1000 <= base + 130, "no handshake slower than delay + jitter (and 10 ms of scheduling)")
             #expect(abs(during.medianMilliseconds - base - 100) <= 10)
         }
     }

@@ -39,30 +39,30 @@ public final class PacketReinjector {
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             withUnsafeMutableBytes(of: &address.sin_addr) { $0.copyBytes(from: packet[16..<20]) }
-            guard let fd = socket(for: AF_INET) else { return false }
-            return packet.withUnsafeBytes { bytes in
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
-            } == packet.count
+            return send(packet, family: AF_INET, to: address)
         case 6 where packet.count >= 40:
             var address = sockaddr_in6()
             address.sin6_family = sa_family_t(AF_INET6)
             withUnsafeMutableBytes(of: &address.sin6_addr) { $0.copyBytes(from: packet[24..<40]) }
-            guard let fd = socket(for: AF_INET6) else { return false }
-            return packet.withUnsafeBytes { bytes in
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                    }
-                }
-            } == packet.count
+            return send(packet, family: AF_INET6, to: address)
         default:
             errno = EAFNOSUPPORT
             return false
         }
+    }
+
+    /// Sends `packet` to `address` (a sockaddr_in or sockaddr_in6) without waiting for buffer space.
+    private func send<Address>(_ packet: [UInt8], family: Int32, to address: Address) -> Bool {
+        guard let fd = socket(for: family) else { return false }
+        var address = address
+        let sent = packet.withUnsafeBytes { bytes in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<Address>.size))
+                }
+            }
+        }
+        return sent == packet.count
     }
 
     /// The raw socket of `family` (IPPROTO_RAW: the packet carries its own header), made on first use.
