@@ -76,23 +76,12 @@ struct NFQueueEngineTests {
     }
 
     func withSetup(_ body: (Setup) async throws -> Void) async throws {
-        let net = try await TestNetwork.create()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("flt-test-nfq-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let setup = Setup(net: net, directory: directory)
-        do {
-            try await net.serve(in: net.b, ports: [8080: 0, 9090: 0, 8081: 2_000_000])
-            try await body(setup)
-        } catch {
-            await net.remove()
-            try? FileManager.default.removeItem(atPath: directory)
-            throw error
+        try await TestNetwork.with(serving: [8080: 0, 9090: 0, 8081: 2_000_000], directoryTag: "nfq") { net, directory in
+            try await body(Setup(net: net, directory: directory))
         }
-        await net.remove()
-        try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Delayer processes still alive for queue `queue` (none may outlive its fault).
+    /// Delayer processes still alive (none may outlive its fault).
     static func delayers() -> [Int32] {
         ProcessTable().all().filter { $0.arguments.count > 2 && $0.arguments[1] == "delayer" }.map(\.pid)
     }

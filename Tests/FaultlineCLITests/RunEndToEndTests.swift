@@ -73,20 +73,9 @@ struct RunEndToEndTests {
     }
 
     func withSetup(_ body: (Setup) async throws -> Void) async throws {
-        let net = try await TestNetwork.create()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("flt-test-e2e-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let setup = Setup(net: net, directory: directory)
-        do {
-            try await net.serve(in: net.b, ports: [8080: 100, 9090: 100])
-            try await body(setup)
-        } catch {
-            await net.remove()
-            try? FileManager.default.removeItem(atPath: directory)
-            throw error
+        try await TestNetwork.with(serving: [8080: 100, 9090: 100], directoryTag: "e2e") { net, directory in
+            try await body(Setup(net: net, directory: directory))
         }
-        await net.remove()
-        try? FileManager.default.removeItem(atPath: directory)
     }
 
     func report(_ directory: String) throws -> [String: Any] {

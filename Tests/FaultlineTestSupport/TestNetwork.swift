@@ -47,6 +47,24 @@ public struct TestNetwork: Sendable {
         return network
     }
 
+    /// Runs `body` with a new network whose namespace B serves `ports` (port: body bytes) and a new
+    /// temporary directory; removes both afterwards, also when `body` throws.
+    public static func with(serving ports: [Int: Int], directoryTag: String, _ body: (TestNetwork, String) async throws -> Void) async throws {
+        let net = try await create()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("flt-test-\(directoryTag)-\(UInt32.random(in: 0 ... .max))").path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try await net.serve(in: net.b, ports: ports)
+            try await body(net, directory)
+        } catch {
+            await net.remove()
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        await net.remove()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
     /// Starts an HTTP server in `namespace` on each port (dual stack); a GET returns a body of `bytes` bytes.
     @discardableResult
     public func serve(in namespace: String, ports: [Int: Int]) async throws -> ProcessIdentity {
