@@ -228,6 +228,29 @@ struct NFQueueEngineTests {
         }
     }
 
+    @Test func duplicateOfTwentyPercentSendsThatShareTwice() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("twice", target: setup.net.a, faults: """
+                    - {name: echo, type: duplicate, interface: eth0, percent: 20%}
+                """)
+            let (runner, log) = try await setup.startRun(file, target: setup.net.a)
+            let ping: CommandResult
+            do {
+                ping = try await setup.net.must(["ip", "netns", "exec", setup.net.a, "ping", "-q", "-n", "-c", "600", "-i", "0.002", "-W", "1", Net.addressB])
+            } catch {
+                _ = await setup.stop(runner, log: log)
+                throw error
+            }
+            let (_, output) = await setup.stop(runner, log: log)
+            let summary = ping.standardOutput.split(separator: "\n").first { $0.contains("packets transmitted") }.map(String.init) ?? ""
+            let duplicates = summary.firstMatch(of: /\+(\d+) duplicates/).flatMap { Int($0.1) } ?? 0
+            print("duplicate 20% (nfqueue): \(summary)")
+            #expect(summary.hasPrefix("600 packets transmitted, 600 received"), "\(ping.standardOutput)")
+            #expect(abs(Double(duplicates) / 6 - 20) <= 5, "\(duplicates) of 600 echo requests sent twice")
+            #expect(output.contains("duplicated="), "\(output)")
+        }
+    }
+
     @Test func onlyTheFilteredPortIsDelayed() async throws {
         try await withSetup { setup in
             let baseline = try await setup.handshakes(port: 9090, count: 30)

@@ -122,7 +122,11 @@ import Testing
                problem: "fault 'f': the kernel cannot queue packets to userspace (needs nfnetlink_queue and the iptables NFQUEUE target: modprobe nfnetlink_queue xt_NFQUEUE), which engine: nfqueue needs"),
         Choice(fault: "{name: f, type: packet-loss, interface: eth0, percent: 5%}", netem: false, nfqueue: true, mechanism: "nfqueue"),
         Choice(fault: "{name: f, type: corrupt, interface: eth0, percent: 1%}", netem: false, nfqueue: true, mechanism: "tc netem",
-               problem: "fault 'f': the kernel has no sch_netem, which corrupt needs (only latency and packet-loss have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM"),
+               problem: "fault 'f': the kernel has no sch_netem, which corrupt needs (only latency, packet-loss and duplicate have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM"),
+        Choice(fault: "{name: f, type: duplicate, interface: eth0, percent: 5%}", netem: false, nfqueue: true, mechanism: "nfqueue"),
+        Choice(fault: "{name: f, type: duplicate, interface: eth0, percent: 5%}", netem: true, nfqueue: true, mechanism: "tc netem"),
+        Choice(fault: "{name: f, type: reorder, interface: eth0, percent: 5%, delay: 10ms}", netem: false, nfqueue: true, mechanism: "tc netem",
+               problem: "fault 'f': the kernel has no sch_netem, which reorder needs (only latency, packet-loss and duplicate have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM"),
         Choice(fault: "{name: f, type: bandwidth, interface: eth0, rate: 1mbit}", netem: false, nfqueue: false, mechanism: "tc tbf"),
     ]
 
@@ -131,6 +135,13 @@ import Testing
         let plan = try Self.plan("    - \(choice.fault)", netem: choice.netem, nfqueue: choice.nfqueue)
         #expect(plan.faults.first?.mechanism.hasPrefix(choice.mechanism) == true, "\(plan.faults.first?.mechanism ?? "")")
         #expect(plan.problems.map(\.description) == (choice.problem.map { [$0] } ?? []))
+    }
+
+    @Test func duplicateWithoutNetemAsksTheDelayerForCopies() throws {
+        let plan = try Self.plan("    - {name: twice, type: duplicate, interface: eth0, percent: 20%, correlation: 5%}", netem: false)
+        #expect(plan.problems.isEmpty, "\(plan.problems)")
+        let start = try #require(Self.argv(plan.faults[0].inject).first)
+        #expect(start.suffix(8) == ["--limit", "10000", "--interface", "eth0", "--duplicate", "20", "--duplicate-correlation", "5"])
     }
 
     @Test func faultsSideBySideGetTheirOwnQueueAndChain() throws {

@@ -87,6 +87,17 @@ import Testing
         #expect(abs(repeats - (0.3 + 0.5 * 0.7)) < 0.01, "a loss makes the next one likelier: P = p + c(1 - p)")
     }
 
+    @Test func duplicatesComeInTheirShareAndLossesDoNotDisturbThem() {
+        var model = DelayModel(delay: .zero, loss: 0.1, duplicate: 0.2, duplicateCorrelation: 0.25)
+        var random = FastRandom(seed: 9)
+        var twins = 0
+        for _ in 0..<Self.count {
+            _ = model.lose(using: &random)
+            if model.duplicates(using: &random) { twins += 1 }
+        }
+        #expect(abs(Double(twins) / Double(Self.count) - 0.2) < 0.005, "\(twins) duplicates")
+    }
+
     @Test func theSameSeedGivesTheSameDecisions() {
         let model = DelayModel(delay: .milliseconds(50), jitter: .milliseconds(10), correlation: 0.25, loss: 0.1)
         #expect(delays(model, seed: 3) == delays(model, seed: 3))

@@ -7,12 +7,12 @@ import Foundation
 import Glibc
 #endif
 
-/// `faultline delayer`: the userspace NFQUEUE engine a latency or packet-loss fault starts when the
-/// kernel has no sch_netem (or the scenario asks for `engine: nfqueue`).
+/// `faultline delayer`: the userspace NFQUEUE engine a latency, packet-loss or duplicate fault starts when
+/// the kernel has no sch_netem (or the scenario asks for `engine: nfqueue`).
 struct DelayerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delayer",
-        abstract: "Delay or drop the packets of an NFQUEUE queue (started by latency and packet-loss faults).",
+        abstract: "Delay, drop or duplicate the packets of an NFQUEUE queue (started by latency, packet-loss and duplicate faults).",
         discussion: """
             Binds the queue in the current network namespace, prints 'ready queue=N', and runs until
             SIGTERM/SIGINT or until its parent process ends; then every packet still held goes at once,
@@ -28,6 +28,8 @@ struct DelayerCommand: ParsableCommand {
     @Option(help: "Delay distribution: uniform, normal, pareto, paretonormal (default uniform).") var distribution: String?
     @Option(help: "Share of packets dropped, in percent.") var loss: Double = 0
     @Option(help: "How much each loss decision depends on the last, in percent.") var lossCorrelation: Double = 0
+    @Option(help: "Share of packets sent twice, in percent (needs --interface).") var duplicate: Double = 0
+    @Option(help: "How much each duplicate decision depends on the last, in percent.") var duplicateCorrelation: Double = 0
     @Option(help: "Packets held at most; beyond it packets pass undelayed.") var limit: Int = 10_000
     @Option(help: ArgumentHelp("Send the packets made on this host out again as copies through this interface (marked \(Planner.delayerMarkText), which the fault's chain lets pass); without it every packet is held in the kernel.", valueName: "interface"))
     var interface: String?
@@ -35,10 +37,12 @@ struct DelayerCommand: ParsableCommand {
     @Flag(help: "Keep running when the parent process ends.") var ignoreParent = false
 
     func validate() throws {
-        for (name, value) in [("--correlation", correlation), ("--loss", loss), ("--loss-correlation", lossCorrelation)] where !(0...100).contains(value) {
+        for (name, value) in [("--correlation", correlation), ("--loss", loss), ("--loss-correlation", lossCorrelation),
+                              ("--duplicate", duplicate), ("--duplicate-correlation", duplicateCorrelation)] where !(0...100).contains(value) {
             throw ValidationError("\(name) must be 0-100, got \(value)")
         }
         guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        if duplicate > 0, interface == nil { throw ValidationError("--duplicate needs --interface: duplicates are sent as copies") }
         if let interface {
             do { _ = try InterfaceName(parsing: interface) } catch { throw ValidationError("invalid --interface: \(error.message)") }
         }
@@ -51,7 +55,8 @@ struct DelayerCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let model = DelayModel(delay: try Self.duration(delay, "--delay"), jitter: try jitter.map { try Self.duration($0, "--jitter") } ?? .zero,
                                correlation: correlation / 100, distribution: distribution.flatMap(DelayDistribution.init(rawValue:)),
-                               loss: loss / 100, lossCorrelation: lossCorrelation / 100)
+                               loss: loss / 100, lossCorrelation: lossCorrelation / 100,
+                               duplicate: duplicate / 100, duplicateCorrelation: duplicateCorrelation / 100)
         let parent = getppid()
         if !ignoreParent, parent == 1 { throw ExitStatus.preflightFailed }
         let settings = PacketDelayer.Settings(queue: queue, model: model, limit: limit, seed: seed, parent: ignoreParent ? nil : parent,

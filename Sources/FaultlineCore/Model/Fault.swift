@@ -144,7 +144,7 @@ public struct NetemRateFault: Sendable, Hashable, Codable {
     public var correlation: Percent?
     public var to: TrafficFilter?
     public var except: TrafficFilter?
-    /// Only `packet-loss` may choose an engine; the others always use netem.
+    /// Only `packet-loss` may choose an engine; `duplicate` follows engine auto (netem, else the nfqueue delayer); `corrupt` always uses netem.
     public var engine: NetemEngine?
 
     public init(interface: InterfaceName, percent: Percent, correlation: Percent? = nil, to: TrafficFilter? = nil, except: TrafficFilter? = nil, engine: NetemEngine? = nil) {

@@ -5,7 +5,7 @@ extension Planner {
     public static let delayerMark: UInt32 = 0xfa17_fa17
     public static let delayerMarkText = "0xfa17fa17"
 
-    /// latency and packet-loss with the userspace engine: a `faultline delayer` process bound to an
+    /// latency, packet-loss and duplicate with the userspace engine: a `faultline delayer` process bound to an
     /// NFQUEUE queue, and per address family a mangle `FAULTLINE-<run>-<n>` chain hooked first into
     /// POSTROUTING for the interface (egress, like netem): exemptions and `except` RETURN, the `to`
     /// traffic (or all) goes to the queue with `--queue-bypass`, so traffic flows if the delayer dies.
@@ -32,6 +32,9 @@ extension Planner {
         case .packetLoss(let f):
             delayer += ["--loss", TimeSpan.trim(f.percent.value)]
             if let correlation = f.correlation { delayer += ["--loss-correlation", TimeSpan.trim(correlation.value)] }
+        case .duplicate(let f):
+            delayer += ["--duplicate", TimeSpan.trim(f.percent.value)]
+            if let correlation = f.correlation { delayer += ["--duplicate-correlation", TimeSpan.trim(correlation.value)] }
         default:
             break
         }

@@ -75,17 +75,17 @@ extension Planner {
         return ["netem"] + netem
     }
 
-    /// The engine a latency, loss, corrupt, duplicate or reorder fault uses here, with a note or problem
+    /// The engine a latency, loss, duplicate, corrupt or reorder fault uses here, with a note or problem
     /// saying why; nil for bandwidth (tbf).
     func engine(for action: FaultAction, context: inout PlanContext) -> NetemEngine? {
         let fault = context.currentFault.map { "'\($0)'" } ?? "the fault"
         let requested: NetemEngine
         switch action {
         case .latency(let f): requested = f.engine
-        case .packetLoss(let f): requested = f.engine ?? .auto
-        case .corrupt, .duplicate, .reorder:
+        case .packetLoss(let f), .duplicate(let f): requested = f.engine ?? .auto
+        case .corrupt, .reorder:
             if facts.netemAvailable == false {
-                context.problem("the kernel has no sch_netem, which \(action.type.rawValue) needs (only latency and packet-loss have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM")
+                context.problem("the kernel has no sch_netem, which \(action.type.rawValue) needs (only latency, packet-loss and duplicate have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM")
             } else if facts.netemAvailable == nil {
                 context.notes.append("whether the kernel has sch_netem is unknown; \(fault) assumes it does")
             }

@@ -2,26 +2,28 @@ import FaultlineCore
 import Foundation
 
 /// What the userspace delayer does to each packet, with netem's semantics: a delay of `delay` ± `jitter`
-/// drawn from `distribution` (uniform when none), each draw `correlation` dependent on the last; and a
-/// loss of `loss`, correlated so that losses come in runs. Pure: the random source is passed in.
+/// drawn from `distribution` (uniform when none), each draw `correlation` dependent on the last; a loss
+/// of `loss` and a duplicate of `duplicate`, each correlated so that they come in runs. Pure: the random
+/// source is passed in.
 public struct DelayModel: Sendable {
     public var delayNanoseconds: Int64
     public var jitterNanoseconds: Int64
     public var distribution: DelayDistribution?
-    public var loss: Double
+    public var loss: Double { losses.share }
+    public var duplicate: Double { duplicates.share }
     private var delayRandom: CorrelatedRandom
-    private let lossCorrelation: Double
-    private var lastLost = false
+    private var losses: CorrelatedChance
+    private var duplicates: CorrelatedChance
     private let table: [Double]?
 
     public init(delay: Duration, jitter: Duration = .zero, correlation: Double = 0, distribution: DelayDistribution? = nil,
-                loss: Double = 0, lossCorrelation: Double = 0) {
+                loss: Double = 0, lossCorrelation: Double = 0, duplicate: Double = 0, duplicateCorrelation: Double = 0) {
         delayNanoseconds = Self.nanoseconds(delay)
         jitterNanoseconds = Self.nanoseconds(jitter)
         self.distribution = distribution
-        self.loss = loss
         delayRandom = CorrelatedRandom(correlation: correlation)
-        self.lossCorrelation = min(max(lossCorrelation, 0), 1)
+        losses = CorrelatedChance(share: loss, correlation: lossCorrelation)
+        duplicates = CorrelatedChance(share: duplicate, correlation: duplicateCorrelation)
         table = distribution.flatMap(DistributionTable.table)
     }
 
@@ -30,14 +32,14 @@ public struct DelayModel: Sendable {
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
-    /// Whether the next packet is lost. With a correlation the losses come in runs, yet the share lost stays
-    /// `loss`: a two-state chain with P(lost | last lost) = p + c(1 - p) and P(lost | last kept) = p(1 - c).
-    /// (netem's correlated `loss random` averages random numbers instead, and so loses less than asked.)
+    /// Whether the next packet is lost.
     public mutating func lose<R: RandomNumberGenerator>(using generator: inout R) -> Bool {
-        guard loss > 0 else { return false }
-        let chance = lastLost ? loss + lossCorrelation * (1 - loss) : loss * (1 - lossCorrelation)
-        lastLost = Double.random(in: 0..<1, using: &generator) < chance
-        return lastLost
+        losses.next(using: &generator)
+    }
+
+    /// Whether the next packet is sent twice.
+    public mutating func duplicates<R: RandomNumberGenerator>(using generator: inout R) -> Bool {
+        duplicates.next(using: &generator)
     }
 
     /// The next packet's delay in nanoseconds, never negative.
@@ -52,6 +54,27 @@ public struct DelayModel: Sendable {
             value = delayNanoseconds - jitterNanoseconds + Int64(Double(draw) / 4_294_967_296 * Double(2 * jitterNanoseconds))
         }
         return max(0, value)
+    }
+}
+
+/// Yes or no with a chance of `share`; with a correlation the yeses come in runs, yet their share stays
+/// `share`: a two-state chain with P(yes | last yes) = p + c(1 - p) and P(yes | last no) = p(1 - c).
+/// (netem's correlated loss averages random numbers instead, and so loses less than asked.)
+struct CorrelatedChance: Sendable {
+    let share: Double
+    let correlation: Double
+    var last = false
+
+    init(share: Double, correlation: Double) {
+        self.share = min(max(share, 0), 1)
+        self.correlation = min(max(correlation, 0), 1)
+    }
+
+    mutating func next<R: RandomNumberGenerator>(using generator: inout R) -> Bool {
+        guard share > 0 else { return false }
+        let chance = last ? share + correlation * (1 - share) : share * (1 - correlation)
+        last = Double.random(in: 0..<1, using: &generator) < chance
+        return last
     }
 }
 

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// The userspace NFQUEUE engine: takes the packets an iptables NFQUEUE rule sends to its queue, drops
-/// the lost ones at once, and lets each other one go when its delay is over. Packets made on this host
+/// the lost ones at once, and lets each other one go when its delay is over (a duplicated one twice). Packets made on this host
 /// are copied, the original dropped at once (a held packet would hold its socket's send buffer, and
 /// TCP's small-queue limit would throttle the sender to a few packets per delay) and the copy sent
 /// again when its delay is over; forwarded packets are held in the kernel until their verdict. One thread.
@@ -51,12 +51,14 @@ public final class PacketDelayer {
         public var lateMedianMicroseconds = 0
         public var lateMaxMicroseconds = 0
         public var refusedVerdicts = 0
-        /// Delayed packets made on this host that went out again as copies, and copies that could not be sent.
+        /// Packets sent twice (the second time as a copy).
+        public var duplicated = 0
+        /// Copies sent (of delayed packets made on this host, and duplicates), and copies that could not be sent.
         public var resent = 0
         public var resendFailed = 0
 
         public var line: String {
-            "packets=\(packets) delayed=\(delayed) dropped=\(dropped) resent=\(resent) resend-failed=\(resendFailed) passed-full=\(passedFull) missed=\(missed) late-median-us=\(lateMedianMicroseconds) late-max-us=\(lateMaxMicroseconds)"
+            "packets=\(packets) delayed=\(delayed) dropped=\(dropped) duplicated=\(duplicated) resent=\(resent) resend-failed=\(resendFailed) passed-full=\(passedFull) missed=\(missed) late-median-us=\(lateMedianMicroseconds) late-max-us=\(lateMaxMicroseconds)"
         }
     }
 
@@ -97,7 +99,8 @@ public final class PacketDelayer {
         defer { if parentFD >= 0 { close(parentFD) } }
         _ = faultline_set_timer_slack(1_000)
         if let problem = reinjector?.prepare() {
-            output("warning: \(problem); packets made here are held in the kernel instead, which slows their senders (TCP to a few packets per delay)")
+            output("warning: \(problem); packets made here are held in the kernel instead, which slows their senders (TCP to a few packets per delay)"
+                + (settings.model.duplicate > 0 ? ", and no packet can be duplicated" : ""))
             reinjector = nil
         }
         let socket = try NFQueueSocket(queue: settings.queue, maxLength: UInt32(settings.limit), copyPackets: reinjector != nil)
@@ -159,6 +162,11 @@ public final class PacketDelayer {
             return
         }
         let delay = model.nextDelay(using: &random)
+        // A duplicate is a copy sent at the same time as the packet; it needs the packet's bytes.
+        if model.duplicates(using: &random), reinjector != nil, !packet.bytes.isEmpty, held.count < settings.limit {
+            statistics.duplicated += 1
+            held.push(Held(deadline: now + delay, id: id, copy: Array(packet.bytes)))
+        }
         if delay == 0 {
             try? socket.verdict(id, accept: true)
             return

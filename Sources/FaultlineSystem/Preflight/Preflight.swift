@@ -72,7 +72,7 @@ public struct Preflight: Sendable {
     func needs(_ type: FaultType) -> [Need] {
         var result: [Need] = []
         if type.isNetwork { result.append(Need(kind: .capability, name: Capability.netAdmin.description)) }
-        if type == .latency || type == .packetLoss {
+        if type == .latency || type == .packetLoss || type == .duplicate {
             // tc and its kernel parts, or iptables and NFQUEUE: one check says which engine can run
             result.append(Need(kind: .kernel, name: Self.eitherEngine))
             result.append(Need(kind: .capability, name: Capability.netRaw.description, optional: true, why: Self.netRawWhy))
@@ -119,11 +119,11 @@ public struct Preflight: Sendable {
         return result
     }
 
-    /// The need of latency and packet-loss with engine auto: netem (tc, sch_htb, cls_u32, sch_netem) or
+    /// The need of latency, packet-loss and duplicate with engine auto: netem (tc, sch_htb, cls_u32, sch_netem) or
     /// else the nfqueue delayer (iptables, ip6tables, NFQUEUE); the check says which one runs, and why.
     static let eitherEngine = "netem or nfqueue engine"
     static let netemPath: [KernelFeature] = [.htb, .u32, .netem]
-    static let netRawWhy = "for the nfqueue engine to send packets made here as copies; without it they are held, which slows their senders"
+    static let netRawWhy = "for the nfqueue engine to send copies (duplicates, and packets made here); without it those are held, which slows their senders, and nothing is duplicated"
 
     /// Needs for an engine the scenario names: netem's, or the nfqueue delayer's.
     static func explicit(_ engine: NetemEngine, replacing needs: [Need]) -> [Need] {
@@ -207,7 +207,7 @@ public struct Preflight: Sendable {
         return PreflightReport(effectiveCapabilities: effective, checks: checks)
     }
 
-    /// Which engine latency and packet-loss use here (engine auto), and why; missing when neither can run.
+    /// Which engine latency, packet-loss and duplicate use here (engine auto), and why; missing when neither can run.
     func engineCheck(_ base: PreflightCheck, featureResults: [KernelFeature: String?], probeFailure: String?) -> PreflightCheck {
         var check = base
         if let probeFailure {
