@@ -53,6 +53,21 @@ struct NFQueueEngineTests {
             throw TestFailure("the fault did not come up: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         }
 
+        /// Runs `body` while `faultline run FILE` has its fault in place in `target`, then stops the runner
+        /// (SIGTERM: it reverts), also when `body` throws; returns what `body` gave, the exit code and the output.
+        func whileInjected<T>(_ file: String, target: String, _ body: () async throws -> T) async throws -> (T, exit: Int32, output: String) {
+            let (runner, log) = try await startRun(file, target: target)
+            let result: T
+            do {
+                result = try await body()
+            } catch {
+                _ = await stop(runner, log: log)
+                throw error
+            }
+            let (exit, output) = await stop(runner, log: log)
+            return (result, exit, output)
+        }
+
         /// Stops the runner with SIGTERM (it reverts) and returns its exit code and output.
         func stop(_ runner: ProcessIdentity, log: String) async -> (Int32, String) {
             _ = try? ProcessSignaller().send(.term, to: runner)
@@ -68,6 +83,12 @@ struct NFQueueEngineTests {
                     .split(separator: "\n").filter { $0.hasPrefix("-N FAULTLINE") }.map { String($0.dropFirst(3)) }
             }
             return result
+        }
+
+        /// `count` pings from A to B, 2 ms apart: ping's summary line ("600 packets transmitted, 413 received, ...").
+        func pings(_ count: Int) async throws -> String {
+            let ping = try await net.must(["ip", "netns", "exec", net.a, "ping", "-q", "-n", "-c", "\(count)", "-i", "0.002", "-W", "1", Net.addressB])
+            return ping.standardOutput.split(separator: "\n").first { $0.contains("packets transmitted") }.map(String.init) ?? ping.standardOutput
         }
 
         func handshakes(port: Int = 8080, count: Int = 50) async throws -> HandshakeTimes {
@@ -92,16 +113,9 @@ struct NFQueueEngineTests {
             let file = try setup.file("server-latency", target: setup.net.b, faults: """
                     - {name: slow, type: latency, interface: eth0, delay: 100ms, engine: nfqueue}
                 """)
-            let (runner, log) = try await setup.startRun(file, target: setup.net.b)
-            let during: HandshakeTimes, during6: HandshakeTimes
-            do {
-                during = try await setup.handshakes()
-                during6 = try await setup.net.handshakes(from: setup.net.a, to: Net.address6B, port: 8080, count: 10)
-            } catch {
-                _ = await setup.stop(runner, log: log)
-                throw error
+            let ((during, during6), exit, output) = try await setup.whileInjected(file, target: setup.net.b) {
+                (try await setup.handshakes(), try await setup.net.handshakes(from: setup.net.a, to: Net.address6B, port: 8080, count: 10))
             }
-            let (exit, output) = await setup.stop(runner, log: log)
             let after = try await setup.handshakes()
             print("latency 100ms (nfqueue): baseline \(baseline.summary); during \(during.summary); after \(after.summary)")
             let added = during.medianMilliseconds - baseline.medianMilliseconds
@@ -124,15 +138,9 @@ struct NFQueueEngineTests {
             let file = try setup.file("bulk", target: setup.net.b, faults: """
                     - {name: slow, type: latency, interface: eth0, delay: 50ms, engine: nfqueue}
                 """)
-            let (runner, log) = try await setup.startRun(file, target: setup.net.b)
-            let download: (bytes: Int, seconds: Double)
-            do {
-                download = try await setup.net.download(from: setup.net.a, host: Net.addressB, port: 8081)
-            } catch {
-                _ = await setup.stop(runner, log: log)
-                throw error
+            let (download, _, output) = try await setup.whileInjected(file, target: setup.net.b) {
+                try await setup.net.download(from: setup.net.a, host: Net.addressB, port: 8081)
             }
-            let (_, output) = await setup.stop(runner, log: log)
             print(String(format: "2 MB from a server behind 50 ms (nfqueue): %.2f s; ", download.seconds) + (output.split(separator: "\n").first { $0.contains("delayer statistics") } ?? ""))
             #expect(download.bytes == 2_000_000)
             #expect(download.seconds < 2, "slow start over a 50 ms path, not a throttled sender")
@@ -181,15 +189,9 @@ struct NFQueueEngineTests {
             let file = try setup.file("jitter", target: setup.net.b, faults: """
                     - {name: shaky, type: latency, interface: eth0, delay: 100ms, jitter: 20ms, engine: nfqueue}
                 """)
-            let (runner, log) = try await setup.startRun(file, target: setup.net.b)
-            let during: HandshakeTimes
-            do {
-                during = try await setup.handshakes(count: 80)
-            } catch {
-                _ = await setup.stop(runner, log: log)
-                throw error
+            let (during, _, _) = try await setup.whileInjected(file, target: setup.net.b) {
+                try await setup.handshakes(count: 80)
             }
-            _ = await setup.stop(runner, log: log)
             print("latency 100ms ± 20ms (nfqueue): baseline \(baseline.summary); during \(during.summary)")
             let base = baseline.medianMilliseconds
             // Uniform in [80, 120] ms: the middle 80% spans about 32 ms; nothing leaves the bounds.
@@ -205,26 +207,19 @@ struct NFQueueEngineTests {
             let file = try setup.file("loss", target: setup.net.a, faults: """
                     - {name: lossy, type: packet-loss, interface: eth0, percent: 30%, engine: nfqueue}
                 """)
-            let (runner, log) = try await setup.startRun(file, target: setup.net.a)
-            let ping: CommandResult
-            do {
-                ping = try await setup.net.must(["ip", "netns", "exec", setup.net.a, "ping", "-q", "-n", "-c", "600", "-i", "0.002", "-W", "1", Net.addressB])
-            } catch {
-                _ = await setup.stop(runner, log: log)
-                throw error
+            let (summary, _, output) = try await setup.whileInjected(file, target: setup.net.a) {
+                try await setup.pings(600)
             }
-            let (_, output) = await setup.stop(runner, log: log)
-            let summary = ping.standardOutput.split(separator: "\n").first { $0.contains("packets transmitted") }.map(String.init) ?? ""
             let numbers = summary.split(separator: " ").compactMap { Int($0) }
-            #expect(numbers.count >= 2, "ping said: \(ping.standardOutput)")
+            #expect(numbers.count >= 2, "ping said: \(summary)")
             let sent = numbers.first ?? 0, received = numbers.dropFirst().first ?? 0
             let loss = Double(sent - received) / Double(max(sent, 1)) * 100
             print("packet-loss 30% (nfqueue): \(summary)")
             #expect(sent == 600)
             #expect(abs(loss - 30) <= 6, "lost \(loss)% of \(sent) echo requests")
             #expect(output.contains("dropped="), "\(output)")
-            let after = try await setup.net.must(["ip", "netns", "exec", setup.net.a, "ping", "-q", "-n", "-c", "50", "-i", "0.002", "-W", "1", Net.addressB])
-            #expect(after.standardOutput.contains(" 0% packet loss"), "no loss after the revert: \(after.standardOutput)")
+            let after = try await setup.pings(50)
+            #expect(after.contains(" 0% packet loss"), "no loss after the revert: \(after)")
         }
     }
 
@@ -233,19 +228,12 @@ struct NFQueueEngineTests {
             let file = try setup.file("twice", target: setup.net.a, faults: """
                     - {name: echo, type: duplicate, interface: eth0, percent: 20%}
                 """)
-            let (runner, log) = try await setup.startRun(file, target: setup.net.a)
-            let ping: CommandResult
-            do {
-                ping = try await setup.net.must(["ip", "netns", "exec", setup.net.a, "ping", "-q", "-n", "-c", "600", "-i", "0.002", "-W", "1", Net.addressB])
-            } catch {
-                _ = await setup.stop(runner, log: log)
-                throw error
+            let (summary, _, output) = try await setup.whileInjected(file, target: setup.net.a) {
+                try await setup.pings(600)
             }
-            let (_, output) = await setup.stop(runner, log: log)
-            let summary = ping.standardOutput.split(separator: "\n").first { $0.contains("packets transmitted") }.map(String.init) ?? ""
             let duplicates = summary.firstMatch(of: /\+(\d+) duplicates/).flatMap { Int($0.1) } ?? 0
             print("duplicate 20% (nfqueue): \(summary)")
-            #expect(summary.hasPrefix("600 packets transmitted, 600 received"), "\(ping.standardOutput)")
+            #expect(summary.hasPrefix("600 packets transmitted, 600 received"), "\(summary)")
             #expect(abs(Double(duplicates) / 6 - 20) <= 5, "\(duplicates) of 600 echo requests sent twice")
             #expect(output.contains("duplicated="), "\(output)")
         }
@@ -257,16 +245,9 @@ struct NFQueueEngineTests {
             let file = try setup.file("one-port", target: setup.net.a, faults: """
                     - {name: slow-db, type: latency, interface: eth0, delay: 100ms, engine: nfqueue, to: {ports: [8080], protocol: tcp}}
                 """)
-            let (runner, log) = try await setup.startRun(file, target: setup.net.a)
-            let filtered: HandshakeTimes, other: HandshakeTimes
-            do {
-                filtered = try await setup.handshakes(port: 8080, count: 30)
-                other = try await setup.handshakes(port: 9090, count: 30)
-            } catch {
-                _ = await setup.stop(runner, log: log)
-                throw error
+            let ((filtered, other), _, _) = try await setup.whileInjected(file, target: setup.net.a) {
+                (try await setup.handshakes(port: 8080, count: 30), try await setup.handshakes(port: 9090, count: 30))
             }
-            _ = await setup.stop(runner, log: log)
             print("latency 100ms to port 8080 (nfqueue): 8080 \(filtered.summary); 9090 \(other.summary); baseline \(baseline.summary)")
             #expect(abs(filtered.medianMilliseconds - baseline.medianMilliseconds - 100) <= 10)
             #expect(other.medianMilliseconds < baseline.medianMilliseconds + 5, "other traffic keeps its baseline latency")
