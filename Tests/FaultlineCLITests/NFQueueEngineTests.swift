@@ -38,9 +38,11 @@ struct NFQueueEngineTests {
         }
 
         /// Starts `faultline run FILE` inside namespace A and waits until the fault is injected (its chain in `target`).
-        func startRun(_ file: String, target: String) async throws -> (ProcessIdentity, log: String) {
+        /// With `dropping`, the run has that capability neither effective nor in its bounding set (capsh).
+        func startRun(_ file: String, target: String, dropping capability: String? = nil) async throws -> (ProcessIdentity, log: String) {
             let log = "\(directory)/run-\(UInt32.random(in: 0 ... .max)).log"
-            let argv = ["/usr/sbin/ip", "netns", "exec", net.a, TestPaths.faultline, "run", file, "--yes", "--state-dir", state]
+            let faultline = capability.map { ["/usr/sbin/capsh", "--drop=\($0)", "--shell=\(TestPaths.faultline)", "--"] } ?? [TestPaths.faultline]
+            let argv = ["/usr/sbin/ip", "netns", "exec", net.a] + faultline + ["run", file, "--yes", "--state-dir", state]
             let runner = try ChildProcess.spawn(argv, table: ProcessTable(), output: log)
             for _ in 0..<500 {
                 let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -55,8 +57,9 @@ struct NFQueueEngineTests {
 
         /// Runs `body` while `faultline run FILE` has its fault in place in `target`, then stops the runner
         /// (SIGTERM: it reverts), also when `body` throws; returns what `body` gave, the exit code and the output.
-        func whileInjected<T>(_ file: String, target: String, _ body: () async throws -> T) async throws -> (T, exit: Int32, output: String) {
-            let (runner, log) = try await startRun(file, target: target)
+        func whileInjected<T>(_ file: String, target: String, dropping capability: String? = nil,
+                              _ body: () async throws -> T) async throws -> (T, exit: Int32, output: String) {
+            let (runner, log) = try await startRun(file, target: target, dropping: capability)
             let result: T
             do {
                 result = try await body()
@@ -91,8 +94,8 @@ struct NFQueueEngineTests {
             return ping.standardOutput.split(separator: "\n").first { $0.contains("packets transmitted") }.map(String.init) ?? ping.standardOutput
         }
 
-        func handshakes(port: Int = 8080, count: Int = 50) async throws -> HandshakeTimes {
-            try await net.handshakes(from: net.a, to: Net.addressB, port: port, count: count)
+        func handshakes(port: Int = 8080, count: Int = 50, timeout: Double = 2) async throws -> HandshakeTimes {
+            try await net.handshakes(from: net.a, to: Net.addressB, port: port, count: count, timeout: timeout)
         }
     }
 
@@ -183,6 +186,25 @@ struct NFQueueEngineTests {
         }
     }
 
+    /// Without CAP_NET_RAW no copy can be sent: the delayer says so (a line it prints before it is ready,
+    /// which reaches the run's log) and holds the packets instead; the delay is still there.
+    @Test(.enabled(if: Privilege.hasTool("capsh"), "needs capsh to drop CAP_NET_RAW"))
+    func withoutNetRawTheDelayerHoldsPacketsAndSaysSo() async throws {
+        try await withSetup { setup in
+            let baseline = try await setup.handshakes(count: 20)
+            let file = try setup.file("no-raw", target: setup.net.a, faults: """
+                    - {name: slow, type: latency, interface: eth0, delay: 100ms, engine: nfqueue}
+                """)
+            let (during, _, output) = try await setup.whileInjected(file, target: setup.net.a, dropping: "cap_net_raw") {
+                try await setup.handshakes(count: 20)
+            }
+            print("latency 100ms without CAP_NET_RAW: \(during.summary)")
+            #expect(abs(during.medianMilliseconds - baseline.medianMilliseconds - 100) <= 10)
+            #expect(output.contains("delayer: cannot open a raw IPv4 socket on 'eth0': Operation not permitted; packets made here are held"), "\(output)")
+            #expect(output.contains("resent=0 "), "\(output)")
+        }
+    }
+
     @Test func jitterSpreadsTheDelayWithinItsBounds() async throws {
         try await withSetup { setup in
             let baseline = try await setup.handshakes()
@@ -268,7 +290,7 @@ struct NFQueueEngineTests {
             let killed = ContinuousClock.now
             _ = await ChildProcess.waitForExit(runner.pid)
             // Bypass: with the delayer gone the kernel lets the packets through, before any cleanup.
-            let right = try await setup.handshakes(count: 10, timeoutSeconds: 1)
+            let right = try await setup.handshakes(count: 10, timeout: 1)
             let firstFast = ContinuousClock.now - killed
             print("after SIGKILL of the runner: \(right.summary) (measured within \(firstFast))")
             #expect(right.medianMilliseconds < 20, "traffic flows again at once")
@@ -284,11 +306,5 @@ struct NFQueueEngineTests {
             for _ in 0..<200 where try journal.runs().last?.state != .failed { try await Task.sleep(for: .milliseconds(10)) }
             #expect(try journal.pendingFaults().isEmpty)
         }
-    }
-}
-
-extension NFQueueEngineTests.Setup {
-    func handshakes(port: Int = 8080, count: Int, timeoutSeconds: Double) async throws -> HandshakeTimes {
-        try await net.handshakes(from: net.a, to: TestNetwork.addressB, port: port, count: count, timeout: timeoutSeconds)
     }
 }

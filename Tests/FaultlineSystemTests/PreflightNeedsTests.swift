@@ -49,4 +49,15 @@ import Testing
         #expect(preflight.engineCheck(base, featureResults: all, probeFailure: nil).detail == "netem: the kernel has sch_netem, so engine auto uses tc netem")
         #expect(preflight.engineCheck(base, featureResults: [:], probeFailure: "not tried").status == .unknown)
     }
+
+    @Test func theKernelInventoryAnswersFromWhatItCouldRead() {
+        let loaded = KernelInventory(loaded: "xt_NFQUEUE 16384 1 - Live 0x0\n", builtin: nil, installed: "kernel/net/sched/sch_htb.ko:\n", config: nil)
+        #expect(loaded.has(module: "xt_NFQUEUE", config: "X") == true)
+        #expect(loaded.has(module: "sch_netem", config: "CONFIG_NET_SCH_NETEM") == false, "the module tree is the answer when present")
+        let configOnly = KernelInventory(loaded: nil, builtin: nil, installed: nil,
+                                         config: ["CONFIG_NETFILTER_NETLINK_QUEUE=y", "# CONFIG_NET_SCH_NETEM is not set"])
+        #expect(configOnly.has(module: "nfnetlink_queue", config: "CONFIG_NETFILTER_NETLINK_QUEUE") == true)
+        #expect(configOnly.has(module: "sch_netem", config: "CONFIG_NET_SCH_NETEM") == false)
+        #expect(KernelInventory(loaded: nil, builtin: nil, installed: nil, config: nil).has(module: "sch_netem", config: "CONFIG_NET_SCH_NETEM") == nil)
+    }
 }

@@ -30,7 +30,7 @@ struct DelayerCommand: ParsableCommand {
     @Option(help: "How much each loss decision depends on the last, in percent.") var lossCorrelation: Double = 0
     @Option(help: "Share of packets sent twice, in percent (needs --interface).") var duplicate: Double = 0
     @Option(help: "How much each duplicate decision depends on the last, in percent.") var duplicateCorrelation: Double = 0
-    @Option(help: "Packets held at most; beyond it packets pass undelayed.") var limit: Int = 10_000
+    @Option(help: "Packets held at most; beyond it packets pass undelayed.") var limit: Int = Planner.delayerLimit
     @Option(help: ArgumentHelp("Send the packets made on this host out again as copies through this interface (marked \(Planner.delayerMarkText), which the fault's chain lets pass); without it every packet is held in the kernel.", valueName: "interface"))
     var interface: String?
     @Option(help: "Seed of the random numbers (for reproducible tests).") var seed: UInt64?

@@ -3,7 +3,7 @@ extension Planner {
     public static let delayerLimit = 10_000
     /// The mark of the copies the delayer sends again; the fault's chain lets them pass.
     public static let delayerMark: UInt32 = 0xfa17_fa17
-    public static let delayerMarkText = "0xfa17fa17"
+    public static var delayerMarkText: String { "0x" + String(delayerMark, radix: 16) }
 
     /// latency, packet-loss and duplicate with the userspace engine: a `faultline delayer` process bound to an
     /// NFQUEUE queue, and per address family a mangle `FAULTLINE-<run>-<n>` chain hooked first into

@@ -7,7 +7,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// latency and packet-loss with the nfqueue engine: starts the `faultline delayer` process, waits until
+/// latency, packet-loss and duplicate with the nfqueue engine: starts the `faultline delayer` process, waits until
 /// it has bound its queue, then adds the iptables rules that feed it. Revert removes the rules first
 /// (no new packets reach the queue), then stops the delayer, which lets every held packet go.
 struct DelayerDriver: FaultDriver {
@@ -23,36 +23,17 @@ struct DelayerDriver: FaultDriver {
         let (child, fd) = try ChildProcess.spawnWithPipe(argv, table: context.processes)
         output.attach(fd)
         let stop = RevertRecord.stopProcess(child)
-        let stopper = StressDriver(argv: [], context: context)
+        let record = RevertRecord.steps([NetworkDriver.record(of: planned), stop])
         do {
             try await journal.record(.steps([stop]))
             try await waitUntilReady(child)
-        } catch {
-            try? await stopper.revert(stop)
-            output.closeIfOpen()
-            throw error
-        }
-        let rules = RevertRecord.commands(revert: planned.revert.compactMap { if case .command(let argv) = $0 { argv } else { nil } },
-                                          checks: planned.checks)
-        let record = RevertRecord.steps([rules, stop])
-        do {
             try await journal.record(record)
         } catch {
-            try? await stopper.revert(stop)
+            try? await Drivers.driver(for: stop, context: context).revert(stop)
             output.closeIfOpen()
             throw error
         }
-        for case .command(let argv) in planned.inject {
-            let result = try await context.runner.run(argv)
-            guard result.succeeded else {
-                let failure = FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' failed (exit \(result.exitCode))",
-                                             cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
-                do { try await revert(record) } catch {
-                    throw FaultlineError(.commandFailed, failure.description + "; undoing the steps already taken failed too", cause: error.description)
-                }
-                throw failure
-            }
-        }
+        try await NetworkDriver.runInject(planned, runner: context.runner, undoing: record, with: self)
         return record
     }
 
@@ -62,7 +43,11 @@ struct DelayerDriver: FaultDriver {
         let deadline = clock.now + startTimeout
         while clock.now < deadline {
             let (lines, ended) = output.readAvailable()
-            if lines.contains(where: { $0.hasPrefix("ready") }) { return }
+            if lines.contains(where: { $0.hasPrefix("ready") }) {
+                // What it said besides (a warning before it bound the queue) is for `watch` to report.
+                output.putBack(lines.filter { !$0.hasPrefix("ready") })
+                return
+            }
             if ended {
                 ChildProcess.reap(child.pid)
                 let said = lines.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 }.joined(separator: "; ")
@@ -114,12 +99,18 @@ final class DelayerOutput: Sendable {
     private struct State {
         var fd: Int32 = -1
         var pending: [UInt8] = []
+        var lines: [String] = []
     }
     private let state = Mutex(State())
 
     func attach(_ fd: Int32) {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         state.withLock { $0.fd = fd }
+    }
+
+    /// Lines read but not yet handled: the next read returns them first.
+    func putBack(_ lines: [String]) {
+        state.withLock { $0.lines = lines + $0.lines }
     }
 
     func closeIfOpen() {
@@ -132,7 +123,7 @@ final class DelayerOutput: Sendable {
     /// The whole lines written so far, and whether the writer has closed its end.
     func readAvailable() -> (lines: [String], ended: Bool) {
         state.withLock { state in
-            guard state.fd >= 0 else { return ([], true) }
+            guard state.fd >= 0 else { defer { state.lines = [] }; return (state.lines, true) }
             var ended = false
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -142,7 +133,8 @@ final class DelayerOutput: Sendable {
                 if n < 0, errno == EINTR { continue }
                 break
             }
-            var lines: [String] = []
+            var lines = state.lines
+            state.lines = []
             while let newline = state.pending.firstIndex(of: UInt8(ascii: "\n")) {
                 lines.append(String(decoding: state.pending[..<newline], as: UTF8.self))
                 state.pending.removeSubrange(...newline)

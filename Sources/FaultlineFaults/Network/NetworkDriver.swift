@@ -10,23 +10,31 @@ struct NetworkDriver: FaultDriver {
 
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
         guard let planned else { throw FaultlineError(.internalError, "network driver without a plan") }
-        let revert = planned.revert.compactMap { action -> [String]? in
-            if case .command(let argv) = action { argv } else { nil }
-        }
-        let record = RevertRecord.commands(revert: revert, checks: planned.checks)
+        let record = Self.record(of: planned)
         try await journal.record(record)
+        try await Self.runInject(planned, runner: context.runner, undoing: record, with: self)
+        return record
+    }
+
+    /// What undoes a plan's commands: its revert argv, and the checks that show the state.
+    static func record(of planned: PlannedFault) -> RevertRecord {
+        .commands(revert: planned.revert.compactMap { if case .command(let argv) = $0 { argv } else { nil } }, checks: planned.checks)
+    }
+
+    /// Runs the plan's inject argv in order; on a failure undoes `record` with `driver` and throws what failed.
+    static func runInject(_ planned: PlannedFault, runner: any CommandRunner, undoing record: RevertRecord,
+                          with driver: any FaultDriver) async throws(FaultlineError) {
         for case .command(let argv) in planned.inject {
-            let result = try await context.runner.run(argv)
+            let result = try await runner.run(argv)
             guard result.succeeded else {
                 let failure = FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' failed (exit \(result.exitCode))",
                                              cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
-                do { try await self.revert(record) } catch {
+                do { try await driver.revert(record) } catch {
                     throw FaultlineError(.commandFailed, failure.description + "; undoing the steps already taken failed too", cause: error.description)
                 }
                 throw failure
             }
         }
-        return record
     }
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {

@@ -20,11 +20,12 @@ public struct HostFactsReader: Sendable {
         facts.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "faultline"
         let network = scenario.spec.faults.filter { $0.type.isNetwork }
         if scenario.spec.faults.contains(where: { [.latency, .packetLoss, .corrupt, .duplicate, .reorder].contains($0.type) }) {
-            let (available, note) = await netemAvailable()
+            let kernel = await KernelInventory.read(runner: runner)
+            let (available, note) = netemAvailable(kernel)
             facts.netemAvailable = available
             if let note { facts.unreadable.append(note) }
             if available != true || scenario.spec.faults.contains(where: \.usesNFQueueEngine) {
-                facts.nfqueueAvailable = await nfqueueAvailable()
+                facts.nfqueueAvailable = nfqueueAvailable(kernel)
             }
         }
         var targets: [NetnsTarget?] = []
@@ -122,41 +123,18 @@ public struct HostFactsReader: Sendable {
     }
 
     /// Whether the kernel has sch_netem, from /proc/modules, the module tree or the kernel config.
-    func netemAvailable() async -> (Bool?, String?) {
-        if let available = await kernelHas(module: "sch_netem", config: "CONFIG_NET_SCH_NETEM") { return (available, nil) }
+    func netemAvailable(_ kernel: KernelInventory) -> (Bool?, String?) {
+        if let available = kernel.has(module: "sch_netem", config: "CONFIG_NET_SCH_NETEM") { return (available, nil) }
         return (nil, "whether the kernel has sch_netem could not be read (no /proc/modules, module tree or /proc/config.gz); 'faultline doctor' tries it")
     }
 
     /// Whether the kernel can queue packets to userspace: nfnetlink_queue and the NFQUEUE target.
-    func nfqueueAvailable() async -> Bool? {
+    func nfqueueAvailable(_ kernel: KernelInventory) -> Bool? {
         let queue = FileManager.default.fileExists(atPath: "/proc/net/netfilter/nfnetlink_queue") ? true
-            : await kernelHas(module: "nfnetlink_queue", config: "CONFIG_NETFILTER_NETLINK_QUEUE")
-        let target = await kernelHas(module: "xt_NFQUEUE", config: "CONFIG_NETFILTER_XT_TARGET_NFQUEUE")
+            : kernel.has(module: "nfnetlink_queue", config: "CONFIG_NETFILTER_NETLINK_QUEUE")
+        let target = kernel.has(module: "xt_NFQUEUE", config: "CONFIG_NETFILTER_XT_TARGET_NFQUEUE")
         if queue == false || target == false { return false }
         if queue == true, target == true { return true }
-        return nil
-    }
-
-    /// Whether the kernel has `module` (loaded, built in, or installed), or config option `config`; nil when none can be read.
-    func kernelHas(module: String, config: String) async -> Bool? {
-        if let modules = try? String(contentsOfFile: "/proc/modules", encoding: .utf8), modules.contains("\(module) ") {
-            return true
-        }
-        var name = utsname()
-        uname(&name)
-        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let moduleDirectory = "/lib/modules/\(release)"
-        if let builtin = try? String(contentsOfFile: "\(moduleDirectory)/modules.builtin", encoding: .utf8), builtin.contains("\(module).ko") {
-            return true
-        }
-        if let dep = try? String(contentsOfFile: "\(moduleDirectory)/modules.dep", encoding: .utf8) {
-            return dep.contains("\(module).ko")
-        }
-        if FileManager.default.fileExists(atPath: "/proc/config.gz"),
-           let kernelConfig = try? await runner.run(["gzip", "-dc", "/proc/config.gz"], timeout: .seconds(10), outputLimit: 4 << 20), kernelConfig.succeeded {
-            let lines = kernelConfig.standardOutput.split(separator: "\n")
-            return lines.contains { $0 == "\(config)=y" || $0 == "\(config)=m" }
-        }
         return nil
     }
 
@@ -204,5 +182,35 @@ enum JSONValue: Decodable, Equatable {
         else if let value = try? c.decode(String.self) { self = .string(value) }
         else if let value = try? c.decode(Bool.self) { self = .bool(value) }
         else { self = .other }
+    }
+}
+
+/// What the kernel has, read once: loaded modules, the module tree of this release, and the kernel config.
+struct KernelInventory {
+    var loaded: String?
+    var builtin: String?
+    var installed: String?
+    var config: Set<Substring>?
+
+    static func read(runner: any CommandRunner) async -> KernelInventory {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        var kernel = KernelInventory(loaded: try? String(contentsOfFile: "/proc/modules", encoding: .utf8),
+                                     builtin: try? String(contentsOfFile: "/lib/modules/\(release)/modules.builtin", encoding: .utf8),
+                                     installed: try? String(contentsOfFile: "/lib/modules/\(release)/modules.dep", encoding: .utf8))
+        if kernel.installed == nil, FileManager.default.fileExists(atPath: "/proc/config.gz"),
+           let config = try? await runner.run(["gzip", "-dc", "/proc/config.gz"], timeout: .seconds(10), outputLimit: 4 << 20), config.succeeded {
+            kernel.config = Set(config.standardOutput.split(separator: "\n"))
+        }
+        return kernel
+    }
+
+    /// Whether the kernel has `module` (loaded, built in, or installed), or config option `config`; nil when none can be read.
+    func has(module: String, config option: String) -> Bool? {
+        if loaded?.contains("\(module) ") == true || builtin?.contains("\(module).ko") == true { return true }
+        if let installed { return installed.contains("\(module).ko") }
+        if let config { return config.contains("\(option)=y") || config.contains("\(option)=m") }
+        return nil
     }
 }

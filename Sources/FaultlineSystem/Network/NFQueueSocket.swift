@@ -18,8 +18,6 @@ public final class NFQueueSocket {
     private let receiveBuffer: UnsafeMutableRawBufferPointer
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private var sendLength = 0
-    /// Verdicts the kernel refused (already released ids): counted, not fatal.
-    public private(set) var refusedVerdicts = 0
 
     static let messagePacket = UInt16(NFNL_SUBSYS_QUEUE << 8) | UInt16(NFQNL_MSG_PACKET.rawValue)
     static let messageVerdict = UInt16(NFNL_SUBSYS_QUEUE << 8) | UInt16(NFQNL_MSG_VERDICT.rawValue)
@@ -134,12 +132,10 @@ public final class NFQueueSocket {
                 let length = Int(receiveBuffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
                 let type = receiveBuffer.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
                 guard length >= 16, offset + length <= n else { break }
+                // Other messages are errors for verdicts on ids already gone (harmless): skipped.
                 if type == Self.messagePacket, let packet = packet(at: offset + 16 + 4, end: offset + length) {
                     body(packet)
                     count += 1
-                } else if type == UInt16(NLMSG_ERROR), length >= 20 {
-                    let code = receiveBuffer.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
-                    if code != 0 { refusedVerdicts += 1 }
                 }
                 offset += (length + 3) & ~3
             }

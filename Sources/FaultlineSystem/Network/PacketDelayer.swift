@@ -19,7 +19,7 @@ public final class PacketDelayer {
         public var queue: UInt16
         public var model: DelayModel
         /// Packets held at most; beyond it packets pass undelayed (fail-open) and a warning says so.
-        public var limit: Int = 10_000
+        public var limit: Int = Planner.delayerLimit
         public var seed: UInt64?
         /// The process whose end stops the delayer (its parent); nil to not watch one.
         public var parent: Int32?
@@ -27,7 +27,7 @@ public final class PacketDelayer {
         /// fault's chain; nil holds every packet in the kernel instead.
         public var reinject: (interface: String, mark: UInt32)?
 
-        public init(queue: UInt16, model: DelayModel, limit: Int = 10_000, seed: UInt64? = nil, parent: Int32? = nil,
+        public init(queue: UInt16, model: DelayModel, limit: Int = Planner.delayerLimit, seed: UInt64? = nil, parent: Int32? = nil,
                     reinject: (interface: String, mark: UInt32)? = nil) {
             self.queue = queue
             self.model = model
@@ -50,7 +50,6 @@ public final class PacketDelayer {
         /// How late verdicts were after their deadline: median and maximum, in microseconds.
         public var lateMedianMicroseconds = 0
         public var lateMaxMicroseconds = 0
-        public var refusedVerdicts = 0
         /// Packets sent twice (the second time as a copy).
         public var duplicated = 0
         /// Copies sent (of delayed packets made on this host, and duplicates), and copies that could not be sent.
@@ -112,13 +111,13 @@ public final class PacketDelayer {
             pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
             pollfd(fd: parentFD, events: Int16(POLLIN), revents: 0),
         ]
-        var stopReason: String?
-        while stopReason == nil {
+        var stopping = false
+        while !stopping {
             let timeout = held.first.map { max(0, $0.deadline - Self.now()) } ?? -1
             let ready = faultline_poll_nanoseconds(&polls, nfds_t(polls.count), timeout)
             if ready < 0, errno != EINTR { throw FaultlineError(.commandFailed, "poll failed: \(String(cString: strerror(errno)))") }
-            if polls[1].revents != 0 { stopReason = "signal" }
-            if polls[2].revents != 0 { stopReason = "parent ended" }
+            // a signal, or the parent process has ended
+            if polls[1].revents != 0 || polls[2].revents != 0 { stopping = true }
             if polls[0].revents & Int16(POLLIN) != 0 {
                 let now = Self.now()
                 let (_, overrun) = try socket.receive(limit: 512) { packet in
@@ -135,7 +134,6 @@ public final class PacketDelayer {
         // Let everything still held go now.
         while let entry = held.popFirst() { try letGo(entry, socket: socket) }
         try socket.flush()
-        statistics.refusedVerdicts = socket.refusedVerdicts
         finishLateness()
         output("stats: \(statistics.line)")
         return statistics
