@@ -37,21 +37,23 @@ struct DelayerDriver: FaultDriver {
         return record
     }
 
-    /// Waits for the delayer's `ready` line; its error output when it exits first.
+    /// Waits for the delayer's `ready` line; its error output when it exits first. Whatever else it says
+    /// meanwhile (a warning before it bound the queue) is left for `watch` to report.
     func waitUntilReady(_ child: ProcessIdentity) async throws(FaultlineError) {
         let clock = ContinuousClock()
         let deadline = clock.now + startTimeout
+        var said: [String] = []
         while clock.now < deadline {
             let (lines, ended) = output.readAvailable()
+            said += lines.filter { !$0.hasPrefix("ready") }
             if lines.contains(where: { $0.hasPrefix("ready") }) {
-                // What it said besides (a warning before it bound the queue) is for `watch` to report.
-                output.putBack(lines.filter { !$0.hasPrefix("ready") })
+                output.putBack(said)
                 return
             }
             if ended {
                 ChildProcess.reap(child.pid)
-                let said = lines.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 }.joined(separator: "; ")
-                throw FaultlineError(.commandFailed, "the nfqueue delayer did not start: \(said.isEmpty ? "it exited" : said)")
+                let text = said.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 }.joined(separator: "; ")
+                throw FaultlineError(.commandFailed, "the nfqueue delayer did not start: \(text.isEmpty ? "it exited" : text)")
             }
             try? await Task.sleep(for: .milliseconds(5))
         }
