@@ -1,4 +1,5 @@
 import CLibcap
+import Glibc
 import FaultlineCore
 
 /// A Linux capability Faultline may need.
@@ -52,4 +53,30 @@ public struct ProcessCapabilities: Sendable, Hashable {
     }
 
     public func hasEffective(_ capability: Capability) -> Bool { effective.contains(capability.rawValue) }
+}
+
+extension ProcessCapabilities {
+    /// Makes a non-root process's permitted capabilities effective and ambient, so the commands it runs (tc,
+    /// iptables, the guard) have them too; returns the capability numbers raised.
+    ///
+    /// This is how the container image runs as a non-root user: its binary carries file capabilities
+    /// `cap_net_admin,cap_net_raw=ip` (permitted, not effective, so exec never fails where the container's bounding
+    /// set lacks one), and the process raises what it got. Root needs nothing (its children get every capability).
+    /// Capability sets belong to a thread: call this first thing, before any other thread exists.
+    @discardableResult
+    public static func raiseForChildren() -> [Int32] {
+        guard geteuid() != 0, let caps = cap_get_proc() else { return [] }
+        defer { cap_free(UnsafeMutableRawPointer(caps)) }
+        var raised: [cap_value_t] = []
+        for capability in 0..<cap_value_t(cap_max_bits()) {
+            var permitted = CAP_CLEAR
+            guard cap_get_flag(caps, capability, CAP_PERMITTED, &permitted) == 0, permitted == CAP_SET else { continue }
+            var list = [capability]
+            _ = cap_set_flag(caps, CAP_EFFECTIVE, 1, &list, CAP_SET)
+            _ = cap_set_flag(caps, CAP_INHERITABLE, 1, &list, CAP_SET)
+            raised.append(capability)
+        }
+        guard !raised.isEmpty, cap_set_proc(caps) == 0 else { return [] }
+        return raised.filter { cap_set_ambient($0, CAP_SET) == 0 }.map { Int32($0) }
+    }
 }

@@ -1,3 +1,4 @@
 import FaultlineCLI
 
+Faultline.prepareProcess()
 await Faultline.runMain()

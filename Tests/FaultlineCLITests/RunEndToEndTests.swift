@@ -241,4 +241,73 @@ struct RunEndToEndTests {
             #expect(try await setup.chains().isEmpty)
         }
     }
+
+    @Test("a stop of the whole group (SIGTERM to the guard, SIGKILL to the runner, as systemd or a container runtime do) still reverts")
+    func theGuardOutlivesAStopOfItsWholeGroup() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("group-stop", faults: "    - {name: cut, type: drop, to: {ports: [9999], protocol: tcp}}")
+            let (runner, _) = try setup.start(["run", file, "--yes", "--state-dir", setup.state])
+            _ = try await setup.waitForChain()
+            var guardPID: Int32?
+            for _ in 0..<200 where guardPID == nil {
+                guardPID = ProcessTable().all().first { $0.arguments.count > 1 && $0.arguments[1] == "guard" && $0.arguments.contains(setup.state) }?.pid
+                if guardPID == nil { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            let guardian = try #require(guardPID, "no guard process for the run")
+            // The guard ignores SIGTERM from its first instruction; wait until the kernel shows it (bit 15 of SigIgn).
+            func ignoresTerm() -> Bool {
+                let status = (try? String(contentsOfFile: "/proc/\(guardian)/status", encoding: .utf8)) ?? ""
+                let mask = status.split(separator: "\n").first { $0.hasPrefix("SigIgn:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) }
+                return (mask ?? 0) & (1 << (UInt64(SIGTERM) - 1)) != 0
+            }
+            for _ in 0..<200 where !ignoresTerm() { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(ignoresTerm(), "the guard does not ignore SIGTERM")
+            kill(guardian, SIGTERM)
+            kill(runner.pid, SIGKILL)
+            let killed = ContinuousClock.now
+            _ = await ChildProcess.waitForExit(runner.pid)
+            var gone = false
+            while !gone, ContinuousClock.now - killed < .seconds(5) {
+                gone = try await setup.chains().isEmpty
+                if !gone { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(gone, "the guard took SIGTERM and left the rule")
+            let journal = try Journal(directory: setup.state)
+            for _ in 0..<300 where kill(guardian, 0) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(kill(guardian, 0) != 0, "the guard ends by itself once its run is reverted")
+            #expect(try journal.pendingFaults().isEmpty)
+        }
+    }
+
+    @Test("as a non-root user, a binary with file capabilities cap_net_admin,cap_net_raw=ip injects and reverts; without them exit 3",
+          .enabled(if: Privilege.hasTool("setcap") && Privilege.hasTool("setpriv"), "needs setcap (libcap2-bin) and setpriv (util-linux)"))
+    func aNonRootUserWithFileCapabilitiesRunsNetworkFaults() async throws {
+        try await withSetup { setup in
+            // The image's user: uid 65532, a bounding set of NET_ADMIN and NET_RAW (a pod that adds only those).
+            let bin = setup.directory + "/bin"
+            try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: setup.directory)
+            for name in ["capable", "plain"] { try FileManager.default.copyItem(atPath: TestPaths.faultline, toPath: "\(bin)/\(name)") }
+            try await setup.net.must(["setcap", "cap_net_admin,cap_net_raw=ip", bin + "/capable"])
+            let state = setup.directory + "/state-65532"
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            #expect(chown(state, 65532, 65532) == 0)
+            let file = try setup.file("non-root", faults: "    - {name: cut, type: drop, duration: 2s, to: {ports: [9999], protocol: tcp}}")
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
+            let user = ["/usr/bin/setpriv", "--reuid", "65532", "--regid", "65532", "--clear-groups",
+                        "--bounding-set", "-all,+net_admin,+net_raw", "--inh-caps", "-all", "--"]
+
+            let denied = try await setup.run(["run", file, "--yes", "--state-dir", state], prefix: user + [bin + "/plain"])
+            #expect(denied.exit == 3, "\(denied.output)")
+            #expect(denied.output.contains("NET_ADMIN") && denied.output.contains("nothing was applied"), "\(denied.output)")
+
+            let (runner, log) = try setup.start(["run", file, "--yes", "--state-dir", state], prefix: user + [bin + "/capable"])
+            _ = try await setup.waitForChain()
+            let status = try String(contentsOfFile: "/proc/\(runner.pid)/status", encoding: .utf8)
+            print("non-root runner: \(status.split(separator: "\n").filter { $0.hasPrefix("Uid") || $0.hasPrefix("CapAmb") }.joined(separator: ", "))")
+            let exit = await ChildProcess.waitForExit(runner.pid)
+            #expect(exit == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            #expect(try await setup.chains().isEmpty)
+        }
+    }
 }

@@ -61,9 +61,16 @@ struct GuardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "guard", abstract: "Watch a run and revert it if its runner dies.", shouldDisplay: false)
 
     @Option(help: "The run to watch.") var run: String
+
+    /// A stop of the whole service (systemd's control group, a container's process group) must not take the guard
+    /// down with its runner: it ends by itself once its run is reverted.
+    static func ignoreStopSignals() {
+        for stop in [SIGTERM, SIGINT, SIGHUP] { signal(stop, SIG_IGN) }
+    }
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
+        Self.ignoreStopSignals()
         let journal = try Journal(directory: global.stateDirectory)
         let scenario = (try? journal.run(run)?.scenario) ?? "-"
         let ok = await RunGuard(journal: journal, runID: run, context: DriverContext(), log: global.eventLog(run: run, scenario: scenario)).watch()

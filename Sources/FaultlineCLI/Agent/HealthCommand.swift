@@ -1,0 +1,39 @@
+import ArgumentParser
+
+/// `faultline health`: asks an agent's `/healthz`, for container health checks and scripts.
+struct HealthCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "health",
+        abstract: "Check that an agent answers on /healthz (exit 0) or not (exit 1); for container health checks.",
+        discussion: """
+            Needs no token: /healthz is the one route the agent serves without one. Exit 1 (not 3) when the agent \
+            does not answer, as container health checks expect.
+
+            Example:
+              faultline health --url http://127.0.0.1:7465
+            """
+    )
+
+    @Option(help: "The agent's base URL.") var url = "http://127.0.0.1:7465"
+    @Option(help: "Seconds to wait for the answer.") var timeout = 3
+
+    func validate() throws {
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw ValidationError("--url '\(url)' is not an http:// or https:// URL")
+        }
+        guard timeout > 0 else { throw ValidationError("--timeout must be at least 1 second") }
+    }
+
+    func run() async throws {
+        var base = url
+        while base.hasSuffix("/") { base.removeLast() }
+        let client = AgentClient(endpoint: AgentEndpoint(name: base, url: base), token: nil)
+        do {
+            _ = try await client.send(.GET, "/healthz", timeout: .seconds(Int64(timeout)))
+            print("ok \(base)/healthz")
+        } catch {
+            StandardError.write("faultline: \(base)/healthz: \(error.message)\n")
+            throw ExitCode(1)
+        }
+    }
+}
