@@ -38,7 +38,11 @@ public final class ProbeLedger: Sendable {
             let name = probe.name.rawValue
             state.consecutiveFailures[name] = good ? 0 : (state.consecutiveFailures[name] ?? 0) + 1
             if let limit = conditions.consecutiveFailures, let count = state.consecutiveFailures[name], count >= limit {
-                return "probe '\(name)' failed \(count) times in a row (\(outcome.detail))"
+                // A result that passed its check but was too slow says so, not only "status 200".
+                let why = outcome.ok && !good
+                    ? "\(outcome.detail) in \(Int((outcome.latency * 1000).rounded()))ms, slower than the slo's \(steadyState?.slo?.latency.map { "\($0)" } ?? "bound")"
+                    : outcome.detail
+                return "probe '\(name)' failed \(count) times in a row (\(why))"
             }
             if let burn = conditions.burnRate, let objective = steadyState?.slo?.objective {
                 var count = 0, bad = 0

@@ -56,7 +56,7 @@ import Yams
         facts.executable = "/usr/local/bin/faultline"
         let targets = [nil] + scenario.spec.faults.map { $0.target ?? scenario.spec.target }
         for target in targets where facts.namespace(target) == nil {
-            facts.namespaces.append(NamespaceFacts(target: target, interfaces: ["lo", "eth0", "eth1"],
+            facts.namespaces.append(NamespaceFacts(target: target, interfaces: ["lo", "eth0", "eth1", "flt-demo-c"],
                                                    rootQdiscs: ["lo": RootQdisc(kind: "noqueue", handle: "0:"),
                                                                 "eth0": RootQdisc(kind: "fq_codel", handle: "0:"),
                                                                 "eth1": RootQdisc(kind: "pfifo", handle: "8001:", restoreArguments: ["pfifo", "limit", "1000"])]))

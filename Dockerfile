@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1
+# Faultline's image: the agent (`faultline agent`) with only what the faults need.
+#   docker build -t faultline:0.1.0 .
+#   docker run --rm --cap-add NET_ADMIN -e FAULTLINE_TOKEN=... -p 7465:7465 faultline:0.1.0
+# Without a Docker engine, scripts/build-image builds the same runtime image with buildah from a binary built
+# on the host. Deployment examples: deploy/ (Kubernetes sidecar and DaemonSet, systemd).
+
+ARG SWIFT_IMAGE=swift:6.3.1-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+# ---- build: a static-stdlib release binary, its completions and man page ----
+FROM ${SWIFT_IMAGE} AS build
+# Versions come from the pinned base image's Debian release; exact package pins would break with each security update.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libcap-dev libsqlite3-dev python3 \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Dependencies first, so a source change does not fetch them again.
+COPY Package.swift ./
+RUN swift package resolve
+COPY Sources ./Sources
+COPY Tests ./Tests
+COPY scripts/generate-shell-files.py ./scripts/
+RUN swift build -c release --static-swift-stdlib --product faultline \
+ && install -D -m 0755 "$(swift build -c release --show-bin-path)/faultline" /out/bin/faultline \
+ && python3 scripts/generate-shell-files.py /out/bin/faultline /out
+
+# ---- runtime: Debian slim, iproute2 (tc, ip), iptables (nf_tables), libcap2, libsqlite3 ----
+FROM ${RUNTIME_IMAGE} AS runtime
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="faultline" \
+      org.opencontainers.image.description="Chaos and game-day agent for Linux: declarative faults, SLO probes, reliable revert" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="https://github.com/faultline/faultline" \
+      org.opencontainers.image.documentation="https://github.com/faultline/faultline#readme"
+# libcap2-bin only to set the binary's file capabilities below; removed in the same layer.
+COPY --from=build /out/bin/faultline /usr/local/bin/faultline
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      iproute2 iptables libcap2 libsqlite3-0 ca-certificates libcap2-bin \
+ && setcap cap_net_admin,cap_net_raw=ip /usr/local/bin/faultline \
+ && apt-get purge -y --auto-remove libcap2-bin \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 65532 faultline \
+ && useradd --no-create-home --uid 65532 --gid 65532 --home-dir /var/lib/faultline --shell /usr/sbin/nologin faultline \
+ && install -d -o 65532 -g 65532 -m 0700 /var/lib/faultline
+COPY --from=build /out/share/ /usr/local/share/
+ENV FAULTLINE_STATE_DIR=/var/lib/faultline
+# Non-root by default: the binary's file capabilities (permitted, not effective) give it NET_ADMIN and NET_RAW
+# where the container's bounding set has them (--cap-add NET_ADMIN; Kubernetes capabilities.add), and it hands
+# them to the tc and iptables it runs. Host faults (other namespaces, other users' processes) need --user 0.
+USER 65532:65532
+WORKDIR /var/lib/faultline
+EXPOSE 7465
+HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 CMD ["faultline", "health", "--url", "http://127.0.0.1:7465"]
+ENTRYPOINT ["faultline", "agent"]
+# A non-loopback address needs a token: -e FAULTLINE_TOKEN=... or --token-file (mode 0600).
+CMD ["--listen", "0.0.0.0:7465"]
