@@ -274,6 +274,49 @@ struct AgentAPITests {
         }
     }
 
+    @Test("as process 1 of a PID namespace (a container's entrypoint) the agent runs its server as a child: after a SIGKILL of the server the guard reverts, then process 1 exits",
+          .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("unshare"), "needs ip, iptables, nsenter and unshare"))
+    func asProcessOneTheAgentOutlivesItsServer() async throws {
+        let namespace = try await TestNamespace.create()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token,
+                                              wrapper: ["/usr/bin/unshare", "--pid", "--fork", "--kill-child", "--mount-proc"])
+        func chains() async throws -> Int {
+            try await namespace.inside(["iptables", "-S"]).standardOutput.split(separator: "\n").filter { $0.hasPrefix("-N FAULTLINE") }.count
+        }
+        do {
+            let created = try await agent.call(.POST, "/v1/runs", body: agentScenario("pid-one", target: namespace.name,
+                                                                                   faults: "    - {name: cut, type: drop, to: {ports: [9999], protocol: tcp}}"))
+            let id = try #require(created.json["id"] as? String, "\(created.body)")
+            _ = try await agent.waitForRun(id) { (($0["faults"] as? [[String: Any]])?.first?["state"] as? String) == "active" }
+            #expect(try await chains() > 0, "the fault is in place")
+            let table = ProcessTable()
+            let supervisor = try #require(table.all().first { $0.parentPID == agent.child.pid }, "no process 1 under unshare")
+            let server = try #require(table.all().first { $0.parentPID == supervisor.pid && $0.arguments.dropFirst().first == "agent" },
+                                      "process 1 has no agent child")
+            kill(server.pid, SIGKILL)
+            let killed = ContinuousClock.now
+            var reverted: Duration?
+            while reverted == nil, ContinuousClock.now - killed < .seconds(5) {
+                if try await chains() == 0 { reverted = ContinuousClock.now - killed } else { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            let took = try #require(reverted, "the fault outlived the agent's server")
+            print("process 1 kept the guard alive: reverted \(took) after the server's SIGKILL")
+            #expect(took < .seconds(2))
+            let exit = await ChildProcess.waitForExit(agent.child.pid)
+            #expect(exit == 128 + SIGKILL, "process 1 ends with the server's status once the guard is done")
+            let log = (try? String(contentsOfFile: agent.log, encoding: .utf8)) ?? ""
+            #expect(log.contains("reverted by the guard"), "\(log)")
+        } catch {
+            _ = await agent.stop(.kill)
+            await namespace.remove()
+            throw error
+        }
+        await namespace.remove()
+    }
+
     @Test("SIGKILL of the agent during a fault: the guard reverts; the restarted agent reports the run failed, keeps its schedules, reports a missed one")
     func restartAfterCrash() async throws {
         let sleepers = try TestSleepers()

@@ -17,9 +17,10 @@ struct TestAgent {
     let url: String
     let token: String?
 
-    /// Starts an agent and waits until it listens; `listen` with port 0 picks a free port.
+    /// Starts an agent and waits until it listens; `listen` with port 0 picks a free port; `wrapper` (e.g. unshare)
+    /// starts the agent.
     static func start(directory: String, state: String, token: String? = nil, netns: String? = nil,
-                      listen: String = "127.0.0.1:0", extra: [String] = []) async throws -> TestAgent {
+                      listen: String = "127.0.0.1:0", extra: [String] = [], wrapper: [String] = []) async throws -> TestAgent {
         var arguments = ["agent", "--listen", listen, "--state-dir", state] + extra
         if let token {
             let file = "\(directory)/token-\(UInt32.random(in: 0 ... .max))"
@@ -28,7 +29,7 @@ struct TestAgent {
         }
         let log = "\(directory)/agent-\(UInt32.random(in: 0 ... .max)).log"
         let prefix = netns.map { ["/usr/sbin/ip", "netns", "exec", $0] } ?? []
-        let child = try ChildProcess.spawn(prefix + [TestPaths.faultline] + arguments, table: ProcessTable(), output: log)
+        let child = try ChildProcess.spawn(prefix + wrapper + [TestPaths.faultline] + arguments, table: ProcessTable(), output: log)
         for _ in 0..<300 {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if let range = text.range(of: "listening on ") {

@@ -15,7 +15,9 @@ struct AgentCommand: AsyncParsableCommand {
             Runs go through the same engine, journal and guard as 'faultline run'. On SIGTERM or SIGINT
             every active fault is reverted before the agent exits; at start it reverts what a crashed
             agent left. Listening on a non-loopback address needs a token (--token-file, mode 0600, or
-            env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr.
+            env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr. As process 1 of
+            a PID namespace (a container's entrypoint) it runs the agent as its child and outlives it, so the
+            guards revert a crashed agent's faults before the container exits.
 
             Example:
               faultline agent --listen 0.0.0.0:7465 --token-file /etc/faultline/token
@@ -33,6 +35,7 @@ struct AgentCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
+        if AgentSupervisor.shouldSupervise { throw ExitCode(AgentSupervisor.run(arguments: CommandLine.arguments)) }
         let address: (host: String, port: Int)
         let secret: String?
         do {

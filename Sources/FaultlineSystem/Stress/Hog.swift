@@ -87,6 +87,11 @@ public enum ChildProcess {
         try spawn(argv, table: table, newSession: newSession, output: output, pipe: nil)
     }
 
+    /// Starts `argv` with this process's stdin, stdout and stderr.
+    public static func spawn(_ argv: [String], table: ProcessTable, inheritOutput: Bool) throws(FaultlineError) -> ProcessIdentity {
+        try spawn(argv, table: table, newSession: false, output: nil, pipe: nil, inherit: inheritOutput)
+    }
+
     /// Starts `argv` with its stdout and stderr going to a new pipe; returns the child and the pipe's read end
     /// (close-on-exec, blocking; the caller closes it).
     public static func spawnWithPipe(_ argv: [String], table: ProcessTable) throws(FaultlineError) -> (ProcessIdentity, Int32) {
@@ -104,13 +109,15 @@ public enum ChildProcess {
         }
     }
 
-    static func spawn(_ argv: [String], table: ProcessTable, newSession: Bool, output: String?, pipe: Int32?) throws(FaultlineError) -> ProcessIdentity {
+    static func spawn(_ argv: [String], table: ProcessTable, newSession: Bool, output: String?, pipe: Int32?,
+                      inherit: Bool = false) throws(FaultlineError) -> ProcessIdentity {
         guard let program = argv.first else { throw FaultlineError(.internalError, "empty command line") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let pipe {
+        if !inherit { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
+        if inherit {
+        } else if let pipe {
             posix_spawn_file_actions_adddup2(&actions, pipe, 1)
             posix_spawn_file_actions_adddup2(&actions, pipe, 2)
         } else if let output {
