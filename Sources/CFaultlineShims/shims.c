@@ -65,3 +65,7 @@ int faultline_poll_nanoseconds(struct pollfd *fds, nfds_t count, long long timeo
 }
 
 int faultline_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int faultline_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}

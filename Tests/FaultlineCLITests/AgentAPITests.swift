@@ -274,15 +274,17 @@ struct AgentAPITests {
         }
     }
 
-    @Test("as process 1 of a PID namespace (a container's entrypoint) the agent runs its server as a child: after a SIGKILL of the server the guard reverts, then process 1 exits",
-          .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("unshare"), "needs ip, iptables, nsenter and unshare"))
-    func asProcessOneTheAgentOutlivesItsServer() async throws {
+    @Test("as process 1 of a PID namespace (a container's entrypoint), or with --supervise (hostPID), the agent serves from a child: after a SIGKILL of the server the guard reverts, then the agent exits",
+          .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("unshare"), "needs ip, iptables, nsenter and unshare"),
+          arguments: [true, false])
+    func asProcessOneTheAgentOutlivesItsServer(inPIDNamespace: Bool) async throws {
         let namespace = try await TestNamespace.create()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token,
-                                              wrapper: ["/usr/bin/unshare", "--pid", "--fork", "--kill-child", "--mount-proc"])
+                                              extra: inPIDNamespace ? [] : ["--supervise"],
+                                              wrapper: inPIDNamespace ? ["/usr/bin/unshare", "--pid", "--fork", "--kill-child", "--mount-proc"] : [])
         func chains() async throws -> Int {
             try await namespace.inside(["iptables", "-S"]).standardOutput.split(separator: "\n").filter { $0.hasPrefix("-N FAULTLINE") }.count
         }
@@ -293,7 +295,8 @@ struct AgentAPITests {
             _ = try await agent.waitForRun(id) { (($0["faults"] as? [[String: Any]])?.first?["state"] as? String) == "active" }
             #expect(try await chains() > 0, "the fault is in place")
             let table = ProcessTable()
-            let supervisor = try #require(table.all().first { $0.parentPID == agent.child.pid }, "no process 1 under unshare")
+            let supervisor = inPIDNamespace ? try #require(table.all().first { $0.parentPID == agent.child.pid }, "no process 1 under unshare")
+                                            : try #require(table.read(agent.child.pid))
             let server = try #require(table.all().first { $0.parentPID == supervisor.pid && $0.arguments.dropFirst().first == "agent" },
                                       "process 1 has no agent child")
             kill(server.pid, SIGKILL)
@@ -303,10 +306,10 @@ struct AgentAPITests {
                 if try await chains() == 0 { reverted = ContinuousClock.now - killed } else { try await Task.sleep(for: .milliseconds(10)) }
             }
             let took = try #require(reverted, "the fault outlived the agent's server")
-            print("process 1 kept the guard alive: reverted \(took) after the server's SIGKILL")
+            print("\(inPIDNamespace ? "process 1" : "--supervise") kept the guard alive: reverted \(took) after the server's SIGKILL")
             #expect(took < .seconds(2))
             let exit = await ChildProcess.waitForExit(agent.child.pid)
-            #expect(exit == 128 + SIGKILL, "process 1 ends with the server's status once the guard is done")
+            #expect(exit == 128 + SIGKILL, "the supervisor ends with the server's status once the guard is done")
             let log = (try? String(contentsOfFile: agent.log, encoding: .utf8)) ?? ""
             #expect(log.contains("reverted by the guard"), "\(log)")
         } catch {

@@ -22,6 +22,8 @@ int faultline_setns_net(int fd);
 /// An eventfd that becomes readable when SIGTERM, SIGINT or SIGHUP arrives (their handlers write to it,
 /// whichever thread takes the signal); the same fd on every call; -1 with errno on failure.
 int faultline_termination_eventfd(void);
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to this process; 0 or -1 with errno.
+int faultline_set_child_subreaper(void);
 /// prctl(PR_SET_TIMERSLACK): how late the kernel may wake this thread, in nanoseconds.
 int faultline_set_timer_slack(unsigned long nanoseconds);
 /// ppoll(2) with a timeout in nanoseconds (negative: wait for ever).

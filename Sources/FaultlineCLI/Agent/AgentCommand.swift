@@ -16,8 +16,8 @@ struct AgentCommand: AsyncParsableCommand {
             every active fault is reverted before the agent exits; at start it reverts what a crashed
             agent left. Listening on a non-loopback address needs a token (--token-file, mode 0600, or
             env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr. As process 1 of
-            a PID namespace (a container's entrypoint) it runs the agent as its child and outlives it, so the
-            guards revert a crashed agent's faults before the container exits.
+            a PID namespace (a container's entrypoint), or with --supervise, it serves from a child process and
+            outlives it, so the guards revert a crashed server's faults before the container exits.
 
             Example:
               faultline agent --listen 0.0.0.0:7465 --token-file /etc/faultline/token
@@ -29,13 +29,16 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var token: TokenOptions
 
+    @Flag(help: "Serve from a child process and outlive it, so a crashed server's guards finish their reverts before this process exits (on by default as process 1 of a PID namespace; for containers with hostPID).")
+    var supervise = false
+
     @Option(help: ArgumentHelp("How often a quiet event stream gets a keep-alive comment (default 15s).", visibility: .hidden))
     var sseKeepAlive: String?
 
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        if AgentSupervisor.shouldSupervise { throw ExitCode(AgentSupervisor.run(arguments: CommandLine.arguments)) }
+        if AgentSupervisor.shouldSupervise(asked: supervise) { throw ExitCode(AgentSupervisor.run(arguments: CommandLine.arguments)) }
         let address: (host: String, port: Int)
         let secret: String?
         do {
