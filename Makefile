@@ -1,20 +1,22 @@
 # Faultline: one command to set up and test (`make test`), one to see it work (`sudo make demo`).
 SHELL := /bin/bash
-APT_PACKAGES := libcap-dev libcap2-bin iproute2 iptables util-linux mount e2fsprogs procps python3 python3-venv curl gzip iputils-ping \
-                buildah debootstrap zsh fish mandoc groff-base
+# What the build, the demo and the tests need; the tests also check what ships (image, completions, man page).
+APT_PACKAGES := libcap-dev libcap2-bin iproute2 iptables util-linux mount e2fsprogs procps python3 python3-venv curl gzip iputils-ping
+TEST_PACKAGES := buildah debootstrap zsh fish mandoc groff-base
 SWIFT ?= swift
+# The toolchain where it is usually unpacked, also under sudo (whose PATH leaves it out).
+export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build test api-check shipping-check demo install image clean
+.PHONY: deps test-deps build test api-check shipping-check demo install image clean
 PREFIX ?= /usr/local
 
-# Installs the Debian/Ubuntu packages the build and tests need, when any is missing.
+# Installs the Debian/Ubuntu packages the build and the demo need, when any is missing.
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	@scripts/apt-install $(APT_PACKAGES)
+
+# The same for the tests.
+test-deps: deps
+	@scripts/apt-install $(TEST_PACKAGES)
 
 build: deps
 	$(SWIFT) build
@@ -22,7 +24,7 @@ build: deps
 # Every test, then a check that they left nothing behind (namespaces, rules, qdiscs, mounts, processes, files),
 # then the agent's API against docs/openapi.yaml (schemathesis, installed into .build-tools/venv), then what ships
 # besides the binary: Dockerfile (hadolint), completions and man page, systemd unit, the image (buildah smoke test).
-test: deps
+test: test-deps
 	$(SWIFT) test --no-parallel
 	FAULTLINE_LEAK_CHECK=1 $(SWIFT) test --skip-build --filter LeakCheckTests
 	scripts/api-conformance.sh
@@ -33,7 +35,7 @@ api-check: build
 	scripts/api-conformance.sh
 
 # Dockerfile, completions, man page, systemd unit and the image smoke test, alone.
-shipping-check: build
+shipping-check: build test-deps
 	scripts/check-shipping.sh
 
 # A game day in a sandbox (needs root): two namespaces, a web service, scenarios/demo.yaml with the live view,
@@ -50,7 +52,7 @@ install: deps
 	python3 scripts/generate-shell-files.py "$(DESTDIR)$(PREFIX)/bin/faultline" "$(DESTDIR)$(PREFIX)"
 
 # The runtime image without a Docker engine (buildah, needs root); with Docker: docker build -t faultline .
-image: build
+image: build test-deps
 	scripts/build-image
 
 clean:
