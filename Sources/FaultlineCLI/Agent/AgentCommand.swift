@@ -12,11 +12,11 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Run the agent daemon: the HTTP API that runs, schedules, observes and aborts scenarios on this host.",
         discussion: """
-            Runs go through the same engine, journal and guard as 'faultline run'. On SIGTERM or SIGINT
-            every active fault is reverted before the agent exits; at start it reverts what a crashed
-            agent left. Listening on a non-loopback address needs a token (--token-file, mode 0600, or
-            env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr. As process 1 of
-            a PID namespace (a container's entrypoint), or with --supervise, it serves from a child process and
+            Runs go through the same engine, journal and guard as 'faultline run'. On SIGTERM or SIGINT \
+            every active fault is reverted before the agent exits; at start it reverts what a crashed \
+            agent left. Listening on a non-loopback address needs a token (--token-file, mode 0600, or \
+            env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr. As process 1 of \
+            a PID namespace (a container's entrypoint), or with --supervise, it serves from a child process and \
             outlives it, so the guards revert a crashed server's faults before the container exits.
 
             Example:

@@ -8,7 +8,7 @@ struct AbortCommand: AsyncParsableCommand {
         commandName: "abort",
         abstract: "Abort a run, or with --all every run on every agent (the big red button), and wait for the reverts.",
         discussion: """
-            Scheduled one-shot runs are cancelled too; cron schedules stay (see 'faultline unschedule').
+            Scheduled one-shot runs are cancelled too; cron schedules stay (see 'faultline unschedule'). \
             Exits 0 when everything aborted is reverted, 4 when a revert failed, 3 when an agent did not answer.
 
             Examples:

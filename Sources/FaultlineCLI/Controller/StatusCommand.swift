@@ -8,7 +8,7 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show a run (its faults, lease, verdict) or, without ID, the active runs of every agent.",
         discussion: """
-            With --watch it redraws every second; with an ID it stops when the run is over and exits
+            With --watch it redraws every second; with an ID it stops when the run is over and exits \
             with the run's exit code (SPEC §2).
 
             Examples:

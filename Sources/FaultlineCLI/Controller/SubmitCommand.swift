@@ -15,9 +15,9 @@ struct SubmitCommand: AsyncParsableCommand {
         commandName: "submit",
         abstract: "Send a scenario to agents: run it now, at a time, after a delay, or on a cron schedule.",
         discussion: """
-            Talks to every agent at once and prints one table; unreachable agents are named with the reason
-            and the others go on. With --lease the controller renews the lease while the runs go on and waits
-            for their results; if it dies (or loses the network), each agent reverts when the lease runs out.
+            Talks to every agent at once and prints one table; unreachable agents are named with the reason \
+            and the others go on. With --lease the controller renews the lease while the runs go on and waits \
+            for their results; if it dies (or loses the network), each agent reverts when the lease runs out. \
             With --wait (or --lease) the exit code is the worst of the runs' exit codes (SPEC §2).
 
             Examples:

@@ -14,8 +14,8 @@ struct DelayerCommand: ParsableCommand {
         commandName: "delayer",
         abstract: "Delay, drop or duplicate the packets of an NFQUEUE queue (started by latency, packet-loss and duplicate faults).",
         discussion: """
-            Binds the queue in the current network namespace, prints 'ready queue=N', and runs until
-            SIGTERM/SIGINT or until its parent process ends; then every packet still held goes at once,
+            Binds the queue in the current network namespace, prints 'ready queue=N', and runs until \
+            SIGTERM/SIGINT or until its parent process ends; then every packet still held goes at once, \
             and it prints 'stats: ...'. If it is killed, the kernel lets the traffic pass (--queue-bypass).
             """,
         shouldDisplay: false

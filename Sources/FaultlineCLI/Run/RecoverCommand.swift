@@ -11,7 +11,7 @@ struct RecoverCommand: AsyncParsableCommand {
         commandName: "recover",
         abstract: "Revert whatever a crashed run left behind, from the journal.",
         discussion: """
-            Runs whose process is still alive are left alone. Exit code 4 when something could not be
+            Runs whose process is still alive are left alone. Exit code 4 when something could not be \
             reverted; the journal keeps it, and the message says how to clean it by hand.
 
             Example:

@@ -18,10 +18,10 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run a scenario here: check the steady state, inject the faults on their timeline, watch, revert everything, report.",
         discussion: """
-            On a terminal it shows the plan first and asks to go on, unless --yes; without a terminal it
-            never asks. Everything injected is reverted on every way out: the end, maxDuration, an abort
-            condition, Ctrl-C/SIGTERM, and even SIGKILL of this process (a guard process reverts from
-            the journal). Exit codes: 0 ok, 1 deviated or aborted, 2 invalid, 3 preflight failed,
+            On a terminal it shows the plan first and asks to go on, unless --yes; without a terminal it \
+            never asks. Everything injected is reverted on every way out: the end, maxDuration, an abort \
+            condition, Ctrl-C/SIGTERM, and even SIGKILL of this process (a guard process reverts from \
+            the journal). Exit codes: 0 ok, 1 deviated or aborted, 2 invalid, 3 preflight failed, \
             4 a revert failed (run 'faultline recover'), 130 interrupted.
 
             Example:

@@ -9,8 +9,8 @@ struct DoctorCommand: AsyncParsableCommand {
         commandName: "doctor",
         abstract: "Check the capabilities, tools and kernel features that faults need, and name the fix for what is missing.",
         discussion: """
-            Kernel features are tried for real in a throwaway network namespace (that needs root);
-            nothing else on the host is changed. With FILE, checks that scenario's faults and exits 3
+            Kernel features are tried for real in a throwaway network namespace (that needs root); \
+            nothing else on the host is changed. With FILE, checks that scenario's faults and exits 3 \
             when anything they need is missing; without, lists every fault type and exits 0.
 
             Examples:

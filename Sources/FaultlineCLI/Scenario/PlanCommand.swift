@@ -8,8 +8,8 @@ struct PlanCommand: AsyncParsableCommand {
         commandName: "plan",
         abstract: "Show the timeline and the exact commands that inject and revert each fault; runs nothing.",
         discussion: """
-            Reads facts about this host (interfaces, root qdiscs, host names) but changes nothing, and
-            works without root; facts it cannot read are named in the plan. Each run picks a fresh run id;
+            Reads facts about this host (interfaces, root qdiscs, host names) but changes nothing, and \
+            works without root; facts it cannot read are named in the plan. Each run picks a fresh run id; \
             the plan shows one derived from the file.
 
             Example:
