@@ -3,7 +3,8 @@
 #   docker build -t faultline:0.1.0 .
 #   docker run --rm --cap-add NET_ADMIN -e FAULTLINE_TOKEN=... -p 7465:7465 faultline:0.1.0
 # Without a Docker engine, scripts/build-image builds the same runtime image with buildah from a binary built
-# on the host. Deployment examples: deploy/ (Kubernetes sidecar and DaemonSet, systemd).
+# on the host, or (--dockerfile) this file with buildah and a local Swift builder image.
+# Deployment examples: deploy/ (Kubernetes sidecar and DaemonSet, systemd).
 
 ARG SWIFT_IMAGE=swift:6.3.1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
@@ -34,14 +35,13 @@ LABEL org.opencontainers.image.title="faultline" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="https://github.com/faultline/faultline" \
       org.opencontainers.image.documentation="https://github.com/faultline/faultline#readme"
-# libcap2-bin only to set the binary's file capabilities below; removed in the same layer.
+# libcap2-bin (setcap) comes with iproute2, which depends on it; it sets the binary's file capabilities.
 COPY --from=build /out/bin/faultline /usr/local/bin/faultline
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      iproute2 iptables libcap2 libsqlite3-0 ca-certificates libcap2-bin \
+      iproute2 iptables libcap2 libcap2-bin libsqlite3-0 ca-certificates \
  && setcap cap_net_admin,cap_net_raw=ip /usr/local/bin/faultline \
- && apt-get purge -y --auto-remove libcap2-bin \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 faultline \
  && useradd --no-create-home --uid 65532 --gid 65532 --home-dir /var/lib/faultline --shell /usr/sbin/nologin faultline \

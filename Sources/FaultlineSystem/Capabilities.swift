@@ -1,6 +1,6 @@
 import CLibcap
-import Glibc
 import FaultlineCore
+import Glibc
 
 /// A Linux capability Faultline may need.
 public enum Capability: Int32, Sendable, CaseIterable, CustomStringConvertible {

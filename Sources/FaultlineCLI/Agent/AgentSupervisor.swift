@@ -37,7 +37,7 @@ enum AgentSupervisor {
         do {
             agent = try ChildProcess.spawn([executable] + arguments.dropFirst(), table: ProcessTable(), inheritOutput: true)
         } catch {
-            StandardError.write("faultline: cannot start the agent under process 1: \(error)\n")
+            StandardError.write("faultline: cannot start the agent under its supervisor: \(error)\n")
             return 3
         }
         var agentExit: Int32?

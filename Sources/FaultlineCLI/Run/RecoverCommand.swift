@@ -61,13 +61,13 @@ struct GuardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "guard", abstract: "Watch a run and revert it if its runner dies.", shouldDisplay: false)
 
     @Option(help: "The run to watch.") var run: String
+    @OptionGroup var global: GlobalOptions
 
     /// A stop of the whole service (systemd's control group, a container's process group) must not take the guard
     /// down with its runner: it ends by itself once its run is reverted.
     static func ignoreStopSignals() {
         for stop in [SIGTERM, SIGINT, SIGHUP] { signal(stop, SIG_IGN) }
     }
-    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         Self.ignoreStopSignals()

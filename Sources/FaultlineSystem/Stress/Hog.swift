@@ -115,16 +115,17 @@ public enum ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if !inherit { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
-        if inherit {
-        } else if let pipe {
-            posix_spawn_file_actions_adddup2(&actions, pipe, 1)
-            posix_spawn_file_actions_adddup2(&actions, pipe, 2)
-        } else if let output {
-            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        if !inherit {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            if let pipe {
+                posix_spawn_file_actions_adddup2(&actions, pipe, 1)
+                posix_spawn_file_actions_adddup2(&actions, pipe, 2)
+            } else if let output {
+                posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+                posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            }
         }
         // The child starts with no blocked signals and default dispositions, whatever this process set
         // up for its own signal handling; otherwise a SIGTERM on revert could stay pending for ever.
