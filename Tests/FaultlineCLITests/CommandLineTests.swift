@@ -91,6 +91,16 @@ import Testing
         #expect(try await faultline(["frobnicate"]).exitCode == 2)
     }
 
+    @Test func theDeploymentExamplesPlaceholderTokenIsRefused() async throws {
+        let file = try temporaryFile("REPLACE-ME-WITH-A-RANDOM-TOKEN\n", name: "token")
+        defer { remove(file) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
+        let state = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("state").path
+        let result = try await faultline(["agent", "--listen", "127.0.0.1:0", "--token-file", file, "--state-dir", state])
+        #expect(result.exitCode == 2)
+        #expect(result.standardError.contains("placeholder"), "\(result.standardError)")
+    }
+
     @Test func helpShowsAnExample() async throws {
         for command in ["validate", "plan"] {
             let result = try await faultline([command, "--help"])

@@ -11,8 +11,19 @@ struct TokenOptions: ParsableArguments {
     @Option(help: "A file holding the API token (mode 0600; env FAULTLINE_TOKEN holds the token itself).")
     var tokenFile: String?
 
-    /// The token, or nil when none is configured; refuses a file others can read.
+    /// The placeholder the deployment examples carry until someone puts a random token in.
+    static let placeholder = "REPLACE-ME"
+
+    /// The token, or nil when none is configured; refuses a file others can read and the examples' placeholder.
     func token() throws(FaultlineError) -> String? {
+        let token = try configuredToken()
+        if let token, token.hasPrefix(Self.placeholder) {
+            throw FaultlineError(.usage, "the token is the deployment example's placeholder '\(token)': put a random one in its place, e.g. from 'head -c 32 /dev/urandom | base64'")
+        }
+        return token
+    }
+
+    private func configuredToken() throws(FaultlineError) -> String? {
         if let tokenFile {
             var info = stat()
             guard stat(tokenFile, &info) == 0 else {
