@@ -63,7 +63,8 @@ let package = Package(
         ),
         .target(
             name: "FaultlineEngine",
-            dependencies: ["FaultlineCore", "FaultlineSystem", "FaultlineFaults", "FaultlineJournal", "FaultlineProbes"],
+            dependencies: ["FaultlineCore", "FaultlineSystem", "FaultlineFaults", "FaultlineJournal", "FaultlineProbes",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
         .target(

@@ -264,10 +264,11 @@ public final class RunRegistry: Service, Sendable {
                            }, write: write)
         var settings = ExperimentRunner.Settings(runID: run.id, guardCommand: [configuration.executable, "guard", "--run", run.id] + configuration.forwarded)
         settings.onProbeResult = { metrics.probed($0, ok: $1, latency: $2) }
-        let runner = ExperimentRunner(scenario: scenario, plan: plan, settings: settings, journal: journal, context: context,
-                                      probes: ProbeExecutor(target: scenario.spec.target, executable: configuration.executable),
-                                      log: log, stop: run.stop)
-        let report = await runner.run()
+        let journal = journal, context = context, executable = configuration.executable, runSettings = settings
+        let report = await WebhookNotifier.around(scenario.spec.notify ?? [], run: run.id, scenario: scenario.metadata.name.rawValue, log: log) { log in
+            await ExperimentRunner(scenario: scenario, plan: plan, settings: runSettings, journal: journal, context: context,
+                                   probes: ProbeExecutor(target: scenario.spec.target, executable: executable), log: log, stop: run.stop).run()
+        }
         // The same reports as `faultline run --report DIR`, in the run's folder.
         if let data = try? report.json() {
             try? data.write(to: URL(fileURLWithPath: run.directory + "/report.json"), options: .atomic)

@@ -46,6 +46,13 @@ public struct EventLog: Sendable {
 
     static let order: [RunEvent.Level] = [.debug, .info, .warning, .error]
 
+    /// The same log, with `extra` seeing every event too (after the observer it had).
+    public func observed(by extra: @escaping @Sendable (RunEvent, Date) -> Void) -> EventLog {
+        let first = observe
+        return EventLog(format: format, run: run, scenario: scenario, minimum: minimum,
+                        observe: { event, date in first?(event, date); extra(event, date) }, write: write)
+    }
+
     public func log(_ event: RunEvent) {
         let now = Date()
         observe?(event, now)

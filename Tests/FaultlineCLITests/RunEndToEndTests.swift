@@ -306,4 +306,87 @@ struct RunEndToEndTests {
             #expect(try await setup.chains().isEmpty)
         }
     }
+
+    /// A webhook receiver in namespace A on loopback: /ok answers 200, /fail 500, /hang never; each request is one
+    /// line `PATH BODY` in `output`.
+    static let webhookReceiver = """
+        import http.server, sys, time
+        port, output = int(sys.argv[1]), sys.argv[2]
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                with open(output, "a") as f:
+                    f.write(self.path + " " + body.replace("\\n", " ") + "\\n")
+                if self.path == "/hang":
+                    time.sleep(60)
+                    return
+                self.send_response(500 if self.path == "/fail" else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        server.serve_forever()
+        """
+
+    @Test("webhooks get start, abort and end in order; one that answers 500 and one that hangs delay neither the abort nor the revert")
+    func webhooksAreToldInOrderAndNeverHoldUpTheRevert() async throws {
+        try await withSetup { setup in
+            let script = setup.directory + "/webhooks.py", received = setup.directory + "/webhooks.log"
+            try Self.webhookReceiver.write(toFile: script, atomically: true, encoding: .utf8)
+            let port = Int.random(in: 20_000 ... 40_000)
+            let receiver = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", setup.net.a, "python3", script, "\(port)", received],
+                                                  table: ProcessTable(), output: setup.directory + "/webhooks.out")
+            defer {
+                _ = try? ProcessSignaller().send(.kill, to: receiver)
+                _ = ChildProcess.reap(receiver.pid)
+            }
+            let base = "http://127.0.0.1:\(port)"
+            for _ in 0..<100 {
+                let probe = try await SubprocessRunner().run(["ip", "netns", "exec", setup.net.a, "python3", "-c",
+                    "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', \(port))))"]).exitCode
+                if probe == 0 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let notify = """
+                \(Setup.defaultSteadyState)
+                  notify:
+                    - {url: "\(base)/ok"}
+                    - {url: "\(base)/fail", events: [abort]}
+                    - {url: "\(base)/hang"}
+                """
+            let file = try setup.file("told", faults: "    - {name: cut, type: drop, start: 1s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}",
+                                      steadyState: notify)
+            let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"])
+            let exited = Date()
+            #expect(result.exit == 1, "\(result.output)")
+            let report = try report(setup.directory + "/out")
+            let abortedAt = try #require(report["abortedAt"] as? Double)
+            let revertedAt = try #require((report["faults"] as? [[String: Any]])?.first?["revertedAt"] as? Double)
+            print("webhooks: reverted \(revertedAt - abortedAt) s after the abort; the process ended \(exited.timeIntervalSince(ISO8601DateFormatter().date(from: report["endedAt"] as? String ?? "") ?? exited)) s after the run")
+            #expect(revertedAt - abortedAt < 1, "the revert waited for a webhook")
+            #expect(result.output.contains("notify: '\(base)/fail' answered 500 to the abort message"), "\(result.output)")
+            #expect(result.output.contains("\(base)/hang"), "the hanging hook is named: \(result.output)")
+            if let ended = (report["endedAt"] as? String).flatMap({ ISO8601DateFormatter().date(from: $0) }) {
+                #expect(exited.timeIntervalSince(ended) < 7, "the queue drains for at most 5 s after the run")
+            }
+            let lines = try String(contentsOfFile: received, encoding: .utf8).split(separator: "\n")
+            func events(_ path: String) -> [String] {
+                lines.filter { $0.hasPrefix(path + " ") }.compactMap { line in
+                    let object = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(path.count + 1).utf8)) as? [String: Any]
+                    return object?["event"] as? String
+                }
+            }
+            #expect(events("/ok") == ["start", "abort", "end"])
+            #expect(events("/fail") == ["abort"])
+            #expect(events("/hang").first == "start", "the hanging hook got the first message and held the rest")
+            let first = try #require(lines.first { $0.hasPrefix("/ok ") })
+            let message = try JSONSerialization.jsonObject(with: Data(first.dropFirst(4).utf8)) as? [String: Any] ?? [:]
+            #expect(message["scenario"] as? String == "told")
+            #expect(message["run"] as? String == report["runID"] as? String)
+            #expect((message["text"] as? String)?.hasPrefix("faultline · told · run ") == true, "\(message)")
+            #expect(try await setup.chains().isEmpty)
+        }
+    }
 }

@@ -87,12 +87,12 @@ struct RunCommand: AsyncParsableCommand {
 
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop, log: log)
-        let runner = ExperimentRunner(
-            scenario: scenario, plan: plan,
-            settings: ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded),
-            journal: journal, context: context,
-            probes: ProbeExecutor(target: scenario.spec.target, executable: facts.executable), log: log, stop: stop, live: live)
-        let result = await runner.run()
+        let settings = ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded)
+        let result = await WebhookNotifier.around(scenario.spec.notify ?? [], run: runID, scenario: scenario.metadata.name.rawValue, log: log) { log in
+            await ExperimentRunner(scenario: scenario, plan: plan, settings: settings, journal: journal, context: context,
+                                   probes: ProbeExecutor(target: scenario.spec.target, executable: facts.executable), log: log, stop: stop,
+                                   live: live).run()
+        }
         signals.cancel()
         try write(result)
         if result.exitCode != 0 { throw ExitCode(result.exitCode) }
