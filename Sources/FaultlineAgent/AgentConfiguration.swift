@@ -21,6 +21,8 @@ public struct AgentConfiguration: Sendable {
     public var tick: Duration = .milliseconds(100)
     /// How often an open event stream of a quiet run gets a comment line, so proxies do not close it as idle.
     public var keepAlive: Duration = .seconds(15)
+    /// Where each run's fault windows and aborts become annotations; nil: nowhere.
+    public var grafana: GrafanaAnnotator.Settings?
 
     public init(host: String, port: Int, token: String?, stateDirectory: String, executable: String, forwarded: [String]) {
         self.host = host

@@ -265,7 +265,10 @@ public final class RunRegistry: Service, Sendable {
         var settings = ExperimentRunner.Settings(runID: run.id, guardCommand: [configuration.executable, "guard", "--run", run.id] + configuration.forwarded)
         settings.onProbeResult = { metrics.probed($0, ok: $1, latency: $2) }
         let journal = journal, context = context, executable = configuration.executable, runSettings = settings
-        let report = await WebhookNotifier.around(scenario.spec.notify ?? [], run: run.id, scenario: scenario.metadata.name.rawValue, log: log) { log in
+        let name = scenario.metadata.name.rawValue
+        let couriers = [WebhookNotifier.courier(hooks: scenario.spec.notify ?? [], run: run.id, scenario: name, log: log),
+                        GrafanaAnnotator.courier(configuration.grafana, run: run.id, scenario: name, log: log)].compactMap { $0 }
+        let report = await EventCourier.around(couriers, log: log) { log in
             await ExperimentRunner(scenario: scenario, plan: plan, settings: runSettings, journal: journal, context: context,
                                    probes: ProbeExecutor(target: scenario.spec.target, executable: executable), log: log, stop: run.stop).run()
         }

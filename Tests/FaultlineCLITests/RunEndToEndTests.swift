@@ -389,4 +389,93 @@ struct RunEndToEndTests {
             #expect(try await setup.chains().isEmpty)
         }
     }
+
+    /// A Grafana annotations API in namespace A on loopback: POST /api/annotations answers a new id, PATCH
+    /// /api/annotations/ID answers ok, anything under /down never answers; each request is one JSON line in `output`.
+    static let grafanaFake = """
+        import http.server, json, sys, time, itertools
+        port, output = int(sys.argv[1]), sys.argv[2]
+        ids = itertools.count(1)
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                with open(output, "a") as f:
+                    f.write(json.dumps({"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"),
+                                        "body": json.loads(body or "{}")}) + "\\n")
+                if self.path.startswith("/down"):
+                    time.sleep(60)
+                    return
+                reply = json.dumps({"id": next(ids), "message": "Annotation added"} if self.command == "POST" else {"message": "Annotation patched"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+            do_POST = answer
+            do_PATCH = answer
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        server.serve_forever()
+        """
+
+    @Test("each fault window and the abort become Grafana annotations with the right times and tags; Grafana down delays no revert")
+    func grafanaGetsTheFaultWindowAndTheAbortAndNeverHoldsUpTheRevert() async throws {
+        try await withSetup { setup in
+            let script = setup.directory + "/grafana.py", received = setup.directory + "/grafana.log"
+            try Self.grafanaFake.write(toFile: script, atomically: true, encoding: .utf8)
+            let port = Int.random(in: 20_000 ... 40_000)
+            let fake = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", setup.net.a, "python3", script, "\(port)", received],
+                                              table: ProcessTable(), output: setup.directory + "/grafana.out")
+            defer {
+                _ = try? ProcessSignaller().send(.kill, to: fake)
+                _ = ChildProcess.reap(fake.pid)
+            }
+            for _ in 0..<100 {
+                let probe = try await SubprocessRunner().run(["ip", "netns", "exec", setup.net.a, "python3", "-c",
+                    "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', \(port))))"]).exitCode
+                if probe == 0 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let token = setup.directory + "/grafana-token"
+            _ = FileManager.default.createFile(atPath: token, contents: Data("glsa_test\n".utf8), attributes: [.posixPermissions: 0o600])
+            let file = try setup.file("shown", faults: "    - {name: cut, type: drop, start: 1s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}")
+
+            // Grafana up: the fault's annotation, the abort, then the fault's end.
+            let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out",
+                                              "--grafana-url", "http://127.0.0.1:\(port)/", "--grafana-token-file", token])
+            #expect(result.exit == 1, "\(result.output)")
+            let report = try report(setup.directory + "/out")
+            let fault = try #require((report["faults"] as? [[String: Any]])?.first)
+            let injectedAt = try #require(fault["injectedAt"] as? Double), revertedAt = try #require(fault["revertedAt"] as? Double)
+            let abortedAt = try #require(report["abortedAt"] as? Double)
+            let requests = try String(contentsOfFile: received, encoding: .utf8).split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(requests.map { "\($0["method"] ?? "") \($0["path"] ?? "")" } == ["POST /api/annotations", "POST /api/annotations", "PATCH /api/annotations/1"])
+            #expect(requests.allSatisfy { $0["auth"] as? String == "Bearer glsa_test" })
+            let bodies = requests.map { $0["body"] as? [String: Any] ?? [:] }
+            guard bodies.count == 3 else { return }
+            #expect(bodies[0]["tags"] as? [String] == ["faultline", "shown", "cut"])
+            #expect(bodies[1]["tags"] as? [String] == ["faultline", "shown", "abort"])
+            let start = try #require(bodies[0]["time"] as? Double), abort = try #require(bodies[1]["time"] as? Double)
+            let end = try #require(bodies[2]["timeEnd"] as? Double)
+            print("grafana: window \(end - start) ms (report: \((revertedAt - injectedAt) * 1000)), abort at +\(abort - start) ms (report: \((abortedAt - injectedAt) * 1000))")
+            #expect(abs((end - start) - (revertedAt - injectedAt) * 1000) < 250)
+            #expect(abs((abort - start) - (abortedAt - injectedAt) * 1000) < 250)
+            #expect((bodies[2]["text"] as? String)?.hasSuffix("reverted") == true)
+
+            // Grafana down (never answers): the abort and the revert keep their pace; the run says so.
+            let down = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/down",
+                                            "--grafana-url", "http://127.0.0.1:\(port)/down"])
+            #expect(down.exit == 1, "\(down.output)")
+            let downReport = try self.report(setup.directory + "/down")
+            let downReverted = try #require((downReport["faults"] as? [[String: Any]])?.first?["revertedAt"] as? Double)
+            let downAborted = try #require(downReport["abortedAt"] as? Double)
+            print("grafana down: reverted \(downReverted - downAborted) s after the abort")
+            #expect(downReverted - downAborted < 1, "the revert waited for Grafana")
+            #expect(down.output.contains("grafana: "), "\(down.output)")
+            #expect(try await setup.chains().isEmpty)
+        }
+    }
 }

@@ -82,4 +82,30 @@ import Yams
         #expect(settings["KillMode"] == nil || settings["KillMode"] == "control-group")
         #expect(settings["TimeoutStopSec"] != nil)
     }
+
+    /// SPEC §4: the metric names the agent serves.
+    static let metrics: Set<String> = ["faultline_faults_active", "faultline_fault_injections_total", "faultline_reverts_total",
+                                       "faultline_revert_duration_seconds", "faultline_probe_results_total",
+                                       "faultline_probe_latency_seconds", "faultline_runs_total", "faultline_aborts_total"]
+
+    @Test func theGrafanaDashboardQueriesOnlyFaultlinesMetricsAndShowsItsAnnotations() throws {
+        let data = try Data(contentsOf: Self.deploy.appendingPathComponent("grafana/faultline-dashboard.json"))
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let panels = dashboard["panels"] as? [[String: Any]] ?? []
+        #expect(panels.count >= 8)
+        let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(expressions.count >= panels.count)
+        var used: Set<String> = []
+        let metricName = try Regex("faultline_[a-z_]+")
+        for expression in expressions {
+            for name in expression.matches(of: metricName).map({ String(expression[$0.range]) }) {
+                let metric = name.hasSuffix("_bucket") ? String(name.dropLast(7)) : name
+                #expect(Self.metrics.contains(metric), "unknown metric '\(name)' in \(expression)")
+                used.insert(metric)
+            }
+        }
+        #expect(used == Self.metrics, "every metric has a panel; missing: \(Self.metrics.subtracting(used))")
+        let annotations = (dashboard["annotations"] as? [String: Any])?["list"] as? [[String: Any]] ?? []
+        #expect(annotations.contains { (($0["target"] as? [String: Any])?["tags"] as? [String]) == ["faultline"] })
+    }
 }

@@ -35,6 +35,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How often a quiet event stream gets a keep-alive comment (default 15s).", visibility: .hidden))
     var sseKeepAlive: String?
 
+    @OptionGroup var annotations: AnnotationOptions
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -57,6 +58,10 @@ struct AgentCommand: AsyncParsableCommand {
                                                executable: executable, forwarded: global.forwarded)
         configuration.logFormat = global.logFormat == .json ? .json : .text
         configuration.logLevel = RunEvent.Level(rawValue: global.logLevel.rawValue) ?? .info
+        do { configuration.grafana = try annotations.grafana() } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.invalid
+        }
         if let sseKeepAlive {
             guard let span = try? TimeSpan(parsing: sseKeepAlive), span.microseconds >= 100_000 else {
                 StandardError.write("faultline: --sse-keep-alive '\(sseKeepAlive)' is not a duration of at least 100ms\n")

@@ -24,6 +24,11 @@ struct TokenOptions: ParsableArguments {
     }
 
     private func configuredToken() throws(FaultlineError) -> String? {
+        try Self.secret(file: tokenFile, environment: "FAULTLINE_TOKEN")
+    }
+
+    /// A secret from `file` (refused when group or others may read it) or else from the environment variable.
+    static func secret(file tokenFile: String?, environment: String) throws(FaultlineError) -> String? {
         if let tokenFile {
             var info = stat()
             guard stat(tokenFile, &info) == 0 else {
@@ -39,7 +44,7 @@ struct TokenOptions: ParsableArguments {
             }
             return text
         }
-        if let text = ProcessInfo.processInfo.environment["FAULTLINE_TOKEN"]?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty {
+        if let text = ProcessInfo.processInfo.environment[environment]?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty {
             return text
         }
         return nil

@@ -44,10 +44,16 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Do not ask before running, even on a terminal.")
     var yes = false
 
+    @OptionGroup var annotations: AnnotationOptions
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let scenario = try ScenarioFile.loadOrExit(file)
+        let grafana: GrafanaAnnotator.Settings?
+        do { grafana = try annotations.grafana() } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.invalid
+        }
         let runID = RunID.random()
         // On a terminal (and with text logs) a live view redraws below the log lines; else one line per event.
         let live: LiveView? = isatty(2) == 1 && global.logFormat == .text ? LiveView { StandardError.write($0) } : nil
@@ -88,7 +94,10 @@ struct RunCommand: AsyncParsableCommand {
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop, log: log)
         let settings = ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded)
-        let result = await WebhookNotifier.around(scenario.spec.notify ?? [], run: runID, scenario: scenario.metadata.name.rawValue, log: log) { log in
+        let name = scenario.metadata.name.rawValue
+        let couriers = [WebhookNotifier.courier(hooks: scenario.spec.notify ?? [], run: runID, scenario: name, log: log),
+                        GrafanaAnnotator.courier(grafana, run: runID, scenario: name, log: log)].compactMap { $0 }
+        let result = await EventCourier.around(couriers, log: log) { log in
             await ExperimentRunner(scenario: scenario, plan: plan, settings: settings, journal: journal, context: context,
                                    probes: ProbeExecutor(target: scenario.spec.target, executable: facts.executable), log: log, stop: stop,
                                    live: live).run()
