@@ -62,6 +62,37 @@ struct RunEndToEndTests {
                 .split(separator: "\n").filter { $0.hasPrefix("-N FAULTLINE") }.map { String($0.dropFirst(3)) }
         }
 
+        /// Starts a Python HTTP server in namespace A on loopback — `source` defines `Handler` and reads `port` and
+        /// `output` from its arguments — and waits until it listens; returns it and its port.
+        func startServer(_ name: String, _ source: String, output: String) async throws -> (ProcessIdentity, Int) {
+            let script = "\(directory)/\(name).py"
+            let serve = """
+
+                Handler.log_message = lambda *args: None
+                server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+                server.daemon_threads = True
+                server.serve_forever()
+
+                """
+            try (source + serve).write(toFile: script, atomically: true, encoding: .utf8)
+            let port = Int.random(in: 20_000 ... 40_000)
+            let server = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", net.a, "python3", script, "\(port)", output],
+                                                table: ProcessTable(), output: "\(directory)/\(name).out")
+            for _ in 0..<100 {
+                let connect = try await SubprocessRunner().run(["ip", "netns", "exec", net.a, "python3", "-c",
+                    "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', \(port))))"])
+                if connect.exitCode == 0 { return (server, port) }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            stop(server)
+            throw TestFailure("the \(name) server did not listen on 127.0.0.1:\(port) in \(net.a)")
+        }
+
+        func stop(_ server: ProcessIdentity) {
+            _ = try? ProcessSignaller().send(.kill, to: server)
+            _ = ChildProcess.reap(server.pid)
+        }
+
         /// Kills the runner with SIGKILL and waits up to 5 s for its chains to go; returns how long that took, or nil.
         func killRunnerAndWaitForTheRevert(_ runner: ProcessIdentity) async throws -> Duration? {
             kill(runner.pid, SIGKILL)
@@ -323,32 +354,15 @@ struct RunEndToEndTests {
                 self.send_response(500 if self.path == "/fail" else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-            def log_message(self, *args):
-                pass
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
-        server.serve_forever()
         """
 
     @Test("webhooks get start, abort and end in order; one that answers 500 and one that hangs delay neither the abort nor the revert")
     func webhooksAreToldInOrderAndNeverHoldUpTheRevert() async throws {
         try await withSetup { setup in
-            let script = setup.directory + "/webhooks.py", received = setup.directory + "/webhooks.log"
-            try Self.webhookReceiver.write(toFile: script, atomically: true, encoding: .utf8)
-            let port = Int.random(in: 20_000 ... 40_000)
-            let receiver = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", setup.net.a, "python3", script, "\(port)", received],
-                                                  table: ProcessTable(), output: setup.directory + "/webhooks.out")
-            defer {
-                _ = try? ProcessSignaller().send(.kill, to: receiver)
-                _ = ChildProcess.reap(receiver.pid)
-            }
+            let received = setup.directory + "/webhooks.log"
+            let (receiver, port) = try await setup.startServer("webhooks", Self.webhookReceiver, output: received)
+            defer { setup.stop(receiver) }
             let base = "http://127.0.0.1:\(port)"
-            for _ in 0..<100 {
-                let probe = try await SubprocessRunner().run(["ip", "netns", "exec", setup.net.a, "python3", "-c",
-                    "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', \(port))))"]).exitCode
-                if probe == 0 { break }
-                try await Task.sleep(for: .milliseconds(50))
-            }
             let notify = """
                 \(Setup.defaultSteadyState)
                   notify:
@@ -413,31 +427,14 @@ struct RunEndToEndTests {
                 self.wfile.write(reply)
             do_POST = answer
             do_PATCH = answer
-            def log_message(self, *args):
-                pass
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
-        server.serve_forever()
         """
 
     @Test("each fault window and the abort become Grafana annotations with the right times and tags; Grafana down delays no revert")
     func grafanaGetsTheFaultWindowAndTheAbortAndNeverHoldsUpTheRevert() async throws {
         try await withSetup { setup in
-            let script = setup.directory + "/grafana.py", received = setup.directory + "/grafana.log"
-            try Self.grafanaFake.write(toFile: script, atomically: true, encoding: .utf8)
-            let port = Int.random(in: 20_000 ... 40_000)
-            let fake = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", setup.net.a, "python3", script, "\(port)", received],
-                                              table: ProcessTable(), output: setup.directory + "/grafana.out")
-            defer {
-                _ = try? ProcessSignaller().send(.kill, to: fake)
-                _ = ChildProcess.reap(fake.pid)
-            }
-            for _ in 0..<100 {
-                let probe = try await SubprocessRunner().run(["ip", "netns", "exec", setup.net.a, "python3", "-c",
-                    "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', \(port))))"]).exitCode
-                if probe == 0 { break }
-                try await Task.sleep(for: .milliseconds(50))
-            }
+            let received = setup.directory + "/grafana.log"
+            let (fake, port) = try await setup.startServer("grafana", Self.grafanaFake, output: received)
+            defer { setup.stop(fake) }
             let token = setup.directory + "/grafana-token"
             _ = FileManager.default.createFile(atPath: token, contents: Data("glsa_test\n".utf8), attributes: [.posixPermissions: 0o600])
             let file = try setup.file("shown", faults: "    - {name: cut, type: drop, start: 1s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}")
