@@ -66,6 +66,14 @@ public struct ExperimentRunner: Sendable {
         subscript(fault: String) -> Entry { entries.withLock { $0[fault] ?? Entry() } }
     }
 
+    /// Whether the run's abort has been logged: once, by the probe whose results fired it or else when it fires.
+    final class AbortLog: Sendable {
+        private let logged = Mutex(false)
+
+        /// True the first time only.
+        func claim() -> Bool { logged.withLock { was in defer { was = true }; return !was } }
+    }
+
     public func run() async -> RunReport {
         let startedAt = Date()
         let ledger = ProbeLedger(steadyState: scenario.spec.steadyState)
@@ -126,8 +134,14 @@ public struct ExperimentRunner: Sendable {
                     if remaining.tick() { stop.fire(.methodComplete) }
                 }
             }
+            let aborts = AbortLog()
             for probe in scenario.spec.steadyState?.probes ?? [] {
-                group.addTask { await probeLoop(probe, ledger: ledger, offset: offset) }
+                group.addTask { await probeLoop(probe, ledger: ledger, offset: offset, aborts: aborts) }
+            }
+            // An abort from outside the probes (the controller, an expired lease) is an event too (webhooks, Grafana).
+            group.addTask {
+                await stop.wait()
+                if case .abort(let why) = stop.reason, aborts.claim() { log.log(RunEvent(.error, "abort", "abort: \(why)")) }
             }
             group.addTask {
                 if await !stop.sleep(until: methodStart + .microseconds(scenario.spec.maxDuration.microseconds)) {
@@ -218,7 +232,7 @@ public struct ExperimentRunner: Sendable {
     }
 
     /// Checks a probe every interval (or at its load rate) until the method ends.
-    func probeLoop(_ probe: Probe, ledger: ProbeLedger, offset: @escaping @Sendable () -> Double) async {
+    func probeLoop(_ probe: Probe, ledger: ProbeLedger, offset: @escaping @Sendable () -> Double, aborts: AbortLog) async {
         let clock = ContinuousClock()
         let begin = clock.now
         var next = begin
@@ -234,7 +248,7 @@ public struct ExperimentRunner: Sendable {
                     let outcome = await probes.check(probe)
                     settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
                     if let abort = ledger.record(probe, outcome, phase: .method, at: at) {
-                        log.log(RunEvent(.error, "abort", "abort: \(abort)", probe: probe.name.rawValue))
+                        if aborts.claim() { log.log(RunEvent(.error, "abort", "abort: \(abort)", probe: probe.name.rawValue)) }
                         stop.fire(.abort(abort))
                     }
                     return outcome.ok

@@ -125,6 +125,8 @@ struct AgentAPITests {
             let stream = try await events.value
             #expect(stream.contains("event: inject\n"))
             #expect(stream.contains("event: revert\n"))
+            // The controller's abort is a run event too (what webhooks and Grafana hear).
+            #expect(stream.contains("event: abort\ndata: ") && stream.contains("abort: aborted by the controller"), "\(stream)")
             #expect(stream.hasSuffix("\n\n") && stream.contains("event: end\n"), "\(stream)")
             #expect(stream.contains("id: 1\n"))
 
@@ -353,7 +355,8 @@ struct AgentAPITests {
             let reverted = try #require(resumed, "the guard resumed the process after the agent's SIGKILL")
             print("guard revert after the agent's SIGKILL: \(reverted)")
             #expect(reverted < .seconds(1))
-            try await Task.sleep(for: .seconds(2.5))  // the one-shot run falls due while the agent is down
+            // The one-shot run falls due while the agent is down, and more than the 1 s a late start may take.
+            try await Task.sleep(for: .seconds(3.5))
 
             agent = try await TestAgent.start(directory: directory, state: state, token: Self.token)
             let status = try await agent.call(.GET, "/v1/runs/\(id)").json
