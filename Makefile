@@ -41,6 +41,7 @@ shipping-check: build test-deps
 # A game day in a sandbox (needs root): two namespaces, a web service, scenarios/demo.yaml with the live view,
 # the abort and the revert, reports in out/demo/; removes the sandbox afterwards.
 demo:
+	@# Without root, scripts/demo says what it needs and fails before anything is built.
 	@if [ "$$(id -u)" -ne 0 ]; then scripts/demo; fi
 	@$(MAKE) --no-print-directory build
 	scripts/demo .build/debug/faultline

@@ -5,7 +5,8 @@
 # runtime image built with buildah and smoke-tested (scripts/build-image --smoke). A check whose tool is missing
 # is skipped with its reason printed; CI installs them all.
 #
-# Usage: scripts/check-shipping.sh      Env: FAULTLINE (default .build/debug/faultline)
+# Usage: scripts/check-shipping.sh      Env: FAULTLINE (default .build/debug/faultline); SKIP_IMAGE=1 skips the image
+#        (and says so), for a quick local run; CI never sets it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

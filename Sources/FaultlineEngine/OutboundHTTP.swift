@@ -3,13 +3,8 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// One JSON request to an outside service, bounded in time; the answer's status (and body, for those who need it).
+/// One JSON request to an outside service, bounded in time; the answer's status and body.
 enum OutboundHTTP {
-    @discardableResult
-    static func send(_ method: HTTPMethod, _ url: String, json: Data, headers: [(String, String)] = [], timeout: Duration) async throws -> Int {
-        try await exchange(method, url, json: json, headers: headers, timeout: timeout).status
-    }
-
     static func exchange(_ method: HTTPMethod, _ url: String, json: Data, headers: [(String, String)] = [],
                          timeout: Duration) async throws -> (status: Int, body: Data) {
         var request = HTTPClientRequest(url: url)

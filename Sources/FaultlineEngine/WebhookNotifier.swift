@@ -5,7 +5,7 @@ import Foundation
 /// with a Slack-compatible `text` field, carried by an `EventCourier` so a hook never holds up the run.
 public enum WebhookNotifier {
     /// One message, as a hook receives it.
-    struct Message: Sendable, Codable, Equatable {
+    struct Message: Sendable, Encodable {
         var text: String
         var event: String
         var run: String
@@ -51,7 +51,7 @@ public enum WebhookNotifier {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let body = try? encoder.encode(message) else { return }
         do {
-            let status = try await OutboundHTTP.send(.POST, hook.url, json: body, timeout: timeout)
+            let status = try await OutboundHTTP.exchange(.POST, hook.url, json: body, timeout: timeout).status
             if !(200..<300).contains(status) {
                 log.log(RunEvent(.warning, "notify", "notify: '\(hook.url)' answered \(status) to the \(message.event) message"))
             }

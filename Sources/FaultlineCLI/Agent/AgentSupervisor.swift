@@ -35,7 +35,7 @@ enum AgentSupervisor {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]
         let agent: ProcessIdentity
         do {
-            agent = try ChildProcess.spawn([executable] + arguments.dropFirst(), table: ProcessTable(), inheritOutput: true)
+            agent = try ChildProcess.spawnInheritingOutput([executable] + arguments.dropFirst(), table: ProcessTable())
         } catch {
             StandardError.write("faultline: cannot start the agent under its supervisor: \(error)\n")
             return 3

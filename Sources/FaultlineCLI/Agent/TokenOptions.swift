@@ -16,15 +16,11 @@ struct TokenOptions: ParsableArguments {
 
     /// The token, or nil when none is configured; refuses a file others can read and the examples' placeholder.
     func token() throws(FaultlineError) -> String? {
-        let token = try configuredToken()
+        let token = try Self.secret(file: tokenFile, environment: "FAULTLINE_TOKEN")
         if let token, token.hasPrefix(Self.placeholder) {
             throw FaultlineError(.usage, "the token is the deployment example's placeholder '\(token)': put a random one in its place, e.g. from 'head -c 32 /dev/urandom | base64'")
         }
         return token
-    }
-
-    private func configuredToken() throws(FaultlineError) -> String? {
-        try Self.secret(file: tokenFile, environment: "FAULTLINE_TOKEN")
     }
 
     /// A secret from `file` (refused when group or others may read it) or else from the environment variable.

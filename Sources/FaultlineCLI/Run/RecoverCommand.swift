@@ -69,8 +69,8 @@ struct GuardCommand: AsyncParsableCommand {
         for stop in [SIGTERM, SIGINT, SIGHUP] { signal(stop, SIG_IGN) }
     }
 
+    // Stop signals are ignored before this runs, from the process's first instruction (Faultline.prepareProcess).
     func run() async throws {
-        Self.ignoreStopSignals()
         let journal = try Journal(directory: global.stateDirectory)
         let scenario = (try? journal.run(run)?.scenario) ?? "-"
         let ok = await RunGuard(journal: journal, runID: run, context: DriverContext(), log: global.eventLog(run: run, scenario: scenario)).watch()

@@ -88,8 +88,8 @@ public enum ChildProcess {
     }
 
     /// Starts `argv` with this process's stdin, stdout and stderr.
-    public static func spawn(_ argv: [String], table: ProcessTable, inheritOutput: Bool) throws(FaultlineError) -> ProcessIdentity {
-        try spawn(argv, table: table, newSession: false, output: nil, pipe: nil, inherit: inheritOutput)
+    public static func spawnInheritingOutput(_ argv: [String], table: ProcessTable) throws(FaultlineError) -> ProcessIdentity {
+        try spawn(argv, table: table, newSession: false, output: nil, pipe: nil, inherit: true)
     }
 
     /// Starts `argv` with its stdout and stderr going to a new pipe; returns the child and the pipe's read end
