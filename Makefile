@@ -25,6 +25,8 @@ build: deps
 # then the agent's API against docs/openapi.yaml (schemathesis, installed into .build-tools/venv), then what ships
 # besides the binary: Dockerfile (hadolint), completions and man page, systemd unit, the image (buildah smoke test).
 test: test-deps
+	@# The OTLP receivers of the trace tests need opentelemetry-proto and grpcio (pinned, in .build-tools/venv).
+	scripts/test-python >/dev/null
 	$(SWIFT) test --no-parallel
 	FAULTLINE_LEAK_CHECK=1 $(SWIFT) test --skip-build --filter LeakCheckTests
 	scripts/api-conformance.sh

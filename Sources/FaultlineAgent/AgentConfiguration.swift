@@ -1,6 +1,7 @@
 import FaultlineCore
 import FaultlineEngine
 import Foundation
+import Tracing
 
 /// How an agent is set up: where it listens, its token, its state, and how it starts helpers.
 public struct AgentConfiguration: Sendable {
@@ -23,6 +24,10 @@ public struct AgentConfiguration: Sendable {
     public var keepAlive: Duration = .seconds(15)
     /// Where each run's fault windows and aborts become annotations; nil: nowhere.
     public var grafana: GrafanaAnnotator.Settings?
+    /// Webhooks that get every run's messages, besides its scenario's `notify` (`--notify`).
+    public var notify: [String] = []
+    /// Where runs' spans go; nil: no traces.
+    public var tracer: (any Tracer)?
 
     public init(host: String, port: Int, token: String?, stateDirectory: String, executable: String, forwarded: [String]) {
         self.host = host

@@ -264,9 +264,12 @@ public final class RunRegistry: Service, Sendable {
                            }, write: write)
         var settings = ExperimentRunner.Settings(runID: run.id, guardCommand: [configuration.executable, "guard", "--run", run.id] + configuration.forwarded)
         settings.onProbeResult = { metrics.probed($0, ok: $1, latency: $2) }
+        settings.tracer = configuration.tracer
         let journal = journal, context = context, executable = configuration.executable, runSettings = settings
         let name = scenario.metadata.name.rawValue
-        let couriers = [WebhookNotifier.courier(hooks: scenario.spec.notify ?? [], run: run.id, scenario: name, log: log),
+        let own = scenario.spec.notify ?? []
+        let hooks = own + configuration.notify.filter { url in !own.contains { $0.url == url } }.map { NotifyHook(url: $0) }
+        let couriers = [WebhookNotifier.courier(hooks: hooks, run: run.id, scenario: name, log: log),
                         GrafanaAnnotator.courier(configuration.grafana, run: run.id, scenario: name, log: log)].compactMap { $0 }
         let report = await EventCourier.around(couriers, log: log) { log in
             await ExperimentRunner(scenario: scenario, plan: plan, settings: runSettings, journal: journal, context: context,

@@ -5,6 +5,7 @@ import FaultlineProbes
 import FaultlineSystem
 import Foundation
 import Synchronization
+import Tracing
 
 /// Runs one scenario: steady state before, the method (faults on their timeline, probes throughout,
 /// abort conditions), steady state after, and the revert of everything still active on every path.
@@ -18,6 +19,8 @@ public struct ExperimentRunner: Sendable {
         public var grace: TimeSpan = .seconds(30)
         /// Sees every probe result of the method: probe name, ok, latency in seconds (the agent's metrics).
         public var onProbeResult: (@Sendable (String, Bool, Double) -> Void)?
+        /// Where the run's spans go (a span per run, per fault, per probe request); nil: no traces.
+        public var tracer: (any Tracer)?
 
         public init(runID: String, guardCommand: [String]?) {
             self.runID = runID
@@ -75,6 +78,20 @@ public struct ExperimentRunner: Sendable {
     }
 
     public func run() async -> RunReport {
+        let span = RunSpan.root(settings.tracer, "run \(scenario.metadata.name)")
+        span.set("faultline.scenario", scenario.metadata.name.rawValue)
+        span.set("faultline.run.id", settings.runID)
+        span.set("faultline.target", scenario.spec.target.map { "\($0)" })
+        let report = await run(span)
+        span.set("faultline.run.state", report.state)
+        span.set("faultline.run.exit_code", Int(report.exitCode))
+        span.set("faultline.run.abort_reason", report.abortReason)
+        if report.exitCode != 0 { span.fail(report.abortReason ?? report.state) }
+        span.end()
+        return report
+    }
+
+    func run(_ span: RunSpan) async -> RunReport {
         let startedAt = Date()
         let ledger = ProbeLedger(steadyState: scenario.spec.steadyState)
         let progress = FaultProgress()
@@ -98,7 +115,7 @@ public struct ExperimentRunner: Sendable {
 
         // 1. Steady state before: every probe must pass once, or nothing is injected.
         log.log(RunEvent(.info, "start", "run \(settings.runID) of \(scenario.metadata.name): checking the steady state before the method"))
-        let before = await checkAll(ledger, phase: .before, at: 0)
+        let before = await checkAll(ledger, phase: .before, at: 0, span: span)
         if stop.reason == .interrupted {
             log.log(RunEvent(.warning, "interrupted", "interrupted before the method: nothing was injected"))
             return report(state: .aborted, exit: 130, before: before, after: nil, abortReason: "interrupted")
@@ -130,18 +147,21 @@ public struct ExperimentRunner: Sendable {
             let remaining = Countdown(plan.faults.count)
             for (fault, planned) in zip(scenario.spec.faults, plan.faults) {
                 group.addTask {
-                    await runFault(fault, planned, start: methodStart, progress: progress, offset: offset)
+                    await runFault(fault, planned, start: methodStart, progress: progress, offset: offset, span: span)
                     if remaining.tick() { stop.fire(.methodComplete) }
                 }
             }
             let aborts = AbortLog()
             for probe in scenario.spec.steadyState?.probes ?? [] {
-                group.addTask { await probeLoop(probe, ledger: ledger, offset: offset, aborts: aborts) }
+                group.addTask { await probeLoop(probe, ledger: ledger, offset: offset, aborts: aborts, span: span) }
             }
             // An abort from outside the probes (the controller, an expired lease) is an event too (webhooks, Grafana).
             group.addTask {
                 await stop.wait()
-                if case .abort(let why) = stop.reason, aborts.claim() { log.log(RunEvent(.error, "abort", "abort: \(why)")) }
+                if case .abort(let why) = stop.reason, aborts.claim() {
+                    log.log(RunEvent(.error, "abort", "abort: \(why)"))
+                    span.event("abort", ["faultline.abort.reason": why])
+                }
             }
             group.addTask {
                 if await !stop.sleep(until: methodStart + .microseconds(scenario.spec.maxDuration.microseconds)) {
@@ -174,7 +194,7 @@ public struct ExperimentRunner: Sendable {
         var after: Bool?
         if reason != .interrupted {
             log.log(RunEvent(.info, "after", "checking the steady state after the method"))
-            after = await checkAll(ledger, phase: .after, at: offset())
+            after = await checkAll(ledger, phase: .after, at: offset(), span: span)
         }
 
         let revertFailed = plan.faults.contains { progress[$0.name].state == "revert-failed" }
@@ -212,14 +232,40 @@ public struct ExperimentRunner: Sendable {
         }
     }
 
+    /// One probe request in its own span (a child of the run's), which an http probe's `traceparent` header carries
+    /// into the service; returns the outcome and the trace ID.
+    func check(_ probe: Probe, phase: RunReport.ProbeSample.Phase, span run: RunSpan) async -> (ProbeOutcome, traceID: String?) {
+        let span = run.child("probe \(probe.name)", kind: .client)
+        var request = probe
+        span.set("faultline.probe.name", probe.name.rawValue)
+        span.set("faultline.probe.kind", probe.check.kind)
+        span.set("faultline.probe.phase", phase.rawValue)
+        if case .http(var http) = probe.check {
+            span.set("http.request.method", http.method)
+            span.set("url.full", http.url)
+            if let traceparent = span.traceparent {
+                http.headers = (http.headers ?? [:]).filter { $0.key.lowercased() != "traceparent" }.merging(["traceparent": traceparent]) { $1 }
+                request.check = .http(http)
+            }
+        }
+        let outcome = await probes.check(request)
+        if let status = outcome.status { span.set("http.response.status_code", status) }
+        span.set("faultline.probe.ok", outcome.ok)
+        span.set("faultline.probe.detail", outcome.detail)
+        span.set("faultline.probe.latency_ms", outcome.latency * 1000)
+        if !outcome.ok { span.fail(outcome.detail) }
+        span.end()
+        return (outcome, span.traceID)
+    }
+
     /// Every probe once, in parallel; true when all passed.
-    func checkAll(_ ledger: ProbeLedger, phase: RunReport.ProbeSample.Phase, at: Double) async -> Bool {
+    func checkAll(_ ledger: ProbeLedger, phase: RunReport.ProbeSample.Phase, at: Double, span: RunSpan) async -> Bool {
         let probes = scenario.spec.steadyState?.probes ?? []
         return await withTaskGroup(of: Bool.self) { group in
             for probe in probes {
                 group.addTask {
-                    let outcome = await self.probes.check(probe)
-                    _ = ledger.record(probe, outcome, phase: phase, at: at)
+                    let (outcome, traceID) = await check(probe, phase: phase, span: span)
+                    _ = ledger.record(probe, outcome, phase: phase, at: at, traceID: traceID)
                     settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
                     if !outcome.ok { log.log(RunEvent(.warning, "probe", "\(phase.rawValue): \(outcome.detail)", probe: probe.name.rawValue)) }
                     return outcome.ok
@@ -231,48 +277,62 @@ public struct ExperimentRunner: Sendable {
         }
     }
 
-    /// Checks a probe every interval (or at its load rate) until the method ends.
-    func probeLoop(_ probe: Probe, ledger: ProbeLedger, offset: @escaping @Sendable () -> Double, aborts: AbortLog) async {
+    /// Checks a probe every interval until the method ends, or at its load rate (open loop: requests go out on
+    /// their schedule whether or not earlier ones have answered, so a slow service does not slow the load).
+    func probeLoop(_ probe: Probe, ledger: ProbeLedger, offset: @escaping @Sendable () -> Double, aborts: AbortLog, span: RunSpan) async {
         let clock = ContinuousClock()
         let begin = clock.now
         var next = begin
         var wasOK = true
-        await withTaskGroup(of: Void.self) { inFlight in
-            while stop.reason == nil {
-                let seconds = (clock.now - begin).seconds
-                let rate: Double? = probe.ramp.map { ramp in
-                    ramp.from + (ramp.to - ramp.from) * min(1, seconds / max(ramp.over.seconds, 0.001))
-                } ?? probe.rate
-                let check: @Sendable () async -> Bool = {
-                    let at = offset()
-                    let outcome = await probes.check(probe)
-                    settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
-                    if let abort = ledger.record(probe, outcome, phase: .method, at: at) {
-                        if aborts.claim() { log.log(RunEvent(.error, "abort", "abort: \(abort)", probe: probe.name.rawValue)) }
-                        stop.fire(.abort(abort))
-                    }
-                    return outcome.ok
+        let check: @Sendable () async -> Bool? = {
+            let at = offset()
+            let (outcome, traceID) = await self.check(probe, phase: .method, span: span)
+            // A request cut off because the method ended is no result.
+            if Task.isCancelled { return nil }
+            settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
+            if let abort = ledger.record(probe, outcome, phase: .method, at: at, traceID: traceID) {
+                if aborts.claim() {
+                    log.log(RunEvent(.error, "abort", "abort: \(abort)", probe: probe.name.rawValue))
+                    span.event("abort", ["faultline.abort.reason": abort])
                 }
+                stop.fire(.abort(abort))
+            }
+            return outcome.ok
+        }
+        await withDiscardingTaskGroup { inFlight in
+            while stop.reason == nil {
+                let rate = probe.loadRate(at: (next - begin).seconds)
                 if rate != nil {
                     inFlight.addTask { _ = await check() }  // open loop: do not wait for the answer
-                } else {
-                    let ok = await check()
-                    if ok != wasOK {
-                        log.log(RunEvent(ok ? .info : .warning, "probe", ok ? "passing again" : "failing", probe: probe.name.rawValue))
-                        wasOK = ok
-                    }
+                } else if let ok = await check(), ok != wasOK {
+                    log.log(RunEvent(ok ? .info : .warning, "probe", ok ? "passing again" : "failing", probe: probe.name.rawValue))
+                    wasOK = ok
                 }
-                next = next + (rate.map { .microseconds(Int64(1_000_000 / max($0, 0.001))) } ?? .microseconds(probe.interval.microseconds))
+                next = next + (rate.map { .nanoseconds(Int64(1e9 / max($0, 0.001))) } ?? .microseconds(probe.interval.microseconds))
                 if await stop.sleep(until: next) { break }
             }
+            // The method is over: requests still waiting for an answer are not part of it.
+            inFlight.cancelAll()
         }
     }
 
     /// Applies one fault at its start, repeats it (`every`), and reverts it at its end or when the method stops.
     func runFault(_ fault: Fault, _ planned: PlannedFault, start: ContinuousClock.Instant, progress: FaultProgress,
-                  offset: @escaping @Sendable () -> Double) async {
+                  offset: @escaping @Sendable () -> Double, span run: RunSpan) async {
         let name = fault.name.rawValue
         if await stop.sleep(until: start + .microseconds(fault.start.microseconds)) { return }
+        // The fault's span runs from the inject to the end of its revert.
+        let span = run.child("fault \(name)")
+        span.set("faultline.fault.name", name)
+        span.set("faultline.fault.type", fault.type.rawValue)
+        span.set("faultline.fault.target", planned.target)
+        span.set("faultline.fault.summary", planned.summary)
+        defer {
+            let entry = progress[name]
+            span.set("faultline.fault.state", entry.state)
+            if let error = entry.error { span.fail(error) }
+            span.end()
+        }
         let driver = Drivers.driver(for: fault, planned: planned, runID: settings.runID, context: context)
         let writer = JournalWriter(journal: journal, runID: settings.runID, fault: name, type: fault.type)
         var record: RevertRecord
@@ -281,6 +341,7 @@ public struct ExperimentRunner: Sendable {
             try journal.record(runID: settings.runID, fault: name, type: fault.type, state: .active, record: record)
             progress.update(name) { $0.injectedAt = offset(); $0.state = "active" }
             log.log(RunEvent(.info, "inject", "injected: \(planned.summary)", fault: name))
+            span.event("inject")
         } catch {
             progress.update(name) { $0.error = error.description; $0.state = "failed" }
             log.log(RunEvent(.error, "inject-failed", "could not inject: \(error)", fault: name))
@@ -310,6 +371,7 @@ public struct ExperimentRunner: Sendable {
                     do {
                         record = try await driver.apply(journal: writer)
                         log.log(RunEvent(.info, "inject", "again: \(planned.summary)", fault: name))
+                        span.event("inject")
                     } catch {
                         log.log(RunEvent(.warning, "inject-failed", "repeat found nothing to hit: \(error)", fault: name))
                     }
@@ -323,6 +385,7 @@ public struct ExperimentRunner: Sendable {
                 try journal.setState(.reverted, runID: settings.runID, fault: name)
                 progress.update(name) { $0.revertedAt = offset(); $0.state = "reverted" }
                 log.log(RunEvent(.info, "revert", "reverted", fault: name, duration: (ContinuousClock.now - began).seconds))
+                span.event("revert")
             } catch {
                 try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: error.description)
                 progress.update(name) { $0.state = "revert-failed"; $0.error = error.description; $0.revertedAt = nil }

@@ -28,10 +28,11 @@ public final class ProbeLedger: Sendable {
     }
 
     /// Records a result; during the method, returns the abort reason if this result meets an abort condition.
-    public func record(_ probe: Probe, _ outcome: ProbeOutcome, phase: RunReport.ProbeSample.Phase, at: Double) -> String? {
+    /// `traceID` is kept for bad results only (the report lists them).
+    public func record(_ probe: Probe, _ outcome: ProbeOutcome, phase: RunReport.ProbeSample.Phase, at: Double, traceID: String? = nil) -> String? {
         let good = isGood(probe, outcome)
         let sample = RunReport.ProbeSample(probe: probe.name.rawValue, phase: phase, at: at, ok: outcome.ok, good: good,
-                                           latency: outcome.latency, detail: outcome.detail)
+                                           latency: outcome.latency, detail: outcome.detail, traceID: good ? nil : traceID)
         return state.withLock { state -> String? in
             state.samples.append(sample)
             guard phase == .method, let conditions = steadyState?.abortWhen else { return nil }

@@ -36,6 +36,14 @@ public enum ReportRenderer {
             let latencies = samples.map(\.latency).sorted()
             out += "| \(name) | \(samples.count) | \(samples.filter { !$0.good }.count) | \(String(format: "%.1f ms", (latencies.isEmpty ? 0 : latencies[latencies.count / 2]) * 1000)) |\n"
         }
+        let traced = tracedFailures(report)
+        if !traced.isEmpty {
+            out += "\n## Failing probe requests and their traces\n\nSearch the tracing backend for the trace ID; the request carried it to the service in its `traceparent` header.\n\n| probe | phase | at | result | trace ID |\n| --- | --- | --- | --- | --- |\n"
+            for sample in traced.prefix(tracedLimit) {
+                out += "| \(sample.probe) | \(sample.phase.rawValue) | \(seconds(sample.at)) | \(sample.detail)\(sample.ok ? " (slow: \(Int((sample.latency * 1000).rounded()))ms)" : "") | `\(sample.traceID ?? "")` |\n"
+            }
+            if traced.count > tracedLimit { out += "\n\(traced.count - tracedLimit) more in report.json.\n" }
+        }
         out += """
 
             ## Review (blameless)
@@ -47,6 +55,14 @@ public enum ReportRenderer {
 
             """
         return out
+    }
+
+    /// How many failing requests the Markdown and HTML views list (report.json has them all).
+    static let tracedLimit = 20
+
+    /// The bad probe results that have a trace.
+    static func tracedFailures(_ report: RunReport) -> [RunReport.ProbeSample] {
+        report.probes.filter { $0.traceID != nil }
     }
 
     static func probeNames(_ report: RunReport) -> [String] {
@@ -104,6 +120,10 @@ public enum ReportRenderer {
         let slo = report.slo.map { "<p>SLO \($0.met ? "met" : "<b>missed</b>"): \($0.good) of \($0.total) results good (objective \(TimeSpan.trim($0.objective))%), \(Int(($0.budgetUsed * 100).rounded()))% of the error budget used.</p>" } ?? ""
         let abort = report.abortReason.map { "<p class=\"abort\">Aborted at \(seconds(report.abortedAt)): \(escape($0))</p>" } ?? ""
         let runbook = report.runbook.map { "<p>Runbook: <a href=\"\(escape($0))\">\(escape($0))</a></p>" } ?? ""
+        let traced = tracedFailures(report)
+        let traces = traced.isEmpty ? "" : "<h2>Failing probe requests and their traces</h2><table id=\"traces\"><tr><th>probe</th><th>phase</th><th>at</th><th>result</th><th>trace ID</th></tr>"
+            + traced.prefix(tracedLimit).map { "<tr><td>\(escape($0.probe))</td><td>\($0.phase.rawValue)</td><td>\(seconds($0.at))</td><td>\(escape($0.detail))</td><td><code>\($0.traceID ?? "")</code></td></tr>" }.joined()
+            + "</table>" + (traced.count > tracedLimit ? "<p>\(traced.count - tracedLimit) more in report.json.</p>" : "")
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>Faultline: \(escape(report.scenario))</title>
@@ -115,6 +135,7 @@ public enum ReportRenderer {
             \(svg(report))
             <h2>Faults</h2>
             <table><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th></tr>\(rows)</table>
+            \(traces)
             <h2>Review (blameless)</h2>
             <ul><li>What happened:</li><li>How it was detected:</li><li>What would detect it sooner:</li><li>Follow-ups:</li></ul>
             </body></html>

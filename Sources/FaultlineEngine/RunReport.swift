@@ -42,8 +42,11 @@ public struct RunReport: Sendable, Codable {
         public var good: Bool
         public var latency: Double
         public var detail: String
+        /// With tracing on, the trace of a bad result (failed, or slower than the SLO's bound): the request's own
+        /// trace, which its `traceparent` header carried into the service.
+        public var traceID: String?
 
-        public init(probe: String, phase: Phase, at: Double, ok: Bool, good: Bool, latency: Double, detail: String) {
+        public init(probe: String, phase: Phase, at: Double, ok: Bool, good: Bool, latency: Double, detail: String, traceID: String? = nil) {
             self.probe = probe
             self.phase = phase
             self.at = at
@@ -51,6 +54,7 @@ public struct RunReport: Sendable, Codable {
             self.good = good
             self.latency = latency
             self.detail = detail
+            self.traceID = traceID
         }
     }
 
@@ -146,7 +150,7 @@ public struct RunReport: Sendable, Codable {
             var body = ""
             if brokeSteadyState || causedAbort || missedSLO {
                 failures += 1
-                let lines = bad.prefix(5).map { "\($0.phase.rawValue) +\(String(format: "%.1f", $0.at))s: \($0.detail)" }
+                let lines = bad.prefix(5).map { "\($0.phase.rawValue) +\(String(format: "%.1f", $0.at))s: \($0.detail)" + ($0.traceID.map { " (trace \($0))" } ?? "") }
                 body = "<failure message=\"\(bad.count) of \(samples.count) results bad\">\(escape(lines.joined(separator: "\n")))</failure>"
             }
             cases.append("<testcase classname=\"\(escape(scenario)).probes\" name=\"\(escape(name))\" time=\"\(String(format: "%.3f", samples.map(\.latency).reduce(0, +)))\">\(body)</testcase>")

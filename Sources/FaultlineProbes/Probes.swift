@@ -12,11 +12,14 @@ public struct ProbeOutcome: Sendable, Hashable, Codable {
     public var latency: Double
     /// The status, value or error, for people.
     public var detail: String
+    /// The HTTP status, when an http probe got an answer.
+    public var status: Int?
 
-    public init(ok: Bool, latency: Double, detail: String) {
+    public init(ok: Bool, latency: Double, detail: String, status: Int? = nil) {
         self.ok = ok
         self.latency = latency
         self.detail = detail
+        self.status = status
     }
 }
 
@@ -52,15 +55,16 @@ public struct ProbeExecutor: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         var outcome: (ok: Bool, detail: String)
+        var status: Int?
         switch probe.check {
-        case .http(let http): outcome = await check(http)
+        case .http(let http): (outcome, status) = await check(http, client: probe.drivesLoad ? Self.loadClient : client)
         case .tcp(let tcp): outcome = await check(tcp)
         case .command(let command): outcome = await check(command)
         case .prometheus(let prometheus): outcome = await check(prometheus)
         }
         let elapsed = clock.now - start
         return ProbeOutcome(ok: outcome.ok, latency: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-                            detail: outcome.detail)
+                            detail: outcome.detail, status: status)
     }
 
     static func timeAmount(_ span: TimeSpan) -> TimeAmount { .microseconds(span.microseconds) }
@@ -90,7 +94,16 @@ public struct ProbeExecutor: Sendable {
         }
     }
 
-    func check(_ http: HTTPCheck) async -> (Bool, String) {
+    /// The client of probes that drive load: open loop means as many requests in flight as the service's slowness
+    /// asks for, so its pool is not the usual 8 connections per host (requests would queue here, and the service
+    /// would see less load than the rate says). Lives as long as the process.
+    static let loadClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1_000)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    func check(_ http: HTTPCheck, client: HTTPClient) async -> ((Bool, String), status: Int?) {
         var request = HTTPClientRequest(url: http.url)
         request.method = .RAW(value: http.method)
         for (name, value) in (http.headers ?? [:]).sorted(by: { $0.key < $1.key }) { request.headers.add(name: name, value: value) }
@@ -100,14 +113,14 @@ public struct ProbeExecutor: Sendable {
             let body = try await response.body.collect(upTo: 1 << 20)
             let status = Int(response.status.code)
             guard http.expect.status.contains(where: { $0.matches(status) }) else {
-                return (false, "status \(status), expected \(http.expect.status.map(\.description).joined(separator: "|"))")
+                return ((false, "status \(status), expected \(http.expect.status.map(\.description).joined(separator: "|"))"), status)
             }
             if let needle = http.expect.bodyContains, !String(buffer: body).contains(needle) {
-                return (false, "status \(status), body lacks '\(needle)'")
+                return ((false, "status \(status), body lacks '\(needle)'"), status)
             }
-            return (true, "status \(status)")
+            return ((true, "status \(status)"), status)
         } catch {
-            return (false, Self.describe(error))
+            return ((false, Self.describe(error)), nil)
         }
     }
 

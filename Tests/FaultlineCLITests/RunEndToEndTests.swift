@@ -64,7 +64,7 @@ struct RunEndToEndTests {
 
         /// Starts a Python HTTP server in namespace A on loopback — `source` defines `Handler` and reads `port` and
         /// `output` from its arguments — and waits until it listens; returns it and its port.
-        func startServer(_ name: String, _ source: String, output: String) async throws -> (ProcessIdentity, Int) {
+        func startServer(_ name: String, _ source: String, output: String, python: String = "python3") async throws -> (ProcessIdentity, Int) {
             let script = "\(directory)/\(name).py"
             let serve = """
 
@@ -76,7 +76,7 @@ struct RunEndToEndTests {
                 """
             try (source + serve).write(toFile: script, atomically: true, encoding: .utf8)
             let port = Int.random(in: 20_000 ... 40_000)
-            let server = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", net.a, "python3", script, "\(port)", output],
+            let server = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", net.a, python, script, "\(port)", output],
                                                 table: ProcessTable(), output: "\(directory)/\(name).out")
             for _ in 0..<100 {
                 let connect = try await SubprocessRunner().run(["ip", "netns", "exec", net.a, "python3", "-c",

@@ -62,6 +62,13 @@ struct AgentCommand: AsyncParsableCommand {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.invalid
         }
+        configuration.notify = annotations.notify
+        let traces: TraceExport?
+        do { traces = try annotations.traces() } catch {
+            StandardError.write("faultline: traces: \(error)\n")
+            throw ExitStatus.invalid
+        }
+        configuration.tracer = traces?.tracer
         if let sseKeepAlive {
             guard let span = try? TimeSpan(parsing: sseKeepAlive), span.microseconds >= 100_000 else {
                 StandardError.write("faultline: --sse-keep-alive '\(sseKeepAlive)' is not a duration of at least 100ms\n")
@@ -87,9 +94,11 @@ struct AgentCommand: AsyncParsableCommand {
         // Shut down in reverse order: the registry reverts every run before the HTTP server stops.
         let group = ServiceGroup(configuration: .init(services: [application, registry], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {
+            await traces?.shutdown()
             StandardError.write("faultline: the agent stopped: \(error)\n")
             throw ExitStatus.preflightFailed
         }
+        await traces?.shutdown()
         StandardError.write("faultline agent stopped; every run was reverted\n")
     }
 }

@@ -93,16 +93,25 @@ struct RunCommand: AsyncParsableCommand {
 
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop, log: log)
-        let settings = ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded)
+        var settings = ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded)
+        let traces: TraceExport?
+        do { traces = try annotations.traces() } catch {
+            StandardError.write("faultline: traces: \(error); the run goes on without them\n")
+            traces = nil
+        }
+        settings.tracer = traces?.tracer
+        let runSettings = settings
         let name = scenario.metadata.name.rawValue
-        let couriers = [WebhookNotifier.courier(hooks: scenario.spec.notify ?? [], run: runID, scenario: name, log: log),
+        let couriers = [WebhookNotifier.courier(hooks: annotations.hooks(scenario), run: runID, scenario: name, log: log),
                         GrafanaAnnotator.courier(grafana, run: runID, scenario: name, log: log)].compactMap { $0 }
         let result = await EventCourier.around(couriers, log: log) { log in
-            await ExperimentRunner(scenario: scenario, plan: plan, settings: settings, journal: journal, context: context,
+            await ExperimentRunner(scenario: scenario, plan: plan, settings: runSettings, journal: journal, context: context,
                                    probes: ProbeExecutor(target: scenario.spec.target, executable: facts.executable), log: log, stop: stop,
                                    live: live).run()
         }
         signals.cancel()
+        // Everything is reverted by now; the last spans get a few seconds to reach the collector.
+        await traces?.shutdown()
         try write(result)
         if result.exitCode != 0 { throw ExitCode(result.exitCode) }
     }

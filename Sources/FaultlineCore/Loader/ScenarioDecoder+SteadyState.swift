@@ -45,6 +45,7 @@ extension ScenarioDecoder {
         let interval = r.optional(f, "interval", positiveDuration)
         let rate = r.optional(f, "rate", r.positiveNumber)
         let ramp = r.optional(f, "ramp", self.ramp)
+        let spikes = r.optional(f, "spike") { node, path in r.listOrOne(node, path, spike) }
         let kinds = ScenarioSchema.probeKinds.filter(f.has)
         var check: ProbeCheck?
         if kinds.isEmpty {
@@ -62,14 +63,30 @@ extension ScenarioDecoder {
             default: check = prometheus(f[kind]!, kindPath).map(ProbeCheck.prometheus)
             }
         }
-        for key in ["rate", "ramp"] where f.has(key) && !kinds.isEmpty && kinds != ["http"] {
+        for key in ["rate", "ramp", "spike"] where f.has(key) && !kinds.isEmpty && kinds != ["http"] {
             r.error("'\(key)' drives load and needs an http probe", at: f.keyNodes[key], path)
         }
         if f.has("rate"), f.has("ramp") {
             r.error("give either 'rate' or 'ramp', not both", at: f.keyNodes["ramp"], path)
         }
         guard let name, let check else { return nil }
-        return Probe(name: name, interval: interval ?? .seconds(1), check: check, rate: rate, ramp: ramp)
+        if let spikes {
+            let sorted = spikes.sorted { $0.at < $1.at }
+            for (earlier, later) in zip(sorted, sorted.dropFirst()) where later.at.microseconds < earlier.at.microseconds + earlier.duration.microseconds {
+                r.error("spikes overlap: the one at \(later.at) starts before the one at \(earlier.at) ends", at: f.keyNodes["spike"], path.key("spike"))
+            }
+        }
+        return Probe(name: name, interval: interval ?? .seconds(1), check: check, rate: rate, ramp: ramp, spikes: spikes)
+    }
+
+    /// `{at: 20s, for: 5s, rate: 400}`: from `at` after the method started, `for` that long, that many requests per second.
+    func spike(_ node: Node, _ path: NodePath) -> LoadSpike? {
+        guard let f = r.fields(node, path, allowed: ScenarioSchema.spike) else { return nil }
+        let at = r.required(f, "at", duration)
+        let length = r.required(f, "for", positiveDuration)
+        let rate = r.required(f, "rate", r.positiveNumber)
+        guard let at, let length, let rate else { return nil }
+        return LoadSpike(at: at, duration: length, rate: rate)
     }
 
     func ramp(_ node: Node, _ path: NodePath) -> LoadRamp? {

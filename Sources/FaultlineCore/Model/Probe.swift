@@ -7,16 +7,32 @@ public struct Probe: Sendable, Hashable, Codable {
     public var rate: Double?
     /// Load that rises linearly (http only), instead of a fixed rate.
     public var ramp: LoadRamp?
+    /// Bursts of load (http only): during each, requests go at its rate instead.
+    public var spikes: [LoadSpike]?
 
-    public init(name: ResourceName, interval: TimeSpan = .seconds(1), check: ProbeCheck, rate: Double? = nil, ramp: LoadRamp? = nil) {
+    public init(name: ResourceName, interval: TimeSpan = .seconds(1), check: ProbeCheck, rate: Double? = nil, ramp: LoadRamp? = nil,
+                spikes: [LoadSpike]? = nil) {
         self.name = name
         self.interval = interval
         self.check = check
         self.rate = rate
         self.ramp = ramp
+        self.spikes = spikes
     }
 
-    private enum CodingKeys: String, CodingKey { case name, interval, http, tcp, command, prometheus, rate, ramp }
+    /// Whether it drives load (rate, ramp or spikes) rather than checking once per interval.
+    public var drivesLoad: Bool { rate != nil || ramp != nil || spikes != nil }
+
+    /// The open-loop rate `seconds` after the method started, or nil for one check per interval (closed loop).
+    public func loadRate(at seconds: Double) -> Double? {
+        if let spike = spikes?.first(where: { seconds >= $0.at.seconds && seconds < $0.at.seconds + $0.duration.seconds }) {
+            return spike.rate
+        }
+        if let ramp { return ramp.from + (ramp.to - ramp.from) * min(1, seconds / max(ramp.over.seconds, 0.001)) }
+        return rate
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, interval, http, tcp, command, prometheus, rate, ramp, spike }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -24,6 +40,7 @@ public struct Probe: Sendable, Hashable, Codable {
         interval = try c.decodeIfPresent(TimeSpan.self, forKey: .interval) ?? .seconds(1)
         rate = try c.decodeIfPresent(Double.self, forKey: .rate)
         ramp = try c.decodeIfPresent(LoadRamp.self, forKey: .ramp)
+        spikes = try c.decodeIfPresent([LoadSpike].self, forKey: .spike)
         if let http = try c.decodeIfPresent(HTTPCheck.self, forKey: .http) {
             check = .http(http)
         } else if let tcp = try c.decodeIfPresent(TCPCheck.self, forKey: .tcp) {
@@ -47,6 +64,7 @@ public struct Probe: Sendable, Hashable, Codable {
         }
         try c.encodeIfPresent(rate, forKey: .rate)
         try c.encodeIfPresent(ramp, forKey: .ramp)
+        try c.encodeIfPresent(spikes, forKey: .spike)
     }
 }
 
@@ -209,5 +227,23 @@ public struct PrometheusCheck: Sendable, Hashable, Codable {
         self.query = query
         self.timeout = timeout
         self.expect = expect
+    }
+}
+
+/// A burst of load: from `at` (after the method started) for `duration`, `rate` requests per second.
+public struct LoadSpike: Sendable, Hashable, Codable {
+    public var at: TimeSpan
+    public var duration: TimeSpan
+    public var rate: Double
+
+    public init(at: TimeSpan, duration: TimeSpan, rate: Double) {
+        self.at = at
+        self.duration = duration
+        self.rate = rate
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case at, rate
+        case duration = "for"
     }
 }
