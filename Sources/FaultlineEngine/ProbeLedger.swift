@@ -17,12 +17,14 @@ public final class ProbeLedger: Sendable {
 
     public var samples: [RunReport.ProbeSample] { state.withLock { $0.samples } }
 
-    /// Whether a result counts as good for the SLO: ok, and (for http and tcp) not slower than its bound.
+    /// Whether a result counts as good for the SLO: ok, and (for http, and tcp that must connect) not slower than its bound.
     func isGood(_ probe: Probe, _ outcome: ProbeOutcome) -> Bool {
         guard outcome.ok else { return false }
         guard let bound = steadyState?.slo?.latency else { return true }
         switch probe.check {
-        case .http, .tcp: return outcome.latency * 1_000_000 <= Double(bound.microseconds)
+        case .http: return outcome.latency * 1_000_000 <= Double(bound.microseconds)
+        // A connect that must fail may well take its whole timeout to fail.
+        case .tcp(let tcp): return tcp.expect == .unreachable || outcome.latency * 1_000_000 <= Double(bound.microseconds)
         default: return true
         }
     }

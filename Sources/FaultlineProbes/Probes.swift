@@ -131,9 +131,9 @@ public struct ProbeExecutor: Sendable {
                 .connectTimeout(Self.timeAmount(tcp.timeout))
                 .connect(host: host, port: port).get()
             try? await channel.close().get()
-            return (true, "connected")
+            return tcp.expect == .connected ? (true, "connected") : (false, "connected, expected unreachable")
         } catch {
-            return (false, Self.describe(error))
+            return tcp.expect == .unreachable ? (true, "unreachable: \(Self.describe(error))") : (false, Self.describe(error))
         }
     }
 

@@ -475,4 +475,31 @@ struct RunEndToEndTests {
             #expect(try await setup.chains().isEmpty)
         }
     }
+
+    @Test("a tcp probe can expect a connection to fail: a partition that holds passes, a wall with a hole fails")
+    func aTCPProbeExpectsUnreachable() async throws {
+        try await withSetup { setup in
+            func steadyState(_ address: String) -> String {
+                """
+                  steadyState:
+                    probes:
+                      - name: wall
+                        interval: 200ms
+                        tcp: {address: "\(address)", timeout: 300ms, expect: unreachable}
+                    abortWhen: {consecutiveFailures: 2}
+                """
+            }
+            let harmless = "    - {name: unused-port, type: drop, duration: 1s, to: {ports: [9998], protocol: tcp}}"
+            let holds = try setup.file("holds", faults: harmless, steadyState: steadyState("\(TestNetwork.addressB):9999"))
+            let held = try await setup.run(["run", holds, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/holds"])
+            #expect(held.exit == 0, "\(held.output)")
+            let samples = try report(setup.directory + "/holds")["probes"] as? [[String: Any]] ?? []
+            #expect(!samples.isEmpty && samples.allSatisfy { ($0["detail"] as? String)?.hasPrefix("unreachable: ") == true }, "\(samples.prefix(2))")
+
+            let hole = try setup.file("hole", faults: harmless, steadyState: steadyState("\(TestNetwork.addressB):8080"))
+            let leaked = try await setup.run(["run", hole, "--yes", "--state-dir", setup.state])
+            #expect(leaked.exit == 1, "\(leaked.output)")
+            #expect(leaked.output.contains("connected, expected unreachable"), "\(leaked.output)")
+        }
+    }
 }

@@ -129,8 +129,9 @@ extension ScenarioDecoder {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.tcp) else { return nil }
         let address = r.required(f, "address", hostPort)
         let timeout = r.optional(f, "timeout", positiveDuration)
+        let expect = r.optional(f, "expect", r.choice(TCPCheck.Expectation.self, what: "expectation"))
         guard let address else { return nil }
-        return TCPCheck(address: address, timeout: timeout ?? .seconds(2))
+        return TCPCheck(address: address, timeout: timeout ?? .seconds(2), expect: expect ?? .connected)
     }
 
     /// `host:port` or `[v6]:port`.

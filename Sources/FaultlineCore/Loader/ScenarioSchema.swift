@@ -9,7 +9,7 @@ public enum ScenarioSchema {
     static let probe = ["name", "interval"] + probeKinds + ["rate", "ramp", "spike"]
     static let http = ["url", "method", "headers", "body", "timeout", "expect"]
     static let httpExpect = ["status", "bodyContains"]
-    static let tcp = ["address", "timeout"]
+    static let tcp = ["address", "timeout", "expect"]
     static let command = ["argv", "timeout", "expect"]
     static let commandExpect = ["exitCode"]
     static let prometheus = ["url", "query", "timeout", "expect"]
@@ -58,6 +58,7 @@ public enum ScenarioSchema {
         add("spec.steadyState.probes[].prometheus", prometheus)
         add("spec.steadyState.probes[].prometheus.expect", prometheusExpect)
         add("spec.steadyState.probes[].ramp", ramp)
+        add("spec.steadyState.probes[].spike", spike)
         add("spec.steadyState.slo", slo)
         add("spec.steadyState.abortWhen", abortWhen)
         add("spec.steadyState.abortWhen.burnRate", burnRate)

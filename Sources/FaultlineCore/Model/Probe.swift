@@ -163,12 +163,29 @@ public enum StatusMatcher: TextValue {
 
 /// A TCP connect to `host:port`.
 public struct TCPCheck: Sendable, Hashable, Codable {
+    /// What the probe expects of the connect: that it succeeds (the default), or that it does not — a partition
+    /// or a firewall rule that must hold.
+    public enum Expectation: String, Sendable, Hashable, Codable, CaseIterable {
+        case connected, unreachable
+    }
+
     public var address: String
     public var timeout: TimeSpan = .seconds(2)
+    public var expect: Expectation = .connected
 
-    public init(address: String, timeout: TimeSpan = .seconds(2)) {
+    public init(address: String, timeout: TimeSpan = .seconds(2), expect: Expectation = .connected) {
         self.address = address
         self.timeout = timeout
+        self.expect = expect
+    }
+
+    private enum CodingKeys: String, CodingKey { case address, timeout, expect }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        address = try c.decode(String.self, forKey: .address)
+        timeout = try c.decodeIfPresent(TimeSpan.self, forKey: .timeout) ?? .seconds(2)
+        expect = try c.decodeIfPresent(Expectation.self, forKey: .expect) ?? .connected
     }
 }
 
