@@ -62,9 +62,11 @@ struct RunEndToEndTests {
                 .split(separator: "\n").filter { $0.hasPrefix("-N FAULTLINE") }.map { String($0.dropFirst(3)) }
         }
 
-        /// Starts a Python HTTP server in namespace A on loopback — `source` defines `Handler` and reads `port` and
-        /// `output` from its arguments — and waits until it listens; returns it and its port.
-        func startServer(_ name: String, _ source: String, output: String, python: String = "python3") async throws -> (ProcessIdentity, Int) {
+        /// Starts a Python HTTP server in namespace A on loopback (or, `inA: false`, on the machine's own loopback) —
+        /// `source` defines `Handler` and reads `port` and `output` from its arguments — and waits until it listens;
+        /// returns it and its port.
+        func startServer(_ name: String, _ source: String, output: String, python: String = "python3", inA: Bool = true) async throws -> (ProcessIdentity, Int) {
+            let enter = inA ? ["/usr/sbin/ip", "netns", "exec", net.a] : []
             let script = "\(directory)/\(name).py"
             let serve = """
 
@@ -76,16 +78,16 @@ struct RunEndToEndTests {
                 """
             try (source + serve).write(toFile: script, atomically: true, encoding: .utf8)
             let port = Int.random(in: 20_000 ... 40_000)
-            let server = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", net.a, python, script, "\(port)", output],
+            let server = try ChildProcess.spawn(enter + [python, script, "\(port)", output],
                                                 table: ProcessTable(), output: "\(directory)/\(name).out")
             for _ in 0..<100 {
-                let connect = try await SubprocessRunner().run(["ip", "netns", "exec", net.a, "python3", "-c",
+                let connect = try await SubprocessRunner().run(enter + ["python3", "-c",
                     "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', \(port))))"])
                 if connect.exitCode == 0 { return (server, port) }
                 try await Task.sleep(for: .milliseconds(50))
             }
             stop(server)
-            throw TestFailure("the \(name) server did not listen on 127.0.0.1:\(port) in \(net.a)")
+            throw TestFailure("the \(name) server did not listen on 127.0.0.1:\(port)\(inA ? " in \(net.a)" : "")")
         }
 
         func stop(_ server: ProcessIdentity) {

@@ -257,4 +257,39 @@ extension RunEndToEndTests {
             }
         }
     }
+
+    @Test("an agent started with --notify and --otlp-endpoint tells the webhook and the trace receiver about every run",
+          .enabled(if: otlpPython.path != nil, "\(otlpPython.reason)"))
+    func theAgentNotifiesAndTracesEveryRun() async throws {
+        let python = try #require(Self.otlpPython.path)
+        try await withSetup { setup in
+            let spans = setup.directory + "/otlp.log", hooks = setup.directory + "/webhooks.log"
+            // The agent and the receivers on this machine's loopback; the run's faults and probes in namespace A.
+            let (receiver, otlpPort) = try await setup.startServer("otlp", Self.otlpReceiver, output: spans, python: python, inA: false)
+            defer { setup.stop(receiver) }
+            let (webhooks, hookPort) = try await setup.startServer("webhooks", Self.webhookReceiver, output: hooks, inA: false)
+            defer { setup.stop(webhooks) }
+            let agent = try await TestAgent.start(directory: setup.directory, state: setup.state,
+                                                  extra: ["--notify", "http://127.0.0.1:\(hookPort)/agent", "--otlp-endpoint", "http://127.0.0.1:\(otlpPort)"])
+            let scenario = agentScenario("fleet-told", target: setup.net.a, steadyState: Setup.defaultSteadyState + "\n",
+                                         faults: "    - {name: cut, type: drop, start: 1s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}")
+            let created = try await agent.call(.POST, "/v1/runs", body: scenario)
+            #expect(created.status == 201, "\(created.body)")
+            let id = try #require(created.json["id"] as? String)
+            _ = try await agent.waitForRun(id, timeout: .seconds(20)) { ($0["state"] as? String) == "aborted" }
+            // SIGTERM: the agent sends its last spans before it exits.
+            #expect(await agent.stop() == 0, "\(agent.output)")
+
+            let messages = ((try? String(contentsOfFile: hooks, encoding: .utf8)) ?? "").split(separator: "\n")
+                .filter { $0.hasPrefix("/agent ") }
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.dropFirst(7).utf8)) as? [String: Any] }
+            #expect(messages.map { $0["event"] as? String ?? "" } == ["start", "abort", "end"], "\(messages)")
+            #expect(messages.allSatisfy { $0["run"] as? String == id && $0["scenario"] as? String == "fleet-told" })
+
+            let names = Self.lines(spans).compactMap { $0["name"] as? String }
+            #expect(names.filter { $0 == "run fleet-told" }.count == 1, "\(names)")
+            #expect(names.contains("fault cut") && names.contains("probe web"), "\(names)")
+            #expect(try await setup.chains().isEmpty)
+        }
+    }
 }
