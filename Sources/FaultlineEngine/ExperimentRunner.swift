@@ -83,6 +83,7 @@ public struct ExperimentRunner: Sendable {
         span.set("faultline.run.id", settings.runID)
         span.set("faultline.target", scenario.spec.target.map { "\($0)" })
         let report = await run(span)
+        await probes.finish()
         span.set("faultline.run.state", report.state)
         span.set("faultline.run.exit_code", Int(report.exitCode))
         span.set("faultline.run.abort_reason", report.abortReason)

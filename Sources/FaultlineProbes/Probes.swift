@@ -32,6 +32,8 @@ public struct ProbeExecutor: Sendable {
     let client: HTTPClient
     /// The faultline executable, for the helper that probes from inside a target namespace.
     let executable: String?
+    /// Load probes' client inside the target namespace (made at the first load request).
+    let namespaced = NamespacedLoadCache()
 
     public init(runner: any CommandRunner = SubprocessRunner(), target: NetnsTarget? = nil, executable: String? = nil, client: HTTPClient = .shared) {
         self.runner = runner
@@ -43,6 +45,14 @@ public struct ProbeExecutor: Sendable {
     public func check(_ probe: Probe) async -> ProbeOutcome {
         if let target, let executable {
             switch probe.check {
+            case .http where probe.drivesLoad:
+                // Hundreds of requests a second: not a helper process each, but a thread inside the namespace.
+                switch namespaced.load(for: target) {
+                case .success(let load):
+                    return await withTaskExecutorPreference(load.executor) { await checkHere(probe, loadClient: load.client) }
+                case .failure(let failure):
+                    return ProbeOutcome(ok: false, latency: 0, detail: "load from inside \(target): \(failure.message)")
+                }
             case .http, .tcp, .prometheus: return await checkInside(target, probe, executable: executable)
             case .command: break
             }
@@ -50,14 +60,19 @@ public struct ProbeExecutor: Sendable {
         return await checkHere(probe)
     }
 
-    /// Runs the probe here, in this process's namespace.
-    public func checkHere(_ probe: Probe) async -> ProbeOutcome {
+    /// Ends what the probes of a run opened (the namespaced load client).
+    public func finish() async {
+        await namespaced.shutdown()
+    }
+
+    /// Runs the probe here, in this process's namespace (or, with `loadClient`, the namespace of its thread).
+    public func checkHere(_ probe: Probe, loadClient: HTTPClient? = nil) async -> ProbeOutcome {
         let clock = ContinuousClock()
         let start = clock.now
         var outcome: (ok: Bool, detail: String)
         var status: Int?
         switch probe.check {
-        case .http(let http): (outcome, status) = await check(http, client: probe.drivesLoad ? Self.loadClient : client)
+        case .http(let http): (outcome, status) = await check(http, client: probe.drivesLoad ? loadClient ?? Self.loadClient : client)
         case .tcp(let tcp): outcome = await check(tcp)
         case .command(let command): outcome = await check(command)
         case .prometheus(let prometheus): outcome = await check(prometheus)
@@ -225,7 +240,7 @@ public struct ProbeExecutor: Sendable {
     }
 }
 
-struct ProbeFailure: Error {
+struct ProbeFailure: Error, Sendable {
     var message: String
     init(_ message: String) { self.message = message }
 }

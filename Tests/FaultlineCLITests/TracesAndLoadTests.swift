@@ -292,4 +292,41 @@ extension RunEndToEndTests {
             #expect(try await setup.chains().isEmpty)
         }
     }
+
+    @Test("load into a target namespace comes from inside it (a thread in the namespace, not a helper process per request), at the set rate")
+    func loadIntoATargetNamespace() async throws {
+        try await withSetup { setup in
+            // The service listens on loopback inside namespace A only; the runner stays in this machine's namespace.
+            let received = setup.directory + "/requests.log"
+            let (service, port) = try await setup.startServer("counting", Self.countingService, output: received)
+            defer { setup.stop(service) }
+            let file = setup.directory + "/inside.yaml"
+            try """
+                apiVersion: faultline/v1
+                kind: Scenario
+                metadata: {name: inside}
+                spec:
+                  maxDuration: 20s
+                  target: {netns: \(setup.net.a)}
+                  steadyState:
+                    probes:
+                      - name: load
+                        http: {url: "http://127.0.0.1:\(port)/inside", timeout: 2s}
+                        rate: 200
+                  faults:
+                    - {name: unused-port, type: drop, duration: 5s, to: {ports: [9999], protocol: tcp}}
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+            let log = setup.directory + "/inside.log"
+            let runner = try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"],
+                                                table: ProcessTable(), output: log)
+            let exit = await ChildProcess.waitForExit(runner.pid)
+            #expect(exit == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            let times = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { Double($0.split(separator: " ").last ?? "") }.sorted()
+            try #require(times.count > 2, "the service in the namespace saw \(times.count) requests")
+            let seen = Double(times.filter { $0 >= times[1] && $0 < times[1] + 5 }.count)
+            print("load into namespace A: the service saw \(Int(seen)) requests in 5 s (expected 1000)")
+            #expect(abs(seen - 1000) <= 50)
+        }
+    }
 }

@@ -93,14 +93,9 @@ public final class NFQueueSocket {
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
             defer { done.signal() }
-            if let namespacePath {
-                let fd = open(namespacePath, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { result.withLock { $0 = .some("cannot open \(namespacePath): \(String(cString: strerror(errno)))") }; return }
-                defer { close(fd) }
-                guard faultline_setns_net(fd) == 0 else {
-                    result.withLock { $0 = .some("cannot enter \(namespacePath): \(String(cString: strerror(errno)))") }
-                    return
-                }
+            if let namespacePath, let failure = ThreadNamespace.enter(namespacePath) {
+                result.withLock { $0 = .some(failure) }
+                return
             }
             do {
                 _ = try NFQueueSocket(queue: queue, maxLength: 16)
