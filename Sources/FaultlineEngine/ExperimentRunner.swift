@@ -58,6 +58,11 @@ public struct ExperimentRunner: Sendable {
             var revertedAt: Double?
             var state = "not-injected"
             var error: String?
+            /// Set as its revert begins: from then on it may no longer hold.
+            var reverting = false
+
+            /// In place, and not on its way out.
+            var inPlace: Bool { state == "active" && !reverting }
         }
 
         private let entries = Mutex<[String: Entry]>([:])
@@ -154,7 +159,7 @@ public struct ExperimentRunner: Sendable {
             }
             let aborts = AbortLog()
             for probe in scenario.spec.steadyState?.probes ?? [] {
-                group.addTask { await probeLoop(probe, ledger: ledger, offset: offset, aborts: aborts, span: span) }
+                group.addTask { await probeLoop(probe, ledger: ledger, offset: offset, aborts: aborts, span: span, progress: progress) }
             }
             // An abort from outside the probes (the controller, an expired lease) is an event too (webhooks, Grafana).
             group.addTask {
@@ -259,9 +264,9 @@ public struct ExperimentRunner: Sendable {
         return (outcome, span.traceID)
     }
 
-    /// Every probe once, in parallel; true when all passed.
+    /// Every probe once, in parallel (but those checked only `during` a fault); true when all passed.
     func checkAll(_ ledger: ProbeLedger, phase: RunReport.ProbeSample.Phase, at: Double, span: RunSpan) async -> Bool {
-        let probes = scenario.spec.steadyState?.probes ?? []
+        let probes = (scenario.spec.steadyState?.probes ?? []).filter { $0.during == nil }
         return await withTaskGroup(of: Bool.self) { group in
             for probe in probes {
                 group.addTask {
@@ -280,16 +285,28 @@ public struct ExperimentRunner: Sendable {
 
     /// Checks a probe every interval until the method ends, or at its load rate (open loop: requests go out on
     /// their schedule whether or not earlier ones have answered, so a slow service does not slow the load).
-    func probeLoop(_ probe: Probe, ledger: ProbeLedger, offset: @escaping @Sendable () -> Double, aborts: AbortLog, span: RunSpan) async {
+    /// A probe `during` a fault starts once it is in place and stops as its revert begins; a result that comes back
+    /// after that is no result (the fault may no longer hold).
+    func probeLoop(_ probe: Probe, ledger: ProbeLedger, offset: @escaping @Sendable () -> Double, aborts: AbortLog, span: RunSpan,
+                   progress: FaultProgress) async {
         let clock = ContinuousClock()
+        let inPlace: @Sendable () -> Bool = { probe.during.map { progress[$0.rawValue].inPlace } ?? true }
+        if let fault = probe.during {
+            while !inPlace() {
+                if progress[fault.rawValue].reverting || ["failed", "reverted", "revert-failed"].contains(progress[fault.rawValue].state) { return }
+                if await stop.sleep(until: clock.now + .milliseconds(10)) { return }
+            }
+        }
         let begin = clock.now
+        // Load shapes are timed from the method's start.
+        let methodSeconds = offset()
         var next = begin
         var wasOK = true
         let check: @Sendable () async -> Bool? = {
             let at = offset()
             let (outcome, traceID) = await self.check(probe, phase: .method, span: span)
-            // A request cut off because the method ended is no result.
-            if Task.isCancelled { return nil }
+            // A request cut off because the method ended, or back after its fault began to go, is no result.
+            if Task.isCancelled || !inPlace() { return nil }
             settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
             if let abort = ledger.record(probe, outcome, phase: .method, at: at, traceID: traceID) {
                 if aborts.claim() {
@@ -301,8 +318,8 @@ public struct ExperimentRunner: Sendable {
             return outcome.ok
         }
         await withDiscardingTaskGroup { inFlight in
-            while stop.reason == nil {
-                let rate = probe.loadRate(at: (next - begin).seconds)
+            while stop.reason == nil, inPlace() {
+                let rate = probe.loadRate(at: methodSeconds + (next - begin).seconds)
                 if rate != nil {
                     inFlight.addTask { _ = await check() }  // open loop: do not wait for the answer
                 } else if let ok = await check(), ok != wasOK {
@@ -380,6 +397,7 @@ public struct ExperimentRunner: Sendable {
                 }
             }
             _ = await stop.sleep(until: end)
+            progress.update(name) { $0.reverting = true }
             let began = ContinuousClock.now
             do throws(FaultlineError) {
                 try await driver.revert(record)

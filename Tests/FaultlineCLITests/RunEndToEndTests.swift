@@ -504,4 +504,43 @@ struct RunEndToEndTests {
             #expect(leaked.output.contains("connected, expected unreachable"), "\(leaked.output)")
         }
     }
+
+    @Test("a probe checked only during a fault: a partition that holds passes; one with a hole aborts the run; neither is checked before or after")
+    func aProbeDuringAFaultChecksThatThePartitionHolds() async throws {
+        try await withSetup { setup in
+            func steadyState(_ port: Int) -> String {
+                """
+                  steadyState:
+                    probes:
+                      - name: other-port
+                        interval: 200ms
+                        http: {url: "http://\(TestNetwork.addressB):9090/", timeout: 300ms}
+                      - name: wall
+                        interval: 200ms
+                        during: partition
+                        tcp: {address: "\(TestNetwork.addressB):\(port)", timeout: 300ms, expect: unreachable}
+                    abortWhen: {consecutiveFailures: 2}
+                """
+            }
+            let partition = "    - {name: partition, type: drop, start: 500ms, duration: 2s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}"
+            let holds = try setup.file("holds", faults: partition, steadyState: steadyState(8080))
+            let held = try await setup.run(["run", holds, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/holds"])
+            #expect(held.exit == 0, "\(held.output)")
+            let report = try report(setup.directory + "/holds")
+            let wall = (report["probes"] as? [[String: Any]] ?? []).filter { $0["probe"] as? String == "wall" }
+            let fault = try #require((report["faults"] as? [[String: Any]])?.first)
+            let injectedAt = try #require(fault["injectedAt"] as? Double), revertedAt = try #require(fault["revertedAt"] as? Double)
+            print("during: \(wall.count) wall results while the partition was in place (\(injectedAt)–\(revertedAt) s)")
+            #expect(wall.count >= 5, "a check every 200ms over 2 s")
+            #expect(wall.allSatisfy { $0["phase"] as? String == "method" && $0["ok"] as? Bool == true }, "\(wall)")
+            #expect(wall.allSatisfy { ($0["at"] as? Double ?? -1) >= injectedAt - 0.01 && ($0["at"] as? Double ?? .infinity) <= revertedAt })
+
+            // The wall has a hole: port 9090 is not partitioned.
+            let hole = try setup.file("hole", faults: partition, steadyState: steadyState(9090))
+            let leaked = try await setup.run(["run", hole, "--yes", "--state-dir", setup.state])
+            #expect(leaked.exit == 1, "\(leaked.output)")
+            #expect(leaked.output.contains("probe 'wall' failed 2 times in a row (connected, expected unreachable)"), "\(leaked.output)")
+            #expect(try await setup.chains().isEmpty)
+        }
+    }
 }

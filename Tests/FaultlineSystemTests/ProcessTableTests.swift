@@ -27,5 +27,10 @@ import Testing
         try " 1234\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(ProcessTable.pid(fromFile: path) == 1234)
         #expect(ProcessTable.pid(fromFile: "/nonexistent/pid") == nil)
+        // PostgreSQL's postmaster.pid: the PID, then the data directory, start time, port, ...
+        try "4321\n/var/lib/postgresql/16/main\n1764300000\n5432\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(ProcessTable.pid(fromFile: path) == 4321)
+        try "not a pid\n4321\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(ProcessTable.pid(fromFile: path) == nil, "only the first line counts")
     }
 }

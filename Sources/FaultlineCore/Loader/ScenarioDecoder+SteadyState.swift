@@ -46,6 +46,7 @@ extension ScenarioDecoder {
         let rate = r.optional(f, "rate", r.positiveNumber)
         let ramp = r.optional(f, "ramp", self.ramp)
         let spikes = r.optional(f, "spike") { node, path in r.listOrOne(node, path, spike) }
+        let during = r.optional(f, "during", r.value(ResourceName.self, what: "a fault name"))
         let kinds = ScenarioSchema.probeKinds.filter(f.has)
         var check: ProbeCheck?
         if kinds.isEmpty {
@@ -76,7 +77,7 @@ extension ScenarioDecoder {
                 r.error("spikes overlap: the one at \(later.at) starts before the one at \(earlier.at) ends", at: f.keyNodes["spike"], path.key("spike"))
             }
         }
-        return Probe(name: name, interval: interval ?? .seconds(1), check: check, rate: rate, ramp: ramp, spikes: spikes)
+        return Probe(name: name, interval: interval ?? .seconds(1), check: check, rate: rate, ramp: ramp, spikes: spikes, during: during)
     }
 
     /// `{at: 20s, for: 5s, rate: 400}`: from `at` after the method started, `for` that long, that many requests per second.

@@ -42,8 +42,20 @@ struct ScenarioDecoder {
         let faults = r.required(f, "faults") { node, path in
             self.faults(node, path, maxDuration: maxDuration, defaultTarget: target)
         }
+        if let faults { checkDuring(f["steadyState"], path.key("steadyState"), faults: faults) }
         guard let maxDuration, let faults else { return nil }
         return ScenarioSpec(maxDuration: maxDuration, target: target, steadyState: steadyState, notify: notify, faults: faults)
+    }
+
+    /// A probe's `during` must name one of the scenario's faults.
+    func checkDuring(_ steadyState: Node?, _ path: NodePath, faults: [Fault]) {
+        guard case .sequence(let probes)? = steadyState?["probes"] else { return }
+        let names = Set(faults.map(\.name.rawValue))
+        for (index, probe) in probes.enumerated() {
+            guard let node = probe["during"], case .scalar(let scalar) = node, !names.contains(scalar.string) else { continue }
+            r.error("during '\(scalar.string)' is not a fault of this scenario (faults: \(faults.map(\.name.rawValue).joined(separator: ", ")))",
+                    at: node, path.key("probes").index(index).key("during"))
+        }
     }
 
     // MARK: Values

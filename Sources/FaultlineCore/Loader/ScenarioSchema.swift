@@ -6,7 +6,7 @@ public enum ScenarioSchema {
     static let target = ["netns", "pid"]
     static let steadyState = ["probes", "slo", "abortWhen"]
     static let probeKinds = ["http", "tcp", "command", "prometheus"]
-    static let probe = ["name", "interval"] + probeKinds + ["rate", "ramp", "spike"]
+    static let probe = ["name", "interval"] + probeKinds + ["rate", "ramp", "spike", "during"]
     static let http = ["url", "method", "headers", "body", "timeout", "expect"]
     static let httpExpect = ["status", "bodyContains"]
     static let tcp = ["address", "timeout", "expect"]

@@ -9,15 +9,19 @@ public struct Probe: Sendable, Hashable, Codable {
     public var ramp: LoadRamp?
     /// Bursts of load (http only): during each, requests go at its rate instead.
     public var spikes: [LoadSpike]?
+    /// Checked only while this fault is in place (from its inject to its revert), not in the steady-state checks
+    /// before and after: what must hold *because of* the fault, e.g. a partition that must not leak.
+    public var during: ResourceName?
 
     public init(name: ResourceName, interval: TimeSpan = .seconds(1), check: ProbeCheck, rate: Double? = nil, ramp: LoadRamp? = nil,
-                spikes: [LoadSpike]? = nil) {
+                spikes: [LoadSpike]? = nil, during: ResourceName? = nil) {
         self.name = name
         self.interval = interval
         self.check = check
         self.rate = rate
         self.ramp = ramp
         self.spikes = spikes
+        self.during = during
     }
 
     /// Whether it drives load (rate, ramp or spikes) rather than checking once per interval.
@@ -32,7 +36,7 @@ public struct Probe: Sendable, Hashable, Codable {
         return rate
     }
 
-    private enum CodingKeys: String, CodingKey { case name, interval, http, tcp, command, prometheus, rate, ramp, spike }
+    private enum CodingKeys: String, CodingKey { case name, interval, http, tcp, command, prometheus, rate, ramp, spike, during }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -41,6 +45,7 @@ public struct Probe: Sendable, Hashable, Codable {
         rate = try c.decodeIfPresent(Double.self, forKey: .rate)
         ramp = try c.decodeIfPresent(LoadRamp.self, forKey: .ramp)
         spikes = try c.decodeIfPresent([LoadSpike].self, forKey: .spike)
+        during = try c.decodeIfPresent(ResourceName.self, forKey: .during)
         if let http = try c.decodeIfPresent(HTTPCheck.self, forKey: .http) {
             check = .http(http)
         } else if let tcp = try c.decodeIfPresent(TCPCheck.self, forKey: .tcp) {
@@ -65,6 +70,7 @@ public struct Probe: Sendable, Hashable, Codable {
         try c.encodeIfPresent(rate, forKey: .rate)
         try c.encodeIfPresent(ramp, forKey: .ramp)
         try c.encodeIfPresent(spikes, forKey: .spike)
+        try c.encodeIfPresent(during, forKey: .during)
     }
 }
 

@@ -79,13 +79,13 @@ enum PlanSummary {
     }
 
     static func describe(_ probe: Probe) -> String {
-        var text = "probe \(probe.name) every \(probe.interval): "
+        var text = "probe \(probe.name) every \(probe.interval)" + (probe.during.map { " while \($0) is in place" } ?? "") + ": "
         switch probe.check {
         case .http(let http):
             text += "\(http.method) \(http.url) within \(http.timeout), expect status \(http.expect.status.map(\.description).joined(separator: "|"))"
             if let contains = http.expect.bodyContains { text += " and body containing '\(contains)'" }
         case .tcp(let tcp):
-            text += "tcp connect to \(tcp.address) within \(tcp.timeout)"
+            text += "tcp connect to \(tcp.address) within \(tcp.timeout)" + (tcp.expect == .unreachable ? ", expect it to fail (unreachable)" : "")
         case .command(let command):
             text += "run \(ShellQuote.join(command.argv)) within \(command.timeout), expect exit \(command.expect.exitCode)"
         case .prometheus(let prometheus):
@@ -98,6 +98,7 @@ enum PlanSummary {
         }
         if let rate = probe.rate { text += "; load \(TimeSpan.trim(rate)) requests/s" }
         if let ramp = probe.ramp { text += "; load from \(TimeSpan.trim(ramp.from)) to \(TimeSpan.trim(ramp.to)) requests/s over \(ramp.over)" }
+        for spike in probe.spikes ?? [] { text += "; spike to \(TimeSpan.trim(spike.rate)) requests/s at +\(spike.at) for \(spike.duration)" }
         return text
     }
 }

@@ -76,8 +76,10 @@ public struct ProcessTable: Sendable {
     }
 
     /// The pid written in a pid file, or nil if it cannot be read.
+    /// The PID on the first line of a pid file (PostgreSQL's postmaster.pid has more lines after it).
     public static func pid(fromFile path: String) -> Int32? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        let first = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return Int32(first.trimmingCharacters(in: .whitespaces))
     }
 }
