@@ -273,10 +273,16 @@ extension RunEndToEndTests {
                                                   extra: ["--notify", "http://127.0.0.1:\(hookPort)/agent", "--otlp-endpoint", "http://127.0.0.1:\(otlpPort)"])
             let scenario = agentScenario("fleet-told", target: setup.net.a, steadyState: Setup.defaultSteadyState + "\n",
                                          faults: "    - {name: cut, type: drop, start: 1s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}")
-            let created = try await agent.call(.POST, "/v1/runs", body: scenario)
-            #expect(created.status == 201, "\(created.body)")
-            let id = try #require(created.json["id"] as? String)
-            _ = try await agent.waitForRun(id, timeout: .seconds(20)) { ($0["state"] as? String) == "aborted" }
+            let id: String
+            do {
+                let created = try await agent.call(.POST, "/v1/runs", body: scenario)
+                #expect(created.status == 201, "\(created.body)")
+                id = try #require(created.json["id"] as? String)
+                _ = try await agent.waitForRun(id, timeout: .seconds(20)) { ($0["state"] as? String) == "aborted" }
+            } catch {
+                await agent.stop()
+                throw error
+            }
             // SIGTERM: the agent sends its last spans before it exits.
             #expect(await agent.stop() == 0, "\(agent.output)")
 
