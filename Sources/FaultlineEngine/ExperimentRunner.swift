@@ -87,7 +87,8 @@ public struct ExperimentRunner: Sendable {
         span.set("faultline.scenario", scenario.metadata.name.rawValue)
         span.set("faultline.run.id", settings.runID)
         span.set("faultline.target", scenario.spec.target.map { "\($0)" })
-        let report = await run(span)
+        var report = await run(span)
+        report.traceID = span.traceID
         await probes.finish()
         span.set("faultline.run.state", report.state)
         span.set("faultline.run.exit_code", Int(report.exitCode))
@@ -120,7 +121,7 @@ public struct ExperimentRunner: Sendable {
         }
 
         // 1. Steady state before: every probe must pass once, or nothing is injected.
-        log.log(RunEvent(.info, "start", "run \(settings.runID) of \(scenario.metadata.name): checking the steady state before the method"))
+        log.log(RunEvent(.info, "start", "run \(settings.runID) of \(scenario.metadata.name)\(span.traceID.map { " (trace \($0))" } ?? ""): checking the steady state before the method"))
         let before = await checkAll(ledger, phase: .before, at: 0, span: span)
         if stop.reason == .interrupted {
             log.log(RunEvent(.warning, "interrupted", "interrupted before the method: nothing was injected"))

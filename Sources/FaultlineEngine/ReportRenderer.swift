@@ -11,7 +11,7 @@ public enum ReportRenderer {
         out += """
             | | |
             | --- | --- |
-            | run | `\(report.runID)` on \(report.host) by \(report.user) |
+            | run | `\(report.runID)` on \(report.host) by \(report.user) |\(report.traceID.map { "\n| trace | `\($0)` |" } ?? "")
             | started | \(ISO8601DateFormatter().string(from: report.startedAt)) |
             | ended | \(ISO8601DateFormatter().string(from: report.endedAt)) |
             | result | **\(report.state)** (exit \(report.exitCode)) |
@@ -130,7 +130,7 @@ public enum ReportRenderer {
             <style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}.abort{color:#b00}</style>
             </head><body>
             <h1>\(escape(report.scenario)) — \(escape(report.state)) (exit \(report.exitCode))</h1>
-            <p>Run <code>\(report.runID)</code> on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>
+            <p>Run <code>\(report.runID)</code>\(report.traceID.map { " (trace <code>\($0)</code>)" } ?? "") on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>
             \(abort)\(slo)\(runbook)
             \(svg(report))
             <h2>Faults</h2>

@@ -78,6 +78,8 @@ public struct RunReport: Sendable, Codable {
     public var scenario: String
     public var description: String?
     public var runID: String
+    /// With traces on, the run's trace ID.
+    public var traceID: String?
     public var host: String
     public var user: String
     public var startedAt: Date

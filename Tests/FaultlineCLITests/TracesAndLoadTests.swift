@@ -129,6 +129,10 @@ extension RunEndToEndTests {
             let runAttributes = run["attributes"] as? [String: Any] ?? [:]
             #expect(runAttributes["faultline.scenario"] as? String == "traced")
             #expect(runAttributes["faultline.run.id"] as? String == report["runID"] as? String)
+            let reportedTrace = report["traceID"] as? String
+            #expect(reportedTrace == trace, "the report names the run's trace")
+            let startLineNamesTrace = result.output.contains("(trace " + trace + ")")
+            #expect(startLineNamesTrace, "the start line names it too")
             #expect(runAttributes["faultline.run.state"] as? String == "aborted")
             #expect(run["events"] as? [String] == ["abort"])
             #expect(spans.allSatisfy { $0["trace"] as? String == trace })
