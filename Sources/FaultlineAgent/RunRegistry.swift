@@ -267,8 +267,7 @@ public final class RunRegistry: Service, Sendable {
         settings.tracer = configuration.tracer
         let journal = journal, context = context, executable = configuration.executable, runSettings = settings
         let name = scenario.metadata.name.rawValue
-        let own = scenario.spec.notify ?? []
-        let hooks = own + configuration.notify.filter { url in !own.contains { $0.url == url } }.map { NotifyHook(url: $0) }
+        let hooks = WebhookNotifier.hooks(scenario, adding: configuration.notify)
         let couriers = [WebhookNotifier.courier(hooks: hooks, run: run.id, scenario: name, log: log),
                         GrafanaAnnotator.courier(configuration.grafana, run: run.id, scenario: name, log: log)].compactMap { $0 }
         let report = await EventCourier.around(couriers, log: log) { log in

@@ -17,6 +17,12 @@ public enum WebhookNotifier {
         var probe: String?
     }
 
+    /// The scenario's hooks, then one for every event at each of `urls` (`--notify`) the scenario does not name already.
+    public static func hooks(_ scenario: Scenario, adding urls: [String]) -> [NotifyHook] {
+        let own = scenario.spec.notify ?? []
+        return own + urls.filter { url in !own.contains { $0.url == url } }.map { NotifyHook(url: $0) }
+    }
+
     /// A courier with one lane per hook, or nil without hooks; each POST gives up after `timeout`.
     public static func courier(hooks: [NotifyHook], run: String, scenario: String, log: EventLog,
                                timeout: Duration = .seconds(5)) -> EventCourier? {

@@ -374,7 +374,9 @@ struct RunEndToEndTests {
                 """
             let file = try setup.file("told", faults: "    - {name: cut, type: drop, start: 1s, to: {hosts: [\(TestNetwork.addressB)], ports: [8080], protocol: tcp}}",
                                       steadyState: notify)
-            let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"])
+            // --notify adds a hook for every event; one the scenario names already is not sent twice.
+            let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out",
+                                              "--notify", "\(base)/extra", "--notify", "\(base)/ok"])
             let exited = Date()
             #expect(result.exit == 1, "\(result.output)")
             let report = try report(setup.directory + "/out")
@@ -395,6 +397,7 @@ struct RunEndToEndTests {
                 }
             }
             #expect(events("/ok") == ["start", "abort", "end"])
+            #expect(events("/extra") == ["start", "abort", "end"])
             #expect(events("/fail") == ["abort"])
             #expect(events("/hang").first == "start", "the hanging hook got the first message and held the rest")
             let first = try #require(lines.first { $0.hasPrefix("/ok ") })

@@ -32,12 +32,6 @@ struct AnnotationOptions: ParsableArguments {
         return GrafanaAnnotator.Settings(url: grafanaUrl, token: try TokenOptions.secret(file: grafanaTokenFile, environment: "FAULTLINE_GRAFANA_TOKEN"))
     }
 
-    /// The scenario's webhooks and then those of --notify (a URL the scenario already names is not added twice).
-    func hooks(_ scenario: Scenario) -> [NotifyHook] {
-        let own = scenario.spec.notify ?? []
-        return own + notify.filter { url in !own.contains { $0.url == url } }.map { NotifyHook(url: $0) }
-    }
-
     /// The trace exporter, started, when --otlp-endpoint or the OTEL_* environment asks for one; its complaints
     /// (a collector that does not answer) go to stderr as warnings.
     func traces() throws -> TraceExport? {

@@ -102,7 +102,7 @@ struct RunCommand: AsyncParsableCommand {
         settings.tracer = traces?.tracer
         let runSettings = settings
         let name = scenario.metadata.name.rawValue
-        let couriers = [WebhookNotifier.courier(hooks: annotations.hooks(scenario), run: runID, scenario: name, log: log),
+        let couriers = [WebhookNotifier.courier(hooks: WebhookNotifier.hooks(scenario, adding: annotations.notify), run: runID, scenario: name, log: log),
                         GrafanaAnnotator.courier(grafana, run: runID, scenario: name, log: log)].compactMap { $0 }
         let result = await EventCourier.around(couriers, log: log) { log in
             await ExperimentRunner(scenario: scenario, plan: plan, settings: runSettings, journal: journal, context: context,
