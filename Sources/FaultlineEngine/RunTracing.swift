@@ -16,8 +16,6 @@ import Glibc
 /// `shutdown` flushes what is queued, for at most a few seconds.
 public final class TraceExport: Sendable {
     public let tracer: any Tracer
-    /// Where spans go, for the log.
-    public let endpoint: String
     let group: ServiceGroup
     let running: Task<Void, Never>
 
@@ -36,7 +34,7 @@ public final class TraceExport: Sendable {
             unsetenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         }
         let current = ProcessInfo.processInfo.environment
-        guard let endpoint = current["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? current["OTEL_EXPORTER_OTLP_ENDPOINT"] else { return nil }
+        guard current["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? current["OTEL_EXPORTER_OTLP_ENDPOINT"] != nil else { return nil }
         var configuration = OTel.Configuration.default
         configuration.serviceName = "faultline"
         configuration.resourceAttributes = ["host.name": ProcessInfo.processInfo.hostName, "service.version": version]
@@ -49,12 +47,11 @@ public final class TraceExport: Sendable {
         configuration.diagnosticLogLevel = .warning
         let backend = try OTel.makeTracingBackend(configuration: configuration)
         let group = ServiceGroup(services: [backend.service], logger: Logger(label: "faultline.traces", factory: { _ in SwiftLogNoOpLogHandler() }))
-        return TraceExport(tracer: backend.factory, endpoint: endpoint, group: group)
+        return TraceExport(tracer: backend.factory, group: group)
     }
 
-    init(tracer: any Tracer, endpoint: String, group: ServiceGroup) {
+    init(tracer: any Tracer, group: ServiceGroup) {
         self.tracer = tracer
-        self.endpoint = endpoint
         self.group = group
         running = Task { try? await group.run() }
     }

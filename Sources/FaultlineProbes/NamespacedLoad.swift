@@ -24,10 +24,8 @@ final class NamespacedLoad: Sendable {
             try? group.syncShutdownGracefully()
             throw ProbeFailure(failure)
         }
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1_000)
         self.group = group
-        client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
+        client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: ProbeExecutor.loadConfiguration)
         executor = LoopTaskExecutor(loop: loop)
     }
 

@@ -112,11 +112,13 @@ public struct ProbeExecutor: Sendable {
     /// The client of probes that drive load: open loop means as many requests in flight as the service's slowness
     /// asks for, so its pool is not the usual 8 connections per host (requests would queue here, and the service
     /// would see less load than the rate says). Lives as long as the process.
-    static let loadClient: HTTPClient = {
+    static let loadClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: loadConfiguration)
+
+    static var loadConfiguration: HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1_000)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+        return configuration
+    }
 
     func check(_ http: HTTPCheck, client: HTTPClient) async -> ((Bool, String), status: Int?) {
         var request = HTTPClientRequest(url: http.url)
