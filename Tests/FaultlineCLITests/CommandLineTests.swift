@@ -101,6 +101,29 @@ import Testing
         #expect(result.standardError.contains("placeholder"), "\(result.standardError)")
     }
 
+    @Test("traces asked for but impossible to set up stop the run before anything is applied (exit 2)")
+    func anUnservableTraceConfigurationStopsTheRun() async throws {
+        let file = try temporaryFile("""
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: traced-nowhere}
+            spec:
+              maxDuration: 5s
+              faults:
+                - {name: burn, type: cpu-stress, duration: 1s, workers: 1, load: 1%}
+            """)
+        defer { remove(file) }
+        let state = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("state").path
+        // swift-otel has no Zipkin exporter of its own (a collector translates).
+        let result = try await SubprocessRunner().run(["/usr/bin/env", "OTEL_TRACES_EXPORTER=zipkin", Self.executable, "run", file, "--yes",
+                                                       "--state-dir", state, "--otlp-endpoint", "http://127.0.0.1:9"], timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(result.exitCode == 2, "\(result.standardError)")
+        #expect(result.standardError.contains("cannot set up traces") && result.standardError.contains("nothing was applied"), "\(result.standardError)")
+        #expect(!result.standardError.contains("injected"), "\(result.standardError)")
+        let notURL = try await faultline(["run", file, "--yes", "--state-dir", state, "--otlp-endpoint", "collector:4318"])
+        #expect(notURL.exitCode == 2 && notURL.standardError.contains("--otlp-endpoint 'collector:4318' is not an http:// or https:// URL"), "\(notURL.standardError)")
+    }
+
     @Test func helpShowsAnExample() async throws {
         for command in ["validate", "plan"] {
             let result = try await faultline([command, "--help"])

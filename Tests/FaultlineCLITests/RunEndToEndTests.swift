@@ -18,7 +18,9 @@ struct RunEndToEndTests {
         let directory: String
         var state: String { directory + "/state" }
 
-        func file(_ name: String, faults: String, steadyState: String = defaultSteadyState, maxDuration: String = "20s") throws -> String {
+        /// A scenario file; `target` names a network namespace for the whole scenario.
+        func file(_ name: String, faults: String, steadyState: String = defaultSteadyState, maxDuration: String = "20s",
+                  target: String? = nil) throws -> String {
             let path = "\(directory)/\(name).yaml"
             try """
                 apiVersion: faultline/v1
@@ -26,6 +28,7 @@ struct RunEndToEndTests {
                 metadata: {name: \(name), runbook: "https://wiki.example/runbooks/\(name)"}
                 spec:
                   maxDuration: \(maxDuration)
+                \(target.map { "  target: {netns: \($0)}" } ?? "")
                 \(steadyState)
                   faults:
                 \(faults)
@@ -481,43 +484,16 @@ struct RunEndToEndTests {
         }
     }
 
-    @Test("a tcp probe can expect a connection to fail: a partition that holds passes, a wall with a hole fails")
-    func aTCPProbeExpectsUnreachable() async throws {
-        try await withSetup { setup in
-            func steadyState(_ address: String) -> String {
-                """
-                  steadyState:
-                    probes:
-                      - name: wall
-                        interval: 200ms
-                        tcp: {address: "\(address)", timeout: 300ms, expect: unreachable}
-                    abortWhen: {consecutiveFailures: 2}
-                """
-            }
-            let harmless = "    - {name: unused-port, type: drop, duration: 1s, to: {ports: [9998], protocol: tcp}}"
-            let holds = try setup.file("holds", faults: harmless, steadyState: steadyState("\(TestNetwork.addressB):9999"))
-            let held = try await setup.run(["run", holds, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/holds"])
-            #expect(held.exit == 0, "\(held.output)")
-            let samples = try report(setup.directory + "/holds")["probes"] as? [[String: Any]] ?? []
-            #expect(!samples.isEmpty && samples.allSatisfy { ($0["detail"] as? String)?.hasPrefix("unreachable: ") == true }, "\(samples.prefix(2))")
-
-            let hole = try setup.file("hole", faults: harmless, steadyState: steadyState("\(TestNetwork.addressB):8080"))
-            let leaked = try await setup.run(["run", hole, "--yes", "--state-dir", setup.state])
-            #expect(leaked.exit == 1, "\(leaked.output)")
-            #expect(leaked.output.contains("connected, expected unreachable"), "\(leaked.output)")
-        }
-    }
-
-    @Test("a probe checked only during a fault: a partition that holds passes; one with a hole aborts the run; neither is checked before or after")
-    func aProbeDuringAFaultChecksThatThePartitionHolds() async throws {
+    @Test("tcp probes that expect a connection to fail: a wall checked all along and one checked only during the partition pass while both hold; a hole aborts the run")
+    func probesThatExpectUnreachableCheckThatPartitionsHold() async throws {
         try await withSetup { setup in
             func steadyState(_ port: Int) -> String {
                 """
                   steadyState:
                     probes:
-                      - name: other-port
+                      - name: closed-port
                         interval: 200ms
-                        http: {url: "http://\(TestNetwork.addressB):9090/", timeout: 300ms}
+                        tcp: {address: "\(TestNetwork.addressB):9999", timeout: 300ms, expect: unreachable}
                       - name: wall
                         interval: 200ms
                         during: partition
@@ -530,6 +506,9 @@ struct RunEndToEndTests {
             let held = try await setup.run(["run", holds, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/holds"])
             #expect(held.exit == 0, "\(held.output)")
             let report = try report(setup.directory + "/holds")
+            let closed = (report["probes"] as? [[String: Any]] ?? []).filter { $0["probe"] as? String == "closed-port" }
+            #expect(Set(closed.compactMap { $0["phase"] as? String }) == ["before", "method", "after"], "checked all along")
+            #expect(!closed.isEmpty && closed.allSatisfy { ($0["detail"] as? String)?.hasPrefix("unreachable: ") == true }, "\(closed.prefix(2))")
             let wall = (report["probes"] as? [[String: Any]] ?? []).filter { $0["probe"] as? String == "wall" }
             let fault = try #require((report["faults"] as? [[String: Any]])?.first)
             let injectedAt = try #require(fault["injectedAt"] as? Double), revertedAt = try #require(fault["revertedAt"] as? Double)

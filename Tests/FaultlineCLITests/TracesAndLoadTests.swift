@@ -220,6 +220,16 @@ extension RunEndToEndTests {
                 self.wfile.write(b"ok")
         """
 
+    /// The arrival times the counting service wrote, sorted. The first is the steady-state check before the method;
+    /// the load starts with the second. The method runs a little longer than its 5 s (it ends once the fault's revert
+    /// is done), so the tests count 5 s from the second.
+    static func arrivals(_ file: String) throws -> [Double] {
+        let times = ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { Double($0.split(separator: " ").last ?? "") }.sorted()
+        try #require(times.count > 2, "the service saw \(times.count) requests")
+        return times
+    }
+
     @Test("an http probe with a rate drives that load open loop: the service sees rate x time requests ±5%, also when it answers slowly, and during a spike",
           arguments: [
               ("rate: 200", "/fast", 1000.0),
@@ -243,11 +253,7 @@ extension RunEndToEndTests {
                                       steadyState: steadyState, maxDuration: "20s")
             let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"])
             #expect(result.exit == 0, "\(result.output)")
-            let times = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n")
-                .compactMap { Double($0.split(separator: " ").last ?? "") }.sorted()
-            // The first request is the steady-state check before the method; the load starts with the second. The
-            // method runs a little longer than 5 s (it ends once the fault's revert is done), so count 5 s of it.
-            try #require(times.count > 2)
+            let times = try Self.arrivals(received)
             let seen = Double(times.filter { $0 >= times[1] && $0 < times[1] + 5 }.count)
             let report = try report(setup.directory + "/out")
             let method = (report["probes"] as? [[String: Any]] ?? []).filter { $0["phase"] as? String == "method" }
@@ -310,30 +316,21 @@ extension RunEndToEndTests {
             let received = setup.directory + "/requests.log"
             let (service, port) = try await setup.startServer("counting", Self.countingService, output: received)
             defer { setup.stop(service) }
-            let file = setup.directory + "/inside.yaml"
-            try """
-                apiVersion: faultline/v1
-                kind: Scenario
-                metadata: {name: inside}
-                spec:
-                  maxDuration: 20s
-                  target: {netns: \(setup.net.a)}
-                  steadyState:
-                    probes:
-                      - name: load
-                        http: {url: "http://127.0.0.1:\(port)/inside", timeout: 2s}
-                        rate: 200
-                  faults:
-                    - {name: unused-port, type: drop, duration: 5s, to: {ports: [9999], protocol: tcp}}
-                """.write(toFile: file, atomically: true, encoding: .utf8)
+            let file = try setup.file("inside", faults: "    - {name: unused-port, type: drop, duration: 5s, to: {ports: [9999], protocol: tcp}}",
+                                      steadyState: """
+                                            steadyState:
+                                              probes:
+                                                - name: load
+                                                  http: {url: "http://127.0.0.1:\(port)/inside", timeout: 2s}
+                                                  rate: 200
+                                          """,
+                                      target: setup.net.a)
             let log = setup.directory + "/inside.log"
             let runner = try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"],
                                                 table: ProcessTable(), output: log)
             let exit = await ChildProcess.waitForExit(runner.pid)
             #expect(exit == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-            let times = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n")
-                .compactMap { Double($0.split(separator: " ").last ?? "") }.sorted()
-            try #require(times.count > 2, "the service in the namespace saw \(times.count) requests")
+            let times = try Self.arrivals(received)
             let seen = Double(times.filter { $0 >= times[1] && $0 < times[1] + 5 }.count)
             print("load into namespace A: the service saw \(Int(seen)) requests in 5 s (expected 1000)")
             #expect(abs(seen - 1000) <= 50)

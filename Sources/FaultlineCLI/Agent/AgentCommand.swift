@@ -35,7 +35,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How often a quiet event stream gets a keep-alive comment (default 15s).", visibility: .hidden))
     var sseKeepAlive: String?
 
-    @OptionGroup var annotations: AnnotationOptions
+    @OptionGroup var observability: ObservabilityOptions
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -58,14 +58,14 @@ struct AgentCommand: AsyncParsableCommand {
                                                executable: executable, forwarded: global.forwarded)
         configuration.logFormat = global.logFormat == .json ? .json : .text
         configuration.logLevel = RunEvent.Level(rawValue: global.logLevel.rawValue) ?? .info
-        do { configuration.grafana = try annotations.grafana() } catch {
+        do { configuration.grafana = try observability.grafana() } catch {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.invalid
         }
-        configuration.notify = annotations.notify
+        configuration.notify = observability.notify
         let traces: TraceExport?
-        do { traces = try annotations.traces() } catch {
-            StandardError.write("faultline: traces: \(error)\n")
+        do { traces = try observability.traces() } catch {
+            StandardError.write("faultline: cannot set up traces from --otlp-endpoint and the OTEL_* environment: \(error)\n")
             throw ExitStatus.invalid
         }
         configuration.tracer = traces?.tracer

@@ -44,13 +44,13 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Do not ask before running, even on a terminal.")
     var yes = false
 
-    @OptionGroup var annotations: AnnotationOptions
+    @OptionGroup var observability: ObservabilityOptions
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let scenario = try ScenarioFile.loadOrExit(file)
         let grafana: GrafanaAnnotator.Settings?
-        do { grafana = try annotations.grafana() } catch {
+        do { grafana = try observability.grafana() } catch {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.invalid
         }
@@ -91,18 +91,19 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
 
+        let traces: TraceExport?
+        do { traces = try observability.traces() } catch {
+            // Traces were asked for: a game day without them is not what the operator set up.
+            StandardError.write("faultline: cannot set up traces from --otlp-endpoint and the OTEL_* environment: \(error); nothing was applied\n")
+            throw ExitStatus.invalid
+        }
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop, log: log)
         var settings = ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded)
-        let traces: TraceExport?
-        do { traces = try annotations.traces() } catch {
-            StandardError.write("faultline: traces: \(error); the run goes on without them\n")
-            traces = nil
-        }
         settings.tracer = traces?.tracer
         let runSettings = settings
         let name = scenario.metadata.name.rawValue
-        let couriers = [WebhookNotifier.courier(hooks: WebhookNotifier.hooks(scenario, adding: annotations.notify), run: runID, scenario: name, log: log),
+        let couriers = [WebhookNotifier.courier(hooks: WebhookNotifier.hooks(scenario, adding: observability.notify), run: runID, scenario: name, log: log),
                         GrafanaAnnotator.courier(grafana, run: runID, scenario: name, log: log)].compactMap { $0 }
         let result = await EventCourier.around(couriers, log: log) { log in
             await ExperimentRunner(scenario: scenario, plan: plan, settings: runSettings, journal: journal, context: context,

@@ -5,7 +5,7 @@ import Logging
 
 /// Where runs are shown besides the run's own output (`run` and `agent`): Grafana annotations, traces over OTLP,
 /// and webhooks for every run.
-struct AnnotationOptions: ParsableArguments {
+struct ObservabilityOptions: ParsableArguments {
     @Option(help: "Grafana's base URL: each fault window and each abort becomes an annotation tagged faultline, the scenario and the fault.")
     var grafanaUrl: String?
 
