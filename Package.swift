@@ -121,6 +121,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "FaultlineProbesTests",
+            dependencies: ["FaultlineProbes", "FaultlineCore", "FaultlineSystem", "FaultlineTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "FaultlineFaultsTests",
             dependencies: ["FaultlineFaults", "FaultlineSystem", "FaultlineCore", "FaultlineTestSupport"],
             swiftSettings: strict

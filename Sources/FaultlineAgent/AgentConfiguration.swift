@@ -28,6 +28,9 @@ public struct AgentConfiguration: Sendable {
     public var notify: [String] = []
     /// Where runs' spans go; nil: no traces.
     public var tracer: (any Tracer)?
+    /// Whether submitted scenarios may name credentials (a prometheus probe's token or password) that the agent
+    /// reads from its own files and environment (`--allow-probe-credentials`); off, such scenarios are refused.
+    public var allowProbeCredentials = false
 
     public init(host: String, port: Int, token: String?, stateDirectory: String, executable: String, forwarded: [String]) {
         self.host = host

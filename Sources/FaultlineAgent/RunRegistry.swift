@@ -148,7 +148,22 @@ public final class RunRegistry: Service, Sendable {
     }
 
     func load(_ text: String, source: String) throws(AgentError) -> Scenario {
-        do { return try ScenarioLoader.load(yaml: text, file: source) } catch { throw AgentError.invalid(error) }
+        let scenario: Scenario
+        do { scenario = try ScenarioLoader.load(yaml: text, file: source) } catch { throw AgentError.invalid(error) }
+        if !configuration.allowProbeCredentials {
+            let named = (scenario.spec.steadyState?.probes ?? []).enumerated().compactMap { index, probe -> AgentError.Detail? in
+                guard case .prometheus(let check) = probe.check, let auth = check.auth else { return nil }
+                let key = if case .bearer = auth { "bearerToken" } else { "basicAuth" }
+                return AgentError.Detail(path: "spec.steadyState.probes[\(index)].prometheus.\(key)", line: nil, column: nil,
+                                         message: "probe '\(probe.name)' reads a credential from this agent's host")
+            }
+            if !named.isEmpty {
+                throw AgentError(.badRequest, "invalid_scenario",
+                                 "credentials named in a scenario are read from the agent's own files and environment: start the agent with --allow-probe-credentials to accept them; nothing was applied",
+                                 details: named)
+            }
+        }
+        return scenario
     }
 
     /// Starts a run now, or schedules it (`at`). Nothing is applied when anything is wrong with it.

@@ -35,7 +35,7 @@ public struct ProbeExecutor: Sendable {
     /// Load probes' client inside the target namespace (made at the first load request).
     let namespaced = NamespacedLoadCache()
 
-    public init(runner: any CommandRunner = SubprocessRunner(), target: NetnsTarget? = nil, executable: String? = nil, client: HTTPClient = .shared) {
+    public init(runner: any CommandRunner = SubprocessRunner(), target: NetnsTarget? = nil, executable: String? = nil, client: HTTPClient = ProbeExecutor.client) {
         self.runner = runner
         self.target = target
         self.executable = executable
@@ -117,8 +117,17 @@ public struct ProbeExecutor: Sendable {
     static var loadConfiguration: HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1_000)
+        configuration.connectionPool.retryConnectionEstablishment = false
         return configuration
     }
+
+    /// The client of single probe requests: a refused connection is a bad result at once, not a retry until the
+    /// probe's timeout (AsyncHTTPClient's default), so a service that is down is seen as down, not as slow.
+    public static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     func check(_ http: HTTPCheck, client: HTTPClient) async -> ((Bool, String), status: Int?) {
         var request = HTTPClientRequest(url: http.url)
@@ -137,7 +146,7 @@ public struct ProbeExecutor: Sendable {
             }
             return ((true, "status \(status)"), status)
         } catch {
-            return ((false, Self.describe(error)), nil)
+            return ((false, Self.describe(error, timeout: http.timeout)), nil)
         }
     }
 
@@ -150,7 +159,7 @@ public struct ProbeExecutor: Sendable {
             try? await channel.close().get()
             return tcp.expect == .connected ? (true, "connected") : (false, "connected, expected unreachable")
         } catch {
-            return tcp.expect == .unreachable ? (true, "unreachable: \(Self.describe(error))") : (false, Self.describe(error))
+            return tcp.expect == .unreachable ? (true, "unreachable: \(Self.describe(error, timeout: tcp.timeout))") : (false, Self.describe(error, timeout: tcp.timeout))
         }
     }
 
@@ -167,64 +176,23 @@ public struct ProbeExecutor: Sendable {
     }
 
     func check(_ prometheus: PrometheusCheck) async -> (Bool, String) {
-        var components = URLComponents(string: prometheus.url.hasSuffix("/") ? String(prometheus.url.dropLast()) : prometheus.url)
-        components?.path += "/api/v1/query"
-        components?.queryItems = [URLQueryItem(name: "query", value: prometheus.query)]
-        guard let url = components?.url?.absoluteString else { return (false, "invalid URL '\(prometheus.url)'") }
+        guard let url = PrometheusQuery.url(base: prometheus.url, query: prometheus.query) else { return (false, "invalid URL '\(prometheus.url)'") }
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Accept", value: "application/json")
         do {
-            let response = try await client.execute(HTTPClientRequest(url: url), timeout: Self.timeAmount(prometheus.timeout))
+            if let auth = prometheus.auth { request.headers.add(name: "Authorization", value: try PrometheusQuery.authorization(auth)) }
+            let response = try await client.execute(request, timeout: Self.timeAmount(prometheus.timeout))
             let body = try await response.body.collect(upTo: 4 << 20)
-            guard response.status.code == 200 else { return (false, "status \(response.status.code)") }
-            let value = try Self.queryValue(Data(body.readableBytesView))
+            let value = try PrometheusQuery.value(from: Data(body.readableBytesView), status: Int(response.status.code))
             let ok: Bool = switch prometheus.expect {
             case .below(let bound): value < bound
             case .above(let bound): value > bound
             case .equals(let bound): value == bound
             }
-            return (ok, "value \(value)")
+            return (ok, "value \(TimeSpan.trim(value))")
         } catch {
-            return (false, Self.describe(error))
+            return (false, Self.describe(error, timeout: prometheus.timeout))
         }
-    }
-
-    /// The one value of a Prometheus instant query (scalar, or a vector of exactly one series).
-    static func queryValue(_ data: Data) throws -> Double {
-        struct Answer: Decodable {
-            struct Payload: Decodable {
-                var resultType: String
-                var result: ResultValue
-            }
-            enum ResultValue: Decodable {
-                case scalar([Sample]), vector([[String: [Sample]]])
-                init(from decoder: any Decoder) throws {
-                    let c = try decoder.singleValueContainer()
-                    if let vector = try? c.decode([[String: [Sample]]].self) { self = .vector(vector) } else { self = .scalar(try c.decode([Sample].self)) }
-                }
-            }
-            enum Sample: Decodable {
-                case time(Double), text(String)
-                init(from decoder: any Decoder) throws {
-                    let c = try decoder.singleValueContainer()
-                    if let number = try? c.decode(Double.self) { self = .time(number) } else { self = .text(try c.decode(String.self)) }
-                }
-            }
-            var status: String
-            var data: Payload?
-            var error: String?
-        }
-        let answer = try JSONDecoder().decode(Answer.self, from: data)
-        guard answer.status == "success", let payload = answer.data else { throw ProbeFailure("query failed: \(answer.error ?? answer.status)") }
-        let sample: [Answer.Sample]
-        switch payload.result {
-        case .scalar(let value): sample = value
-        case .vector(let series):
-            guard series.count == 1, let value = series[0]["value"] else {
-                throw ProbeFailure(series.isEmpty ? "query returned no data" : "query returned \(series.count) series; aggregate it (sum(...)) to one")
-            }
-            sample = value
-        }
-        guard sample.count == 2, case .text(let text) = sample[1], let value = Double(text) else { throw ProbeFailure("unexpected query result") }
-        return value
     }
 
     static func split(_ address: String) -> (String, Int)? {
@@ -235,10 +203,31 @@ public struct ProbeExecutor: Sendable {
         return (String(address[..<colon]), port)
     }
 
-    static func describe(_ error: any Error) -> String {
+    /// An error in words: what a library throws never reaches the operator raw.
+    static func describe(_ error: any Error, timeout: TimeSpan? = nil) -> String {
         if let failure = error as? ProbeFailure { return failure.message }
-        if let http = error as? HTTPClientError { return "\(http)" }
+        if let http = error as? HTTPClientError {
+            switch http {
+            case .deadlineExceeded, .readTimeout, .writeTimeout: return "timed out" + (timeout.map { " after \($0)" } ?? "")
+            case .connectTimeout: return "connect timed out" + (timeout.map { " after \($0)" } ?? "")
+            case .remoteConnectionClosed: return "the server closed the connection"
+            case .bodyLengthMismatch: return "the answer was cut short"
+            default: return "\(http)"
+            }
+        }
+        if let io = error as? IOError { return Self.errnoText(io.errnoCode) }
+        if let connection = error as? NIOConnectionError {
+            if let io = connection.connectionErrors.lazy.compactMap({ $0.error as? IOError }).first { return Self.errnoText(io.errnoCode) }
+            if connection.dnsAError != nil || connection.dnsAAAAError != nil { return "cannot resolve \(connection.host)" }
+        }
+        if let channel = error as? ChannelError, case .connectTimeout = channel { return "connect timed out" + (timeout.map { " after \($0)" } ?? "") }
         return "\(error)"
+    }
+
+    /// `connection refused`, `no route to host`: the C library's words for an errno, in lower case.
+    static func errnoText(_ code: Int32) -> String {
+        let text = String(cString: strerror(code))
+        return text.prefix(1).lowercased() + text.dropFirst()
     }
 }
 

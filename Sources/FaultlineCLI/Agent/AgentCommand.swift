@@ -35,6 +35,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How often a quiet event stream gets a keep-alive comment (default 15s).", visibility: .hidden))
     var sseKeepAlive: String?
 
+    @Flag(help: "Accept scenarios whose prometheus probes read a token or password from this host's files or environment (off: refused, as a client could read any file through them).")
+    var allowProbeCredentials = false
+
     @OptionGroup var observability: ObservabilityOptions
     @OptionGroup var global: GlobalOptions
 
@@ -63,6 +66,7 @@ struct AgentCommand: AsyncParsableCommand {
             throw ExitStatus.invalid
         }
         configuration.notify = observability.notify
+        configuration.allowProbeCredentials = allowProbeCredentials
         let traces: TraceExport?
         do { traces = try observability.traces() } catch {
             StandardError.write("faultline: cannot set up traces from --otlp-endpoint and the OTEL_* environment: \(error)\n")

@@ -42,8 +42,8 @@ extension ScenarioDecoder {
     func probe(_ node: Node, _ path: NodePath) -> Probe? {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.probe) else { return nil }
         let name = r.required(f, "name", r.value(ResourceName.self, what: "a name"))
-        let interval = r.optional(f, "interval", positiveDuration)
-        let rate = r.optional(f, "rate", r.positiveNumber)
+        let interval = r.optional(f, "interval", probeInterval)
+        let rate = r.optional(f, "rate", loadRate)
         let ramp = r.optional(f, "ramp", self.ramp)
         let spikes = r.optional(f, "spike") { node, path in r.listOrOne(node, path, spike) }
         let during = r.optional(f, "during", r.value(ResourceName.self, what: "a fault name"))
@@ -80,20 +80,41 @@ extension ScenarioDecoder {
         return Probe(name: name, interval: interval ?? .seconds(1), check: check, rate: rate, ramp: ramp, spikes: spikes, during: during)
     }
 
+    /// Requests per second of load: above 0 and at most `Probe.maxLoadRate` (more loads this host, not the service).
+    func loadRate(_ node: Node, _ path: NodePath) -> Double? {
+        guard let value = r.positiveNumber(node, path) else { return nil }
+        guard value <= Probe.maxLoadRate else {
+            r.error("at most \(Int(Probe.maxLoadRate)) requests/s per probe, got \(TimeSpan.trim(value)): split the load over several probes",
+                    at: node, path)
+            return nil
+        }
+        return value
+    }
+
+    /// A probe's interval: at least `Probe.minimumInterval`.
+    func probeInterval(_ node: Node, _ path: NodePath) -> TimeSpan? {
+        guard let value = positiveDuration(node, path) else { return nil }
+        guard value.microseconds >= Probe.minimumInterval.microseconds else {
+            r.error("interval \(value) is shorter than \(Probe.minimumInterval): for more requests per second use 'rate'", at: node, path)
+            return nil
+        }
+        return value
+    }
+
     /// `{at: 20s, for: 5s, rate: 400}`: from `at` after the method started, `for` that long, that many requests per second.
     func spike(_ node: Node, _ path: NodePath) -> LoadSpike? {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.spike) else { return nil }
         let at = r.required(f, "at", duration)
         let length = r.required(f, "for", positiveDuration)
-        let rate = r.required(f, "rate", r.positiveNumber)
+        let rate = r.required(f, "rate", loadRate)
         guard let at, let length, let rate else { return nil }
         return LoadSpike(at: at, duration: length, rate: rate)
     }
 
     func ramp(_ node: Node, _ path: NodePath) -> LoadRamp? {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.ramp) else { return nil }
-        let from = r.required(f, "from", r.positiveNumber)
-        let to = r.required(f, "to", r.positiveNumber)
+        let from = r.required(f, "from", loadRate)
+        let to = r.required(f, "to", loadRate)
         let over = r.required(f, "over", positiveDuration)
         guard let from, let to, let over else { return nil }
         return LoadRamp(from: from, to: to, over: over)
@@ -198,8 +219,65 @@ extension ScenarioDecoder {
             default: return .equals(value)
             }
         }
+        if let url, let node = f["url"], Self.hasUserInfo(url) {
+            r.error("credentials in the URL would sit in the scenario: give them with basicAuth (password from a file or the environment)",
+                    at: node, path.key("url"))
+            return nil
+        }
+        if f.has("bearerToken"), f.has("basicAuth") {
+            r.error("give one of bearerToken and basicAuth, not both", at: node, path)
+            return nil
+        }
+        var auth: PrometheusAuth?
+        if let node = f["bearerToken"] {
+            guard let source = secret(node, path.key("bearerToken")) else { return nil }
+            auth = .bearer(source)
+        } else if let node = f["basicAuth"] {
+            guard let basic = r.fields(node, path.key("basicAuth"), allowed: ScenarioSchema.basicAuth) else { return nil }
+            let username = r.required(basic, "username", r.nonEmptyString)
+            let password = r.required(basic, "password", secret)
+            if let username, username.contains(":") {
+                r.error("a basic-auth username cannot contain ':'", at: basic["username"], path.key("basicAuth").key("username"))
+                return nil
+            }
+            guard let username, let password else { return nil }
+            auth = .basic(username: username, password: password)
+        }
         guard let url, let query, let expect else { return nil }
-        return PrometheusCheck(url: url, query: query, timeout: timeout ?? .seconds(2), expect: expect)
+        return PrometheusCheck(url: url, query: query, timeout: timeout ?? .seconds(2), expect: expect, auth: auth)
+    }
+
+    /// True when an http(s) URL carries `user[:password]@` before its host.
+    static func hasUserInfo(_ url: String) -> Bool {
+        guard let scheme = url.range(of: "://") else { return false }
+        let authority = url[scheme.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        return authority.contains("@")
+    }
+
+    /// `{file: /abs/path}` or `{env: NAME}`: where a secret is read when the probe runs. A secret written inline is refused.
+    func secret(_ node: Node, _ path: NodePath) -> SecretSource? {
+        if case .scalar = node {
+            r.error("a secret is not written in the scenario: give {file: PATH} or {env: NAME} to read it from", at: node, path)
+            return nil
+        }
+        guard let f = r.fields(node, path, allowed: ScenarioSchema.secret) else { return nil }
+        let given = ScenarioSchema.secret.filter(f.has)
+        guard given.count == 1 else {
+            r.error(given.isEmpty ? "give file or env" : "give one of file and env, not both", at: node, path)
+            return nil
+        }
+        if f.has("file") {
+            guard let file = r.required(f, "file", absolutePath) else { return nil }
+            return .file(file)
+        }
+        guard let name = r.required(f, "env", r.nonEmptyString) else { return nil }
+        let valid = name.unicodeScalars.first.map { $0 == "_" || ($0.isASCII && $0.properties.isAlphabetic) } == true
+            && name.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
+        guard valid else {
+            r.error("'\(name)' is not an environment variable name (letters, digits and _, not starting with a digit)", at: f["env"], path.key("env"))
+            return nil
+        }
+        return .environment(name)
     }
 
     func slo(_ node: Node, _ path: NodePath) -> SLO? {

@@ -12,7 +12,9 @@ public enum ScenarioSchema {
     static let tcp = ["address", "timeout", "expect"]
     static let command = ["argv", "timeout", "expect"]
     static let commandExpect = ["exitCode"]
-    static let prometheus = ["url", "query", "timeout", "expect"]
+    static let prometheus = ["url", "query", "timeout", "expect", "bearerToken", "basicAuth"]
+    static let secret = ["file", "env"]
+    static let basicAuth = ["username", "password"]
     static let prometheusExpect = ["below", "above", "equals"]
     static let ramp = ["from", "to", "over"]
     static let spike = ["at", "for", "rate"]
@@ -57,6 +59,9 @@ public enum ScenarioSchema {
         add("spec.steadyState.probes[].command.expect", commandExpect)
         add("spec.steadyState.probes[].prometheus", prometheus)
         add("spec.steadyState.probes[].prometheus.expect", prometheusExpect)
+        add("spec.steadyState.probes[].prometheus.bearerToken", secret)
+        add("spec.steadyState.probes[].prometheus.basicAuth", basicAuth)
+        add("spec.steadyState.probes[].prometheus.basicAuth.password", secret)
         add("spec.steadyState.probes[].ramp", ramp)
         add("spec.steadyState.probes[].spike", spike)
         add("spec.steadyState.slo", slo)

@@ -24,6 +24,11 @@ public struct Probe: Sendable, Hashable, Codable {
         self.during = during
     }
 
+    /// The most requests per second one probe's load may ask for.
+    public static let maxLoadRate = 10_000.0
+    /// The shortest interval between a probe's checks.
+    public static let minimumInterval = TimeSpan.milliseconds(10)
+
     /// Whether it drives load (rate, ramp or spikes) rather than checking once per interval.
     public var drivesLoad: Bool { rate != nil || ramp != nil || spikes != nil }
 
@@ -244,12 +249,36 @@ public struct PrometheusCheck: Sendable, Hashable, Codable {
     public var query: String
     public var timeout: TimeSpan = .seconds(2)
     public var expect: Expectation
+    /// How to authenticate to the Prometheus server, if it asks.
+    public var auth: PrometheusAuth?
 
-    public init(url: String, query: String, timeout: TimeSpan = .seconds(2), expect: Expectation) {
+    public init(url: String, query: String, timeout: TimeSpan = .seconds(2), expect: Expectation, auth: PrometheusAuth? = nil) {
         self.url = url
         self.query = query
         self.timeout = timeout
         self.expect = expect
+        self.auth = auth
+    }
+}
+
+/// Credentials for a Prometheus server: read when the probe runs, from a file or the environment, never the scenario.
+public enum PrometheusAuth: Sendable, Hashable, Codable {
+    /// `Authorization: Bearer TOKEN`.
+    case bearer(SecretSource)
+    /// `Authorization: Basic base64(username:password)`.
+    case basic(username: String, password: SecretSource)
+}
+
+/// Where a secret is read when it is needed: a file (first line, surrounding whitespace trimmed) or an environment variable.
+public enum SecretSource: Sendable, Hashable, Codable, CustomStringConvertible {
+    case file(String)
+    case environment(String)
+
+    public var description: String {
+        switch self {
+        case .file(let path): "file \(path)"
+        case .environment(let name): "environment variable \(name)"
+        }
     }
 }
 

@@ -95,6 +95,11 @@ enum PlanSummary {
             case .equals(let value): "equal to \(TimeSpan.trim(value))"
             }
             text += "query \(prometheus.url) for \(prometheus.query), expect \(bound)"
+            switch prometheus.auth {
+            case .bearer(let source)?: text += ", bearer token from \(source)"
+            case .basic(let username, let password)?: text += ", basic auth as '\(username)' with the password from \(password)"
+            case nil: break
+            }
         }
         if let rate = probe.rate { text += "; load \(TimeSpan.trim(rate)) requests/s" }
         if let ramp = probe.ramp { text += "; load from \(TimeSpan.trim(ramp.from)) to \(TimeSpan.trim(ramp.to)) requests/s over \(ramp.over)" }
