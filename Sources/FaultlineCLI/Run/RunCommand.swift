@@ -120,7 +120,7 @@ struct RunCommand: AsyncParsableCommand {
     func write(_ result: RunReport) throws {
         if let report {
             try FileManager.default.createDirectory(atPath: report, withIntermediateDirectories: true)
-            try result.json().write(to: URL(fileURLWithPath: report + "/report.json"))
+            try result.json().write(to: URL(fileURLWithPath: report + "/report.json"), options: .atomic)
             try ReportRenderer.markdown(result).write(toFile: report + "/report.md", atomically: true, encoding: .utf8)
             try ReportRenderer.html(result).write(toFile: report + "/report.html", atomically: true, encoding: .utf8)
         }
