@@ -97,6 +97,59 @@ import Testing
         #expect(sleepers.state(child) == "S")
     }
 
+    @Test("a process named faultline (a guard, a delayer, another run) is never matched, not even by pid or cmdline")
+    func faultlineProcessesAreNeverMatched() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        // A copy of sleep called `faultline` stands for another run's guard: its name (comm) is faultline.
+        let impostor = sleepers.directory.appendingPathComponent("faultline").path
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: impostor)
+        let child = try ChildProcess.spawn([impostor, "300"], table: ProcessTable())
+        defer {
+            _ = try? ProcessSignaller().send(.kill, to: child)
+            _ = try? ProcessSignaller().send(.cont, to: child)
+            for _ in 0..<200 where !ChildProcess.reap(child.pid) { usleep(5_000) }
+        }
+        #expect(ProcessTable().faultlinePIDs().contains(child.pid))
+        for selector in ["cmdline: '^\(impostor) 300$'", "pid: \(child.pid)", "name: faultline"] {
+            let pause = try fault("    - {name: p, type: pause-process, match: {\(selector)}}")
+            await #expect(throws: FaultlineError.self, "\(selector)") { _ = try await driver(pause).apply(journal: MemoryJournal()) }
+            #expect(sleepers.state(child) == nil || ProcessTable().read(child.pid)?.state != "T", "\(selector) froze it")
+        }
+    }
+
+    @Test("pid 1 and kernel threads (no command line) are never matched, even by pid")
+    func pidOneAndKernelThreadsAreNeverMatched() {
+        let init1 = ProcessRecord(pid: 1, parentPID: 0, name: "systemd", arguments: ["/sbin/init"], uid: 0, user: "root", state: "S", startTime: 1)
+        let kthread = ProcessRecord(pid: 2, parentPID: 0, name: "kthreadd", arguments: [], uid: 0, user: "root", state: "S", startTime: 1)
+        #expect(ProcessMatch(pid: 1).select(from: [init1], pidFromFile: nil, protected: []).isEmpty)
+        #expect(ProcessMatch(pid: 2).select(from: [kthread], pidFromFile: nil, protected: []).isEmpty)
+        #expect(ProcessMatch(user: "root").select(from: [init1, kthread], pidFromFile: nil, protected: []).isEmpty)
+    }
+
+    @Test("more matches than maxMatches (default 20): the inject fails and signals none; the bound can be raised")
+    func aBroadMatchNeedsMaxMatches() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let children = try (0..<3).map { _ in try sleepers.start() }
+        let bounded = try fault("    - {name: p, type: pause-process, match: {name: \(sleepers.name), maxMatches: 2}}")
+        do {
+            _ = try await driver(bounded).apply(journal: MemoryJournal())
+            Issue.record("three matches over a bound of two were paused")
+        } catch {
+            #expect(error.message.hasPrefix("3 processes match name '\(sleepers.name)' ("), "\(error.message)")
+            #expect(error.message.contains("more than maxMatches 2: narrow the match, or set match.maxMatches: 3"), "\(error.message)")
+        }
+        #expect(children.allSatisfy { sleepers.state($0) == "S" }, "none was signalled")
+        let kill = try fault("    - {name: k, type: kill-process, mode: one, match: {name: \(sleepers.name), maxMatches: 2}}")
+        _ = try await driver(kill).apply(journal: MemoryJournal())
+        #expect(await eventually { children.filter { sleepers.isGone($0) }.count == 1 }, "mode one hits one of three: within the bound")
+        let raised = try fault("    - {name: p, type: pause-process, match: {name: \(sleepers.name), maxMatches: 3}}")
+        let record = try await driver(raised).apply(journal: MemoryJournal())
+        try await driver(raised).revert(record)
+        #expect(ProcessMatch.defaultMaxMatches == 20)
+    }
+
     @Test func faultlineNeverHitsItself() throws {
         let me = ProcessTable().read(getpid())!
         let match = ProcessMatch(pid: me.pid)

@@ -195,7 +195,12 @@ extension ScenarioDecoder {
             return text
         }
         let user = r.optional(f, "user", r.nonEmptyString)
-        return ProcessMatch(pid: pid.map(Int32.init), pidFile: pidFile, name: name, cmdline: cmdline, user: user)
+        let maxMatches = r.optional(f, "maxMatches") { node, path in r.int(node, path, range: 1...100_000) }
+        if f.has("maxMatches"), ScenarioSchema.match.filter({ $0 != "maxMatches" }).allSatisfy({ !f.has($0) }) {
+            r.error("match needs at least one selector besides maxMatches: pid, pidFile, name, cmdline or user", at: node, path)
+            return nil
+        }
+        return ProcessMatch(pid: pid.map(Int32.init), pidFile: pidFile, name: name, cmdline: cmdline, user: user, maxMatches: maxMatches)
     }
 
     func killProcess(_ f: Fields) -> KillProcessFault? {

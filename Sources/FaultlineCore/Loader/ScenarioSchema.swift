@@ -24,7 +24,7 @@ public enum ScenarioSchema {
     static let notify = ["url", "events"]
     static let faultCommon = ["name", "type", "start", "duration", "target"]
     static let filter = ["hosts", "ports", "protocol"]
-    static let match = ["pid", "pidFile", "name", "cmdline", "user"]
+    static let match = ["pid", "pidFile", "name", "cmdline", "user", "maxMatches"]
 
     /// The parameters of each fault type, besides the common keys.
     static let faultParameters: [FaultType: [String]] = [

@@ -231,14 +231,24 @@ public struct ProcessMatch: Sendable, Hashable, Codable {
     /// A regular expression matched against the command line (arguments joined by spaces).
     public var cmdline: String?
     public var user: String?
+    /// The most processes the fault may hit; without it, `ProcessMatch.defaultMaxMatches`.
+    public var maxMatches: Int?
 
-    public init(pid: Int32? = nil, pidFile: String? = nil, name: String? = nil, cmdline: String? = nil, user: String? = nil) {
+    /// How many processes a match may hit unless the scenario says more (`maxMatches`): a broad match is a mistake
+    /// more often than a plan.
+    public static let defaultMaxMatches = 20
+
+    public init(pid: Int32? = nil, pidFile: String? = nil, name: String? = nil, cmdline: String? = nil, user: String? = nil, maxMatches: Int? = nil) {
         self.pid = pid
         self.pidFile = pidFile
         self.name = name
         self.cmdline = cmdline
         self.user = user
+        self.maxMatches = maxMatches
     }
+
+    /// The bound in force.
+    public var limit: Int { maxMatches ?? Self.defaultMaxMatches }
 
     public var isEmpty: Bool { pid == nil && pidFile == nil && name == nil && cmdline == nil && user == nil }
 }

@@ -58,12 +58,13 @@ extension ProcessMatch: CustomStringConvertible {
 
     /// The processes this match selects: every given selector must hold. `pidFromFile` is the pid
     /// read from `pidFile` (nil when the file is unset or unreadable, which then matches nothing).
-    /// Kernel threads and the processes in `protected` (faultline itself, its parents) never match.
+    /// Kernel threads (and zombies: no command line), pid 1 and the processes in `protected` (Faultline's own,
+    /// this process's parents) never match, not even by pid.
     public func select(from processes: [ProcessRecord], pidFromFile: Int32?, protected: Set<Int32>) -> [ProcessRecord] {
         let regex = cmdline.flatMap { try? Regex($0) }
         return processes.filter { process in
-            if protected.contains(process.pid) { return false }
-            if process.arguments.isEmpty, pid == nil { return false }
+            if protected.contains(process.pid) || process.pid == 1 { return false }
+            if process.arguments.isEmpty { return false }
             if let pid, process.pid != pid { return false }
             if pidFile != nil, process.pid != pidFromFile { return false }
             if let name {

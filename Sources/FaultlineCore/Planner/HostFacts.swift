@@ -16,6 +16,8 @@ public struct HostFacts: Sendable, Hashable, Codable {
     public var cpuCount: Int?
     /// The path of the faultline executable, for the stress child processes.
     public var executable: String = "faultline"
+    /// The processes each process fault's match selects now (by fault name); absent when not read.
+    public var processMatches: [String: [ProcessIdentity]] = [:]
     /// Facts that could not be read, with the reason, for the plan to show.
     public var unreadable: [String] = []
 

@@ -62,10 +62,12 @@ public struct Planner: Sendable {
             planned.every = kill.every
             planned.inject = [.call("send \(kill.signal) to \(kill.mode.rawValue == "all" ? "every" : kill.mode == .one ? "the oldest" : "one random") process matching \(kill.match.description); each pid is checked against its start time first")]
             planned.revert = [.call("nothing to undo: a killed process is not brought back (its supervisor restarts it)")]
+            planMatches(kill.match, hits: kill.mode == .all ? nil : 1, fault: fault, in: &context)
         case .pauseProcess(let pause):
             planned.mechanism = "kill(2)"
             planned.inject = [.call("send SIGSTOP to every process matching \(pause.match.description), then check each is stopped (state T)")]
             planned.revert = [.call("send SIGCONT to the same processes (pid and start time recorded), then check none is still stopped")]
+            planMatches(pause.match, hits: nil, fault: fault, in: &context)
         case .diskFill(let fill):
             let file = Self.diskFillFile(fill, runID: context.runID, fault: fault.name.rawValue)
             planned.mechanism = "fallocate(2)"
@@ -86,6 +88,21 @@ public struct Planner: Sendable {
             planned.revert = [.call("SIGTERM to the hog process, SIGKILL after 5s, then check it has exited and its memory is freed")]
         }
         return planned
+    }
+
+    /// What a process fault's match selects now, as a note, and a problem when it would hit more than its bound
+    /// (`hits`: how many of the matches it hits at most; nil: all).
+    func planMatches(_ match: ProcessMatch, hits: Int?, fault: Fault, in context: inout PlanContext) {
+        guard let now = facts.processMatches[fault.name.rawValue] else { return }
+        let shown = now.prefix(10).map(\.description).joined(separator: ", ") + (now.count > 10 ? ", ..." : "")
+        context.notes.append("\(fault.name): " + (now.isEmpty ? "no process matches now" : "\(now.count) process\(now.count == 1 ? "" : "es") match now: \(shown)")
+            + " (Faultline's own processes, pid 1 and kernel threads never match)")
+        let hit = min(now.count, hits ?? now.count)
+        if hit > match.limit {
+            context.problem("\(hit) processes match \(match.description) now, more than "
+                + (match.maxMatches.map { "maxMatches \($0)" } ?? "the default bound of \(ProcessMatch.defaultMaxMatches)")
+                + ": narrow the match, or set match.maxMatches: \(hit) if every one is meant")
+        }
     }
 
     /// The file a disk-fill fault creates in the directory `path`.

@@ -15,6 +15,7 @@ struct KillProcessDriver: FaultDriver {
         guard !targets.isEmpty else {
             throw FaultlineError(.commandFailed, "no process matches \(fault.match.description)")
         }
+        try ProcessSelection.checkBound(targets, fault.match)
         var hit: [ProcessIdentity] = []
         for process in targets where try context.signaller.send(fault.signal, to: process.identity) == .sent {
             hit.append(process.identity)
@@ -39,7 +40,17 @@ struct KillProcessDriver: FaultDriver {
 public enum ProcessSelection {
     public static func matches(_ match: ProcessMatch, context: DriverContext) -> [ProcessRecord] {
         let fromFile = match.pidFile.flatMap(ProcessTable.pid(fromFile:))
-        return match.select(from: context.processes.all(), pidFromFile: fromFile, protected: context.protected)
+        let protected = context.protected.union(context.processes.faultlinePIDs())
+        return match.select(from: context.processes.all(), pidFromFile: fromFile, protected: protected)
+    }
+
+    /// Refuses to hit more processes than the match allows (`maxMatches`), naming them.
+    static func checkBound(_ targets: [ProcessRecord], _ match: ProcessMatch) throws(FaultlineError) {
+        guard targets.count > match.limit else { return }
+        let shown = targets.prefix(5).map(\.identity.description).joined(separator: ", ")
+        throw FaultlineError(.commandFailed, "\(targets.count) processes match \(match.description) (\(shown)\(targets.count > 5 ? ", ..." : "")), "
+            + "more than \(match.maxMatches.map { "maxMatches \($0)" } ?? "the default bound of \(ProcessMatch.defaultMaxMatches)"): "
+            + "narrow the match, or set match.maxMatches: \(targets.count) if every one is meant; nothing was signalled")
     }
 
 }

@@ -9,10 +9,12 @@ struct PauseProcessDriver: FaultDriver {
     let settle: Duration = .seconds(2)
 
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
-        let targets = ProcessSelection.matches(match, context: context).map(\.identity)
-        guard !targets.isEmpty else {
+        let matches = ProcessSelection.matches(match, context: context)
+        guard !matches.isEmpty else {
             throw FaultlineError(.commandFailed, "no process matches \(match.description)")
         }
+        try ProcessSelection.checkBound(matches, match)
+        let targets = matches.map(\.identity)
         let record = RevertRecord.resume(targets)
         try await journal.record(record)
         do throws(FaultlineError) {

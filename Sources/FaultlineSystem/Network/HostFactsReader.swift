@@ -18,6 +18,22 @@ public struct HostFactsReader: Sendable {
         facts.cpuCount = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         facts.sshPorts = sshPorts()
         facts.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "faultline"
+        let table = ProcessTable()
+        let processFaults: [(String, ProcessMatch)] = scenario.spec.faults.compactMap { fault in
+            switch fault.action {
+            case .killProcess(let kill): (fault.name.rawValue, kill.match)
+            case .pauseProcess(let pause): (fault.name.rawValue, pause.match)
+            default: nil
+            }
+        }
+        if !processFaults.isEmpty {
+            let processes = table.all()
+            let protected = table.protectedPIDs().union(table.faultlinePIDs())
+            for (name, match) in processFaults {
+                let fromFile = match.pidFile.flatMap(ProcessTable.pid(fromFile:))
+                facts.processMatches[name] = match.select(from: processes, pidFromFile: fromFile, protected: protected).map(\.identity)
+            }
+        }
         let network = scenario.spec.faults.filter { $0.type.isNetwork }
         if scenario.spec.faults.contains(where: { [.latency, .packetLoss, .corrupt, .duplicate, .reorder].contains($0.type) }) {
             let kernel = await KernelInventory.read(runner: runner)

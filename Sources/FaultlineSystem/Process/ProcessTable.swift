@@ -75,6 +75,27 @@ public struct ProcessTable: Sendable {
         return protected
     }
 
+    /// Every Faultline process running now — any run's runner, guard, delayer or hog, and the agent: those whose
+    /// name (comm) is `faultline` or whose executable is this one. Process faults never hit them.
+    public func faultlinePIDs() -> Set<Int32> {
+        var mine = stat()
+        let known = stat("\(procRoot)/self/exe", &mine) == 0
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: procRoot)) ?? []
+        var result: Set<Int32> = []
+        for pid in entries.compactMap({ Int32($0) }) {
+            if let comm = try? String(contentsOfFile: "\(procRoot)/\(pid)/comm", encoding: .utf8),
+               comm.trimmingCharacters(in: .newlines) == "faultline" {
+                result.insert(pid)
+                continue
+            }
+            var other = stat()
+            if known, stat("\(procRoot)/\(pid)/exe", &other) == 0, other.st_dev == mine.st_dev, other.st_ino == mine.st_ino {
+                result.insert(pid)
+            }
+        }
+        return result
+    }
+
     /// The pid written in a pid file, or nil if it cannot be read.
     /// The PID on the first line of a pid file (PostgreSQL's postmaster.pid has more lines after it).
     public static func pid(fromFile path: String) -> Int32? {
