@@ -152,9 +152,10 @@ public struct ExperimentRunner: Sendable {
 
         await withTaskGroup(of: Void.self) { group in
             let remaining = Countdown(plan.faults.count)
-            for (fault, planned) in zip(scenario.spec.faults, plan.faults) {
+            let order = InjectionOrder(scenario.spec.faults)
+            for (index, (fault, planned)) in zip(scenario.spec.faults, plan.faults).enumerated() {
                 group.addTask {
-                    await runFault(fault, planned, start: methodStart, progress: progress, offset: offset, span: span)
+                    await runFault(fault, planned, start: methodStart, turn: order.turns[index], order: order, progress: progress, offset: offset, span: span)
                     if remaining.tick() { stop.fire(.methodComplete) }
                 }
             }
@@ -335,11 +336,16 @@ public struct ExperimentRunner: Sendable {
         }
     }
 
-    /// Applies one fault at its start, repeats it (`every`), and reverts it at its end or when the method stops.
-    func runFault(_ fault: Fault, _ planned: PlannedFault, start: ContinuousClock.Instant, progress: FaultProgress,
-                  offset: @escaping @Sendable () -> Double, span run: RunSpan) async {
+    /// Applies one fault at its start (after the faults before it in `order` have tried), repeats it (`every`), and
+    /// reverts it at its end or when the method stops. Once the run is stopping, it is not injected at all.
+    func runFault(_ fault: Fault, _ planned: PlannedFault, start: ContinuousClock.Instant, turn: Int, order: InjectionOrder,
+                  progress: FaultProgress, offset: @escaping @Sendable () -> Double, span run: RunSpan) async {
         let name = fault.name.rawValue
-        if await stop.sleep(until: start + .microseconds(fault.start.microseconds)) { return }
+        let stopped = await stop.sleep(until: start + .microseconds(fault.start.microseconds))
+        await order.wait(turn)
+        var tried = false
+        defer { if !tried { order.finish(turn) } }
+        if stopped || stop.reason != nil { return }
         // The fault's span runs from the inject to the end of its revert.
         let span = run.child("fault \(name)")
         span.set("faultline.fault.name", name)
@@ -361,6 +367,8 @@ public struct ExperimentRunner: Sendable {
             progress.update(name) { $0.injectedAt = offset(); $0.state = "active" }
             log.log(RunEvent(.info, "inject", "injected: \(planned.summary)", fault: name))
             span.event("inject")
+            tried = true
+            order.finish(turn)
         } catch {
             progress.update(name) { $0.error = error.description; $0.state = "failed" }
             log.log(RunEvent(.error, "inject-failed", "could not inject: \(error)", fault: name))
@@ -374,7 +382,7 @@ public struct ExperimentRunner: Sendable {
                 }
             }
             stop.fire(.abort("fault '\(name)' could not be injected: \(error)"))
-            return
+            return  // the deferred finish lets the next fault see the abort
         }
         // A userspace engine's warnings while the fault is in place; cancelled (after a last read) once it is reverted.
         await withTaskGroup(of: Void.self) { group in

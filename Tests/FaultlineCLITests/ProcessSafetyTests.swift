@@ -1,0 +1,78 @@
+import FaultlineCore
+import FaultlineSystem
+import FaultlineTestSupport
+import Foundation
+import Testing
+
+/// What a run never does to processes: inject after its abort was declared, or hit more than its match allows;
+/// and what `plan` shows of a process fault's matches now.
+@Suite(.serialized) struct ProcessSafetyTests {
+    func write(_ text: String, _ name: String, in sleepers: TestSleepers) throws -> String {
+        let file = sleepers.directory.appendingPathComponent(name).path
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    @Test("once a fault could not be injected (the abort), a fault scheduled for the same instant is not injected at all")
+    func nothingIsInjectedAfterTheAbort() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let victim = try sleepers.start()
+        let file = try write("""
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: abort-then-inject}
+            spec:
+              maxDuration: 10s
+              faults:
+                - {name: missing, type: pause-process, start: 500ms, duration: 2s, match: {cmdline: '^no-such-process-\(sleepers.name)$'}}
+                - {name: freeze, type: pause-process, start: 500ms, duration: 2s, match: {name: \(sleepers.name)}}
+            """, "abort.yaml", in: sleepers)
+        let out = sleepers.directory.appendingPathComponent("out").path
+        let log = sleepers.directory.appendingPathComponent("run.log").path
+        let runner = try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--report", out,
+                                             "--state-dir", sleepers.directory.appendingPathComponent("state").path],
+                                            table: ProcessTable(), output: log)
+        // Watch the victim the whole run: it must never be stopped, not even for a moment.
+        var everStopped = false
+        var exit: Int32?
+        let started = ContinuousClock.now
+        while exit == nil, ContinuousClock.now - started < .seconds(15) {
+            if sleepers.state(victim) == "T" { everStopped = true }
+            var status: Int32 = 0
+            if waitpid(runner.pid, &status, WNOHANG) == runner.pid { exit = (status >> 8) & 0xff }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(exit == 1, "\(output)")
+        #expect(!everStopped, "the second fault was injected after the abort: \(output)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/report.json"))) as? [String: Any])
+        let faults = report["faults"] as? [[String: Any]] ?? []
+        #expect(faults.map { $0["state"] as? String } == ["failed", "not-injected"], "\(faults)")
+        #expect(!output.contains("[freeze] injected"), "\(output)")
+    }
+
+    @Test("plan lists what a process fault matches now, and a match over its bound is a problem")
+    func planListsMatches() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let children = try (0..<3).map { _ in try sleepers.start() }
+        let file = try write("""
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: broad-match}
+            spec:
+              maxDuration: 10s
+              faults:
+                - {name: freeze, type: pause-process, duration: 2s, match: {name: \(sleepers.name), maxMatches: 2}}
+                - {name: one, type: kill-process, mode: one, match: {name: \(sleepers.name), maxMatches: 2}}
+            """, "broad.yaml", in: sleepers)
+        let result = try await SubprocessRunner().run([TestPaths.faultline, "plan", file], timeout: .seconds(30), outputLimit: 1 << 20)
+        let output = result.standardOutput + result.standardError
+        let listed = children.map { "\(sleepers.name)[\($0.pid)]" }.joined(separator: ", ")
+        #expect(output.contains("freeze: 3 processes match now: \(listed)"), "\(output)")
+        #expect(output.contains("3 processes match name '\(sleepers.name)' now, more than maxMatches 2"), "\(output)")
+        #expect(output.components(separatedBy: "more than maxMatches 2").count == 2, "only the pause is over its bound (mode one hits one): \(output)")
+        #expect(children.allSatisfy { sleepers.state($0) == "S" }, "plan signals nothing")
+    }
+}
