@@ -406,7 +406,8 @@ extension RunRegistry {
 
     /// The scenario planned with this host's facts (the API's port exempted), and its preflight, read together.
     func planHere(_ scenario: Scenario, runID: String) async -> (Plan, PreflightReport) {
-        async let factsRead = HostFactsReader().read(for: scenario, agentPort: boundPort)
+        async let factsRead = HostFactsReader().read(for: scenario, agentPort: boundPort,
+                                                      pins: .init(directory: configuration.stateDirectory + "/pins", runID: runID))
         async let preflight = Preflight().check(scenario)
         var facts = await factsRead
         facts.executable = configuration.executable

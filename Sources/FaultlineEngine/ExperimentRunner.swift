@@ -146,6 +146,23 @@ public struct ExperimentRunner: Sendable {
             log.log(RunEvent(.error, "journal", "cannot journal the run, so nothing is injected: \(error)"))
             return report(state: .failed, exit: 3, before: true, after: nil, abortReason: "journal unavailable: \(error)")
         }
+        // Every target namespace is held by a pin for the whole run (journalled first), and is still the one planned.
+        let pins = Array(Set(plan.faults.compactMap(\.namespace))).sorted { $0.path < $1.path }
+        for pin in pins {
+            do {
+                try journal.recordPin(pin, runID: settings.runID)
+                try NamespacePin.create(pin)
+                log.log(RunEvent(.debug, "pin", "pinned \(pin)"))
+            } catch {
+                log.log(RunEvent(.error, "pin", "cannot hold the target namespace \(pin.source) for the run, so nothing is injected: \(error)"))
+                let left = Recovery(journal: journal, context: context).releasePins(runID: settings.runID)
+                for failure in left { log.log(RunEvent(.error, "pin", "\(failure)")) }
+                do { try journal.setState(.failed, of: settings.runID, reason: "cannot pin the target namespace: \(error)") } catch let journalError {
+                    log.log(RunEvent(.error, "journal", "cannot record the run's end: \(journalError)"))
+                }
+                return report(state: .failed, exit: 3, before: true, after: nil, abortReason: "cannot pin the target namespace: \(error)")
+            }
+        }
         let guardProcess = startGuard()
         live?.attach(LiveView.Source(plan: plan, progress: progress, ledger: ledger, methodStart: methodStart))
         log.log(RunEvent(.info, "method", "the method starts: \(plan.faults.count) fault(s) over at most \(scenario.spec.maxDuration)"))
@@ -186,14 +203,25 @@ public struct ExperimentRunner: Sendable {
         live?.detach()
 
         // 3. Whatever is still journalled as active is reverted now.
-        let leftovers = await Recovery(journal: journal, context: context).revert(runID: settings.runID)
+        let recovery = Recovery(journal: journal, context: context)
+        let leftovers = await recovery.revert(runID: settings.runID)
         for outcome in leftovers {
             log.log(RunEvent(outcome.error == nil ? .info : .error, outcome.error == nil ? "revert" : "revert-failed",
-                             outcome.error.map { "revert failed: \($0)" } ?? "reverted", fault: outcome.fault.name, duration: outcome.duration))
-            progress.update(outcome.fault.name) { entry in
+                             outcome.error.map { "revert failed: \($0)" } ?? "reverted", fault: outcome.name, duration: outcome.duration))
+            if let journalError = outcome.journalError {
+                log.log(RunEvent(.error, "journal", "the journal could not record this: \(journalError)", fault: outcome.name))
+            }
+            progress.update(outcome.name) { entry in
                 entry.state = outcome.error == nil ? "reverted" : "revert-failed"
                 entry.error = outcome.error?.description ?? entry.error
                 if entry.revertedAt == nil { entry.revertedAt = offset() }
+            }
+        }
+        // The pins go once nothing of the run can be left in their namespaces; a failed revert keeps them, so a
+        // later recover (or a person, with the printed commands) still enters the right namespace.
+        if !pins.isEmpty, !plan.faults.contains(where: { progress[$0.name].state == "revert-failed" }), !leftovers.contains(where: { $0.error != nil }) {
+            for failure in recovery.releasePins(runID: settings.runID) {
+                log.log(RunEvent(.error, "pin", "\(failure); remove it by hand: umount -l PATH && rm PATH"))
             }
         }
 
@@ -205,7 +233,7 @@ public struct ExperimentRunner: Sendable {
             after = await checkAll(ledger, phase: .after, at: offset(), span: span)
         }
 
-        let revertFailed = plan.faults.contains { progress[$0.name].state == "revert-failed" }
+        let revertFailed = plan.faults.contains { progress[$0.name].state == "revert-failed" } || leftovers.contains { $0.error != nil }
         let slo = ledger.verdict()
         let (state, exit, abortReason): (RunEntry.State, Int32, String?) = {
             if revertFailed { return (.failed, 4, abortReasonText(reason)) }
@@ -215,7 +243,10 @@ public struct ExperimentRunner: Sendable {
             if let slo, !slo.met { return (.deviated, 1, nil) }
             return (.succeeded, 0, nil)
         }()
-        try? journal.setState(state, of: settings.runID, reason: abortReason)
+        do { try journal.setState(state, of: settings.runID, reason: abortReason) } catch {
+            // The guard then still sees a live run and reverts again when this process ends: harmless, but said.
+            log.log(RunEvent(.error, "journal", "cannot record the run's end in the journal: \(error)"))
+        }
         if let guardProcess { reapGuard(guardProcess) }
         let abortedAt: Double? = if case .abort = reason, let fired = stop.firedAt {
             (fired - methodStart).seconds

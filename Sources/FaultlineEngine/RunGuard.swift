@@ -41,17 +41,29 @@ public struct RunGuard: Sendable {
         }
         // The runner may have finished its own reverts just before it ended.
         if let state = try? journal.run(runID)?.state, state.isFinal,
-           (try? journal.faults(of: runID))?.contains(where: \.state.mayBeActive) != true {
+           let faults = try? journal.faults(of: runID), !faults.contains(where: \.state.mayBeActive),
+           (try? journal.pins(of: runID))?.isEmpty == true {
             return true
         }
         log.log(RunEvent(.warning, "guard", "\(why): reverting from the journal"))
-        let outcomes = await Recovery(journal: journal, context: context).revert(runID: runID)
+        let recovery = Recovery(journal: journal, context: context)
+        let outcomes = await recovery.revert(runID: runID)
         let failed = outcomes.filter { $0.error != nil }
         for outcome in outcomes {
             log.log(RunEvent(outcome.error == nil ? .info : .error, outcome.error == nil ? "revert" : "revert-failed",
-                             outcome.error.map { "revert failed: \($0)" } ?? "reverted by the guard", fault: outcome.fault.name))
+                             outcome.error.map { "revert failed: \($0)" } ?? "reverted by the guard", fault: outcome.name))
+            if let journalError = outcome.journalError {
+                log.log(RunEvent(.error, "journal", "the journal could not record this: \(journalError)", fault: outcome.name))
+            }
         }
-        try? journal.setState(.failed, of: runID, reason: "\(why); the guard reverted \(outcomes.count - failed.count) of \(outcomes.count) faults")
-        return failed.isEmpty
+        var pinsLeft: [FaultlineError] = []
+        if failed.isEmpty {
+            pinsLeft = recovery.releasePins(runID: runID)
+            for failure in pinsLeft { log.log(RunEvent(.error, "pin", "\(failure)")) }
+        }
+        do { try journal.setState(.failed, of: runID, reason: "\(why); the guard reverted \(outcomes.count - failed.count) of \(outcomes.count) faults") } catch {
+            log.log(RunEvent(.error, "journal", "cannot record the run's end: \(error)"))
+        }
+        return failed.isEmpty && pinsLeft.isEmpty
     }
 }

@@ -75,6 +75,7 @@ public enum Drivers {
         case .stopProcess: StressDriver(argv: [], context: context)
         case .signalled: KillProcessDriver(fault: nil, context: context)
         case .steps: StepsDriver(context: context)
+        case .inNamespace: PinnedNamespaceDriver(context: context)
         }
     }
 }

@@ -102,6 +102,13 @@ public final class Journal: Sendable {
                   state TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v3-pins") { db in
+            try db.execute(sql: """
+                CREATE TABLE pin (
+                  runID TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE, path TEXT NOT NULL, source TEXT NOT NULL,
+                  device INTEGER NOT NULL, inode INTEGER NOT NULL, PRIMARY KEY (runID, path));
+                """)
+        }
         return migrator
     }
 
@@ -170,6 +177,36 @@ public final class Journal: Sendable {
                  deadline: Date(timeIntervalSince1970: row["deadline"]), reason: row["reason"])
     }
 
+    // MARK: Namespace pins
+
+    /// Records a pin before it is made, so whoever finishes the run (runner, guard, recover) can remove it.
+    public func recordPin(_ pin: PinnedNamespace, runID: String) throws(FaultlineError) {
+        try write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO pin (runID, path, source, device, inode) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [runID, pin.path, pin.source, Int64(bitPattern: pin.identity.device), Int64(bitPattern: pin.identity.inode)])
+        }
+    }
+
+    /// The pins a run holds.
+    public func pins(of runID: String) throws(FaultlineError) -> [PinnedNamespace] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM pin WHERE runID = ? ORDER BY path", arguments: [runID]).map { row in
+                PinnedNamespace(path: row["path"], source: row["source"],
+                                identity: NamespaceIdentity(device: UInt64(bitPattern: row["device"] as Int64), inode: UInt64(bitPattern: row["inode"] as Int64)))
+            }
+        }
+    }
+
+    /// Runs that still hold pins.
+    public func runsWithPins() throws(FaultlineError) -> [String] {
+        try read { db in try String.fetchAll(db, sql: "SELECT DISTINCT runID FROM pin ORDER BY runID") }
+    }
+
+    /// Forgets a pin once it is removed.
+    public func forgetPin(_ path: String, runID: String) throws(FaultlineError) {
+        try write { db in try db.execute(sql: "DELETE FROM pin WHERE runID = ? AND path = ?", arguments: [runID, path]) }
+    }
+
     // MARK: Faults
 
     /// Writes a fault's revert record (before the step it undoes), or replaces it.
@@ -194,20 +231,62 @@ public final class Journal: Sendable {
         }
     }
 
+    /// A run's faults; throws when any of them cannot be read (its revert record would be lost in silence).
     public func faults(of runID: String) throws(FaultlineError) -> [FaultEntry] {
-        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM fault WHERE runID = ? ORDER BY updatedAt", arguments: [runID]).compactMap(Self.fault) }
+        let rows = try faultRows(of: runID)
+        if let bad = rows.unreadable.first { throw bad.error }
+        return rows.readable
     }
 
-    /// Faults of any run that may still be on the host.
+    /// A run's faults that can be read, and those that cannot (with why): the revert path reverts the first and
+    /// reports the second, never drops them.
+    public func faultRows(of runID: String) throws(FaultlineError) -> (readable: [FaultEntry], unreadable: [(name: String, error: FaultlineError)]) {
+        let rows = try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM fault WHERE runID = ? ORDER BY updatedAt", arguments: [runID]).map { (name: $0["name"] as String, fault: Self.fault($0)) }
+        }
+        var readable: [FaultEntry] = []
+        var unreadable: [(name: String, error: FaultlineError)] = []
+        for row in rows {
+            switch row.fault {
+            case .success(let entry): readable.append(entry)
+            case .failure(let error): unreadable.append((row.name, error))
+            }
+        }
+        return (readable, unreadable)
+    }
+
+    /// Faults of any run that may still be on the host; throws when one of them cannot be read.
     public func pendingFaults() throws(FaultlineError) -> [FaultEntry] {
+        let rows = try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM fault WHERE state IN ('applying', 'active', 'revert-failed') ORDER BY updatedAt DESC").map(Self.fault)
+        }
+        var entries: [FaultEntry] = []
+        for row in rows {
+            switch row {
+            case .success(let entry): entries.append(entry)
+            case .failure(let error): throw error
+            }
+        }
+        return entries
+    }
+
+    /// Runs with a fault that may still be on the host, read or not.
+    public func runsWithPendingFaults() throws(FaultlineError) -> Set<String> {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM fault WHERE state IN ('applying', 'active', 'revert-failed') ORDER BY updatedAt DESC").compactMap(Self.fault)
+            Set(try String.fetchAll(db, sql: "SELECT DISTINCT runID FROM fault WHERE state IN ('applying', 'active', 'revert-failed')"))
         }
     }
 
-    static func fault(_ row: Row) -> FaultEntry? {
-        guard let type = FaultType(rawValue: row["type"]), let state = FaultEntry.State(rawValue: row["state"]),
-              let record = try? JSONDecoder().decode(RevertRecord.self, from: Data((row["record"] as String).utf8)) else { return nil }
-        return FaultEntry(runID: row["runID"], name: row["name"], type: type, state: state, record: record, error: row["error"])
+    static func fault(_ row: Row) -> Result<FaultEntry, FaultlineError> {
+        let runID: String = row["runID"], name: String = row["name"]
+        guard let type = FaultType(rawValue: row["type"]), let state = FaultEntry.State(rawValue: row["state"]) else {
+            return .failure(FaultlineError(.io, "fault '\(name)' of run \(runID) has an unknown type or state in the journal (\(row["type"] as String), \(row["state"] as String)); it may still be on the host"))
+        }
+        do {
+            let record = try JSONDecoder().decode(RevertRecord.self, from: Data((row["record"] as String).utf8))
+            return .success(FaultEntry(runID: runID, name: name, type: type, state: state, record: record, error: row["error"]))
+        } catch {
+            return .failure(FaultlineError(.io, "the journal's revert record of fault '\(name)' of run \(runID) cannot be read (a newer faultline wrote it?); it may still be on the host: undo it by hand", cause: "\(error)"))
+        }
     }
 }

@@ -57,8 +57,8 @@ public struct SubprocessRunner: CommandRunner {
                     case .exited(let code): code
                     case .signaled(let signal): 128 + signal
                     }
-                    return CommandResult(argv: argv, exitCode: code, standardOutput: result.standardOutput ?? "",
-                                         standardError: result.standardError ?? "")
+                    return CommandResult(argv: argv, exitCode: code, standardOutput: result.standardOutput,
+                                         standardError: result.standardError)
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)

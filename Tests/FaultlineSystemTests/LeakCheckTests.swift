@@ -22,7 +22,8 @@ struct LeakCheckTests {
         }
         let qdiscs = try await output(["tc", "qdisc", "show"]).split(separator: "\n").filter { $0.contains("fa17:") || $0.contains("fa18:") }
         #expect(qdiscs.isEmpty, "Faultline qdiscs in the root namespace: \(qdiscs)")
-        let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8).split(separator: "\n").filter { $0.contains("flt-test") }
+        let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains("flt-test") || $0.contains("/pins/") }
         #expect(mounts.isEmpty, "mounts left: \(mounts)")
         let processes = ProcessTable().all().filter { process in
             process.name.hasPrefix("flt-sl-") || process.commandLine.contains("netprobe.py")
@@ -30,7 +31,10 @@ struct LeakCheckTests {
         }
         #expect(processes.isEmpty, "processes left: \(processes.map { "\($0.pid) \($0.commandLine)" })")
         let temporary = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
-            .filter { $0.hasPrefix("flt-test-") || $0.hasPrefix("faultline-flt-sl-") || $0.hasPrefix("faultline-cli-") || $0.hasPrefix("faultline-doctor-") }
+            .filter { name in
+                ["flt-test-", "faultline-flt-sl-", "faultline-cli-", "faultline-doctor-", "faultline-prometheus-", "faultline-exporter-", "faultline-prom-"]
+                    .contains { name.hasPrefix($0) }
+            }
         #expect(temporary.isEmpty, "temporary files left: \(temporary)")
     }
 }

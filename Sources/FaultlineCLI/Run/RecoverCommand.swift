@@ -45,9 +45,9 @@ struct RecoverCommand: AsyncParsableCommand {
             for outcome in outcomes {
                 if let error = outcome.error {
                     failed = true
-                    log.log(RunEvent(.error, "revert-failed", "left by run \(run.id) (\(run.scenario)) and still there: \(error)", fault: outcome.fault.name))
+                    log.log(RunEvent(.error, "revert-failed", "left by run \(run.id) (\(run.scenario)) and still there: \(error)", fault: outcome.name))
                 } else {
-                    log.log(RunEvent(.warning, "recovered", "reverted what run \(run.id) (\(run.scenario)) left", fault: outcome.fault.name))
+                    log.log(RunEvent(.warning, "recovered", "reverted what run \(run.id) (\(run.scenario)) left", fault: outcome.name))
                 }
             }
         }

@@ -66,7 +66,7 @@ struct RunCommand: AsyncParsableCommand {
         let context = DriverContext()
         try await RecoverCommand.recoverLeftovers(journal: journal, context: context, log: log)
 
-        let facts = await HostFactsReader().read(for: scenario)
+        let facts = await HostFactsReader().read(for: scenario, pins: .init(directory: global.stateDirectory + "/pins", runID: runID))
         let plan = Planner(facts: facts).plan(scenario, runID: runID)
         let preflight = await Preflight().check(scenario)
         if dryRun {

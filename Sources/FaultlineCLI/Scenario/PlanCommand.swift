@@ -31,6 +31,9 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(help: "Plan as the agent listening on this port would (its API port is exempt from network faults).")
     var agentPort: UInt16?
 
+    /// --state-dir: where the run would pin its target namespaces (shown in the commands).
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         if let runID, !RunID.isValid(runID) {
             throw ValidationError("invalid --run-id '\(runID)': use 1 to 16 lowercase letters and digits")
@@ -39,8 +42,8 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let scenario = try ScenarioFile.loadOrExit(file)
-        let facts = await HostFactsReader().read(for: scenario, agentPort: agentPort)
         let id = runID ?? RunID.derived(from: ScenarioFile.contents(file) ?? file)
+        let facts = await HostFactsReader().read(for: scenario, agentPort: agentPort, pins: .init(directory: global.stateDirectory + "/pins", runID: id))
         let plan = Planner(facts: facts).plan(scenario, runID: id)
         switch format {
         case .text: print(PlanRenderer.text(plan), terminator: "")

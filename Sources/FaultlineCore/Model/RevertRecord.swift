@@ -13,6 +13,69 @@ public enum RevertRecord: Sendable, Hashable, Codable {
     case signalled([ProcessIdentity])
     /// Several records undone in order (the nfqueue engine: its rules, then its delayer process).
     indirect case steps([RevertRecord])
+    /// A record whose commands enter a pinned network namespace: reverted only in that very namespace (found by its
+    /// identity), and counted as undone when the namespace no longer exists.
+    indirect case inNamespace(PinnedNamespace, RevertRecord)
+}
+
+/// A target network namespace held for the whole run by a bind mount (the pin), with the identity it had when the
+/// run was planned: inject and revert enter it through the pin, so a target process that exits (or whose pid is
+/// reused) cannot send them elsewhere.
+public struct PinnedNamespace: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The pin: a file the namespace is bind-mounted on.
+    public var path: String
+    /// What was pinned: `/run/netns/app`, `/proc/123/ns/net`.
+    public var source: String
+    public var identity: NamespaceIdentity
+
+    public init(path: String, source: String, identity: NamespaceIdentity) {
+        self.path = path
+        self.source = source
+        self.identity = identity
+    }
+
+    public var description: String { "\(source) (namespace \(identity), pinned at \(path))" }
+}
+
+/// A namespace for good: the device and inode of its nsfs file (`stat -L /proc/PID/ns/net`).
+public struct NamespaceIdentity: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var device: UInt64
+    public var inode: UInt64
+
+    public init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+
+    /// `net:[4026532312]`, as the kernel names it.
+    public var description: String { "net:[\(inode)]" }
+}
+
+extension RevertRecord {
+    /// The same record with the namespace path `old` replaced by `new` in its commands and checks.
+    public func enteringNamespace(_ old: String, at new: String) -> RevertRecord {
+        switch self {
+        case .commands(let revert, let checks):
+            let argv = revert.map { $0.map { $0 == "--net=\(old)" ? "--net=\(new)" : $0 } }
+            return .commands(revert: argv, checks: checks.map { $0.inNamespace(old, at: new) })
+        case .steps(let steps): return .steps(steps.map { $0.enteringNamespace(old, at: new) })
+        case .inNamespace(let pin, let inner): return .inNamespace(pin, inner.enteringNamespace(old, at: new))
+        default: return self
+        }
+    }
+
+    /// The same record without what acts inside a namespace (its commands): what is left to undo once the
+    /// namespace is gone (a delayer process, say); nil when nothing is.
+    public var outsideNamespace: RevertRecord? {
+        switch self {
+        case .commands: return nil
+        case .steps(let steps):
+            let left = steps.compactMap(\.outsideNamespace)
+            return left.isEmpty ? nil : .steps(left)
+        case .inNamespace(_, let inner): return inner.outsideNamespace
+        default: return self
+        }
+    }
 }
 
 /// Whether a fault is in place on the host.

@@ -46,6 +46,9 @@ public struct NamespaceFacts: Sendable, Hashable, Codable {
     public var unreadable: String?
     /// False when the namespace is known not to exist.
     public var exists: Bool = true
+    /// Its identity when read; the pin the run will hold it by (commands enter through it), when the run pins.
+    public var identity: NamespaceIdentity?
+    public var pin: PinnedNamespace?
 
     public init(target: NetnsTarget?, interfaces: [String]? = nil, rootQdiscs: [String: RootQdisc] = [:], unreadable: String? = nil, exists: Bool = true) {
         self.target = target

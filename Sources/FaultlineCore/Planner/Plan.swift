@@ -43,6 +43,8 @@ public struct PlannedFault: Sendable, Hashable, Codable {
     public var revert: [PlanAction]
     /// How to tell, on the host, that the fault is active and that it is gone again.
     public var checks: [StateCheck] = []
+    /// The pinned target namespace its commands enter, when it has one.
+    public var namespace: PinnedNamespace?
 
     public init(name: String, type: FaultType, target: String, summary: String, start: TimeSpan, end: TimeSpan, every: TimeSpan?,
                 mechanism: String, exemptions: [Exemption], inject: [PlanAction], revert: [PlanAction], checks: [StateCheck]) {
@@ -67,6 +69,17 @@ public enum StateCheck: Sendable, Hashable, Codable {
     case rootQdisc(namespace: String?, device: String, previous: RootQdisc?)
     /// An iptables or ip6tables chain (of `table`, filter when nil): present while active, gone after revert.
     case chain(namespace: String?, tool: String, chain: String, table: String? = nil)
+
+    /// The same check in the namespace at `new` where it named `old`.
+    public func inNamespace(_ old: String, at new: String) -> StateCheck {
+        switch self {
+        case .rootQdisc(let namespace, let device, let previous) where namespace == old:
+            .rootQdisc(namespace: new, device: device, previous: previous)
+        case .chain(let namespace, let tool, let chain, let table) where namespace == old:
+            .chain(namespace: new, tool: tool, chain: chain, table: table)
+        default: self
+        }
+    }
 }
 
 /// A command run as argv, a process started for the fault's lifetime, or a kernel call made by faultline itself.

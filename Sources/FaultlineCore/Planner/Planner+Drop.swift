@@ -52,7 +52,7 @@ extension Planner {
                 }
                 inject.append(rule(["-I", hook, "1"] + comment + ["-j", chain]))
                 planned.inject += inject
-                planned.checks.append(.chain(namespace: target?.namespacePath, tool: tool, chain: chain))
+                planned.checks.append(.chain(namespace: namespacePath(target), tool: tool, chain: chain))
                 planned.revert += [
                     rule(["-D", hook] + comment + ["-j", chain]),
                     rule(["-F", chain]),

@@ -65,7 +65,7 @@ extension Planner {
                 planned.inject.append(rule(["-A", chain] + match.arguments + comment + ["-j", "NFQUEUE", "--queue-num", "\(queue)", "--queue-bypass"]))
             }
             planned.inject.append(rule(["-I", "POSTROUTING", "1", "-o", device] + comment + ["-j", chain]))
-            planned.checks.append(.chain(namespace: target?.namespacePath, tool: tool, chain: chain, table: "mangle"))
+            planned.checks.append(.chain(namespace: namespacePath(target), tool: tool, chain: chain, table: "mangle"))
             planned.revert += [
                 rule(["-D", "POSTROUTING", "-o", device] + comment + ["-j", chain]),
                 rule(["-F", chain]),

@@ -38,7 +38,7 @@ extension Planner {
             }
         }
         planned.inject = inject
-        planned.checks = [.rootQdisc(namespace: target?.namespacePath, device: device,
+        planned.checks = [.rootQdisc(namespace: namespacePath(target), device: device,
                                      previous: previous.map { $0.isKernelDefault ? RootQdisc(kind: $0.kind, handle: "0:") : $0 })]
         if let previous, let restore = previous.restoreArguments, !previous.isKernelDefault {
             planned.revert = [tc(["qdisc", "replace", "dev", device, "root", "handle", previous.handle] + restore)]
@@ -178,8 +178,14 @@ extension Planner {
 
     /// Wraps argv to run in the target's network namespace.
     func inNamespace(_ target: NetnsTarget?, _ argv: [String]) -> [String] {
-        guard let target else { return argv }
-        return ["nsenter", "--net=\(target.namespacePath)", "--"] + argv
+        guard let path = namespacePath(target) else { return argv }
+        return ["nsenter", "--net=\(path)", "--"] + argv
+    }
+
+    /// Where commands enter the target's namespace: its pin when the run pins it, else its own path.
+    func namespacePath(_ target: NetnsTarget?) -> String? {
+        guard let target else { return nil }
+        return facts.namespace(target)?.pin?.path ?? target.namespacePath
     }
 }
 

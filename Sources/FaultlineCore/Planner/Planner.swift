@@ -22,6 +22,9 @@ public struct Planner: Sendable {
             faults.append(plan(fault, in: &context))
         }
         var notes = facts.unreadable
+        for pin in facts.namespaces.compactMap(\.pin) {
+            notes.append("\(pin.source) is namespace \(pin.identity): pinned at \(pin.path) when the run starts; every command enters it through the pin")
+        }
         if scenario.spec.faults.contains(where: { !$0.type.isNetwork && ($0.target ?? scenario.spec.target) != nil }) {
             notes.append("targets apply to network faults; process, disk and stress faults act on this host's processes and filesystems")
         }
@@ -50,8 +53,9 @@ public struct Planner: Sendable {
         )
         context.currentFault = fault.name.rawValue
         if fault.type.isNetwork, let target, let namespace = facts.namespace(target), !namespace.exists {
-            context.problem("\(target) does not exist: \(namespace.unreadable ?? "not found")")
+            context.problem("\(target) cannot be entered: \(namespace.unreadable ?? "not found")")
         }
+        if fault.type.isNetwork, let target { planned.namespace = facts.namespace(target)?.pin }
         switch fault.action {
         case .latency, .packetLoss, .corrupt, .duplicate, .reorder, .bandwidth:
             planTrafficControl(fault.action, target: target, into: &planned, context: &context)

@@ -18,7 +18,8 @@ struct NetworkDriver: FaultDriver {
 
     /// What undoes a plan's commands: its revert argv, and the checks that show the state.
     static func record(of planned: PlannedFault) -> RevertRecord {
-        .commands(revert: planned.revert.compactMap { if case .command(let argv) = $0 { argv } else { nil } }, checks: planned.checks)
+        let commands = RevertRecord.commands(revert: planned.revert.compactMap { if case .command(let argv) = $0 { argv } else { nil } }, checks: planned.checks)
+        return planned.namespace.map { .inNamespace($0, commands) } ?? commands
     }
 
     /// Runs the plan's inject argv in order; on a failure undoes `record` with `driver` and throws what failed.
@@ -38,6 +39,7 @@ struct NetworkDriver: FaultDriver {
     }
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
+        if case .inNamespace = record { return try await PinnedNamespaceDriver(context: context).verify(record) }
         guard case .commands(_, let checks) = record else { return .reverted }
         let (active, gone) = try await inspect(checks)
         if active.isEmpty { return .reverted }
@@ -72,6 +74,7 @@ struct NetworkDriver: FaultDriver {
     }
 
     func revert(_ record: RevertRecord) async throws(FaultlineError) {
+        if case .inNamespace = record { return try await PinnedNamespaceDriver(context: context).revert(record) }
         guard case .commands(let commands, let checks) = record else { return }
         var failures: [String] = []
         for argv in commands {

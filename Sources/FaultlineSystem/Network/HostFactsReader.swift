@@ -11,8 +11,18 @@ public struct HostFactsReader: Sendable {
 
     public init(runner: any CommandRunner = SubprocessRunner()) { self.runner = runner }
 
-    /// Facts for planning `scenario`.
-    public func read(for scenario: Scenario, agentPort: UInt16? = nil) async -> HostFacts {
+    /// Where a run pins its target namespaces: pins `<directory>/<runID>-<n>`.
+    public struct PinSettings: Sendable {
+        public var directory: String
+        public var runID: String
+        public init(directory: String, runID: String) {
+            self.directory = directory
+            self.runID = runID
+        }
+    }
+
+    /// Facts for planning `scenario`; with `pins`, each target namespace gets the pin the run will hold it by.
+    public func read(for scenario: Scenario, agentPort: UInt16? = nil, pins: PinSettings? = nil) async -> HostFacts {
         var facts = HostFacts()
         facts.agentPort = agentPort
         facts.cpuCount = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -49,7 +59,12 @@ public struct HostFactsReader: Sendable {
             targets.append(fault.target ?? scenario.spec.target)
         }
         for target in targets {
-            facts.namespaces.append(await namespace(target))
+            var namespace = await namespace(target)
+            if let pins, let target, let identity = namespace.identity {
+                namespace.pin = PinnedNamespace(path: "\(pins.directory)/\(pins.runID)-\(facts.namespaces.count + 1)",
+                                                source: target.namespacePath, identity: identity)
+            }
+            facts.namespaces.append(namespace)
         }
         for fault in network {
             for host in hostNames(fault.action) where facts.resolvedHosts[host] == nil {
@@ -74,6 +89,13 @@ public struct HostFactsReader: Sendable {
             guard FileManager.default.fileExists(atPath: path) else {
                 facts.exists = false
                 facts.unreadable = "\(path) not found"
+                return facts
+            }
+            switch NamespacePin.identity(of: path) {
+            case .success(let identity): facts.identity = identity
+            case .failure(let error):
+                facts.exists = false
+                facts.unreadable = error.message
                 return facts
             }
             prefix = ["nsenter", "--net=\(path)", "--"]
