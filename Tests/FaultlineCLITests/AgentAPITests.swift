@@ -42,6 +42,11 @@ struct AgentAPITests {
             #expect(try await agent.call(.GET, "/v1/runs", token: .some(String(Self.token.dropLast()))).status == 401)
             #expect(try await agent.call(.GET, "/metrics", token: .some(nil)).status == 401)
             #expect(try await agent.call(.GET, "/v1/runs").status == 200)
+            #expect(try await agent.call(.GET, "/v1/runs", token: .some(Self.token + String(repeating: "A", count: 256))).status == 401)
+            for scheme in ["bearer", "BEARER"] {
+                #expect(try await agent.call(.GET, "/v1/runs", token: .some(nil), headers: [("Authorization", "\(scheme) \(Self.token)")]).status == 200,
+                        "scheme '\(scheme)'")
+            }
         }
     }
 
@@ -255,21 +260,24 @@ struct AgentAPITests {
         }
     }
 
-    @Test("a token file others can read, or a non-loopback address without a token, is refused (exit 2)")
+    @Test("a token file others can read, or a non-loopback address without a token or with one under 32 characters, is refused (exit 2)")
     func refusesUnsafeSetups() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/token"
         _ = FileManager.default.createFile(atPath: file, contents: Data("secret".utf8), attributes: [.posixPermissions: 0o644])
+        let short = directory + "/short-token"
+        _ = FileManager.default.createFile(atPath: short, contents: Data(String(repeating: "s", count: 31).utf8), attributes: [.posixPermissions: 0o600])
         for (arguments, expected) in [
             (["--token-file", file], "is open to others (mode 644)"),
             (["--listen", "0.0.0.0:0"], "refusing to listen on 0.0.0.0 without a token"),
+            (["--listen", "0.0.0.0:0", "--token-file", short], "refusing to listen on 0.0.0.0 with a token of 31 characters: use at least 32"),
         ] {
             let log = directory + "/out-\(expected.count).log"
             let child = try ChildProcess.spawn([TestPaths.faultline, "agent", "--state-dir", directory + "/state"] + arguments,
                                                table: ProcessTable(), output: log)
-            let exit = await ChildProcess.waitForExit(child.pid)
+            let exit = await waitForExit(child.pid)
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             #expect(exit == 2, "\(arguments): \(output)")
             #expect(output.contains(expected), "\(output)")
