@@ -50,6 +50,36 @@ struct AgentAPITests {
         }
     }
 
+    @Test("SIGHUP and SIGQUIT stop the agent as SIGTERM does: every run is aborted and reverted, then it exits 0",
+          arguments: [SIGTERM, SIGHUP, SIGQUIT])
+    func everyStopSignalRevertsEveryRun(signal: Int32) async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let target = try sleepers.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token)
+        do {
+            let created = try await agent.call(.POST, "/v1/runs", body: agentScenario("stop-\(signal)", faults: pauseFault("freeze", sleepers: sleepers)))
+            let id = try #require(created.json["id"] as? String, "\(created.body)")
+            _ = try await agent.waitForRun(id) { (($0["faults"] as? [[String: Any]])?.first?["state"] as? String) == "active" }
+            #expect(sleepers.state(target) == "T")
+            kill(agent.child.pid, signal)
+            let exit = await waitForExit(agent.child.pid)
+            #expect(exit == 0, "signal \(signal): \(agent.output)")
+            #expect(agent.output.contains("every run was reverted"), "\(agent.output)")
+            #expect(sleepers.state(target) == "S", "the agent reverted before it exited")
+            let status = FileManager.default.contents(atPath: "\(directory)/state/runs/\(id)/status.json")
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+            #expect(status["state"] as? String == "aborted", "\(status)")
+            #expect(status["reason"] as? String == "the agent is shutting down", "\(status)")
+        } catch {
+            await agent.stop(.kill)
+            throw error
+        }
+    }
+
     @Test("400 names every error with its position; 404 for an unknown run or path; 413 for a body over the limit")
     func badRequests() async throws {
         try await withAgent { agent, _ in
