@@ -350,7 +350,8 @@ struct AgentAPITests {
             #expect(took < .seconds(2))
             let exit = await ChildProcess.waitForExit(agent.child.pid)
             #expect(exit == 128 + SIGKILL, "the supervisor ends with the server's status once the guard is done")
-            let log = (try? String(contentsOfFile: agent.log, encoding: .utf8)) ?? ""
+            // The guard logs into the run's folder, never to the agent's output (a pipe that may be gone).
+            let log = (try? String(contentsOfFile: "\(directory)/state/runs/\(id)/guard.log", encoding: .utf8)) ?? ""
             #expect(log.contains("reverted by the guard"), "\(log)")
         } catch {
             _ = await agent.stop(.kill)

@@ -9,8 +9,8 @@ import Testing
 import Glibc
 #endif
 
-/// `faultline run` stopped by any stop signal: the runner still reverts. The fault freezes only the test's own
-/// sleepers; no network, no namespace.
+/// `faultline run` stopped by any stop signal, or left writing to a pipe nobody reads: the runner (or, if it dies,
+/// its guard) still reverts. The fault freezes only the test's own sleepers; no network, no namespace.
 @Suite(.serialized, .enabled(if: Privilege.isRoot && Privilege.hasTool("python3"), "needs root (the runner's preflight and guard) and python3"))
 struct RunSignalTests {
     /// A scratch folder with a scenario that freezes `sleepers` for 20 s (maxDuration 30 s).
@@ -91,6 +91,60 @@ struct RunSignalTests {
             #expect(report["state"] as? String == "aborted", "\(report)")
             let run = try await setup.journalledRun()
             #expect(run?.state == .aborted, "the runner ended the run, not its guard: \(String(describing: run))")
+        }
+    }
+
+    /// Runs faultline under a python3 parent that reads its stdout and stderr through one pipe, then closes the
+    /// pipe's read end once `go` exists (as `faultline run S 2>&1 | tee log` when tee dies first).
+    static let closingReader = """
+        import os, subprocess, sys, time
+        go, argv = sys.argv[1], sys.argv[2:]
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        print(f"pid {child.pid}", flush=True)
+        print("first line: " + child.stdout.readline().decode(errors="replace").rstrip(), flush=True)
+        while not os.path.exists(go):
+            time.sleep(0.02)
+        child.stdout.close()
+        print("closed", flush=True)
+        print(f"exit {child.wait()}", flush=True)
+
+        """
+
+    @Test("with its output pipe closed (tee gone), an interrupted runner still reverts and ends the run; killed, its guard still reverts",
+          arguments: [SIGINT, SIGKILL])
+    func aClosedOutputPipeStopsNoRevert(signal: Int32) async throws {
+        try await withSetup { setup, spawned in
+            let script = setup.directory + "/closing-reader.py"
+            try Self.closingReader.write(toFile: script, atomically: true, encoding: .utf8)
+            let go = setup.directory + "/go"
+            let log = setup.directory + "/reader.log"
+            let reader = try ChildProcess.spawn(["python3", script, go, TestPaths.faultline, "run", setup.scenario, "--yes",
+                                                 "--state-dir", setup.state, "--report", setup.reports], table: ProcessTable(), output: log)
+            spawned.append(reader.pid)
+            func readerLog() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+            #expect(try await setup.waitUntilFrozen(true), "the fault was never injected: \(readerLog())")
+            let pidLine = try #require(readerLog().split(separator: "\n").first { $0.hasPrefix("pid ") }, "\(readerLog())")
+            let runner = try #require(Int32(pidLine.dropFirst(4)))
+            spawned.insert(runner, at: 0)
+            _ = FileManager.default.createFile(atPath: go, contents: nil)
+            for _ in 0..<250 where !readerLog().contains("closed\n") { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(readerLog().contains("closed\n"), "\(readerLog())")
+            kill(runner, signal)
+            let resumed = try await setup.waitUntilFrozen(false, timeout: .seconds(5))
+            #expect(resumed, "the sleeper is still frozen 5 s after the signal: nothing reverted it")
+            if await waitForExit(reader.pid) == 128 + SIGKILL { kill(runner, SIGKILL) }
+            let run = try #require(try await setup.journalledRun(), "no run in the journal")
+            #expect(run.state.isFinal, "the run is still '\(run.state.rawValue)'")
+            let guardLog = (try? String(contentsOfFile: "\(setup.state)/runs/\(run.id)/guard.log", encoding: .utf8)) ?? ""
+            if signal == SIGKILL {
+                #expect(readerLog().contains("exit -9\n"), "\(readerLog())")
+                #expect(run.state == .failed && run.reason?.contains("the guard reverted 1 of 1 faults") == true, "\(run)")
+                #expect(guardLog.contains("reverted by the guard"), "the guard logs into its own file: \(guardLog)")
+            } else {
+                #expect(readerLog().contains("exit 130\n"), "the runner finished its own way out: \(readerLog())")
+                #expect(run.state == .aborted, "\(run)")
+                #expect(setup.report()["exitCode"] as? Int == 130, "\(setup.report())")
+            }
         }
     }
 }

@@ -101,6 +101,7 @@ struct RunCommand: AsyncParsableCommand {
         let signals = SignalWatcher(stop: stop, log: log)
         var settings = ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded)
         settings.tracer = traces?.tracer
+        settings.guardLog = global.stateDirectory + "/runs/\(runID)/guard.log"
         let runSettings = settings
         let name = scenario.metadata.name.rawValue
         let couriers = [WebhookNotifier.courier(hooks: WebhookNotifier.hooks(scenario, adding: observability.notify), run: runID, scenario: name, log: log),
@@ -133,10 +134,10 @@ struct RunCommand: AsyncParsableCommand {
 /// Turns SIGINT, SIGTERM, SIGHUP (a dropped SSH session) and SIGQUIT into the same orderly stop: the run
 /// reverts everything, writes its report, then exits 130.
 final class SignalWatcher {
-    private let sources: [any DispatchSourceSignal]
     /// The signals that stop a run, with the names its log gives them.
     static let stopSignals: [(number: Int32, name: String)] = [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM"), (SIGHUP, "SIGHUP"), (SIGQUIT, "SIGQUIT")]
 
+    private let sources: [any DispatchSourceSignal]
 
     init(stop: StopSignal, log: EventLog) {
         var sources: [any DispatchSourceSignal] = []
