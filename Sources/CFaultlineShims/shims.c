@@ -53,6 +53,7 @@ int faultline_termination_eventfd(void) {
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGHUP, &action, NULL);
+    sigaction(SIGQUIT, &action, NULL);
     return termination_fd;
 }
 

@@ -46,6 +46,20 @@ public struct AgentConfiguration: Sendable {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
+    /// The fewest characters a token needs on an address other hosts can reach.
+    public static let minimumTokenLength = 32
+
+    /// Refuses a non-loopback listener without a token, or with one shorter than `minimumTokenLength`; a usage error saying what to do.
+    public static func checkToken(_ token: String?, host: String) throws(FaultlineError) {
+        guard !isLoopback(host) else { return }
+        guard let token else {
+            throw FaultlineError(.usage, "refusing to listen on \(host) without a token: pass --token-file F (mode 0600) or set FAULTLINE_TOKEN")
+        }
+        guard token.utf8.count >= minimumTokenLength else {
+            throw FaultlineError(.usage, "refusing to listen on \(host) with a token of \(token.utf8.count) characters: use at least \(minimumTokenLength), e.g. from 'openssl rand -hex 32'")
+        }
+    }
+
     /// Splits `HOST:PORT` or `[V6]:PORT` (or a bare port); throws a usage error naming the bad value.
     public static func parseListen(_ text: String) throws(FaultlineError) -> (host: String, port: Int) {
         var host = "127.0.0.1"

@@ -10,22 +10,34 @@ struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let token, !(request.method == .get && request.uri.path == "/healthz") else {
             return try await next(request, context)
         }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        guard let header = request.headers[.authorization], let presented = BearerScheme.token(in: header) else {
             throw AgentError(.unauthorized, "unauthorized", "this agent needs 'Authorization: Bearer <token>'")
         }
-        guard ConstantTime.equal(Array(header.dropFirst("Bearer ".count).utf8), token) else {
+        guard ConstantTime.equal(presented, token) else {
             throw AgentError(.unauthorized, "unauthorized", "the bearer token is wrong")
         }
         return try await next(request, context)
     }
 }
 
+/// The `Bearer` scheme of an `Authorization` header, named in any case (RFC 7235: `bearer`, `BEARER`).
+enum BearerScheme {
+    /// The token of an `Authorization` value, or nil when its scheme is another one or the token is missing.
+    static func token(in header: String) -> [UInt8]? {
+        let scheme = "bearer "
+        guard header.prefix(scheme.count).lowercased() == scheme else { return nil }
+        let token = Array(header.dropFirst(scheme.count).drop { $0 == " " }.utf8)
+        return token.isEmpty ? nil : token
+    }
+}
+
 /// Secrets compared without stopping at the first difference, so timing does not tell how much of a guess was right.
 enum ConstantTime {
     static func equal(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: given.count ^ expected.count)
+        // The whole length difference, not its low byte: a token followed by 256 more bytes is a different token.
+        var difference = UInt(bitPattern: given.count ^ expected.count)
         for index in expected.indices {
-            difference |= expected[index] ^ (index < given.count ? given[index] : 0)
+            difference |= UInt(expected[index] ^ (index < given.count ? given[index] : 0))
         }
         return difference == 0
     }

@@ -278,6 +278,7 @@ public final class RunRegistry: Service, Sendable {
                                }
                            }, write: write)
         var settings = ExperimentRunner.Settings(runID: run.id, guardCommand: [configuration.executable, "guard", "--run", run.id] + configuration.forwarded)
+        settings.guardLog = run.directory + "/guard.log"
         settings.onProbeResult = { metrics.probed($0, ok: $1, latency: $2) }
         settings.tracer = configuration.tracer
         let journal = journal, context = context, executable = configuration.executable, runSettings = settings

@@ -15,6 +15,9 @@ public struct ExperimentRunner: Sendable {
         public var runID: String
         /// The argv that starts the guard process (`faultline guard ...`); nil runs without one (tests).
         public var guardCommand: [String]?
+        /// The guard's own log file (its stdout and stderr), so it never writes to the runner's output, which may be a
+        /// pipe whose reader is gone; nil: /dev/null.
+        public var guardLog: String?
         /// How long after maxDuration the guard reverts even if the runner still lives.
         public var grace: TimeSpan = .seconds(30)
         /// Sees every probe result of the method: probe name, ok, latency in seconds (the agent's metrics).
@@ -454,12 +457,22 @@ public struct ExperimentRunner: Sendable {
         }
     }
 
-    /// Starts the guard in its own session, so a Ctrl-C to the runner's terminal does not reach it.
+    /// Starts the guard in its own session, so a Ctrl-C to the runner's terminal does not reach it, with its output
+    /// in a file of its own: a closed or stalled pipe the runner writes to cannot stop the guard's revert.
     func startGuard() -> ProcessIdentity? {
         guard let argv = settings.guardCommand else { return nil }
+        var output = "/dev/null"
+        if let guardLog = settings.guardLog {
+            do {
+                try FileManager.default.createDirectory(atPath: (guardLog as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                output = guardLog
+            } catch {
+                log.log(RunEvent(.warning, "guard", "cannot make the folder of the guard's log '\(guardLog)': \(error); the guard logs nowhere"))
+            }
+        }
         do {
-            let child = try ChildProcess.spawn(argv, table: context.processes, newSession: true)
-            log.log(RunEvent(.debug, "guard", "guard started as pid \(child.pid)"))
+            let child = try ChildProcess.spawn(argv, table: context.processes, newSession: true, output: output)
+            log.log(RunEvent(.debug, "guard", "guard started as pid \(child.pid), logging to \(output)"))
             return child
         } catch {
             log.log(RunEvent(.warning, "guard", "could not start the guard: \(error); faults are still reverted by this process"))

@@ -7,7 +7,7 @@ public enum ReportRenderer {
 
     public static func markdown(_ report: RunReport) -> String {
         var out = "# Game day: \(report.scenario)\n\n"
-        if let description = report.description { out += "\(description)\n\n" }
+        if let description = report.description { out += "\(markdownText(description))\n\n" }
         out += """
             | | |
             | --- | --- |
@@ -22,7 +22,7 @@ public enum ReportRenderer {
             out += "| SLO | \(slo.met ? "met" : "missed"): \(slo.good) of \(slo.total) results good (objective \(TimeSpan.trim(slo.objective))%), \(Int((slo.budgetUsed * 100).rounded()))% of the error budget used |\n"
         }
         if let abort = report.abortReason { out += "| abort | \(abort) at \(seconds(report.abortedAt)) |\n" }
-        if let runbook = report.runbook { out += "| runbook | \(runbook) |\n" }
+        if let runbook = report.runbook { out += "| runbook | \(markdownRunbook(runbook)) |\n" }
         out += "\n## Faults\n\n| fault | type | target | injected | reverted | state |\n| --- | --- | --- | --- | --- | --- |\n"
         for fault in report.faults {
             out += "| \(fault.name) | \(fault.type.rawValue) | \(fault.target) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(fault.state)\(fault.error.map { ": \($0)" } ?? "") |\n"
@@ -69,6 +69,7 @@ public enum ReportRenderer {
         report.probes.map(\.probe).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
     }
 
+    /// `text` for HTML element content or a quoted attribute.
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
@@ -119,7 +120,8 @@ public enum ReportRenderer {
         }.joined()
         let slo = report.slo.map { "<p>SLO \($0.met ? "met" : "<b>missed</b>"): \($0.good) of \($0.total) results good (objective \(TimeSpan.trim($0.objective))%), \(Int(($0.budgetUsed * 100).rounded()))% of the error budget used.</p>" } ?? ""
         let abort = report.abortReason.map { "<p class=\"abort\">Aborted at \(seconds(report.abortedAt)): \(escape($0))</p>" } ?? ""
-        let runbook = report.runbook.map { "<p>Runbook: <a href=\"\(escape($0))\">\(escape($0))</a></p>" } ?? ""
+        let runbook = report.runbook.map { "<p>Runbook: \(htmlRunbook($0))</p>" } ?? ""
+        let description = report.description.map { "<p class=\"description\">\(escape($0))</p>" } ?? ""
         let traced = tracedFailures(report)
         let traces = traced.isEmpty ? "" : "<h2>Failing probe requests and their traces</h2><table id=\"traces\"><tr><th>probe</th><th>phase</th><th>at</th><th>result</th><th>trace ID</th></tr>"
             + traced.prefix(tracedLimit).map { "<tr><td>\(escape($0.probe))</td><td>\($0.phase.rawValue)</td><td>\(seconds($0.at))</td><td>\(escape($0.detail))</td><td><code>\($0.traceID ?? "")</code></td></tr>" }.joined()
@@ -131,7 +133,7 @@ public enum ReportRenderer {
             </head><body>
             <h1>\(escape(report.scenario)) — \(escape(report.state)) (exit \(report.exitCode))</h1>
             <p>Run <code>\(report.runID)</code>\(report.traceID.map { " (trace <code>\($0)</code>)" } ?? "") on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>
-            \(abort)\(slo)\(runbook)
+            \(description)\(abort)\(slo)\(runbook)
             \(svg(report))
             <h2>Faults</h2>
             <table><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th></tr>\(rows)</table>

@@ -42,6 +42,41 @@ struct AgentAPITests {
             #expect(try await agent.call(.GET, "/v1/runs", token: .some(String(Self.token.dropLast()))).status == 401)
             #expect(try await agent.call(.GET, "/metrics", token: .some(nil)).status == 401)
             #expect(try await agent.call(.GET, "/v1/runs").status == 200)
+            #expect(try await agent.call(.GET, "/v1/runs", token: .some(Self.token + String(repeating: "A", count: 256))).status == 401)
+            for scheme in ["bearer", "BEARER"] {
+                #expect(try await agent.call(.GET, "/v1/runs", token: .some(nil), headers: [("Authorization", "\(scheme) \(Self.token)")]).status == 200,
+                        "scheme '\(scheme)'")
+            }
+        }
+    }
+
+    @Test("SIGHUP and SIGQUIT stop the agent as SIGTERM does: every run is aborted and reverted, then it exits 0",
+          arguments: [SIGTERM, SIGHUP, SIGQUIT])
+    func everyStopSignalRevertsEveryRun(signal: Int32) async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let target = try sleepers.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token)
+        do {
+            let created = try await agent.call(.POST, "/v1/runs", body: agentScenario("stop-\(signal)", faults: pauseFault("freeze", sleepers: sleepers)))
+            let id = try #require(created.json["id"] as? String, "\(created.body)")
+            _ = try await agent.waitForRun(id) { (($0["faults"] as? [[String: Any]])?.first?["state"] as? String) == "active" }
+            #expect(sleepers.state(target) == "T")
+            kill(agent.child.pid, signal)
+            let exit = await waitForExit(agent.child.pid)
+            #expect(exit == 0, "signal \(signal): \(agent.output)")
+            #expect(agent.output.contains("every run was reverted"), "\(agent.output)")
+            #expect(sleepers.state(target) == "S", "the agent reverted before it exited")
+            let status = FileManager.default.contents(atPath: "\(directory)/state/runs/\(id)/status.json")
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+            #expect(status["state"] as? String == "aborted", "\(status)")
+            #expect(status["reason"] as? String == "the agent is shutting down", "\(status)")
+        } catch {
+            await agent.stop(.kill)
+            throw error
         }
     }
 
@@ -255,21 +290,24 @@ struct AgentAPITests {
         }
     }
 
-    @Test("a token file others can read, or a non-loopback address without a token, is refused (exit 2)")
+    @Test("a token file others can read, or a non-loopback address without a token or with one under 32 characters, is refused (exit 2)")
     func refusesUnsafeSetups() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/token"
         _ = FileManager.default.createFile(atPath: file, contents: Data("secret".utf8), attributes: [.posixPermissions: 0o644])
+        let short = directory + "/short-token"
+        _ = FileManager.default.createFile(atPath: short, contents: Data(String(repeating: "s", count: 31).utf8), attributes: [.posixPermissions: 0o600])
         for (arguments, expected) in [
             (["--token-file", file], "is open to others (mode 644)"),
             (["--listen", "0.0.0.0:0"], "refusing to listen on 0.0.0.0 without a token"),
+            (["--listen", "0.0.0.0:0", "--token-file", short], "refusing to listen on 0.0.0.0 with a token of 31 characters: use at least 32"),
         ] {
             let log = directory + "/out-\(expected.count).log"
             let child = try ChildProcess.spawn([TestPaths.faultline, "agent", "--state-dir", directory + "/state"] + arguments,
                                                table: ProcessTable(), output: log)
-            let exit = await ChildProcess.waitForExit(child.pid)
+            let exit = await waitForExit(child.pid)
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             #expect(exit == 2, "\(arguments): \(output)")
             #expect(output.contains(expected), "\(output)")
@@ -312,7 +350,8 @@ struct AgentAPITests {
             #expect(took < .seconds(2))
             let exit = await ChildProcess.waitForExit(agent.child.pid)
             #expect(exit == 128 + SIGKILL, "the supervisor ends with the server's status once the guard is done")
-            let log = (try? String(contentsOfFile: agent.log, encoding: .utf8)) ?? ""
+            // The guard logs into the run's folder, never to the agent's output (a pipe that may be gone).
+            let log = (try? String(contentsOfFile: "\(directory)/state/runs/\(id)/guard.log", encoding: .utf8)) ?? ""
             #expect(log.contains("reverted by the guard"), "\(log)")
         } catch {
             _ = await agent.stop(.kill)

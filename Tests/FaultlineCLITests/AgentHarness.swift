@@ -90,6 +90,16 @@ struct TestAgent {
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 }
 
+/// Waits for our child `pid` to exit, and kills it (SIGKILL) after `timeout`, so a failing test cannot hang.
+func waitForExit(_ pid: Int32, killAfter timeout: Duration = .seconds(20)) async -> Int32 {
+    let watchdog = Task {
+        try await Task.sleep(for: timeout)
+        kill(pid, SIGKILL)
+    }
+    defer { watchdog.cancel() }
+    return await ChildProcess.waitForExit(pid)
+}
+
 /// A scenario text for tests.
 func agentScenario(_ name: String, maxDuration: String = "30s", target: String? = nil, steadyState: String = "", faults: String) -> String {
     """

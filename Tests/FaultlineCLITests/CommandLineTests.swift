@@ -157,6 +157,21 @@ import Testing
         #expect(plan.runID == RunID.derived(from: Self.valid))
     }
 
+    @Test("a plan that lists problems that would stop the run is still printed, and exits 3 as a failed preflight does")
+    func planWithProblemsExitsThree() async throws {
+        let file = try temporaryFile(Self.valid.replacingOccurrences(of: "interface: lo", with: "interface: nosuchif9"))
+        defer { remove(file) }
+        for format in ["text", "json"] {
+            let result = try await faultline(["plan", file, "--format", format])
+            #expect(result.exitCode == 3, "\(format): \(result.standardError)")
+            #expect(result.standardOutput.contains("interface 'nosuchif9' not found"), "\(format): \(result.standardOutput)")
+        }
+        let json = try await faultline(["plan", file, "--format", "json"])
+        let plan = try JSONDecoder().decode(Plan.self, from: Data(json.standardOutput.utf8))
+        #expect(plan.faults.map(\.name) == ["slow", "block"])
+        #expect(!plan.problems.isEmpty)
+    }
+
     @Test func planOfAnInvalidFileExitsTwo() async throws {
         let file = try temporaryFile("apiVersion: faultline/v1\nkind: Scenario\n")
         defer { remove(file) }

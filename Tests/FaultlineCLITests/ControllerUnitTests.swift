@@ -65,6 +65,46 @@ struct ControllerUnitTests {
         #expect(!ConstantTime.equal([], token))
     }
 
+    @Test("a token followed by 256·k more bytes is not the token: the whole length difference counts")
+    func tokenCompareCountsTheWholeLength() {
+        let token = Array("0123456789abcdef0123456789abcdef".utf8)
+        for extra in [256, 512, 65_536] {
+            #expect(!ConstantTime.equal(token + [UInt8](repeating: 0, count: extra), token), "\(extra) zero bytes more")
+            #expect(!ConstantTime.equal(token + [UInt8](repeating: UInt8(ascii: "x"), count: extra), token), "\(extra) bytes more")
+        }
+    }
+
+    @Test("the Bearer scheme is named in any case (RFC 7235); another scheme or no token is none")
+    func bearerSchemeInAnyCase() {
+        let token = Array("s3cret-token".utf8)
+        for header in ["Bearer s3cret-token", "bearer s3cret-token", "BEARER s3cret-token", "bEaReR  s3cret-token"] {
+            #expect(BearerScheme.token(in: header) == token, "\(header)")
+        }
+        for header in ["Basic czNjcmV0", "Bearers3cret-token", "Bearer ", "Bearer", "", "Token s3cret-token"] {
+            #expect(BearerScheme.token(in: header) == nil, "\(header)")
+        }
+    }
+
+    @Test("a non-loopback listener needs a token of at least 32 characters; loopback may keep a shorter one (or none)")
+    func tokenLengthByListener() throws {
+        let long = String(repeating: "k", count: AgentConfiguration.minimumTokenLength)
+        for host in ["0.0.0.0", "10.213.0.5", "::", "192.168.1.2"] {
+            try AgentConfiguration.checkToken(long, host: host)
+            do throws(FaultlineError) {
+                try AgentConfiguration.checkToken(String(long.dropLast()), host: host)
+                Issue.record("a 31-character token on \(host) was accepted")
+            } catch {
+                #expect(error.code == .usage)
+                #expect(error.message == "refusing to listen on \(host) with a token of 31 characters: use at least 32, e.g. from 'openssl rand -hex 32'")
+            }
+            #expect(throws: FaultlineError.self) { try AgentConfiguration.checkToken(nil, host: host) }
+        }
+        for host in ["127.0.0.1", "::1", "localhost"] {
+            try AgentConfiguration.checkToken("short", host: host)
+            try AgentConfiguration.checkToken(nil, host: host)
+        }
+    }
+
     @Test("listen addresses: host:port, [v6]:port, a bare port (loopback); a missing host or a bad port is refused")
     func listen() throws {
         let any = try AgentConfiguration.parseListen("0.0.0.0:7465")

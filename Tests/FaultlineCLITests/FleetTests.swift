@@ -13,7 +13,7 @@ import Glibc
 /// in a fourth namespace: submit a drop to all, abort --all, and a lease that outlives a killed controller.
 @Suite(.serialized, .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("python3"), "needs root, ip, tc, iptables, nsenter and python3"))
 struct FleetTests {
-    static let token = "fleet-\(UInt64.random(in: 0 ... .max))"
+    static let token = "fleet-\(UInt64.random(in: 0 ... .max))-\(UInt64.random(in: 0 ... .max))"
 
     struct Setup {
         let fleet: TestFleet

@@ -36,6 +36,35 @@ import Testing
         #expect(!html.contains("<script") && !html.contains("<link"), "no external assets")
     }
 
+    @Test("the scenario's description and runbook reach report.md and report.html as text: no HTML, no Markdown, a link only for http(s)")
+    func descriptionAndRunbookAreEscaped() {
+        var report = Self.sampleReport()
+        report.description = "<script>alert(1)</script> & [click](javascript:alert(2)) **now** `x` a|b\n# not a heading\n- not a list\n1. not a list"
+        report.runbook = "javascript:alert(1)"
+        let markdown = ReportRenderer.markdown(report)
+        #expect(!markdown.contains("<script"), "\(markdown)")
+        #expect(markdown.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; \\[click\\](javascript:alert(2)) \\*\\*now\\*\\* \\`x\\` a\\|b\n\\# not a heading\n\\- not a list\n1\\. not a list\n"),
+                "\(markdown)")
+        #expect(markdown.contains("| runbook | javascript:alert(1) |\n"), "not a link: \(markdown)")
+        let html = ReportRenderer.html(report)
+        #expect(!html.contains("<script"), "\(html)")
+        #expect(html.contains("<p class=\"description\">&lt;script&gt;alert(1)&lt;/script&gt; &amp; [click](javascript:alert(2))"), "\(html)")
+        #expect(html.contains("<p>Runbook: javascript:alert(1)</p>") && !html.contains("href=\"javascript"), "\(html)")
+
+        report.runbook = "https://wiki.example/run|book\"><script>alert(3)</script>"
+        let linked = ReportRenderer.markdown(report)
+        #expect(linked.contains("| runbook | <https://wiki.example/run%7Cbook%22%3E%3Cscript%3Ealert(3)%3C/script%3E> |\n"), "\(linked)")
+        #expect(!linked.contains("<script"))
+        let linkedHTML = ReportRenderer.html(report)
+        #expect(linkedHTML.contains("<a href=\"https://wiki.example/run%7Cbook%22%3E%3Cscript%3Ealert(3)%3C/script%3E\">https://wiki.example/run|book&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;</a>"),
+                "\(linkedHTML)")
+        #expect(!linkedHTML.contains("<script"))
+
+        report.runbook = "https://wiki.example/runbooks/checkout"
+        #expect(ReportRenderer.markdown(report).contains("| runbook | <https://wiki.example/runbooks/checkout> |\n"))
+        #expect(ReportRenderer.html(report).contains("<a href=\"https://wiki.example/runbooks/checkout\">https://wiki.example/runbooks/checkout</a>"))
+    }
+
     @Test(.enabled(if: chromium != nil, "needs Chromium (Debian package chromium)"))
     func theReportOpensInHeadlessChromium() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-cli-report-\(UUID().uuidString)")

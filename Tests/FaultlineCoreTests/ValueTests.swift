@@ -45,7 +45,7 @@ import Testing
     @Test func interfaceNamesFollowLinuxRules() throws {
         #expect(try InterfaceName(parsing: "eth0").rawValue == "eth0")
         #expect(try InterfaceName(parsing: "veth-flt-abcdef").rawValue.count == 15)
-        for bad in ["", "a-very-long-interface", "eth0/1", "eth 0", "eth0:1", ".", ".."] {
+        for bad in ["", "a-very-long-interface", "eth0/1", "eth 0", "eth0:1", ".", "..", "rt+", "eth+0", "+"] {
             #expect(throws: ValueError.self) { try InterfaceName(parsing: bad) }
         }
     }

@@ -19,7 +19,7 @@ int faultline_fallocate(int fd, long long offset, long long length);
 
 /// setns(2) into the network namespace open at fd; returns 0 or -1 with errno set.
 int faultline_setns_net(int fd);
-/// An eventfd that becomes readable when SIGTERM, SIGINT or SIGHUP arrives (their handlers write to it,
+/// An eventfd that becomes readable when SIGTERM, SIGINT, SIGHUP or SIGQUIT arrives (their handlers write to it,
 /// whichever thread takes the signal); the same fd on every call; -1 with errno on failure.
 int faultline_termination_eventfd(void);
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to this process; 0 or -1 with errno.

@@ -12,10 +12,10 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Run the agent daemon: the HTTP API that runs, schedules, observes and aborts scenarios on this host.",
         discussion: """
-            Runs go through the same engine, journal and guard as 'faultline run'. On SIGTERM or SIGINT \
+            Runs go through the same engine, journal and guard as 'faultline run'. On SIGTERM, SIGINT, SIGHUP or SIGQUIT \
             every active fault is reverted before the agent exits; at start it reverts what a crashed \
-            agent left. Listening on a non-loopback address needs a token (--token-file, mode 0600, or \
-            env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr. As process 1 of \
+            agent left. Listening on a non-loopback address needs a token of at least 32 characters \
+            (--token-file, mode 0600, or env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr. As process 1 of \
             a PID namespace (a container's entrypoint), or with --supervise, it serves from a child process and \
             outlives it, so the guards revert a crashed server's faults before the container exits.
 
@@ -48,12 +48,9 @@ struct AgentCommand: AsyncParsableCommand {
         do {
             address = try AgentConfiguration.parseListen(listen)
             secret = try token.token()
+            try AgentConfiguration.checkToken(secret, host: address.host)
         } catch {
             StandardError.write("faultline: \(error)\n")
-            throw ExitStatus.invalid
-        }
-        if secret == nil && !AgentConfiguration.isLoopback(address.host) {
-            StandardError.write("faultline: refusing to listen on \(address.host) without a token: pass --token-file F (mode 0600) or set FAULTLINE_TOKEN\n")
             throw ExitStatus.invalid
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -96,7 +93,7 @@ struct AgentCommand: AsyncParsableCommand {
             StandardError.write("faultline agent listening on http://\(shown):\(port)\(secret == nil ? " (no token: loopback only)" : "")\n")
         }
         // Shut down in reverse order: the registry reverts every run before the HTTP server stops.
-        let group = ServiceGroup(configuration: .init(services: [application, registry], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [application, registry], gracefulShutdownSignals: [.sigterm, .sigint, .sighup, .sigquit], logger: logger))
         do { try await group.run() } catch {
             await traces?.shutdown()
             StandardError.write("faultline: the agent stopped: \(error)\n")

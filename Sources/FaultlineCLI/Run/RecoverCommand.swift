@@ -66,7 +66,7 @@ struct GuardCommand: AsyncParsableCommand {
     /// A stop of the whole service (systemd's control group, a container's process group) must not take the guard
     /// down with its runner: it ends by itself once its run is reverted.
     static func ignoreStopSignals() {
-        for stop in [SIGTERM, SIGINT, SIGHUP] { signal(stop, SIG_IGN) }
+        for stop in [SIGTERM, SIGINT, SIGHUP, SIGQUIT] { signal(stop, SIG_IGN) }
     }
 
     // Stop signals are ignored before this runs, from the process's first instruction (Faultline.prepareProcess).

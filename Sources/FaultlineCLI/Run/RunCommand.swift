@@ -20,7 +20,7 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             On a terminal it shows the plan first and asks to go on, unless --yes; without a terminal it \
             never asks. Everything injected is reverted on every way out: the end, maxDuration, an abort \
-            condition, Ctrl-C/SIGTERM, and even SIGKILL of this process (a guard process reverts from \
+            condition, Ctrl-C/SIGTERM/SIGHUP/SIGQUIT, and even SIGKILL of this process (a guard process reverts from \
             the journal). Exit codes: 0 ok, 1 deviated or aborted, 2 invalid, 3 preflight failed, \
             4 a revert failed (run 'faultline recover'), 130 interrupted.
 
@@ -101,6 +101,7 @@ struct RunCommand: AsyncParsableCommand {
         let signals = SignalWatcher(stop: stop, log: log)
         var settings = ExperimentRunner.Settings(runID: runID, guardCommand: [facts.executable, "guard", "--run", runID] + global.forwarded)
         settings.tracer = traces?.tracer
+        settings.guardLog = global.stateDirectory + "/runs/\(runID)/guard.log"
         let runSettings = settings
         let name = scenario.metadata.name.rawValue
         let couriers = [WebhookNotifier.courier(hooks: WebhookNotifier.hooks(scenario, adding: observability.notify), run: runID, scenario: name, log: log),
@@ -130,17 +131,21 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Turns SIGINT and SIGTERM into an orderly stop: the run reverts everything, then exits 130.
+/// Turns SIGINT, SIGTERM, SIGHUP (a dropped SSH session) and SIGQUIT into the same orderly stop: the run
+/// reverts everything, writes its report, then exits 130.
 final class SignalWatcher {
+    /// The signals that stop a run, with the names its log gives them.
+    static let stopSignals: [(number: Int32, name: String)] = [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM"), (SIGHUP, "SIGHUP"), (SIGQUIT, "SIGQUIT")]
+
     private let sources: [any DispatchSourceSignal]
 
     init(stop: StopSignal, log: EventLog) {
         var sources: [any DispatchSourceSignal] = []
-        for number in [SIGINT, SIGTERM] {
+        for (number, name) in Self.stopSignals {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
-                log.log(RunEvent(.warning, "interrupted", "\(number == SIGINT ? "SIGINT" : "SIGTERM"): reverting everything, then exiting"))
+                log.log(RunEvent(.warning, "interrupted", "\(name): reverting everything, then exiting"))
                 stop.fire(.interrupted)
             }
             source.resume()

@@ -10,7 +10,8 @@ struct PlanCommand: AsyncParsableCommand {
         discussion: """
             Reads facts about this host (interfaces, root qdiscs, host names) but changes nothing, and \
             works without root; facts it cannot read are named in the plan. Each run picks a fresh run id; \
-            the plan shows one derived from the file.
+            the plan shows one derived from the file. Exits 3 when the plan lists problems that would stop \
+            the run (an interface or target not found, a kernel feature missing), 2 for an invalid file.
 
             Example:
               faultline plan scenarios/checkout-db-latency.yaml --format json
@@ -49,5 +50,7 @@ struct PlanCommand: AsyncParsableCommand {
         case .text: print(PlanRenderer.text(plan), terminator: "")
         case .json: print(try PlanRenderer.json(plan), terminator: "")
         }
+        // The plan is shown either way; problems that would stop the run exit 3, as a failed preflight does.
+        if !plan.problems.isEmpty { throw ExitStatus.preflightFailed }
     }
 }

@@ -86,15 +86,24 @@ public struct HostFactsReader: Sendable {
         var prefix: [String] = []
         if let target {
             let path = target.namespacePath
-            guard FileManager.default.fileExists(atPath: path) else {
-                facts.exists = false
-                facts.unreadable = "\(path) not found"
+            var info = stat()
+            if stat(path, &info) != 0 {
+                // Without root, /proc/PID/ns/net of another user's process exists but cannot be read: that is
+                // something the plan does not know, not a target that is missing (which would stop the run).
+                let code = errno
+                if code == EACCES || code == EPERM {
+                    facts.unreadable = "cannot read \(path): \(String(cString: strerror(code))); plan as root to read it"
+                } else {
+                    facts.exists = false
+                    facts.unreadable = "\(path) not found"
+                }
                 return facts
             }
             switch NamespacePin.identity(of: path) {
             case .success(let identity): facts.identity = identity
             case .failure(let error):
-                facts.exists = false
+                // Not a network namespace stops the run; a namespace that cannot be opened here (no root) is a note.
+                facts.exists = error.code != .preflight
                 facts.unreadable = error.message
                 return facts
             }

@@ -11,7 +11,7 @@ import Glibc
 /// are copied, the original dropped at once (a held packet would hold its socket's send buffer, and
 /// TCP's small-queue limit would throttle the sender to a few packets per delay) and the copy sent
 /// again when its delay is over; forwarded packets are held in the kernel until their verdict. One thread.
-/// It stops on SIGTERM/SIGINT/SIGHUP or when its parent process ends, letting every packet still held
+/// It stops on SIGTERM/SIGINT/SIGHUP/SIGQUIT or when its parent process ends, letting every packet still held
 /// go at once; if it is killed, the kernel lets traffic pass (`--queue-bypass`).
 public final class PacketDelayer {
     /// How the delayer is set up.
