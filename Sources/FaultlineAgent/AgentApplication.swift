@@ -13,9 +13,12 @@ public func buildAgentApplication(registry: RunRegistry, configuration: AgentCon
     router.add(middleware: ErrorShapeMiddleware())
     router.add(middleware: BearerAuthMiddleware(token: configuration.token))
     AgentRoutes(registry: registry, maxBodySize: configuration.maxBodySize).add(to: router)
+    let idle = configuration.idleTimeout.components
     return Application(
         router: router,
-        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "faultline"),
+        server: .http1(configuration: .init(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
+        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "faultline",
+                                                availableConnectionsDelegate: .maximum(configuration.maxConnections, logger: logger)),
         onServerRunning: onServerRunning,
         logger: logger)
 }

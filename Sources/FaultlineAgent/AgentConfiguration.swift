@@ -1,5 +1,6 @@
 import FaultlineCore
 import FaultlineEngine
+import FaultlineSystem
 import Foundation
 import Tracing
 
@@ -7,8 +8,8 @@ import Tracing
 public struct AgentConfiguration: Sendable {
     public var host: String
     public var port: Int
-    /// The bearer token; nil only on a loopback address.
-    public var token: String?
+    /// The bearer token every request but `GET /healthz` needs (loopback too).
+    public var token: String
     public var stateDirectory: String
     /// This executable, to start guards and probe helpers.
     public var executable: String
@@ -18,6 +19,11 @@ public struct AgentConfiguration: Sendable {
     public var logLevel: RunEvent.Level = .info
     /// The largest request body accepted (a scenario).
     public var maxBodySize = 1 << 20
+    /// The most client connections open at once (more wait in the listen queue, taking no descriptor), so that
+    /// descriptors are left for reverts; `faultline agent` sets it from its open-file limit.
+    public var maxConnections = 1_024 - OpenFileLimit.reserve
+    /// A connection with no request under way for this long is closed (also one that never sends a request).
+    public var idleTimeout: Duration = .seconds(10)
     /// How often leases and schedules are checked.
     public var tick: Duration = .milliseconds(100)
     /// How often an open event stream of a quiet run gets a comment line, so proxies do not close it as idle.
@@ -31,8 +37,11 @@ public struct AgentConfiguration: Sendable {
     /// Whether submitted scenarios may name credentials (a prometheus probe's token or password) that the agent
     /// reads from its own files and environment (`--allow-probe-credentials`); off, such scenarios are refused.
     public var allowProbeCredentials = false
+    /// Whether submitted scenarios may have command probes, which run any program as the agent's user
+    /// (`--allow-command-probes`); off, such scenarios are refused.
+    public var allowCommandProbes = false
 
-    public init(host: String, port: Int, token: String?, stateDirectory: String, executable: String, forwarded: [String]) {
+    public init(host: String, port: Int, token: String, stateDirectory: String, executable: String, forwarded: [String]) {
         self.host = host
         self.port = port
         self.token = token

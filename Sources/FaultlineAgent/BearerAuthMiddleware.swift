@@ -2,12 +2,12 @@ import Hummingbird
 
 /// Requires `Authorization: Bearer <token>` on every request but `GET /healthz`, compared in constant time.
 struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: [UInt8]?
+    let token: [UInt8]
 
-    init(token: String?) { self.token = token.map { Array($0.utf8) } }
+    init(token: String) { self.token = Array(token.utf8) }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let token, !(request.method == .get && request.uri.path == "/healthz") else {
+        guard !(request.method == .get && request.uri.path == "/healthz") else {
             return try await next(request, context)
         }
         guard let header = request.headers[.authorization], let presented = BearerScheme.token(in: header) else {

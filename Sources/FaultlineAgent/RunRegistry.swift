@@ -150,6 +150,18 @@ public final class RunRegistry: Service, Sendable {
     func load(_ text: String, source: String) throws(AgentError) -> Scenario {
         let scenario: Scenario
         do { scenario = try ScenarioLoader.load(yaml: text, file: source) } catch { throw AgentError.invalid(error) }
+        if !configuration.allowCommandProbes {
+            let commands = (scenario.spec.steadyState?.probes ?? []).enumerated().compactMap { index, probe -> AgentError.Detail? in
+                guard case .command(let check) = probe.check else { return nil }
+                return AgentError.Detail(path: "spec.steadyState.probes[\(index)].command", line: nil, column: nil,
+                                         message: "probe '\(probe.name)' would run \(check.argv.first ?? "a program") on this agent's host")
+            }
+            if !commands.isEmpty {
+                throw AgentError(.badRequest, "invalid_scenario",
+                                 "command probes run any program as this agent's user: start the agent with --allow-command-probes to accept them; nothing was applied",
+                                 details: commands)
+            }
+        }
         if !configuration.allowProbeCredentials {
             let named = (scenario.spec.steadyState?.probes ?? []).enumerated().compactMap { index, probe -> AgentError.Detail? in
                 guard case .prometheus(let check) = probe.check, let auth = check.auth else { return nil }

@@ -20,8 +20,11 @@ struct GlobalOptions: ParsableArguments {
     enum LogFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
     enum LogLevel: String, ExpressibleByArgument, CaseIterable { case debug, info, warning, error }
 
-    var stateDirectory: String {
-        if let stateDir { return stateDir }
+    var stateDirectory: String { stateDir ?? Self.defaultStateDirectory }
+
+    /// The state directory when `--state-dir` is not given: env FAULTLINE_STATE_DIR, /var/lib/faultline as root,
+    /// else $XDG_STATE_HOME/faultline.
+    static var defaultStateDirectory: String {
         let environment = ProcessInfo.processInfo.environment
         if let fromEnvironment = environment["FAULTLINE_STATE_DIR"], !fromEnvironment.isEmpty { return fromEnvironment }
         if geteuid() == 0 { return "/var/lib/faultline" }

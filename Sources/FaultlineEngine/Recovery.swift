@@ -28,8 +28,23 @@ public struct Recovery: Sendable {
         public var journalError: FaultlineError?
     }
 
-    /// Reverts the pending faults of `runID` (newest first) and records each result.
-    public func revert(runID: String) async -> [Outcome] {
+    /// Reverts the pending faults of `runID` (newest first) and records each result; a revert that fails is tried
+    /// again, `attempts` times in all, after 0.2 s, 0.8 s, 3.2 s, then every 5 s (a host short of descriptors for a moment).
+    public func revert(runID: String, attempts: Int = 3) async -> [Outcome] {
+        var outcomes = await revertOnce(runID: runID)
+        var delay = 0.2
+        for _ in 1..<max(1, attempts) where outcomes.contains(where: { $0.error != nil && ($0.fault != nil || $0.name == "journal") }) {
+            try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            delay = min(delay * 4, 5)
+            let again = await revertOnce(runID: runID)
+            // Keep the first try's successes; the faults still pending are what the new try says of them.
+            let retried = Set(again.map(\.name))
+            outcomes = outcomes.filter { !retried.contains($0.name) } + again
+        }
+        return outcomes
+    }
+
+    func revertOnce(runID: String) async -> [Outcome] {
         let rows: (readable: [FaultEntry], unreadable: [(name: String, error: FaultlineError)])
         do { rows = try journal.faultRows(of: runID) } catch {
             return [Outcome(name: "journal", fault: nil, error: FaultlineError(.io, "cannot read what run \(runID) applied, so nothing was reverted", cause: error.description))]

@@ -33,7 +33,12 @@ public struct RunGuard: Sendable {
                 why = "the runner \(run.runner) died"
                 break
             }
-            if let state = try? journal.run(runID)?.state, state.isFinal { return true }
+            if let state = try? journal.run(runID)?.state, state.isFinal {
+                // A run that ended with faults still in place (its own revert failed) is handed over, not dropped.
+                guard let faults = try? journal.faults(of: runID), faults.contains(where: \.state.mayBeActive) else { return true }
+                why = "the run ended with faults still in place"
+                break
+            }
             if Date() > run.deadline {
                 why = "the run passed maxDuration plus its grace period and the runner still lives"
                 break
@@ -47,7 +52,7 @@ public struct RunGuard: Sendable {
         }
         log.log(RunEvent(.warning, "guard", "\(why): reverting from the journal"))
         let recovery = Recovery(journal: journal, context: context)
-        let outcomes = await recovery.revert(runID: runID)
+        let outcomes = await recovery.revert(runID: runID, attempts: 4)
         let failed = outcomes.filter { $0.error != nil }
         for outcome in outcomes {
             log.log(RunEvent(outcome.error == nil ? .info : .error, outcome.error == nil ? "revert" : "revert-failed",

@@ -34,7 +34,9 @@ struct TestAgent {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if let range = text.range(of: "listening on ") {
                 let url = text[range.upperBound...].prefix { !$0.isWhitespace }
-                return TestAgent(child: child, log: log, url: String(url), token: token)
+                // Started without one, the agent made a token and left it in its state directory.
+                let made = token == nil ? (try? String(contentsOfFile: state + "/agent.token", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) : nil
+                return TestAgent(child: child, log: log, url: String(url), token: token ?? made)
             }
             if ProcessTable().read(child.pid) == nil || ChildProcess.reap(child.pid) {
                 throw TestFailure("the agent exited before it listened: \(text)")

@@ -81,6 +81,8 @@ import Yams
         // KillMode=process or mixed would let systemd SIGKILL the guard while it reverts after a crash.
         #expect(settings["KillMode"] == nil || settings["KillMode"] == "control-group")
         #expect(settings["TimeoutStopSec"] != nil)
+        // Descriptors for many connections and, beside them, for reverts (the default soft limit is 1024).
+        #expect(Int(settings["LimitNOFILE"] ?? "") ?? 0 >= 65_536)
     }
 
     /// SPEC §4: the metric names the agent serves.

@@ -2,6 +2,7 @@ import ArgumentParser
 import FaultlineAgent
 import FaultlineCore
 import FaultlineEngine
+import FaultlineSystem
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -38,17 +39,29 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Accept scenarios whose prometheus probes read a token or password from this host's files or environment (off: refused, as a client could read any file through them).")
     var allowProbeCredentials = false
 
+    @Flag(help: "Accept scenarios with command probes (off: refused, as they run any program as this agent's user, root).")
+    var allowCommandProbes = false
+
     @OptionGroup var observability: ObservabilityOptions
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         if AgentSupervisor.shouldSupervise(asked: supervise) { throw ExitCode(AgentSupervisor.run(arguments: CommandLine.arguments)) }
         let address: (host: String, port: Int)
-        let secret: String?
+        let secret: String
+        var madeTokenFile: String?
         do {
             address = try AgentConfiguration.parseListen(listen)
-            secret = try token.token()
-            try AgentConfiguration.checkToken(secret, host: address.host)
+            let given = try token.token()
+            try AgentConfiguration.checkToken(given, host: address.host)
+            if let given {
+                secret = given
+            } else {
+                // Every listener needs a token, loopback too: other local users and containers sharing the pod's
+                // loopback must not run commands as root. One made here goes where only this user reads it.
+                secret = try TokenOptions.makeLocalAgentToken(stateDirectory: global.stateDirectory)
+                madeTokenFile = TokenOptions.localAgentTokenFile(stateDirectory: global.stateDirectory)
+            }
         } catch {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.invalid
@@ -64,6 +77,14 @@ struct AgentCommand: AsyncParsableCommand {
         }
         configuration.notify = observability.notify
         configuration.allowProbeCredentials = allowProbeCredentials
+        configuration.allowCommandProbes = allowCommandProbes
+        // A flood of idle connections must not take the descriptors a revert needs: the soft limit goes up to the
+        // hard one, and connections stop being accepted OpenFileLimit.reserve short of it.
+        let files = OpenFileLimit.raise()
+        configuration.maxConnections = OpenFileLimit.connectionCap(soft: files.soft)
+        if files.soft < 4_096 {
+            StandardError.write("faultline: warning: the open-file limit is \(files.soft) (hard \(files.hard)): at most \(configuration.maxConnections) connections; raise it (systemd LimitNOFILE=65536, ulimit -n)\n")
+        }
         let traces: TraceExport?
         do { traces = try observability.traces() } catch {
             StandardError.write("faultline: cannot set up traces from --otlp-endpoint and the OTEL_* environment: \(error)\n")
@@ -86,11 +107,12 @@ struct AgentCommand: AsyncParsableCommand {
         var logger = Logger(label: "faultline.agent")
         logger.logLevel = .warning
         let host = address.host
+        let tokenNote = madeTokenFile.map { " (token in \($0))" } ?? ""
         let application = buildAgentApplication(registry: registry, configuration: configuration, logger: logger) { channel in
             let port = channel.localAddress?.port ?? address.port
             registry.serverStarted(port: port)
             let shown = host.contains(":") ? "[\(host)]" : host
-            StandardError.write("faultline agent listening on http://\(shown):\(port)\(secret == nil ? " (no token: loopback only)" : "")\n")
+            StandardError.write("faultline agent listening on http://\(shown):\(port)\(tokenNote)\n")
         }
         // Shut down in reverse order: the registry reverts every run before the HTTP server stops.
         let group = ServiceGroup(configuration: .init(services: [application, registry], gracefulShutdownSignals: [.sigterm, .sigint, .sighup, .sigquit], logger: logger))

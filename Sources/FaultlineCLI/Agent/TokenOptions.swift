@@ -23,6 +23,32 @@ struct TokenOptions: ParsableArguments {
         return token
     }
 
+    /// The token a loopback agent started without one made for itself, in its state directory (root-only).
+    static func localAgentTokenFile(stateDirectory: String) -> String { stateDirectory + "/agent.token" }
+
+    /// Makes a random token for an agent started without one and writes it, mode 0600, where local controllers
+    /// running as the same user find it; the token.
+    static func makeLocalAgentToken(stateDirectory: String) throws(FaultlineError) -> String {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for index in bytes.indices { bytes[index] = UInt8.random(in: 0 ... .max) }
+        let token = bytes.map { String(format: "%02x", $0) }.joined()
+        let path = localAgentTokenFile(stateDirectory: stateDirectory)
+        do {
+            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let temporary = path + ".new"
+            unlink(temporary)
+            guard FileManager.default.createFile(atPath: temporary, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]),
+                  rename(temporary, path) == 0 else {
+                throw FaultlineError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+        } catch let error as FaultlineError {
+            throw error
+        } catch {
+            throw FaultlineError(.io, "cannot write the agent's token to \(path)", cause: "\(error)")
+        }
+        return token
+    }
+
     /// A secret from `file` (refused when group or others may read it) or else from the environment variable.
     static func secret(file tokenFile: String?, environment: String) throws(FaultlineError) -> String? {
         if let tokenFile {

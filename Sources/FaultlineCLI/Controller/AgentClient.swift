@@ -10,6 +10,12 @@ struct AgentEndpoint: Sendable, Hashable {
     var name: String
     /// Base URL without a trailing slash, e.g. http://10.0.0.5:7465.
     var url: String
+
+    /// Whether it is an agent on this host's loopback.
+    var isLoopback: Bool {
+        guard let host = URLComponents(string: url)?.host else { return false }
+        return AgentConfiguration.isLoopback(host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")))
+    }
 }
 
 /// Why a request to an agent did not give what was asked.

@@ -49,11 +49,21 @@ struct ControllerOptions: ParsableArguments {
         return endpoints
     }
 
+    /// The local agent's own token file, when it exists and this user may read it.
+    static var readableLocalTokenFile: String? {
+        let path = TokenOptions.localAgentTokenFile(stateDirectory: GlobalOptions.defaultStateDirectory)
+        return FileManager.default.isReadableFile(atPath: path) ? path : nil
+    }
+
     /// A client per agent, or exit 2 with the reason.
     func clients() throws -> [AgentClient] {
         do {
             let token = try token.token()
-            return try endpoints().map { AgentClient(endpoint: $0, token: token) }
+            // Without one, a loopback agent is asked with the token it made for itself, if this user can read it.
+            let local = token == nil ? try TokenOptions.secret(file: Self.readableLocalTokenFile, environment: "") : nil
+            return try endpoints().map { endpoint in
+                AgentClient(endpoint: endpoint, token: token ?? (endpoint.isLoopback ? local : nil))
+            }
         } catch {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.invalid
