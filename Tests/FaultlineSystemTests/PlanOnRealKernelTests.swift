@@ -36,6 +36,50 @@ struct PlanOnRealKernelTests {
             """, file: "real-kernel-plan.yaml")
     }
 
+    @Test("the agent's own namespace named by another name (its /proc path, or a netns name bound to it) keeps the API port exempt")
+    func theAgentsOwnNamespaceByAnyNameKeepsItsPortExempt() async throws {
+        let namespace = try await TestNamespace.create()
+        do {
+            // An agent inside the namespace: its own namespace is the target, by name and by a process's path.
+            let agentPID = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", namespace.name, "/bin/sleep", "30"], table: ProcessTable())
+            defer {
+                _ = try? ProcessSignaller().send(.kill, to: agentPID)
+                _ = ChildProcess.reap(agentPID.pid)
+            }
+            for _ in 0..<200 where (try? NamespacePin.identity(of: "/proc/\(agentPID.pid)/ns/net").get()) != (try? NamespacePin.identity(of: "/run/netns/\(namespace.name)").get()) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            for netns in [namespace.name, "/proc/\(agentPID.pid)/ns/net"] {
+                let text = try ScenarioLoader.load(yaml: """
+                    apiVersion: faultline/v1
+                    kind: Scenario
+                    metadata: {name: own-namespace}
+                    spec:
+                      maxDuration: 1m
+                      target: {netns: \(netns)}
+                      faults:
+                        - {name: cut, type: drop, direction: both}
+                        - {name: slow, type: bandwidth, interface: eth0, rate: 1mbit}
+                    """, file: "own.yaml")
+                var facts = await HostFactsReader().read(for: text, agentPort: 7465)
+                // As the agent in that namespace reads it.
+                facts.ownNamespace = try NamespacePin.identity(of: "/run/netns/\(namespace.name)").get()
+                let plan = Planner(facts: facts).plan(text, runID: "t5t5t5t5")
+                for fault in plan.faults {
+                    #expect(fault.exemptions.contains { $0.reason == "the agent's API" }, "\(netns): \(fault.name) \(fault.exemptions)")
+                }
+                // Another namespace than the agent's has no such exemption.
+                facts.ownNamespace = NamespaceIdentity(device: 0, inode: 1)
+                let other = Planner(facts: facts).plan(text, runID: "t5t5t5t5")
+                #expect(other.faults.allSatisfy { !$0.exemptions.contains { $0.reason == "the agent's API" } })
+            }
+        } catch {
+            await namespace.remove()
+            throw error
+        }
+        await namespace.remove()
+    }
+
     @Test func planCommandsApplyAndRevertCleanly() async throws {
         let namespace = try await TestNamespace.create()
         do {

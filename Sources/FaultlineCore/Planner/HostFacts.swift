@@ -2,8 +2,11 @@
 public struct HostFacts: Sendable, Hashable, Codable {
     /// Network facts per target; the entry with a nil target is the agent's own namespace.
     public var namespaces: [NamespaceFacts] = []
-    /// The agent's API port when running as an agent (exempt from network faults).
+    /// The agent's API port when running as an agent (exempt from network faults in the agent's own namespace).
     public var agentPort: UInt16?
+    /// The identity of this process's own network namespace: a target with the same identity is the agent's own
+    /// namespace, however it is named (a path, a name, a pid of a process beside the agent).
+    public var ownNamespace: NamespaceIdentity?
     /// TCP ports of SSH (exempt from network faults).
     public var sshPorts: [UInt16] = [22]
     /// Whether the kernel has sch_netem; nil when it could not be told.
@@ -22,6 +25,13 @@ public struct HostFacts: Sendable, Hashable, Codable {
     public var unreadable: [String] = []
 
     public init() {}
+
+    /// Whether `target` is the namespace this process (the agent) lives in: no target, or one with the same identity.
+    public func isOwnNamespace(_ target: NetnsTarget?) -> Bool {
+        guard let target else { return true }
+        guard let own = ownNamespace, let identity = namespace(target)?.identity else { return false }
+        return identity == own
+    }
 
     /// The facts of one target's namespace, if read.
     public func namespace(_ target: NetnsTarget?) -> NamespaceFacts? {

@@ -115,7 +115,7 @@ extension Planner {
             result.append(DropExemption(exemption: Exemption(reason: "loopback traffic", traffic: "interface lo"),
                                         matches: { direction, _ in [direction == .egress ? ["-o", "lo"] : ["-i", "lo"]] }))
         }
-        if target == nil, let port = facts.agentPort, !named(port) {
+        if facts.isOwnNamespace(target), let port = facts.agentPort, !named(port) {
             result.append(DropExemption(exemption: Exemption(reason: "the agent's API", traffic: "tcp port \(port) (local)"),
                                         matches: { direction, _ in [["-p", "tcp", direction == .egress ? "--sport" : "--dport", "\(port)"]] }))
         }

@@ -164,7 +164,7 @@ extension Planner {
             guard !named.contains(where: { $0.contains(port) }) else { return }
             result.append((port, Exemption(reason: reason, traffic: "tcp port \(port), both directions")))
         }
-        if target == nil, let port = facts.agentPort { exempt(port, "the agent's API") }
+        if facts.isOwnNamespace(target), let port = facts.agentPort { exempt(port, "the agent's API") }
         for port in facts.sshPorts { exempt(port, "SSH sessions") }
         return result
     }

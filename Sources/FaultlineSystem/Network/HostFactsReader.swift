@@ -25,6 +25,7 @@ public struct HostFactsReader: Sendable {
     public func read(for scenario: Scenario, agentPort: UInt16? = nil, pins: PinSettings? = nil) async -> HostFacts {
         var facts = HostFacts()
         facts.agentPort = agentPort
+        if case .success(let own) = NamespacePin.identity(of: "/proc/self/ns/net") { facts.ownNamespace = own }
         facts.cpuCount = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         facts.sshPorts = sshPorts()
         facts.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "faultline"
