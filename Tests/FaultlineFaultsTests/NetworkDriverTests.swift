@@ -2,6 +2,7 @@ import FaultlineCore
 @testable import FaultlineFaults
 import FaultlineSystem
 import FaultlineTestSupport
+import Foundation
 import Testing
 
 /// drop and bandwidth for real, between two namespaces joined by veth, with real TCP traffic.
@@ -176,6 +177,46 @@ struct NetworkDriverTests {
             }
             let after = try await net.must(["ip", "netns", "exec", net.b, "tc", "-j", "qdisc", "show", "dev", "eth0"]).standardOutput
             #expect(after == before)
+        }
+    }
+
+    @Test("a taken NFQUEUE queue (another delayer holds it): the fault's delayer binds the next free one and the latency still acts")
+    func aTakenQueueIsSkipped() async throws {
+        try await withNetwork { net, _ in
+            let yaml = ScenarioHarness.scenario(target: net.a, faults: """
+                    - {name: slow, type: latency, interface: eth0, delay: 100ms, engine: nfqueue, to: {hosts: [\(Net.addressB)], ports: [8080], protocol: tcp}}
+                """)
+            let scenario = try ScenarioLoader.load(yaml: yaml, file: "test.yaml")
+            var facts = await HostFactsReader().read(for: scenario)
+            facts.executable = TestPaths.faultline
+            let plan = Planner(facts: facts).plan(scenario, runID: "t6t6t6t6")
+            let planned = try #require(plan.faults.first)
+            let queue = try #require(planned.queue)
+            // Another program holds the planned queue in the same namespace.
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-flt-sl-blocker-\(UInt32.random(in: 0 ... .max)).log").path
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let blocker = try ChildProcess.spawn(["ip", "netns", "exec", net.a, TestPaths.faultline, "delayer", "--queue", "\(queue)", "--interface", "eth0", "--delay", "1ms"],
+                                                 table: ProcessTable(), output: log)
+            defer {
+                _ = try? ProcessSignaller().send(.kill, to: blocker)
+                _ = ChildProcess.reap(blocker.pid)
+            }
+            for _ in 0..<200 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("ready") {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let driver = Drivers.driver(for: scenario.spec.faults[0], planned: planned, runID: plan.runID, context: DriverContext())
+            let record = try await driver.apply(journal: MemoryJournal())
+            do {
+                let rules = try await net.must(["ip", "netns", "exec", net.a, "iptables", "-t", "mangle", "-S"]).standardOutput
+                #expect(rules.contains("--queue-num \(queue + 1)") && !rules.contains("--queue-num \(queue) "), "\(rules)")
+                let times = try await net.handshakes(from: net.a, to: Net.addressB, port: 8080, count: 10)
+                #expect(times.percentile(0.5) >= 0.09, "the latency acts through the other queue: \(times)")
+            } catch {
+                try? await driver.revert(record)
+                throw error
+            }
+            try await driver.revert(record)
+            #expect(try await driver.verify(record) == .reverted)
         }
     }
 }

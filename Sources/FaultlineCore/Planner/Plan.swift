@@ -125,3 +125,35 @@ public struct PlanProblem: Sendable, Hashable, Codable, CustomStringConvertible 
 
     public var description: String { fault.map { "fault '\($0)': \(message)" } ?? message }
 }
+
+extension PlannedFault {
+    /// The NFQUEUE queue the fault's delayer binds, if it has one.
+    public var queue: UInt16? {
+        for case .start(let argv) in inject {
+            if let index = argv.firstIndex(of: "--queue"), index + 1 < argv.count { return UInt16(argv[index + 1]) }
+        }
+        return nil
+    }
+
+    /// The same fault with its delayer bound to `queue` (its `--queue` and the rules' `--queue-num`).
+    public func usingQueue(_ queue: UInt16) -> PlannedFault {
+        guard let old = self.queue else { return self }
+        func replaced(_ argv: [String]) -> [String] {
+            var argv = argv
+            for index in argv.indices.dropLast() where (argv[index] == "--queue" || argv[index] == "--queue-num") && argv[index + 1] == "\(old)" {
+                argv[index + 1] = "\(queue)"
+            }
+            return argv
+        }
+        var copy = self
+        copy.inject = inject.map { action in
+            switch action {
+            case .start(let argv): .start(replaced(argv))
+            case .command(let argv): .command(replaced(argv))
+            case .call: action
+            }
+        }
+        copy.mechanism = mechanism.replacingOccurrences(of: "queue \(old)", with: "queue \(queue)")
+        return copy
+    }
+}

@@ -16,8 +16,26 @@ struct DelayerDriver: FaultDriver {
     let output = DelayerOutput()
     let startTimeout: Duration = .seconds(5)
 
+    /// How many queues are tried when the planned one is bound by another program (another run's delayer, say).
+    static let queueAttempts = 16
+
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
-        guard let planned, let argv = planned.inject.lazy.compactMap({ if case .start(let argv) = $0 { argv } else { nil } }).first else {
+        guard var planned, let first = planned.queue else {
+            throw FaultlineError(.internalError, "nfqueue driver without a delayer command")
+        }
+        // The planned queue may be taken (queues are per namespace, 256 of them for Faultline): take the next free one.
+        for attempt in 0..<Self.queueAttempts {
+            do {
+                return try await apply(planned, journal: journal)
+            } catch where error.message.contains("is bound by another program") && attempt + 1 < Self.queueAttempts {
+                planned = planned.usingQueue(0xFA00 | ((first &+ UInt16(attempt + 1)) & 0xFF))
+            }
+        }
+        throw FaultlineError(.internalError, "unreachable: every queue attempt returns or throws")
+    }
+
+    func apply(_ planned: PlannedFault, journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
+        guard let argv = planned.inject.lazy.compactMap({ if case .start(let argv) = $0 { argv } else { nil } }).first else {
             throw FaultlineError(.internalError, "nfqueue driver without a delayer command")
         }
         let (child, fd) = try ChildProcess.spawnWithPipe(argv, table: context.processes)
@@ -107,7 +125,7 @@ final class DelayerOutput: Sendable {
 
     func attach(_ fd: Int32) {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        state.withLock { $0.fd = fd }
+        state.withLock { $0.fd = fd; $0.pending = []; $0.lines = [] }
     }
 
     /// Lines read but not yet handled: the next read returns them first.
