@@ -39,6 +39,8 @@ public struct FaultEntry: Sendable, Hashable {
         case applying, active, reverted
         case revertFailed = "revert-failed"
         case failed
+        /// A failed revert a person cleaned up by hand and acknowledged (`faultline recover --forget`).
+        case forgotten
         /// Whether something of it may be on the host.
         public var mayBeActive: Bool { [.applying, .active, .revertFailed].contains(self) }
     }
@@ -268,6 +270,22 @@ public final class Journal: Sendable {
             }
         }
         return entries
+    }
+
+    /// Acknowledges faults of `runID` that may still be in place (all of them, or `fault`) after a manual cleanup:
+    /// they are kept, marked `forgotten` with `note`, and block nothing any more; the names acknowledged.
+    public func forget(runID: String, fault: String?, note: String) throws(FaultlineError) -> [String] {
+        let names = try read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM fault WHERE runID = ? AND state IN ('applying', 'active', 'revert-failed')" + (fault == nil ? "" : " AND name = ?"),
+                                arguments: StatementArguments(fault == nil ? [runID] : [runID, fault!]))
+        }
+        for name in names {
+            try write { db in
+                try db.execute(sql: "UPDATE fault SET state = 'forgotten', error = COALESCE(error || '; ', '') || ?, updatedAt = ? WHERE runID = ? AND name = ?",
+                               arguments: [note, Date().timeIntervalSince1970, runID, name])
+            }
+        }
+        return names
     }
 
     /// Runs with a fault that may still be on the host, read or not.

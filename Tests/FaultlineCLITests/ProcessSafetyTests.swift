@@ -75,4 +75,29 @@ import Testing
         #expect(output.components(separatedBy: "more than maxMatches 2").count == 2, "only the pause is over its bound (mode one hits one): \(output)")
         #expect(children.allSatisfy { sleepers.state($0) == "S" }, "plan signals nothing")
     }
+
+    @Test("a disk-fill path that leads through a link to /proc, or that is no directory, is refused before anything is applied (exit 3)")
+    func diskFillPathsThatEscapeAreRefused() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let link = sleepers.directory.appendingPathComponent("logs").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/proc/self")
+        let plain = sleepers.directory.appendingPathComponent("a-file").path
+        try "".write(toFile: plain, atomically: true, encoding: .utf8)
+        for (path, says) in [(link, "not through a link to /proc/"), (plain, "must be an existing directory")] {
+            let file = try write("""
+                apiVersion: faultline/v1
+                kind: Scenario
+                metadata: {name: fill-escape}
+                spec:
+                  maxDuration: 10s
+                  faults:
+                    - {name: fill, type: disk-fill, path: \(path), size: 1MiB, duration: 1s}
+                """, "fill.yaml", in: sleepers)
+            let result = try await SubprocessRunner().run([TestPaths.faultline, "run", file, "--yes", "--state-dir", sleepers.directory.appendingPathComponent("state").path],
+                                                          timeout: .seconds(30), outputLimit: 1 << 20)
+            #expect(result.exitCode == 3, "\(path): \(result.standardError)")
+            #expect(result.standardError.contains(says) && result.standardError.contains("nothing was applied"), "\(result.standardError)")
+        }
+    }
 }

@@ -12,14 +12,26 @@ struct RecoverCommand: AsyncParsableCommand {
         abstract: "Revert whatever a crashed run left behind, from the journal.",
         discussion: """
             Runs whose process is still alive are left alone. Exit code 4 when something could not be \
-            reverted; the journal keeps it, and the message says how to clean it by hand.
+            reverted; the journal keeps it, and the message says how to clean it by hand. What is left blocks \
+            only later runs that act on the same interface, directory or process; after cleaning it up by hand, \
+            --forget RUN [FAULT] acknowledges it.
 
-            Example:
+            Examples:
               sudo faultline recover
+              sudo faultline recover --forget 3f2a9c1d db-latency
             """
     )
 
+    @Option(name: .customLong("forget"), parsing: .upToNextOption,
+            help: ArgumentHelp("After cleaning it up by hand: acknowledge what RUN left (every fault, or FAULT), so it blocks nothing any more (kept in the journal, marked forgotten).",
+                               valueName: "RUN [FAULT]"))
+    var forget: [String] = []
+
     @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        guard forget.count <= 2 else { throw ValidationError("--forget takes a run id and at most one fault name, got: \(forget.joined(separator: " "))") }
+    }
 
     func run() async throws {
         let journal: Journal
@@ -28,31 +40,66 @@ struct RecoverCommand: AsyncParsableCommand {
             throw ExitStatus.revertFailed
         }
         let log = global.eventLog(run: "-", scenario: "-")
-        let recovered = try await Self.recoverLeftovers(journal: journal, context: DriverContext(), log: log)
+        if let runID = forget.first {
+            try forgetEntries(runID: runID, fault: forget.dropFirst().first, journal: journal, log: log)
+            return
+        }
+        let (recovered, left) = try await Self.recoverLeftovers(journal: journal, context: DriverContext(), log: log)
+        if !left.isEmpty {
+            StandardError.write("faultline: once you have cleaned up what is left by hand: faultline recover --forget RUN [FAULT]\n")
+            throw ExitStatus.revertFailed
+        }
         if recovered == 0 { print("nothing to recover") }
     }
 
-    /// Reverts orphaned runs, saying what it did; throws exit 4 when something is left.
-    @discardableResult
-    static func recoverLeftovers(journal: Journal, context: DriverContext, log: EventLog) async throws -> Int {
+    /// `--forget RUN [FAULT]`: marks the faults forgotten, with who and when, and removes the run's pins.
+    func forgetEntries(runID: String, fault: String?, journal: Journal, log: EventLog) throws {
+        let note = "forgotten at \(ISO8601DateFormatter().string(from: Date())) by uid \(getuid()) after a manual cleanup"
+        let names: [String]
+        do { names = try journal.forget(runID: runID, fault: fault, note: note) } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.revertFailed
+        }
+        guard !names.isEmpty else {
+            StandardError.write("faultline: run \(runID) has \(fault.map { "no fault '\($0)'" } ?? "no fault") that may still be in place\n")
+            throw ExitStatus.invalid
+        }
+        for name in names { log.log(RunEvent(.warning, "forgotten", "acknowledged as cleaned up by hand: \(note)", fault: name)) }
+        if (try? journal.faults(of: runID))?.contains(where: \.state.mayBeActive) == false {
+            for failure in Recovery(journal: journal, context: DriverContext()).releasePins(runID: runID) {
+                log.log(RunEvent(.error, "pin", "\(failure)"))
+            }
+        }
+        print("forgot \(names.joined(separator: ", ")) of run \(runID)")
+    }
+
+    /// What a revert left in place: the run and the fault's journal entry, and why.
+    struct Leftover {
+        var run: RunEntry
+        var name: String
+        var fault: FaultEntry?
+        var error: FaultlineError
+    }
+
+    /// Reverts orphaned runs, saying what it did; the count reverted, and what is still in place.
+    static func recoverLeftovers(journal: Journal, context: DriverContext, log: EventLog) async throws -> (recovered: Int, left: [Leftover]) {
         let done: [(run: RunEntry, outcomes: [Recovery.Outcome])]
         do { done = try await Recovery(journal: journal, context: context).recoverAll() } catch {
             StandardError.write("faultline: cannot read the journal: \(error)\n")
             throw ExitStatus.revertFailed
         }
-        var failed = false
+        var left: [Leftover] = []
         for (run, outcomes) in done {
             for outcome in outcomes {
                 if let error = outcome.error {
-                    failed = true
+                    left.append(Leftover(run: run, name: outcome.name, fault: outcome.fault, error: error))
                     log.log(RunEvent(.error, "revert-failed", "left by run \(run.id) (\(run.scenario)) and still there: \(error)", fault: outcome.name))
                 } else {
                     log.log(RunEvent(.warning, "recovered", "reverted what run \(run.id) (\(run.scenario)) left", fault: outcome.name))
                 }
             }
         }
-        if failed { throw ExitStatus.revertFailed }
-        return done.reduce(0) { $0 + $1.outcomes.count }
+        return (done.reduce(0) { $0 + $1.outcomes.count }, left)
     }
 }
 

@@ -64,11 +64,23 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitStatus.preflightFailed
         }
         let context = DriverContext()
-        try await RecoverCommand.recoverLeftovers(journal: journal, context: context, log: log)
+        let (_, left) = try await RecoverCommand.recoverLeftovers(journal: journal, context: context, log: log)
 
         let facts = await HostFactsReader().read(for: scenario, pins: .init(directory: global.stateDirectory + "/pins", runID: runID))
         let plan = Planner(facts: facts).plan(scenario, runID: runID)
         let preflight = await Preflight().check(scenario)
+        // What an earlier run left in place blocks this run only where both act on the same thing.
+        let conflicts = Self.conflicts(left, with: ResourceClaims.of(scenario, plan: plan, facts: facts))
+        for leftover in left where !conflicts.contains(where: { $0.leftover.run.id == leftover.run.id && $0.leftover.name == leftover.name }) {
+            log.log(RunEvent(.warning, "leftover", "run \(leftover.run.id) left '\(leftover.name)' in place, which this run does not touch: going on", fault: leftover.name))
+        }
+        if !conflicts.isEmpty {
+            for conflict in conflicts {
+                StandardError.write("faultline: '\(conflict.fault)' acts on \(conflict.claim), where run \(conflict.leftover.run.id) left '\(conflict.leftover.name)' in place (its revert failed: \(conflict.leftover.error)); clean it up by hand, then: faultline recover --forget \(conflict.leftover.run.id) \(conflict.leftover.name)\n")
+            }
+            StandardError.write("faultline: conflicts with what an earlier run left; nothing was applied\n")
+            throw ExitStatus.preflightFailed
+        }
         if dryRun {
             print(PlanRenderer.text(plan), terminator: "")
             print("\nPreflight:\n" + DoctorCommand.table(preflight), terminator: "")
@@ -116,6 +128,24 @@ struct RunCommand: AsyncParsableCommand {
         await traces?.shutdown()
         try write(result)
         if result.exitCode != 0 { throw ExitCode(result.exitCode) }
+    }
+
+    /// Each fault of this run that acts on something a fault left in place by an earlier run holds.
+    static func conflicts(_ left: [RecoverCommand.Leftover], with claims: [String: Set<String>])
+        -> [(fault: String, claim: String, leftover: RecoverCommand.Leftover)] {
+        var result: [(fault: String, claim: String, leftover: RecoverCommand.Leftover)] = []
+        for leftover in left {
+            // A fault whose record cannot be read could be anywhere: it blocks every run.
+            let held = leftover.fault.map { ResourceClaims.of($0.record) { try? NamespacePin.identity(of: $0).get() } }
+            for (fault, wanted) in claims.sorted(by: { $0.key < $1.key }) {
+                if let held {
+                    if let shared = wanted.intersection(held).sorted().first { result.append((fault, shared, leftover)) }
+                } else {
+                    result.append((fault, "what an unreadable journal entry may hold", leftover))
+                }
+            }
+        }
+        return result
     }
 
     func write(_ result: RunReport) throws {

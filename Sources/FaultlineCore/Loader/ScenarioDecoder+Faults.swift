@@ -249,7 +249,14 @@ extension ScenarioDecoder {
     }
 
     func diskFill(_ f: Fields) -> DiskFillFault? {
-        let path = r.required(f, "path", absolutePath)
+        let path = r.required(f, "path") { node, path -> String? in
+            guard let text = absolutePath(node, path) else { return nil }
+            if let why = DiskFillFault.refusal(of: text) {
+                r.error("disk-fill path '\(text)' \(why)", at: node, path)
+                return nil
+            }
+            return text
+        }
         let amount = fillAmount(f, what: "disk")
         let reserve = r.optional(f, "reserve", bytes)
         guard let path, let amount else { return nil }

@@ -297,6 +297,21 @@ public struct DiskFillFault: Sendable, Hashable {
         self.amount = amount
         self.reserve = reserve
     }
+
+    /// Directories a disk fill never writes into: the root itself and the kernel's own filesystems.
+    public static let forbidden = ["/proc", "/sys", "/dev"]
+
+    /// Why `path` cannot be a disk-fill directory (nil when it may be): `/`, under /proc, /sys or /dev, or with `..`.
+    public static func refusal(of path: String) -> String? {
+        let parts = path.split(separator: "/")
+        if parts.contains("..") || parts.contains(".") { return "must not contain '.' or '..': give the directory itself" }
+        if parts.isEmpty { return "is the root directory: give a directory on the filesystem to fill, like /var/log" }
+        let normal = "/" + parts.joined(separator: "/")
+        if let kernel = forbidden.first(where: { normal == $0 || normal.hasPrefix($0 + "/") }) {
+            return "is under \(kernel), a kernel filesystem: give a directory on a real one"
+        }
+        return nil
+    }
 }
 
 /// `cpu-stress`: busy workers with a duty cycle.

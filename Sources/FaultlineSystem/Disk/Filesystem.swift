@@ -79,7 +79,8 @@ public enum Filesystem {
     @discardableResult
     public static func remove(_ path: String) throws(FaultlineError) -> Bool {
         if unlink(path) == 0 { return true }
-        if errno == ENOENT { return false }
+        // Never created, or its directory is gone or was replaced by a file: nothing of the fault is left.
+        if errno == ENOENT || errno == ENOTDIR { return false }
         throw FaultlineError(.io, "cannot remove '\(path)': \(String(cString: strerror(errno)))")
     }
 

@@ -194,7 +194,17 @@ public struct Preflight: Sendable {
                         check.fix = "\(need.name) does not exist: create the namespace (ip netns add) or fix the target"
                     }
                 case .path:
-                    if access(need.name, W_OK) != 0 {
+                    var info = stat()
+                    let resolved = realpath(need.name, nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) }
+                    if let resolved, let why = DiskFillFault.refusal(of: resolved), resolved != need.name {
+                        check.status = .missing
+                        check.detail = "resolves to \(resolved), which \(why.hasPrefix("is") ? why : "is refused: \(why)")"
+                        check.fix = "'\(need.name)' must lead to a directory on a real filesystem, not through a link to \(resolved)"
+                    } else if stat(need.name, &info) != 0 || info.st_mode & S_IFMT != S_IFDIR {
+                        check.status = .missing
+                        check.detail = stat(need.name, &info) != 0 ? String(cString: strerror(errno)) : "not a directory"
+                        check.fix = "'\(need.name)' must be an existing directory"
+                    } else if access(need.name, W_OK) != 0 {
                         check.status = .missing
                         check.detail = String(cString: strerror(errno))
                         check.fix = "'\(need.name)' must be an existing directory this process can write to"

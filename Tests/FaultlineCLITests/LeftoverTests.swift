@@ -1,0 +1,79 @@
+import FaultlineCore
+import FaultlineJournal
+import FaultlineSystem
+import FaultlineTestSupport
+import Foundation
+import Testing
+
+/// One fault an earlier run could not revert must not block the host: only runs that act on the same thing are
+/// refused, and `recover --forget` acknowledges it after a manual cleanup.
+@Suite(.serialized, .enabled(if: Privilege.canUseNamespaces, "needs root, ip, tc and nsenter"))
+struct LeftoverTests {
+    @Test("a revert-failed leftover blocks only a run on the same interface (exit 3, naming it); others go on; recover --forget after a manual cleanup unblocks")
+    func aLeftoverBlocksOnlyWhatConflicts() async throws {
+        let namespace = try await TestNamespace.create(address: "10.213.0.1/24")
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        do {
+            let state = sleepers.directory.appendingPathComponent("state").path
+            // What an earlier run left: Faultline's root qdisc on eth0, and a journal entry whose revert cannot work.
+            try await namespace.inside(["tc", "qdisc", "add", "dev", "eth0", "root", "handle", "fa17:", "htb"])
+            let journal = try Journal(directory: state)
+            let dead = ProcessIdentity(pid: Int32.max - 7, startTime: 1, name: "faultline")
+            try journal.begin(RunEntry(id: "dead0001", scenario: "earlier", state: .running, startedAt: Date(), runner: dead, deadline: Date()))
+            let record = RevertRecord.commands(revert: [["/bin/false"]],
+                                               checks: [.rootQdisc(namespace: "/run/netns/\(namespace.name)", device: "eth0", previous: nil)])
+            try journal.record(runID: "dead0001", fault: "slow-eth0", type: .bandwidth, state: .active, record: record)
+
+            func run(_ faults: String, target: Bool) async throws -> CommandResult {
+                let file = sleepers.directory.appendingPathComponent("s-\(UInt32.random(in: 0 ... .max)).yaml").path
+                try """
+                    apiVersion: faultline/v1
+                    kind: Scenario
+                    metadata: {name: after-leftover}
+                    spec:
+                      maxDuration: 10s
+                    \(target ? "  target: {netns: \(namespace.name)}\n" : "")  faults:
+                    \(faults)
+                    """.write(toFile: file, atomically: true, encoding: .utf8)
+                return try await SubprocessRunner().run([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], timeout: .seconds(60), outputLimit: 1 << 20)
+            }
+
+            // recover itself still says what is left: exit 4.
+            let recover = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--state-dir", state], timeout: .seconds(30), outputLimit: 1 << 20)
+            #expect(recover.exitCode == 4, "\(recover.standardError)")
+            #expect(recover.standardError.contains("faultline recover --forget RUN [FAULT]"), "\(recover.standardError)")
+
+            // A run that touches something else goes on.
+            let victim = try sleepers.start()
+            let other = try await run("    - {name: freeze, type: pause-process, duration: 300ms, match: {name: \(sleepers.name)}}", target: false)
+            #expect(other.exitCode == 0, "\(other.standardError)")
+            #expect(other.standardError.contains("run dead0001 left 'slow-eth0' in place, which this run does not touch"), "\(other.standardError)")
+            #expect(sleepers.state(victim) == "S")
+
+            // A run on the same interface is refused before anything is applied, with what to do.
+            let shaping = "    - {name: slow, type: bandwidth, interface: eth0, rate: 1mbit, duration: 300ms}"
+            let refused = try await run(shaping, target: true)
+            #expect(refused.exitCode == 3, "\(refused.standardError)")
+            #expect(refused.standardError.contains("'slow' acts on interface eth0 in net:["), "\(refused.standardError)")
+            #expect(refused.standardError.contains("faultline recover --forget dead0001 slow-eth0"), "\(refused.standardError)")
+            #expect(refused.standardError.contains("nothing was applied"))
+
+            // The operator cleans up by hand and acknowledges it; the journal keeps the entry, marked forgotten.
+            try await namespace.inside(["tc", "qdisc", "del", "dev", "eth0", "root"])
+            let forget = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--forget", "dead0001", "slow-eth0", "--state-dir", state],
+                                                          timeout: .seconds(30), outputLimit: 1 << 20)
+            #expect(forget.exitCode == 0, "\(forget.standardError)")
+            let entry = try #require(try Journal(directory: state).faults(of: "dead0001").first)
+            #expect(entry.state == .forgotten && entry.error?.contains("after a manual cleanup") == true)
+            let clean = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--state-dir", state], timeout: .seconds(30), outputLimit: 1 << 20)
+            #expect(clean.exitCode == 0, "\(clean.standardError)")
+            let again = try await run(shaping, target: true)
+            #expect(again.exitCode == 0, "\(again.standardError)")
+        } catch {
+            await namespace.remove()
+            throw error
+        }
+        await namespace.remove()
+    }
+}
