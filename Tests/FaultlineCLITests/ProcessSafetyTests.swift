@@ -1,4 +1,5 @@
 import FaultlineCore
+import FaultlineJournal
 import FaultlineSystem
 import FaultlineTestSupport
 import Foundation
@@ -99,5 +100,37 @@ import Testing
             #expect(result.exitCode == 3, "\(path): \(result.standardError)")
             #expect(result.standardError.contains(says) && result.standardError.contains("nothing was applied"), "\(result.standardError)")
         }
+    }
+
+    @Test("a runner killed (with its guard) before it injected anything does not leave its run 'running': the next recover closes it")
+    func aRunKilledBeforeItsFirstInjectIsClosed() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let state = sleepers.directory.appendingPathComponent("state").path
+        let file = try write("""
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: killed-early}
+            spec:
+              maxDuration: 60s
+              faults:
+                - {name: later, type: pause-process, start: 30s, duration: 1s, match: {name: \(sleepers.name)}}
+            """, "early.yaml", in: sleepers)
+        let runner = try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], table: ProcessTable(),
+                                            output: sleepers.directory.appendingPathComponent("run.log").path)
+        var guards: [ProcessRecord] = []
+        for _ in 0..<300 where guards.isEmpty {
+            try await Task.sleep(for: .milliseconds(20))
+            guards = ProcessTable().all().filter { $0.commandLine.contains(" guard --run ") && $0.commandLine.contains(state) }
+        }
+        #expect(guards.count == 1)
+        for process in guards { _ = try? ProcessSignaller().send(.kill, to: process.identity) }
+        _ = try? ProcessSignaller().send(.kill, to: runner)
+        _ = await ChildProcess.waitForExit(runner.pid)
+        #expect(try Journal(directory: state).runs().first?.state == .running, "the journal still says running")
+        let recover = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--state-dir", state], timeout: .seconds(30), outputLimit: 1 << 20)
+        #expect(recover.exitCode == 0, "\(recover.standardError)")
+        let run = try #require(try Journal(directory: state).runs().first)
+        #expect(run.state == .failed && run.reason == "the runner died; recovered", "\(run)")
     }
 }
