@@ -76,4 +76,43 @@ struct LeftoverTests {
         }
         await namespace.remove()
     }
+
+    @Test("two runs started at the same instant on one interface: one runs, the other refuses before applying anything (exit 3, naming the run that holds it)")
+    func twoRunsOnOneInterface() async throws {
+        let namespace = try await TestNamespace.create(address: "10.213.0.1/24")
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        do {
+            let state = sleepers.directory.appendingPathComponent("state").path
+            var children: [(ProcessIdentity, String)] = []
+            for index in 0..<2 {
+                let file = sleepers.directory.appendingPathComponent("same-\(index).yaml").path
+                try """
+                    apiVersion: faultline/v1
+                    kind: Scenario
+                    metadata: {name: same-interface-\(index)}
+                    spec:
+                      maxDuration: 10s
+                      target: {netns: \(namespace.name)}
+                      faults:
+                        - {name: slow, type: bandwidth, interface: eth0, rate: 1mbit, duration: 2s}
+                    """.write(toFile: file, atomically: true, encoding: .utf8)
+                let log = sleepers.directory.appendingPathComponent("same-\(index).log").path
+                children.append((try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], table: ProcessTable(), output: log), log))
+            }
+            var exits: [Int32] = []
+            for (child, _) in children { exits.append(await ChildProcess.waitForExit(child.pid)) }
+            let logs = children.map { (try? String(contentsOfFile: $0.1, encoding: .utf8)) ?? "" }
+            #expect(exits.sorted() == [0, 3], "\(exits): \(logs)")
+            let refused = logs[exits.firstIndex(of: 3) ?? 0]
+            #expect(refused.contains("acts on interface eth0 in net:[") && refused.contains("holds now") && refused.contains("nothing was applied"), "\(refused)")
+            #expect(!refused.contains("earlier run"), "a live run is not described as a leftover: \(refused)")
+            let qdiscs = try await namespace.inside(["tc", "qdisc", "show", "dev", "eth0"]).standardOutput
+            #expect(!qdiscs.contains("fa17:"), "\(qdiscs)")
+        } catch {
+            await namespace.remove()
+            throw error
+        }
+        await namespace.remove()
+    }
 }

@@ -70,7 +70,8 @@ struct RunCommand: AsyncParsableCommand {
         let plan = Planner(facts: facts).plan(scenario, runID: runID)
         let preflight = await Preflight().check(scenario)
         // What an earlier run left in place blocks this run only where both act on the same thing.
-        let conflicts = Self.conflicts(left, with: ResourceClaims.of(scenario, plan: plan, facts: facts))
+        let claims = ResourceClaims.of(scenario, plan: plan, facts: facts)
+        let conflicts = Self.conflicts(left, with: claims)
         for leftover in left where !conflicts.contains(where: { $0.leftover.run.id == leftover.run.id && $0.leftover.name == leftover.name }) {
             log.log(RunEvent(.warning, "leftover", "run \(leftover.run.id) left '\(leftover.name)' in place, which this run does not touch: going on", fault: leftover.name))
         }
@@ -103,6 +104,21 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
 
+        // A run going on now that acts on the same thing: refuse before anything is applied (the locks live as
+        // long as this process).
+        let locks: ClaimLocks
+        do {
+            locks = try ClaimLocks.take(claims.values.reduce(into: Set<String>()) { $0.formUnion($1) }, runID: runID,
+                                        directory: global.stateDirectory + "/locks")
+        } catch let held as ClaimLocks.Held {
+            let fault = claims.first { $0.value.contains(held.claim) }?.key ?? "a fault"
+            StandardError.write("faultline: '\(fault)' acts on \(held.claim), which \(held.holder) holds now: wait for it to end or abort it; nothing was applied\n")
+            throw ExitStatus.preflightFailed
+        } catch {
+            StandardError.write("faultline: \(error); nothing was applied\n")
+            throw ExitStatus.preflightFailed
+        }
+        defer { withExtendedLifetime(locks) {} }
         let traces: TraceExport?
         do { traces = try observability.traces() } catch {
             // Traces were asked for: a game day without them is not what the operator set up.
