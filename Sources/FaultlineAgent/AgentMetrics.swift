@@ -5,7 +5,7 @@ import Synchronization
 /// The agent's Prometheus metrics (SPEC §4), kept in memory and written in the text exposition format.
 public final class AgentMetrics: Sendable {
     static let buckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-    static let runResults = ["succeeded", "deviated", "aborted", "failed"]
+    static let runResults = ["succeeded", "deviated", "aborted", "failed", "inconclusive"]
     /// Why runs were aborted: the controller (one run), abort-all, an expired lease, agent shutdown,
     /// an abort condition of the scenario, a fault that could not be injected.
     static let abortReasons = ["controller", "abort-all", "lease", "shutdown", "condition", "inject-failed"]

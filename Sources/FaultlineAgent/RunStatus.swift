@@ -5,7 +5,7 @@ import Foundation
 public struct RunStatus: Codable, Sendable, Hashable {
     /// SPEC §3 run states.
     public enum State: String, Codable, Sendable, CaseIterable {
-        case scheduled, running, reverting, succeeded, deviated, aborted, failed
+        case scheduled, running, reverting, succeeded, deviated, aborted, failed, inconclusive
         public var isFinal: Bool { ![.scheduled, .running, .reverting].contains(self) }
     }
 

@@ -63,6 +63,8 @@ public struct ExperimentRunner: Sendable {
             var error: String?
             /// Set as its revert begins: from then on it may no longer hold.
             var reverting = false
+            /// Why it did not fully act, when it did not (its delayer or hog ended early, less was filled than asked).
+            var degraded: String?
 
             /// In place, and not on its way out.
             var inPlace: Bool { state == "active" && !reverting }
@@ -118,7 +120,7 @@ public struct ExperimentRunner: Sendable {
                     return RunReport.FaultRecord(name: planned.name, type: planned.type, target: planned.target, summary: planned.summary,
                                                  injectedAt: entry.injectedAt, revertedAt: entry.revertedAt,
                                                  injectCommands: planned.inject.map(Self.text), revertCommands: planned.revert.map(Self.text),
-                                                 state: entry.state, error: entry.error)
+                                                 state: entry.state, error: entry.error ?? entry.degraded)
                 },
                 probes: ledger.samples, review: RunReport.reviewTemplate)
         }
@@ -244,6 +246,10 @@ public struct ExperimentRunner: Sendable {
             if case .abort(let why) = reason { return (.aborted, 1, why) }
             if after == false { return (.deviated, 1, nil) }
             if let slo, !slo.met { return (.deviated, 1, nil) }
+            // A held steady state proves nothing about a fault that did not fully act.
+            if let degraded = plan.faults.first(where: { progress[$0.name].degraded != nil }) {
+                return (.inconclusive, 5, "fault '\(degraded.name)' did not fully act: \(progress[degraded.name].degraded ?? "")")
+            }
             return (.succeeded, 0, nil)
         }()
         do { try journal.setState(state, of: settings.runID, reason: abortReason) } catch {
@@ -422,7 +428,12 @@ public struct ExperimentRunner: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await driver.watch { report in
-                    log.log(RunEvent(report.level == .warning ? .warning : .info, "engine", report.message, fault: name))
+                    if report.level == .failure {
+                        progress.update(name) { $0.degraded = $0.degraded.map { "\($0); \(report.message)" } ?? report.message }
+                        log.log(RunEvent(.error, "degraded", "the fault did not fully act: \(report.message)", fault: name))
+                    } else {
+                        log.log(RunEvent(report.level == .warning ? .warning : .info, "engine", report.message, fault: name))
+                    }
                 }
             }
             let end = start + .microseconds(planned.end.microseconds)
@@ -445,7 +456,7 @@ public struct ExperimentRunner: Sendable {
             do throws(FaultlineError) {
                 try await driver.revert(record)
                 try journal.setState(.reverted, runID: settings.runID, fault: name)
-                progress.update(name) { $0.revertedAt = offset(); $0.state = "reverted" }
+                progress.update(name) { $0.revertedAt = offset(); $0.state = $0.degraded == nil ? "reverted" : "degraded" }
                 log.log(RunEvent(.info, "revert", "reverted", fault: name, duration: (ContinuousClock.now - began).seconds))
                 span.event("revert")
             } catch {

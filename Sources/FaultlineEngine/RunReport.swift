@@ -161,7 +161,8 @@ public struct RunReport: Sendable, Codable {
             var body = ""
             if fault.state != "reverted" && fault.state != "not-injected" {
                 failures += 1
-                body = "<failure message=\"\(escape("revert: \(fault.state)"))\">\(escape(fault.error ?? ""))</failure>"
+                let what = fault.state == "degraded" ? "did not fully act" : "revert: \(fault.state)"
+                body = "<failure message=\"\(escape(what))\">\(escape(fault.error ?? ""))</failure>"
             }
             cases.append("<testcase classname=\"\(escape(scenario)).reverts\" name=\"\(escape(fault.name))\">\(body)</testcase>")
         }

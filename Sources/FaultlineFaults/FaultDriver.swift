@@ -1,5 +1,6 @@
 import FaultlineCore
 import FaultlineSystem
+import Synchronization
 
 /// Where a driver writes what undoes its next step, before taking it (the write-ahead journal).
 public protocol RevertJournal: Sendable {
@@ -25,7 +26,8 @@ extension FaultDriver {
 
 /// A line a fault's engine reports while it runs.
 public struct FaultReport: Sendable, Hashable {
-    public enum Level: Sendable, Hashable { case info, warning }
+    /// `failure`: the fault stopped acting, or never fully acted (the run must not say it held).
+    public enum Level: Sendable, Hashable { case info, warning, failure }
     public var level: Level
     public var message: String
 }
@@ -78,4 +80,11 @@ public enum Drivers {
         case .inNamespace: PinnedNamespaceDriver(context: context)
         }
     }
+}
+
+/// Reports a driver's `apply` found, kept for its `watch` to say.
+final class FaultNotes: Sendable {
+    private let notes = Mutex<[FaultReport]>([])
+    func add(_ note: FaultReport) { notes.withLock { $0.append(note) } }
+    func take() -> [FaultReport] { notes.withLock { notes in defer { notes.removeAll() }; return notes } }
 }

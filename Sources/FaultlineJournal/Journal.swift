@@ -7,6 +7,8 @@ public struct RunEntry: Sendable, Hashable, Codable {
     /// Run states of SPEC §3.
     public enum State: String, Sendable, Codable {
         case running, reverting, succeeded, deviated, aborted, failed
+        /// The steady state held, but a fault did not fully act: the run proved nothing (exit 5).
+        case inconclusive
         public var isFinal: Bool { ![.running, .reverting].contains(self) }
     }
 

@@ -110,6 +110,26 @@ struct NFQueueEngineTests {
         ProcessTable().all().filter { $0.arguments.count > 2 && $0.arguments[1] == "delayer" }.map(\.pid)
     }
 
+    @Test("the delayer killed while its latency is in place: traffic passes undelayed (fail-open), the fault is 'degraded' and the run inconclusive, exit 5")
+    func aKilledDelayerIsNotReportedAsHeld() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("killed-delayer", target: setup.net.b, faults: """
+                    - {name: slow, type: latency, interface: eth0, delay: 100ms, engine: nfqueue, duration: 3s}
+                """)
+            let (runner, log) = try await setup.startRun(file, target: setup.net.b)
+            let delayer = try #require(ProcessTable().all().first { $0.arguments.count > 2 && $0.arguments[1] == "delayer" })
+            _ = try ProcessSignaller().send(.kill, to: delayer.identity)
+            let after = try await setup.handshakes()
+            #expect(after.medianMilliseconds < 50, "fail-open: undelayed once the delayer is gone: \(after.summary)")
+            let exit = await ChildProcess.waitForExit(runner.pid)
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(exit == 5, "\(output)")
+            #expect(output.contains("the fault did not fully act: the delayer ended while the fault was in place"), "\(output)")
+            #expect(output.contains("inconclusive (exit 5)"), "\(output)")
+            #expect(try await setup.chains(in: setup.net.b).isEmpty)
+        }
+    }
+
     @Test func latencyOnTheServerSideAddsItsDelayToTheHandshakeAndGoesAway() async throws {
         try await withSetup { setup in
             let baseline = try await setup.handshakes()

@@ -85,9 +85,9 @@ func eachAgent<T: Sendable>(_ clients: [AgentClient], _ body: @escaping @Sendabl
     }
 }
 
-/// The worst of several exit codes: 4 > 3 > 2 > 130 > 1 > 0.
+/// The worst of several exit codes: 4 > 3 > 2 > 130 > 5 > 1 > 0.
 func worstExit(_ codes: [Int32]) -> Int32 {
-    let rank: [Int32: Int] = [0: 0, 1: 1, 130: 2, 2: 3, 3: 4, 4: 5]
+    let rank: [Int32: Int] = [0: 0, 1: 1, 5: 2, 130: 3, 2: 4, 3: 5, 4: 6]
     return codes.max { (rank[$0] ?? 3) < (rank[$1] ?? 3) } ?? 0
 }
 

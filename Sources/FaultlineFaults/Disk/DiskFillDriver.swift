@@ -36,7 +36,18 @@ struct DiskFillDriver: FaultDriver {
             _ = try? Filesystem.remove(file)
             throw error
         }
+        // Less than a size asked for is said, with the real figure, not passed off as the whole of it.
+        if case .size(let asked) = fault.amount, bytes < asked.bytes {
+            notes.add(FaultReport(level: .failure, message: "filled \(ByteCount(bytes: bytes)) of the \(asked) asked: that is all the room the filesystem of '\(fault.path)' had" + (fault.reserve.map { " beside the reserve of \($0)" } ?? "")))
+        }
         return record
+    }
+
+    /// What apply found and `watch` says once the fault is in place.
+    let notes = FaultNotes()
+
+    func watch(report: @escaping @Sendable (FaultReport) -> Void) async {
+        for note in notes.take() { report(note) }
     }
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {

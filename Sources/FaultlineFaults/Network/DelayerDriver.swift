@@ -104,7 +104,7 @@ struct DelayerDriver: FaultDriver {
             }
             if ended {
                 if !cancelled, !lines.contains(where: { $0.hasPrefix("stats: ") }) {
-                    report(FaultReport(level: .warning, message: "the delayer ended while the fault was in place: its traffic now passes undelayed"))
+                    report(FaultReport(level: .failure, message: "the delayer ended while the fault was in place: its traffic passed undelayed from then on"))
                 }
                 return
             }

@@ -1,11 +1,18 @@
 import FaultlineCore
 import FaultlineSystem
+import Foundation
+import Synchronization
 
 /// cpu-stress and memory-stress: a `faultline hog` child process; revert stops it (SIGTERM, then SIGKILL).
 struct StressDriver: FaultDriver {
     let argv: [String]
     let context: DriverContext
     let grace: Duration = .seconds(5)
+
+    /// How long a hog that ends at once is waited for (an allocation that fails ends it within milliseconds).
+    let startCheck: Duration = .milliseconds(150)
+    /// The hog, once started: `watch` tells when it ends before its time.
+    let started = StartedProcess()
 
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
         let child = try ChildProcess.spawn(argv, table: context.processes)
@@ -16,7 +23,36 @@ struct StressDriver: FaultDriver {
             try? await revert(record)
             throw error
         }
+        try? await Task.sleep(for: startCheck)
+        guard context.processes.isAlive(child) else {
+            let status = await ChildProcess.waitForExit(child.pid)
+            throw FaultlineError(.commandFailed, "the stress process ended at once (exit \(status))"
+                + (argv.contains("memory") ? ": the memory could not be allocated (asked: \(argv.drop { $0 != "--size" && $0 != "--fill-to" }.prefix(2).joined(separator: " ")))" : ""))
+        }
+        started.set(child, until: ContinuousClock.now + duration - startCheck)
         return record
+    }
+
+    /// The hog's own duration (`--duration`), after which it ends by itself.
+    var duration: Duration {
+        guard let index = argv.firstIndex(of: "--duration"), index + 1 < argv.count, let span = try? TimeSpan(parsing: argv[index + 1]) else { return .zero }
+        return .microseconds(span.microseconds)
+    }
+
+    /// A hog that ends more than a second before its time (killed, out of memory) no longer loads the host.
+    func watch(report: @escaping @Sendable (FaultReport) -> Void) async {
+        guard let (child, end) = started.get() else { return }
+        while !Task.isCancelled {
+            if !context.processes.isAlive(child) {
+                if ContinuousClock.now < end - .seconds(1) {
+                    let early = (end - ContinuousClock.now).components
+                    let seconds = Double(early.seconds) + Double(early.attoseconds) / 1e18
+                    report(FaultReport(level: .failure, message: "the stress process \(child) ended \(String(format: "%.1f", seconds)) s early (killed? out of memory?): no load from then on"))
+                }
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
@@ -40,4 +76,11 @@ struct StressDriver: FaultDriver {
             throw FaultlineError(.commandFailed, "the stress process \(child) survived SIGKILL")
         }
     }
+}
+
+/// A process a driver started and when it should end by itself, shared between `apply` and `watch`.
+final class StartedProcess: Sendable {
+    private let value = Mutex<(ProcessIdentity, ContinuousClock.Instant)?>(nil)
+    func set(_ process: ProcessIdentity, until end: ContinuousClock.Instant) { value.withLock { $0 = (process, end) } }
+    func get() -> (ProcessIdentity, ContinuousClock.Instant)? { value.withLock { $0 } }
 }

@@ -40,7 +40,14 @@ public enum Hog {
     /// Allocates and touches `bytes` of memory, holds it for `duration`.
     public static func holdMemory(bytes: UInt64, duration: Duration) -> Never {
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-        if bytes > 0, let memory = mmap(nil, Int(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), memory != MAP_FAILED {
+        let mapped = bytes > 0 && bytes <= UInt64(Int.max) ? mmap(nil, Int(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : nil
+        if bytes > 0, mapped == nil || mapped == MAP_FAILED {
+            // Said, and the process ends at once: a memory-stress that holds nothing must not pass for one in place.
+            let message = "error: cannot allocate \(bytes) bytes: \(String(cString: strerror(errno)))\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            exit(3)
+        }
+        if bytes > 0, let memory = mapped {
             let pointer = memory.assumingMemoryBound(to: UInt8.self)
             var offset = 0
             while offset < Int(bytes) {
