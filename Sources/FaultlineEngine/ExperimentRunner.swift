@@ -246,9 +246,14 @@ public struct ExperimentRunner: Sendable {
             if case .abort(let why) = reason { return (.aborted, 1, why) }
             if after == false { return (.deviated, 1, nil) }
             if let slo, !slo.met { return (.deviated, 1, nil) }
-            // A held steady state proves nothing about a fault that did not fully act.
+            // A held steady state proves nothing about a fault that did not fully act...
             if let degraded = plan.faults.first(where: { progress[$0.name].degraded != nil }) {
                 return (.inconclusive, 5, "fault '\(degraded.name)' did not fully act: \(progress[degraded.name].degraded ?? "")")
+            }
+            // ...nor when a probe that should have watched the method has no result from it.
+            let watched = Set(ledger.samples.filter { $0.phase == .method }.map(\.probe))
+            if let silent = (scenario.spec.steadyState?.probes ?? []).first(where: { $0.during == nil && !watched.contains($0.name.rawValue) }) {
+                return (.inconclusive, 5, "probe '\(silent.name)' has no result during the method: nothing shows the steady state held while the faults were in place")
             }
             return (.succeeded, 0, nil)
         }()

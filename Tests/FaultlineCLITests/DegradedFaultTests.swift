@@ -62,4 +62,55 @@ struct DegradedFaultTests {
         #expect(fault["state"] as? String == "degraded", "\(fault)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint).isEmpty, "the fill file is removed")
     }
+
+    @Test("a load probe with no result during the method (every request outlasts it) makes the run inconclusive, exit 5, not held")
+    func aProbeSilentDuringTheMethod() async throws {
+        let directory = try directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        _ = try sleepers.start()
+        // A service that answers every request after 1.5 s.
+        let port = try freeLoopbackPort()
+        try """
+            import http.server, sys, time
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def log_message(self, *args):
+                    pass
+                def do_GET(self):
+                    time.sleep(1.5)
+                    self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+            server.daemon_threads = True
+            server.serve_forever()
+            """.write(toFile: directory + "/slow.py", atomically: true, encoding: .utf8)
+        let server = try ChildProcess.spawn(["/usr/bin/python3", directory + "/slow.py", "\(port)"], table: ProcessTable())
+        defer {
+            _ = try? ProcessSignaller().send(.kill, to: server)
+            _ = ChildProcess.reap(server.pid)
+        }
+        for _ in 0..<100 where (try? await SubprocessRunner().run(["curl", "-s", "-o", "/dev/null", "--max-time", "0.1", "http://127.0.0.1:\(port)/"],
+                                                                   timeout: .seconds(2), outputLimit: 1024))?.exitCode == 7 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let file = directory + "/silent.yaml"
+        try """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: silent-probe}
+            spec:
+              maxDuration: 20s
+              steadyState:
+                probes:
+                  - name: slow-service
+                    http: {url: "http://127.0.0.1:\(port)/", timeout: 5s}
+                    rate: 5
+              faults:
+                - {name: freeze, type: pause-process, duration: 500ms, match: {name: \(sleepers.name)}}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try await SubprocessRunner().run([TestPaths.faultline, "run", file, "--yes", "--state-dir", directory + "/state"],
+                                                      timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(result.exitCode == 5, "\(result.standardError)")
+        #expect(result.standardError.contains("probe 'slow-service' has no result during the method"), "\(result.standardError)")
+    }
 }
