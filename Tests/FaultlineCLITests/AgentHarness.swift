@@ -3,6 +3,7 @@ import FaultlineCore
 import FaultlineSystem
 import FaultlineTestSupport
 import Foundation
+import Testing
 import NIOCore
 import NIOHTTP1
 
@@ -100,6 +101,27 @@ func waitForExit(_ pid: Int32, killAfter timeout: Duration = .seconds(20)) async
     }
     defer { watchdog.cancel() }
     return await ChildProcess.waitForExit(pid)
+}
+
+/// A fresh folder under the temporary directory, `faultline-cli-<tag>-<random>` (the leak check looks for these).
+func makeTestDirectory(_ tag: String) throws -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-cli-\(tag)-\(UInt32.random(in: 0 ... .max))").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return directory
+}
+
+/// Runs `body` with an agent started for it; the agent is stopped also when `body` throws, and must exit 0 after it.
+func withTestAgent(directory: String, state: String, token: String? = nil, extra: [String] = [], wrapper: [String] = [],
+                   _ body: (TestAgent) async throws -> Void) async throws {
+    let agent = try await TestAgent.start(directory: directory, state: state, token: token, extra: extra, wrapper: wrapper)
+    do {
+        try await body(agent)
+    } catch {
+        await agent.stop()
+        throw error
+    }
+    let exit = await agent.stop()
+    #expect(exit == 0, "the agent exits 0 on SIGTERM: \(agent.output)")
 }
 
 /// A scenario text for tests.

@@ -12,19 +12,12 @@ import Glibc
 /// probes only with the agent's opt-in.
 @Suite(.serialized, .enabled(if: Privilege.isRoot, "needs root: runs pause real processes and start guards"))
 struct AgentTrustTests {
-    func directory() throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-cli-trust-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return directory
-    }
-
     @Test("on loopback without --token-file the agent makes a token (mode 0600) and every request but /healthz needs it; a local controller finds it")
     func loopbackNeedsAToken() async throws {
-        let directory = try directory()
+        let directory = try makeTestDirectory("trust")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = directory + "/state"
-        let agent = try await TestAgent.start(directory: directory, state: state)
-        do {
+        try await withTestAgent(directory: directory, state: state) { agent in
             #expect(agent.output.contains("(token in \(state)/agent.token)"), "\(agent.output)")
             var info = stat()
             #expect(stat(state + "/agent.token", &info) == 0 && info.st_mode & 0o777 == 0o600)
@@ -42,16 +35,12 @@ struct AgentTrustTests {
             let elsewhere = try await SubprocessRunner().run(["/usr/bin/env", "FAULTLINE_STATE_DIR=\(directory)/other", TestPaths.faultline, "list", "--agent", agent.url],
                                                              timeout: .seconds(30), outputLimit: 1 << 20)
             #expect(elsewhere.exitCode != 0, "without the token file the controller is refused: \(elsewhere.standardOutput)")
-        } catch {
-            await agent.stop()
-            throw error
         }
-        #expect(await agent.stop() == 0, "\(agent.output)")
     }
 
     @Test("command probes submitted over the API are refused unless the agent was started with --allow-command-probes")
     func commandProbesNeedTheOptIn() async throws {
-        let directory = try directory()
+        let directory = try makeTestDirectory("trust")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
@@ -64,9 +53,8 @@ struct AgentTrustTests {
             """
         let scenario = agentScenario("commands", steadyState: steadyState + "\n", faults: pauseFault("freeze", sleepers: sleepers, duration: "1s"))
         for allowed in [false, true] {
-            let agent = try await TestAgent.start(directory: directory, state: "\(directory)/state-\(allowed)", token: AgentAPITests.token,
-                                                  extra: allowed ? ["--allow-command-probes"] : [])
-            do {
+            try await withTestAgent(directory: directory, state: "\(directory)/state-\(allowed)", token: AgentAPITests.token,
+                                    extra: allowed ? ["--allow-command-probes"] : []) { agent in
                 let submitted = try await agent.call(.POST, "/v1/runs", body: scenario)
                 if allowed {
                     #expect(submitted.status == 201, "\(submitted.body)")
@@ -80,11 +68,7 @@ struct AgentTrustTests {
                     let runs = try await agent.call(.GET, "/v1/runs").json["runs"] as? [[String: Any]] ?? []
                     #expect(runs.isEmpty, "nothing was started")
                 }
-            } catch {
-                await agent.stop()
-                throw error
             }
-            #expect(await agent.stop() == 0, "\(agent.output)")
         }
     }
 }

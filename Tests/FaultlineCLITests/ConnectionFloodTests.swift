@@ -62,12 +62,6 @@ struct ConnectionFloodTests {
         throw TestFailure("the flood did not open its connections: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
     }
 
-    func directory() throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-cli-flood-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return directory
-    }
-
     /// This process's hard limit on open files (raising it needs CAP_SYS_RESOURCE).
     static var hardLimit: Int {
         var limit = rlimit()
@@ -78,14 +72,13 @@ struct ConnectionFloodTests {
     @Test("5,000 idle connections with systemd's default soft limit (1024) under a higher hard limit: an abort with the token answers within 1 s, the agent stays up",
           .enabled(if: hardLimit >= 8_192, "needs a hard open-file limit of at least 8192 here (ulimit -Hn)"))
     func abortAnswersDuringAFlood() async throws {
-        let directory = try directory()
+        let directory = try makeTestDirectory("flood")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         let target = try sleepers.start()
-        let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token,
-                                              wrapper: ["/usr/bin/prlimit", "--nofile=1024:\(Self.hardLimit)", "--"])
-        do {
+        try await withTestAgent(directory: directory, state: directory + "/state", token: Self.token,
+                                wrapper: ["/usr/bin/prlimit", "--nofile=1024:\(Self.hardLimit)", "--"]) { agent in
             let created = try await agent.call(.POST, "/v1/runs", body: agentScenario("flooded", faults: pauseFault("freeze", sleepers: sleepers)))
             let id = try #require(created.json["id"] as? String, "\(created.body)")
             _ = try await agent.waitForRun(id) { (($0["faults"] as? [[String: Any]])?.first?["state"] as? String) == "active" }
@@ -103,22 +96,17 @@ struct ConnectionFloodTests {
             #expect(sleepers.state(target) == "S")
             #expect(ProcessTable().isAlive(agent.child), "the agent is still up: \(agent.output)")
             print("abort answered in \(took) with 5,000 idle connections open")
-        } catch {
-            await agent.stop()
-            throw error
         }
-        #expect(await agent.stop() == 0, "\(agent.output)")
     }
 
     @Test("a flood past a low hard limit (512): connections are capped, the run's revert (commands with pipes) still works, the agent stays up")
     func revertFindsDescriptorsDuringAFlood() async throws {
-        let directory = try directory()
+        let directory = try makeTestDirectory("flood")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let namespace = try await TestNamespace.create(address: "10.213.0.1/24")
         do {
-            let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token,
-                                                  wrapper: ["/usr/bin/prlimit", "--nofile=512:512", "--"])
-            do {
+            try await withTestAgent(directory: directory, state: directory + "/state", token: Self.token,
+                                    wrapper: ["/usr/bin/prlimit", "--nofile=512:512", "--"]) { agent in
                 let fault = "    - {name: cut, type: drop, duration: 3s, to: {hosts: [10.213.0.2], ports: [9], protocol: tcp}}"
                 let created = try await agent.call(.POST, "/v1/runs", body: agentScenario("flooded-drop", target: namespace.name, faults: fault))
                 let id = try #require(created.json["id"] as? String, "\(created.body)")
@@ -135,11 +123,7 @@ struct ConnectionFloodTests {
                 #expect(gone, "the drop was reverted during the flood")
                 let final = try await agent.waitForRun(id, timeout: .seconds(20)) { ["succeeded", "failed", "aborted", "deviated"].contains($0["state"] as? String ?? "") }
                 #expect(final["state"] as? String == "succeeded", "\(final)")
-            } catch {
-                await agent.stop()
-                throw error
             }
-            #expect(await agent.stop() == 0, "\(agent.output)")
         } catch {
             await namespace.remove()
             throw error

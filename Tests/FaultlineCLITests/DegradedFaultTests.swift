@@ -29,15 +29,9 @@ struct DegradedFaultTests {
         return (result.exitCode, result.standardError, try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any]))
     }
 
-    func directory() throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-cli-degraded-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return directory
-    }
-
     @Test("memory-stress of 100TiB: the allocation fails, so the inject fails and the run aborts (it said 'injected', exit 0, before)")
     func memoryThatCannotBeAllocated() async throws {
-        let directory = try directory()
+        let directory = try makeTestDirectory("degraded")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (exit, output, report) = try await run("    - {name: hog, type: memory-stress, size: 100TiB, duration: 2s}", in: directory)
         #expect(exit == 1, "\(output)")
@@ -47,7 +41,7 @@ struct DegradedFaultTests {
 
     @Test("disk-fill of 1TiB on a 16 MiB filesystem: filled what there was, said with the real figure; the fault is degraded and the run inconclusive (exit 5)")
     func aFillSmallerThanAsked() async throws {
-        let directory = try directory()
+        let directory = try makeTestDirectory("degraded")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let mountPoint = directory + "/small"
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
@@ -65,7 +59,7 @@ struct DegradedFaultTests {
 
     @Test("a load probe with no result during the method (every request outlasts it) makes the run inconclusive, exit 5, not held")
     func aProbeSilentDuringTheMethod() async throws {
-        let directory = try directory()
+        let directory = try makeTestDirectory("degraded")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }

@@ -10,27 +10,16 @@ import Testing
 struct PrometheusIntegrationTests {
     static let token = "prometheus-scrape-token-\(UInt64.random(in: 0 ... .max))"
 
-    func temporaryDirectory() throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-prom-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return directory
-    }
-
     @Test("a real Prometheus scrapes a live agent's /metrics with the bearer token: faultline_faults_active is 1 during a run and 0 after; every dashboard expression evaluates")
     func scrapesTheAgent() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTestDirectory("prom")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         let target = try sleepers.start()
-        let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token)
-        do {
+        try await withTestAgent(directory: directory, state: directory + "/state", token: Self.token) { agent in
             try await scrape(agent, directory: directory, sleepers: sleepers, target: target)
-        } catch {
-            await agent.stop()
-            throw error
         }
-        #expect(await agent.stop() == 0, "\(agent.output)")
     }
 
     func scrape(_ agent: TestAgent, directory: String, sleepers: TestSleepers, target: ProcessIdentity) async throws {
@@ -88,7 +77,7 @@ struct PrometheusIntegrationTests {
 
     @Test("an agent refuses scenarios whose probes read credentials from its host, unless started with --allow-probe-credentials")
     func agentRefusesProbeCredentials() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTestDirectory("prom")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
@@ -101,9 +90,8 @@ struct PrometheusIntegrationTests {
             """
         let scenario = agentScenario("credentials", steadyState: steadyState + "\n", faults: pauseFault("freeze", sleepers: sleepers, duration: "2s"))
         for allowed in [false, true] {
-            let agent = try await TestAgent.start(directory: directory, state: "\(directory)/state-\(allowed)", token: Self.token,
-                                                  extra: allowed ? ["--allow-probe-credentials"] : [])
-            do {
+            try await withTestAgent(directory: directory, state: "\(directory)/state-\(allowed)", token: Self.token,
+                                    extra: allowed ? ["--allow-probe-credentials"] : []) { agent in
                 let submitted = try await agent.call(.POST, "/v1/runs", body: scenario)
                 let schedule = try JSONSerialization.data(withJSONObject: ["scenario": scenario, "cron": "0 3 * * *"])
                 let scheduled = try await agent.call(.POST, "/v1/schedules", body: String(decoding: schedule, as: UTF8.self))
@@ -124,17 +112,13 @@ struct PrometheusIntegrationTests {
                         #expect(details.first?["path"] as? String == "spec.steadyState.probes[0].prometheus.bearerToken", "\(answer.body)")
                     }
                 }
-            } catch {
-                await agent.stop()
-                throw error
             }
-            #expect(await agent.stop() == 0, "\(agent.output)")
         }
     }
 
     @Test("a run whose steady state comes from Prometheus holds while the fault does not hurt the service, and deviates when it does")
     func steadyStateFromPrometheus() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTestDirectory("prom")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
