@@ -38,33 +38,42 @@ struct AgentTrustTests {
         }
     }
 
-    @Test("command probes submitted over the API are refused unless the agent was started with --allow-command-probes")
-    func commandProbesNeedTheOptIn() async throws {
+    /// Probes that act on the agent's host beyond the network: each needs its opt-in flag on the agent.
+    static let optIns: [(probe: String, flag: String, path: String)] = [
+        ("{name: shell, command: {argv: [/bin/true]}}", "--allow-command-probes", "spec.steadyState.probes[0].command"),
+        (#"{name: prom, prometheus: {url: "http://127.0.0.1:1", query: up, expect: {equals: 1}, bearerToken: {file: /etc/shadow}}}"#,
+         "--allow-probe-credentials", "spec.steadyState.probes[0].prometheus.bearerToken"),
+    ]
+
+    @Test("command probes and probe credentials submitted over the API (runs and schedules) are refused unless the agent was started with their opt-in flag",
+          arguments: optIns.indices)
+    func probesThatActOnTheHostNeedTheOptIn(_ index: Int) async throws {
+        let (probe, flag, path) = Self.optIns[index]
         let directory = try makeTestDirectory("trust")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         _ = try sleepers.start()
-        let steadyState = """
-              steadyState:
-                probes:
-                  - name: shell
-                    command: {argv: [/bin/true]}
-            """
-        let scenario = agentScenario("commands", steadyState: steadyState + "\n", faults: pauseFault("freeze", sleepers: sleepers, duration: "1s"))
+        let steadyState = "  steadyState:\n    probes:\n      - \(probe)\n"
+        let scenario = agentScenario("opt-in", steadyState: steadyState, faults: pauseFault("freeze", sleepers: sleepers, duration: "1s"))
+        let schedule = String(decoding: try JSONSerialization.data(withJSONObject: ["scenario": scenario, "cron": "0 3 * * *"]), as: UTF8.self)
         for allowed in [false, true] {
             try await withTestAgent(directory: directory, state: "\(directory)/state-\(allowed)", token: AgentAPITests.token,
-                                    extra: allowed ? ["--allow-command-probes"] : []) { agent in
+                                    extra: allowed ? [flag] : []) { agent in
                 let submitted = try await agent.call(.POST, "/v1/runs", body: scenario)
+                let scheduled = try await agent.call(.POST, "/v1/schedules", body: schedule)
                 if allowed {
-                    #expect(submitted.status == 201, "\(submitted.body)")
+                    #expect(submitted.status == 201 && scheduled.status == 201, "\(submitted.body) \(scheduled.body)")
                     let id = try #require(submitted.json["id"] as? String)
-                    _ = try await agent.waitForRun(id, timeout: .seconds(20)) { ($0["state"] as? String) == "succeeded" }
+                    _ = try await agent.waitForRun(id, timeout: .seconds(20)) { ["succeeded", "deviated"].contains($0["state"] as? String ?? "") }
                 } else {
-                    #expect(submitted.status == 400, "\(submitted.body)")
-                    let error = submitted.json["error"] as? [String: Any] ?? [:]
-                    #expect((error["message"] as? String)?.contains("--allow-command-probes") == true, "\(submitted.body)")
-                    #expect(((error["details"] as? [[String: Any]])?.first?["path"] as? String) == "spec.steadyState.probes[0].command")
+                    for answer in [submitted, scheduled] {
+                        #expect(answer.status == 400, "\(answer.body)")
+                        let error = answer.json["error"] as? [String: Any] ?? [:]
+                        #expect(error["code"] as? String == "invalid_scenario")
+                        #expect((error["message"] as? String)?.contains(flag) == true, "\(answer.body)")
+                        #expect(((error["details"] as? [[String: Any]])?.first?["path"] as? String) == path, "\(answer.body)")
+                    }
                     let runs = try await agent.call(.GET, "/v1/runs").json["runs"] as? [[String: Any]] ?? []
                     #expect(runs.isEmpty, "nothing was started")
                 }

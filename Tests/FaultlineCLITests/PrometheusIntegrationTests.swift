@@ -75,47 +75,6 @@ struct PrometheusIntegrationTests {
         #expect(labels.standardOutput.contains("\"\(address)\""), "\(labels.standardOutput)")
     }
 
-    @Test("an agent refuses scenarios whose probes read credentials from its host, unless started with --allow-probe-credentials")
-    func agentRefusesProbeCredentials() async throws {
-        let directory = try makeTestDirectory("prom")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let sleepers = try TestSleepers()
-        defer { sleepers.removeAll() }
-        _ = try sleepers.start()
-        let steadyState = """
-              steadyState:
-                probes:
-                  - name: prom
-                    prometheus: {url: "http://127.0.0.1:1", query: up, expect: {equals: 1}, bearerToken: {file: /etc/shadow}}
-            """
-        let scenario = agentScenario("credentials", steadyState: steadyState + "\n", faults: pauseFault("freeze", sleepers: sleepers, duration: "2s"))
-        for allowed in [false, true] {
-            try await withTestAgent(directory: directory, state: "\(directory)/state-\(allowed)", token: Self.token,
-                                    extra: allowed ? ["--allow-probe-credentials"] : []) { agent in
-                let submitted = try await agent.call(.POST, "/v1/runs", body: scenario)
-                let schedule = try JSONSerialization.data(withJSONObject: ["scenario": scenario, "cron": "0 3 * * *"])
-                let scheduled = try await agent.call(.POST, "/v1/schedules", body: String(decoding: schedule, as: UTF8.self))
-                if allowed {
-                    #expect(submitted.status == 201, "\(submitted.body)")
-                    #expect(scheduled.status == 201, "\(scheduled.body)")
-                    let id = try #require(submitted.json["id"] as? String)
-                    // The probe's server is down: the steady state does not hold before the method, nothing is injected.
-                    let final = try await agent.waitForRun(id, timeout: .seconds(20)) { ["succeeded", "deviated", "aborted", "failed"].contains($0["state"] as? String ?? "") }
-                    #expect((final["faults"] as? [[String: Any]])?.first?["state"] as? String != "active")
-                } else {
-                    for answer in [submitted, scheduled] {
-                        #expect(answer.status == 400, "\(answer.body)")
-                        let error = answer.json["error"] as? [String: Any] ?? [:]
-                        #expect(error["code"] as? String == "invalid_scenario")
-                        #expect((error["message"] as? String)?.contains("--allow-probe-credentials") == true, "\(answer.body)")
-                        let details = error["details"] as? [[String: Any]] ?? []
-                        #expect(details.first?["path"] as? String == "spec.steadyState.probes[0].prometheus.bearerToken", "\(answer.body)")
-                    }
-                }
-            }
-        }
-    }
-
     @Test("a run whose steady state comes from Prometheus holds while the fault does not hurt the service, and deviates when it does")
     func steadyStateFromPrometheus() async throws {
         let directory = try makeTestDirectory("prom")
