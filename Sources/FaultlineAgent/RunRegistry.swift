@@ -187,6 +187,9 @@ public final class RunRegistry: Service, Sendable {
         let id = RunID.random()
         if let at = options.at {
             guard at > Date() else { throw AgentError.badRequest("'at' \(ISO8601DateFormatter().string(from: at)) is in the past") }
+            guard at < Date().addingTimeInterval(366 * 86_400) else {
+                throw AgentError.badRequest("'at' \(ISO8601DateFormatter().string(from: at)) is more than a year away: schedule it closer, or use a cron schedule")
+            }
             let schedule = ScheduleEntry(id: id, kind: .at, scenario: scenario.metadata.name.rawValue, source: text, cron: nil,
                                          timeZone: "UTC", at: at, nextAt: at, lease: options.lease?.seconds, createdAt: Date())
             do { try journal.save(schedule) } catch { throw AgentError(.internalServerError, "journal", error.description) }

@@ -119,6 +119,8 @@ struct AgentAPITests {
 
             #expect(try await agent.call(.POST, "/v1/runs?lease=soon", body: agentScenario("x", faults: "")).status == 400)
             #expect(try await agent.call(.POST, "/v1/runs?at=tomorrow", body: agentScenario("x", faults: "")).status == 400)
+            let farAway = try await agent.call(.POST, "/v1/runs?at=9999-01-01T00:00:00Z", body: agentScenario("far", faults: "    - {name: cpu, type: cpu-stress, duration: 1s}"))
+            #expect(farAway.status == 400 && farAway.body.contains("more than a year away"), "\(farAway.body)")
         }
     }
 

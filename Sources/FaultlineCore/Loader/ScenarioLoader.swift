@@ -17,12 +17,32 @@ public enum ScenarioLoader {
             throw ScenarioErrors([Diagnostic(file: file, line: 1, column: 1, path: "",
                                              message: "file is empty: a scenario needs apiVersion, kind, metadata and spec")])
         }
+        reportCustomTags(root, reader: reader)
         let scenario = ScenarioDecoder(reader: reader).scenario(root)
         let sorted = reader.diagnostics.enumerated().sorted {
             ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset)
         }.map(\.element)
         guard sorted.isEmpty, let scenario else { throw ScenarioErrors(sorted) }
         return scenario
+    }
+
+    /// A custom tag (`!foo 20s`) would be ignored: each is an error at its node, so nothing is read other than written.
+    static func reportCustomTags(_ node: Node, reader: NodeReader) {
+        let tag = node.tag.rawValue
+        if !tag.isEmpty, tag != "!", tag != "?", !tag.hasPrefix("tag:yaml.org,2002:") {
+            reader.error("YAML tag '\(tag)' is not supported: remove it (values are read by their key)", at: node, .root)
+        }
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                reportCustomTags(key, reader: reader)
+                reportCustomTags(value, reader: reader)
+            }
+        case .sequence(let sequence):
+            for item in sequence { reportCustomTags(item, reader: reader) }
+        case .scalar, .alias:
+            break
+        }
     }
 
     /// Where `key` is written again after its first use (Yams reports only the first).

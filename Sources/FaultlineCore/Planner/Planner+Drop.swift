@@ -19,7 +19,8 @@ extension Planner {
         let families = IPFamily.allCases.filter { family in
             [toHosts, fromHosts].allSatisfy { hosts in hosts == nil || hosts!.contains { $0.family == family } }
         }
-        if families.isEmpty {
+        // A list emptied by names that did not resolve was reported as such; it is not also a family mismatch.
+        if families.isEmpty, toHosts?.isEmpty != true, fromHosts?.isEmpty != true {
             context.problem("'to' and 'from' hosts share no address family (one IPv4 only, the other IPv6 only): this drop would match nothing")
         }
         for direction in directions {

@@ -12,14 +12,22 @@ public struct Percent: TextValue, Comparable {
         guard let number = decimalNumber(body.trimmingCharacters(in: .whitespaces)) else {
             throw ValueError("invalid percentage '\(text)': use a number from 0 to 100, like 25%")
         }
+        guard number == 0 || number >= Self.smallest else {
+            throw ValueError("percentage '\(text)' is below the smallest share the kernel can apply, 0.0001%")
+        }
         if !text.contains("%"), number > 0, number < 1 {
-            throw ValueError("'\(text)' would be read as \(text)%: a bare number is a percentage, so write \(text)% if that is meant, or \(TimeSpan.trim(number * 100))% for the fraction")
+            let fraction = number * 100
+            throw ValueError("'\(text)' would be read as \(text)%: a bare number is a percentage, so write \(text)% if that is meant"
+                + (fraction <= 100 && fraction >= 0.001 ? ", or \(TimeSpan.trim(fraction))% for the fraction" : ""))
         }
         guard (0...100).contains(number) else {
             throw ValueError("percentage '\(text)' is out of range: use 0% to 100%")
         }
         value = number
     }
+
+    /// The smallest share above 0 that netem and iptables' statistic match resolve (one in a million).
+    public static let smallest = 0.0001
 
     /// `25%`, `0.5%`.
     public var description: String { "\(TimeSpan.trim(value))%" }

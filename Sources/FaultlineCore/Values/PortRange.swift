@@ -11,8 +11,10 @@ public struct PortRange: TextValue, Comparable {
     }
 
     public init(parsing text: String) throws(ValueError) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard parts.count <= 2, let low = Int(parts[0]), let high = Int(parts.last!) else {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        // Digits only, no sign, space or leading zero: '08080' and '8080 ' are typos more often than ports.
+        let digits = parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) && ($0.count == 1 || $0.first != "0") }
+        guard parts.count <= 2, digits, let low = Int(parts[0]), let high = Int(parts.last!) else {
             throw ValueError("invalid port '\(text)': use a number from 1 to 65535 or a range like 8000-8100")
         }
         for port in [low, high] where !(1...65535).contains(port) {
