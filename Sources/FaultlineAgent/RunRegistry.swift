@@ -51,6 +51,7 @@ public final class RunRegistry: Service, Sendable {
 
     /// Before the API opens: reverts what a crashed agent left, loads earlier runs, and reports missed schedules.
     public func prepare() async {
+        if let problem = journal.reserveProblem { log(.warning, "journal", problem) }
         do {
             for (run, outcomes) in try await Recovery(journal: journal, context: context).recoverAll() {
                 let failed = outcomes.filter { $0.error != nil }.count

@@ -460,10 +460,13 @@ public struct ExperimentRunner: Sendable {
             let began = ContinuousClock.now
             do throws(FaultlineError) {
                 try await driver.revert(record)
-                try journal.setState(.reverted, runID: settings.runID, fault: name)
                 progress.update(name) { $0.revertedAt = offset(); $0.state = $0.degraded == nil ? "reverted" : "degraded" }
                 log.log(RunEvent(.info, "revert", "reverted", fault: name, duration: (ContinuousClock.now - began).seconds))
                 span.event("revert")
+                // The fault is gone; only the record of it may fail (a full state filesystem): said as that.
+                do { try journal.setState(.reverted, runID: settings.runID, fault: name) } catch {
+                    log.log(RunEvent(.error, "journal", "reverted, but the journal could not record it (the guard or recover will find it gone): \(error)", fault: name))
+                }
             } catch {
                 try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: error.description)
                 progress.update(name) { $0.state = "revert-failed"; $0.error = error.description; $0.revertedAt = nil }

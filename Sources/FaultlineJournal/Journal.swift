@@ -80,7 +80,27 @@ public final class Journal: Sendable {
         } catch {
             throw FaultlineError(.io, "cannot open the journal in \(directory)", cause: "\(error)")
         }
-        Self.keepReserve(at: reservePath)
+        reserveProblem = Self.keepReserve(at: reservePath)
+    }
+
+    /// Why the disk-full reserve could not be kept (too little room), or nil when it is there.
+    public let reserveProblem: String?
+
+    /// The reserve of the journal in `directory`, in words, without making anything: for `doctor`.
+    public static func reserveStatus(directory: String) -> String {
+        let path = directory + "/journal.reserve"
+        var info = stat()
+        if stat(path, &info) == 0, info.st_blocks * 512 >= off_t(reserveSize) {
+            return "the journal in \(directory) keeps its \(reserveSize >> 20) MiB reserve for a full disk"
+        }
+        var existing = directory
+        while !FileManager.default.fileExists(atPath: existing), existing != "/" { existing = (existing as NSString).deletingLastPathComponent }
+        var fs = statvfs()
+        let free = statvfs(existing, &fs) == 0 ? UInt64(fs.f_bavail) * UInt64(fs.f_frsize) : 0
+        if free < UInt64(reserveSize) {
+            return "warning: the journal in \(directory) has no \(reserveSize >> 20) MiB reserve and only \(free >> 10) KiB are free there: a disk-fill on that filesystem could leave no room to record a revert; move --state-dir or free space"
+        }
+        return "the journal in \(directory) will keep a \(reserveSize >> 20) MiB reserve for a full disk (\(free >> 20) MiB free there)"
     }
 
     static var migrator: DatabaseMigrator {
@@ -116,13 +136,19 @@ public final class Journal: Sendable {
         return migrator
     }
 
-    /// Keeps a preallocated reserve file, when there is room for one.
-    static func keepReserve(at path: String) {
-        guard !FileManager.default.fileExists(atPath: path) else { return }
+    /// Keeps a preallocated reserve file, when there is room for one; why not, when there is not.
+    static func keepReserve(at path: String) -> String? {
+        guard !FileManager.default.fileExists(atPath: path) else { return nil }
         let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { return "cannot create the journal's reserve \(path): \(String(cString: strerror(errno)))" }
         defer { close(fd) }
-        if posix_fallocate(fd, 0, off_t(reserveSize)) != 0 { unlink(path) } else { fsync(fd) }
+        let code = posix_fallocate(fd, 0, off_t(reserveSize))
+        guard code == 0 else {
+            unlink(path)
+            return "no \(reserveSize >> 20) MiB journal reserve in \((path as NSString).deletingLastPathComponent) (\(String(cString: strerror(code)))): if a disk-fill fills that filesystem, the journal may have no room to record a revert"
+        }
+        fsync(fd)
+        return nil
     }
 
     /// Runs a write; when the disk is full, gives up the reserve and tries once more.

@@ -107,4 +107,33 @@ struct DegradedFaultTests {
         #expect(result.exitCode == 5, "\(result.standardError)")
         #expect(result.standardError.contains("probe 'slow-service' has no result during the method"), "\(result.standardError)")
     }
+
+    @Test("a state directory without room for the 4 MiB journal reserve: doctor and run say so (it was skipped in silence)")
+    func aMissingJournalReserveIsSaid() async throws {
+        let directory = try makeTestDirectory("reserve")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let state = directory + "/tiny"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let mounted = try await SubprocessRunner().run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", state], timeout: .seconds(10), outputLimit: 1 << 16)
+        try #require(mounted.succeeded, "\(mounted.standardError)")
+        defer { _ = umount2(state, Int32(MNT_DETACH)) }
+        let doctor = try await SubprocessRunner().run([TestPaths.faultline, "doctor", "--state-dir", state], timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(doctor.standardOutput.contains("warning: the journal in \(state) has no 4 MiB reserve"), "\(doctor.standardOutput)")
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        _ = try sleepers.start()
+        let file = directory + "/short.yaml"
+        try """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: short}
+            spec:
+              maxDuration: 10s
+              faults:
+                - {name: freeze, type: pause-process, duration: 200ms, match: {name: \(sleepers.name)}}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let run = try await SubprocessRunner().run([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(run.exitCode == 0, "\(run.standardError)")
+        #expect(run.standardError.contains("no 4 MiB journal reserve in \(state)"), "\(run.standardError)")
+    }
 }

@@ -63,6 +63,7 @@ struct RunCommand: AsyncParsableCommand {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.preflightFailed
         }
+        if let problem = journal.reserveProblem { log.log(RunEvent(.warning, "journal", problem)) }
         let context = DriverContext()
         let (_, left) = try await RecoverCommand.recoverLeftovers(journal: journal, context: context, log: log)
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FaultlineCore
+import FaultlineJournal
 import FaultlineSystem
 import Foundation
 
@@ -27,6 +28,9 @@ struct DoctorCommand: AsyncParsableCommand {
     @Option(help: "Output format: text or json.")
     var format: Format = .text
 
+    /// --state-dir: whose journal reserve to report.
+    @OptionGroup var global: GlobalOptions
+
     func run() async throws {
         let preflight = Preflight()
         let report: PreflightReport
@@ -42,6 +46,7 @@ struct DoctorCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         case .text:
             print(Self.table(report), terminator: "")
+            print(Journal.reserveStatus(directory: global.stateDirectory))
         }
         if file != nil, !report.passed { throw ExitStatus.preflightFailed }
     }
