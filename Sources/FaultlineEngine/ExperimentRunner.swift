@@ -433,6 +433,8 @@ public struct ExperimentRunner: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await driver.watch { report in
+                    // Once its revert began, a stress process or delayer that ends is the revert's doing.
+                    if report.level == .failure, progress[name].reverting { return }
                     if report.level == .failure {
                         progress.update(name) { $0.degraded = $0.degraded.map { "\($0); \(report.message)" } ?? report.message }
                         log.log(RunEvent(.error, "degraded", "the fault did not fully act: \(report.message)", fault: name))

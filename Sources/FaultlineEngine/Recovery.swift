@@ -26,6 +26,8 @@ public struct Recovery: Sendable {
         public var duration: Double = 0
         /// The revert worked, but the journal could not record it (a full state filesystem, say).
         public var journalError: FaultlineError?
+        /// A namespace pin that could not be removed (a mount left, no fault): it blocks no later run.
+        public var isPin = false
     }
 
     /// Reverts the pending faults of `runID` (newest first) and records each result; a revert that fails is tried
@@ -102,7 +104,7 @@ public struct Recovery: Sendable {
             var outcomes = await revert(runID: run.id)
             if !outcomes.contains(where: { $0.error != nil }) {
                 for failure in releasePins(runID: run.id) {
-                    outcomes.append(Outcome(name: "namespace pin", fault: nil, error: failure))
+                    outcomes.append(Outcome(name: "namespace pin", fault: nil, error: failure, isPin: true))
                 }
             }
             let reason: String? = if outcomes.contains(where: { $0.error != nil }) {

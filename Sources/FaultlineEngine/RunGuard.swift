@@ -35,8 +35,9 @@ public struct RunGuard: Sendable {
             }
             if let state = try? journal.run(runID)?.state, state.isFinal {
                 // A run that ended with faults still in place (its own revert failed) is handed over, not dropped.
-                guard let faults = try? journal.faults(of: runID), faults.contains(where: \.state.mayBeActive) else { return true }
-                why = "the run ended with faults still in place"
+                // A journal that cannot be read is no proof that nothing is left: revert from what can be read.
+                if let faults = try? journal.faults(of: runID), !faults.contains(where: \.state.mayBeActive) { return true }
+                why = "the run ended with faults still in place (or its journal cannot be read)"
                 break
             }
             if Date() > run.deadline {

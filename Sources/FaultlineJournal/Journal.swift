@@ -69,6 +69,11 @@ public final class Journal: Sendable {
         reservePath = directory + "/journal.reserve"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            // Processes that open a new journal at the same instant (two runs started together) take turns to set it
+            // up: SQLite alone lets both try to create its tables.
+            let lock = open(directory + "/journal.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            if lock >= 0 { flock(lock, LOCK_EX) }
+            defer { if lock >= 0 { close(lock) } }
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
             configuration.prepareDatabase { db in

@@ -111,7 +111,7 @@ struct NamespacePinTests {
         }
     }
 
-    @Test("runner and guard killed, then the namespace removed (a reboot, a deleted pod): recover counts the fault as done, exit 0")
+    @Test("runner and guard killed, the pin removed by hand: recover does not guess (exit 4, says what to do); after a reboot (another boot id) the fault is done, exit 0")
     func namespaceGoneIsDone() async throws {
         try await withSetup { setup in
             let file = try setup.scenario(target: "{pid: \(setup.victim.pid)}", duration: "15s")
@@ -125,13 +125,24 @@ struct NamespacePinTests {
             await setup.kill(runner)
             try await Task.sleep(for: .milliseconds(200))
             #expect(try await !setup.chains().isEmpty, "the fault is still in place")
-            // The namespace goes away for good: its pin, its name, its last process.
+            // The pin is removed by hand: the namespace may live on, and its number may be another's later.
             for mount in try setup.pinMounts() { _ = umount2(String(mount.split(separator: " ")[1]), Int32(MNT_DETACH)) }
+            let lost = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--state-dir", setup.state], timeout: .seconds(30), outputLimit: 1 << 20)
+            #expect(lost.exitCode == 4, "\(lost.standardError)")
+            #expect(lost.standardError.contains("removed by hand") && lost.standardError.contains("not entering any other namespace"), "\(lost.standardError)")
+            #expect(try await !setup.chains().isEmpty, "nothing was entered by guess")
+            // A reboot: every namespace of before is gone. (Its boot id is rewritten in the journal to stand for one.)
             await setup.kill(setup.victim)
             await setup.namespace.remove()
+            let journal = try Journal(directory: setup.state)
+            let run = try #require(try journal.runs().first)
+            for entry in try journal.faults(of: run.id) {
+                guard case .inNamespace(var pin, let inner) = entry.record else { continue }
+                pin.bootID = "an-earlier-boot"
+                try journal.record(runID: run.id, fault: entry.name, type: entry.type, state: entry.state, record: .inNamespace(pin, inner))
+            }
             let recover = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--state-dir", setup.state], timeout: .seconds(30), outputLimit: 1 << 20)
             #expect(recover.exitCode == 0, "\(recover.standardOutput)\(recover.standardError)")
-            let journal = try Journal(directory: setup.state)
             #expect(try journal.pendingFaults().isEmpty, "the fault is done: nothing of it can be left")
             #expect(try journal.runsWithPins().isEmpty)
             #expect(try journal.runs().first?.state == .failed)

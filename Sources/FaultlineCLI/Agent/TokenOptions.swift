@@ -37,8 +37,14 @@ struct TokenOptions: ParsableArguments {
             try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let temporary = path + ".new"
             unlink(temporary)
-            guard FileManager.default.createFile(atPath: temporary, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]),
-                  rename(temporary, path) == 0 else {
+            // Mode 0600 from its creation: never readable by others, not even for a moment.
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw FaultlineError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+            let line = token + "\n"
+            let written = line.withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+            guard written == line.utf8.count, rename(temporary, path) == 0 else {
+                unlink(temporary)
                 throw FaultlineError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
             }
         } catch let error as FaultlineError {

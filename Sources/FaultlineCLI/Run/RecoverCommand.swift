@@ -79,6 +79,8 @@ struct RecoverCommand: AsyncParsableCommand {
         var name: String
         var fault: FaultEntry?
         var error: FaultlineError
+        /// A pin mount left behind: said, but no fault, so it blocks no run.
+        var isPin = false
     }
 
     /// Reverts orphaned runs, saying what it did; the count reverted, and what is still in place.
@@ -92,7 +94,7 @@ struct RecoverCommand: AsyncParsableCommand {
         for (run, outcomes) in done {
             for outcome in outcomes {
                 if let error = outcome.error {
-                    left.append(Leftover(run: run, name: outcome.name, fault: outcome.fault, error: error))
+                    left.append(Leftover(run: run, name: outcome.name, fault: outcome.fault, error: error, isPin: outcome.isPin))
                     log.log(RunEvent(.error, "revert-failed", "left by run \(run.id) (\(run.scenario)) and still there: \(error)", fault: outcome.name))
                 } else {
                     log.log(RunEvent(.warning, "recovered", "reverted what run \(run.id) (\(run.scenario)) left", fault: outcome.name))

@@ -71,6 +71,12 @@ struct RunCommand: AsyncParsableCommand {
         let plan = Planner(facts: facts).plan(scenario, runID: runID)
         let preflight = await Preflight().check(scenario)
         // What an earlier run left in place blocks this run only where both act on the same thing.
+        // Every target namespace of a network fault is held by a pin for the run; one that cannot be is refused.
+        for fault in scenario.spec.faults where fault.type.isNetwork {
+            guard let target = fault.target ?? scenario.spec.target, let namespace = facts.namespace(target), namespace.exists, namespace.pin == nil else { continue }
+            StandardError.write("faultline: cannot hold \(target) for the run (\(namespace.unreadable ?? "its namespace could not be identified")): run as root, or with CAP_SYS_ADMIN and CAP_SYS_PTRACE; nothing was applied\n")
+            throw ExitStatus.preflightFailed
+        }
         let claims = ResourceClaims.of(scenario, plan: plan, facts: facts)
         let conflicts = Self.conflicts(left, with: claims)
         for leftover in left where !conflicts.contains(where: { $0.leftover.run.id == leftover.run.id && $0.leftover.name == leftover.name }) {
@@ -151,7 +157,7 @@ struct RunCommand: AsyncParsableCommand {
     static func conflicts(_ left: [RecoverCommand.Leftover], with claims: [String: Set<String>])
         -> [(fault: String, claim: String, leftover: RecoverCommand.Leftover)] {
         var result: [(fault: String, claim: String, leftover: RecoverCommand.Leftover)] = []
-        for leftover in left {
+        for leftover in left where !leftover.isPin {
             // A fault whose record cannot be read could be anywhere: it blocks every run.
             let held = leftover.fault.map { ResourceClaims.of($0.record) { try? NamespacePin.identity(of: $0).get() } }
             for (fault, wanted) in claims.sorted(by: { $0.key < $1.key }) {

@@ -307,7 +307,8 @@ public struct DiskFillFault: Sendable, Hashable {
         if parts.contains("..") || parts.contains(".") { return "must not contain '.' or '..': give the directory itself" }
         if parts.isEmpty { return "is the root directory: give a directory on the filesystem to fill, like /var/log" }
         let normal = "/" + parts.joined(separator: "/")
-        if let kernel = forbidden.first(where: { normal == $0 || normal.hasPrefix($0 + "/") }) {
+        // /dev/shm is a real tmpfs that is filled on purpose; the rest of /dev is not.
+        if normal != "/dev/shm", !normal.hasPrefix("/dev/shm/"), let kernel = forbidden.first(where: { normal == $0 || normal.hasPrefix($0 + "/") }) {
             return "is under \(kernel), a kernel filesystem: give a directory on a real one"
         }
         return nil

@@ -27,11 +27,14 @@ public struct PinnedNamespace: Sendable, Hashable, Codable, CustomStringConverti
     /// What was pinned: `/run/netns/app`, `/proc/123/ns/net`.
     public var source: String
     public var identity: NamespaceIdentity
+    /// The kernel's boot id when it was pinned: after a reboot every namespace of before is gone.
+    public var bootID: String?
 
-    public init(path: String, source: String, identity: NamespaceIdentity) {
+    public init(path: String, source: String, identity: NamespaceIdentity, bootID: String? = nil) {
         self.path = path
         self.source = source
         self.identity = identity
+        self.bootID = bootID
     }
 
     public var description: String { "\(source) (namespace \(identity), pinned at \(path))" }

@@ -63,7 +63,7 @@ public struct HostFactsReader: Sendable {
             var namespace = await namespace(target)
             if let pins, let target, let identity = namespace.identity {
                 namespace.pin = PinnedNamespace(path: "\(pins.directory)/\(pins.runID)-\(facts.namespaces.count + 1)",
-                                                source: target.namespacePath, identity: identity)
+                                                source: target.namespacePath, identity: identity, bootID: NamespacePin.bootID)
             }
             facts.namespaces.append(namespace)
         }

@@ -76,21 +76,27 @@ public enum NamespacePin {
         }
     }
 
-    /// Where the namespace `identity` can be entered now: its pin if that still holds it, else a named namespace
-    /// or a process that lives in it; nil when it no longer exists (nothing in it can be left behind).
-    public static func locate(_ pin: PinnedNamespace, procRoot: String = "/proc") -> String? {
-        if case .success(let found) = identity(of: pin.path), found == pin.identity { return pin.path }
-        var candidates = [pin.source]
-        candidates += ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []).sorted().map { "/run/netns/\($0)" }
-        candidates += ((try? FileManager.default.contentsOfDirectory(atPath: procRoot)) ?? []).compactMap(Int32.init).sorted()
-            .map { "\(procRoot)/\($0)/ns/net" }
-        for path in candidates {
-            var info = stat()
-            // stat follows the /proc magic link to the namespace itself.
-            if stat(path, &info) == 0, UInt64(info.st_dev) == pin.identity.device, UInt64(info.st_ino) == pin.identity.inode {
-                return path
-            }
-        }
-        return nil
+    /// This boot of the kernel (`/proc/sys/kernel/random/boot_id`).
+    public static var bootID: String? {
+        (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Where a pinned namespace stands now.
+    public enum Whereabouts: Sendable, Equatable {
+        /// The pin still holds it: enter through the pin.
+        case pinned
+        /// It cannot exist any more (the host rebooted since it was pinned): nothing in it can be left.
+        case gone
+        /// The pin no longer holds it in this boot (removed by hand): it may live on elsewhere, and a namespace
+        /// found with the same number may be another one, so nothing is entered.
+        case lost(String)
+    }
+
+    /// Where `pin`'s namespace stands. Never searches for it by number: the kernel reuses the numbers of freed
+    /// namespaces, and a revert must never enter another one.
+    public static func locate(_ pin: PinnedNamespace, currentBoot: String? = NamespacePin.bootID) -> Whereabouts {
+        if case .success(let found) = identity(of: pin.path), found == pin.identity { return .pinned }
+        if let then = pin.bootID, let now = currentBoot, then != now { return .gone }
+        return .lost("the pin \(pin.path) no longer holds \(pin.source) (namespace \(pin.identity)): it was removed by hand")
     }
 }
