@@ -115,7 +115,7 @@ echo "api-conformance: agent pid $AGENT_PID at $BASE" >&2
 # answers are checked too. The seed scenario is the mildest fault there is: one busy-loop
 # worker at 1% load for 1s. It runs once here, to its end, before schemathesis starts (so
 # that a finished run has a report); everything else is parked: one run is scheduled for
-# 2099 and aborted at once, one is scheduled for 2099, and the cron schedule fires only on
+# 300 days ahead and aborted at once, one is scheduled 300 days ahead, and the cron schedule fires only on
 # 29 February.
 SEED='{apiVersion: faultline/v1, kind: Scenario, metadata: {name: api-conformance-seed}, spec: {maxDuration: 5s, faults: [{name: idle, type: cpu-stress, workers: 1, load: 1%, duration: 1s}]}}'
 api() { curl -sS --fail-with-body --max-time 30 -H "Authorization: Bearer $TOKEN" -H 'X-Faultline-Source: api-conformance-seed.yaml' "$@"; }
@@ -128,9 +128,10 @@ if ! api "$BASE/v1/runs/$REPORTED_RUN" | grep -q '"state":"succeeded"'; then
     cat "$TMP/seed-events.txt" >&2
     exit 1
 fi
-ABORTED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=2099-01-01T00:00:00Z" | json_id)
+LATER=$(date -u -d '+300 days' +%Y-%m-%dT%H:%M:%SZ)  # an 'at' may be at most a year away
+ABORTED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=$LATER" | json_id)
 api -X POST "$BASE/v1/runs/$ABORTED_RUN/abort" > /dev/null
-SCHEDULED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=2099-01-01T00:00:00Z&lease=1m" | json_id)
+SCHEDULED_RUN=$(api -X POST -H 'Content-Type: application/yaml' --data-binary "$SEED" "$BASE/v1/runs?at=$LATER&lease=1m" | json_id)
 CRON_SCHEDULE=$(api -X POST -H 'Content-Type: application/json' --data-binary "{\"scenario\": \"$SEED\", \"cron\": \"0 0 29 2 *\", \"lease\": \"30s\"}" "$BASE/v1/schedules" | json_id)
 if [[ -z $ABORTED_RUN || -z $SCHEDULED_RUN || -z $CRON_SCHEDULE ]]; then
     echo "api-conformance: could not seed the agent" >&2
