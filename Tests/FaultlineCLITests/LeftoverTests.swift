@@ -115,4 +115,24 @@ struct LeftoverTests {
         }
         await namespace.remove()
     }
+
+    @Test("a journal entry whose revert record cannot be read is a failed revert that says so (exit 4), not 'nothing to recover'")
+    func anUnreadableRecordIsLoud() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let state = sleepers.directory.appendingPathComponent("state").path
+        let journal = try Journal(directory: state)
+        let dead = ProcessIdentity(pid: Int32.max - 9, startTime: 1, name: "faultline")
+        try journal.begin(RunEntry(id: "dead0002", scenario: "newer", state: .running, startedAt: Date(), runner: dead, deadline: Date()))
+        try journal.record(runID: "dead0002", fault: "future-fault", type: .drop, state: .active, record: .removeFile("/nonexistent/x"))
+        // As a newer faultline might have written it: a record this one cannot decode.
+        let edit = try await SubprocessRunner().run(["/usr/bin/python3", "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE fault SET record = '{\\\"teleport\\\": {}}'\"); c.commit()",
+            state + "/journal.sqlite"], timeout: .seconds(10), outputLimit: 1 << 16)
+        try #require(edit.succeeded, "\(edit.standardError)")
+        let recover = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--state-dir", state], timeout: .seconds(30), outputLimit: 1 << 20)
+        #expect(recover.exitCode == 4, "\(recover.standardOutput)\(recover.standardError)")
+        #expect(recover.standardError.contains("revert record of fault 'future-fault' of run dead0002 cannot be read"), "\(recover.standardError)")
+        #expect(!recover.standardOutput.contains("nothing to recover"))
+    }
 }
