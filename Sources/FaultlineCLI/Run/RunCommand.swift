@@ -22,7 +22,8 @@ struct RunCommand: AsyncParsableCommand {
             never asks. Everything injected is reverted on every way out: the end, maxDuration, an abort \
             condition, Ctrl-C/SIGTERM/SIGHUP/SIGQUIT, and even SIGKILL of this process (a guard process reverts from \
             the journal). Exit codes: 0 ok, 1 deviated or aborted, 2 invalid, 3 preflight failed, \
-            4 a revert failed (run 'faultline recover'), 130 interrupted.
+            4 a revert failed (run 'faultline recover'), 5 inconclusive (a fault did not fully act, or a probe \
+            has no result from the method), 130 interrupted.
 
             Example:
               faultline run scenarios/checkout-db-latency.yaml --report out/ --junit out/junit.xml --yes
@@ -70,13 +71,13 @@ struct RunCommand: AsyncParsableCommand {
         let facts = await HostFactsReader().read(for: scenario, pins: .init(directory: global.stateDirectory + "/pins", runID: runID))
         let plan = Planner(facts: facts).plan(scenario, runID: runID)
         let preflight = await Preflight().check(scenario)
-        // What an earlier run left in place blocks this run only where both act on the same thing.
         // Every target namespace of a network fault is held by a pin for the run; one that cannot be is refused.
         for fault in scenario.spec.faults where fault.type.isNetwork {
             guard let target = fault.target ?? scenario.spec.target, let namespace = facts.namespace(target), namespace.exists, namespace.pin == nil else { continue }
             StandardError.write("faultline: cannot hold \(target) for the run (\(namespace.unreadable ?? "its namespace could not be identified")): run as root, or with CAP_SYS_ADMIN and CAP_SYS_PTRACE; nothing was applied\n")
             throw ExitStatus.preflightFailed
         }
+        // What an earlier run left in place blocks this run only where both act on the same thing.
         let claims = ResourceClaims.of(scenario, plan: plan, facts: facts)
         let conflicts = Self.conflicts(left, with: claims)
         for leftover in left where !conflicts.contains(where: { $0.leftover.run.id == leftover.run.id && $0.leftover.name == leftover.name }) {
