@@ -16,8 +16,7 @@ struct AgentAPITests {
 
     /// Runs `body` with a fresh agent; the agent is stopped (reverting whatever runs) and its files removed, also on failure.
     func withAgent(token: String? = AgentAPITests.token, extra: [String] = [], _ body: (TestAgent, String) async throws -> Void) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTestDirectory("agent")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: token, extra: extra)
         do {
@@ -56,8 +55,7 @@ struct AgentAPITests {
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         let target = try sleepers.start()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTestDirectory("agent")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token)
         do {
@@ -294,8 +292,7 @@ struct AgentAPITests {
 
     @Test("a token file others can read, or a non-loopback address without a token or with one under 32 characters, is refused (exit 2)")
     func refusesUnsafeSetups() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTestDirectory("agent")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/token"
         _ = FileManager.default.createFile(atPath: file, contents: Data("secret".utf8), attributes: [.posixPermissions: 0o644])
@@ -321,8 +318,7 @@ struct AgentAPITests {
           arguments: [true, false])
     func asProcessOneTheAgentOutlivesItsServer(inPIDNamespace: Bool) async throws {
         let namespace = try await TestNamespace.create()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTestDirectory("agent")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token,
                                               extra: inPIDNamespace ? [] : ["--supervise"],
@@ -368,8 +364,7 @@ struct AgentAPITests {
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         let target = try sleepers.start()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UInt32.random(in: 0 ... .max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTestDirectory("agent")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = directory + "/state"
         var agent = try await TestAgent.start(directory: directory, state: state, token: Self.token)

@@ -123,15 +123,7 @@ struct DegradedFaultTests {
         defer { sleepers.removeAll() }
         _ = try sleepers.start()
         let file = directory + "/short.yaml"
-        try """
-            apiVersion: faultline/v1
-            kind: Scenario
-            metadata: {name: short}
-            spec:
-              maxDuration: 10s
-              faults:
-                - {name: freeze, type: pause-process, duration: 200ms, match: {name: \(sleepers.name)}}
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+        try agentScenario("short", maxDuration: "10s", faults: "    - {name: freeze, type: pause-process, duration: 200ms, match: {name: \(sleepers.name)}}").write(toFile: file, atomically: true, encoding: .utf8)
         let run = try await SubprocessRunner().run([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], timeout: .seconds(60), outputLimit: 1 << 20)
         #expect(run.exitCode == 0, "\(run.standardError)")
         #expect(run.standardError.contains("no 4 MiB journal reserve in \(state)"), "\(run.standardError)")

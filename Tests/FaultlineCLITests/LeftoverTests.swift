@@ -17,7 +17,7 @@ struct LeftoverTests {
         do {
             let state = sleepers.directory.appendingPathComponent("state").path
             // What an earlier run left: Faultline's root qdisc on eth0, and a journal entry whose revert cannot work.
-            try await namespace.inside(["tc", "qdisc", "add", "dev", "eth0", "root", "handle", "fa17:", "htb"])
+            _ = try await namespace.inside(["tc", "qdisc", "add", "dev", "eth0", "root", "handle", "fa17:", "htb"])
             let journal = try Journal(directory: state)
             let dead = ProcessIdentity(pid: Int32.max - 7, startTime: 1, name: "faultline")
             try journal.begin(RunEntry(id: "dead0001", scenario: "earlier", state: .running, startedAt: Date(), runner: dead, deadline: Date()))
@@ -60,7 +60,7 @@ struct LeftoverTests {
             #expect(refused.standardError.contains("nothing was applied"))
 
             // The operator cleans up by hand and acknowledges it; the journal keeps the entry, marked forgotten.
-            try await namespace.inside(["tc", "qdisc", "del", "dev", "eth0", "root"])
+            _ = try await namespace.inside(["tc", "qdisc", "del", "dev", "eth0", "root"])
             let forget = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--forget", "dead0001", "slow-eth0", "--state-dir", state],
                                                           timeout: .seconds(30), outputLimit: 1 << 20)
             #expect(forget.exitCode == 0, "\(forget.standardError)")
@@ -87,16 +87,7 @@ struct LeftoverTests {
             var children: [(ProcessIdentity, String)] = []
             for index in 0..<2 {
                 let file = sleepers.directory.appendingPathComponent("same-\(index).yaml").path
-                try """
-                    apiVersion: faultline/v1
-                    kind: Scenario
-                    metadata: {name: same-interface-\(index)}
-                    spec:
-                      maxDuration: 10s
-                      target: {netns: \(namespace.name)}
-                      faults:
-                        - {name: slow, type: bandwidth, interface: eth0, rate: 1mbit, duration: 2s}
-                    """.write(toFile: file, atomically: true, encoding: .utf8)
+                try agentScenario("same-interface-\(index)", maxDuration: "10s", target: "\(namespace.name)", faults: "    - {name: slow, type: bandwidth, interface: eth0, rate: 1mbit, duration: 2s}").write(toFile: file, atomically: true, encoding: .utf8)
                 let log = sleepers.directory.appendingPathComponent("same-\(index).log").path
                 children.append((try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], table: ProcessTable(), output: log), log))
             }

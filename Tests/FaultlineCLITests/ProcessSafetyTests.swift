@@ -19,16 +19,7 @@ import Testing
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         let victim = try sleepers.start()
-        let file = try write("""
-            apiVersion: faultline/v1
-            kind: Scenario
-            metadata: {name: abort-then-inject}
-            spec:
-              maxDuration: 10s
-              faults:
-                - {name: missing, type: pause-process, start: 500ms, duration: 2s, match: {cmdline: '^no-such-process-\(sleepers.name)$'}}
-                - {name: freeze, type: pause-process, start: 500ms, duration: 2s, match: {name: \(sleepers.name)}}
-            """, "abort.yaml", in: sleepers)
+        let file = try write(agentScenario("abort-then-inject", maxDuration: "10s", faults: "    - {name: missing, type: pause-process, start: 500ms, duration: 2s, match: {cmdline: '^no-such-process-\(sleepers.name)$'}}\n    - {name: freeze, type: pause-process, start: 500ms, duration: 2s, match: {name: \(sleepers.name)}}"), "abort.yaml", in: sleepers)
         let out = sleepers.directory.appendingPathComponent("out").path
         let log = sleepers.directory.appendingPathComponent("run.log").path
         let runner = try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--report", out,
@@ -58,16 +49,7 @@ import Testing
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         let children = try (0..<3).map { _ in try sleepers.start() }
-        let file = try write("""
-            apiVersion: faultline/v1
-            kind: Scenario
-            metadata: {name: broad-match}
-            spec:
-              maxDuration: 10s
-              faults:
-                - {name: freeze, type: pause-process, duration: 2s, match: {name: \(sleepers.name), maxMatches: 2}}
-                - {name: one, type: kill-process, mode: one, match: {name: \(sleepers.name), maxMatches: 2}}
-            """, "broad.yaml", in: sleepers)
+        let file = try write(agentScenario("broad-match", maxDuration: "10s", faults: "    - {name: freeze, type: pause-process, duration: 2s, match: {name: \(sleepers.name), maxMatches: 2}}\n    - {name: one, type: kill-process, mode: one, match: {name: \(sleepers.name), maxMatches: 2}}"), "broad.yaml", in: sleepers)
         let result = try await SubprocessRunner().run([TestPaths.faultline, "plan", file], timeout: .seconds(30), outputLimit: 1 << 20)
         let output = result.standardOutput + result.standardError
         let listed = children.map { "\(sleepers.name)[\($0.pid)]" }.joined(separator: ", ")
@@ -86,15 +68,7 @@ import Testing
         let plain = sleepers.directory.appendingPathComponent("a-file").path
         try "".write(toFile: plain, atomically: true, encoding: .utf8)
         for (path, says) in [(link, "not through a link to /proc/"), (plain, "must be an existing directory")] {
-            let file = try write("""
-                apiVersion: faultline/v1
-                kind: Scenario
-                metadata: {name: fill-escape}
-                spec:
-                  maxDuration: 10s
-                  faults:
-                    - {name: fill, type: disk-fill, path: \(path), size: 1MiB, duration: 1s}
-                """, "fill.yaml", in: sleepers)
+            let file = try write(agentScenario("fill-escape", maxDuration: "10s", faults: "    - {name: fill, type: disk-fill, path: \(path), size: 1MiB, duration: 1s}"), "fill.yaml", in: sleepers)
             let result = try await SubprocessRunner().run([TestPaths.faultline, "run", file, "--yes", "--state-dir", sleepers.directory.appendingPathComponent("state").path],
                                                           timeout: .seconds(30), outputLimit: 1 << 20)
             #expect(result.exitCode == 3, "\(path): \(result.standardError)")
@@ -107,15 +81,7 @@ import Testing
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         let state = sleepers.directory.appendingPathComponent("state").path
-        let file = try write("""
-            apiVersion: faultline/v1
-            kind: Scenario
-            metadata: {name: killed-early}
-            spec:
-              maxDuration: 60s
-              faults:
-                - {name: later, type: pause-process, start: 30s, duration: 1s, match: {name: \(sleepers.name)}}
-            """, "early.yaml", in: sleepers)
+        let file = try write(agentScenario("killed-early", maxDuration: "60s", faults: "    - {name: later, type: pause-process, start: 30s, duration: 1s, match: {name: \(sleepers.name)}}"), "early.yaml", in: sleepers)
         let runner = try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], table: ProcessTable(),
                                             output: sleepers.directory.appendingPathComponent("run.log").path)
         var guards: [ProcessRecord] = []

@@ -32,7 +32,7 @@ struct LeakCheckTests {
         #expect(processes.isEmpty, "processes left: \(processes.map { "\($0.pid) \($0.commandLine)" })")
         let temporary = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
             .filter { name in
-                ["flt-test-", "faultline-flt-sl-", "faultline-cli-", "faultline-doctor-", "faultline-prometheus-", "faultline-exporter-", "faultline-prom-"]
+                ["flt-test-", "faultline-flt-sl-", "faultline-cli-", "faultline-doctor-", "faultline-prometheus-", "faultline-exporter-"]
                     .contains { name.hasPrefix($0) }
             }
         #expect(temporary.isEmpty, "temporary files left: \(temporary)")

@@ -55,18 +55,6 @@ public struct NamespaceIdentity: Sendable, Hashable, Codable, CustomStringConver
 }
 
 extension RevertRecord {
-    /// The same record with the namespace path `old` replaced by `new` in its commands and checks.
-    public func enteringNamespace(_ old: String, at new: String) -> RevertRecord {
-        switch self {
-        case .commands(let revert, let checks):
-            let argv = revert.map { $0.map { $0 == "--net=\(old)" ? "--net=\(new)" : $0 } }
-            return .commands(revert: argv, checks: checks.map { $0.inNamespace(old, at: new) })
-        case .steps(let steps): return .steps(steps.map { $0.enteringNamespace(old, at: new) })
-        case .inNamespace(let pin, let inner): return .inNamespace(pin, inner.enteringNamespace(old, at: new))
-        default: return self
-        }
-    }
-
     /// The same record without what acts inside a namespace (its commands): what is left to undo once the
     /// namespace is gone (a delayer process, say); nil when nothing is.
     public var outsideNamespace: RevertRecord? {

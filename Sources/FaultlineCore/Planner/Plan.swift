@@ -70,16 +70,6 @@ public enum StateCheck: Sendable, Hashable, Codable {
     /// An iptables or ip6tables chain (of `table`, filter when nil): present while active, gone after revert.
     case chain(namespace: String?, tool: String, chain: String, table: String? = nil)
 
-    /// The same check in the namespace at `new` where it named `old`.
-    public func inNamespace(_ old: String, at new: String) -> StateCheck {
-        switch self {
-        case .rootQdisc(let namespace, let device, let previous) where namespace == old:
-            .rootQdisc(namespace: new, device: device, previous: previous)
-        case .chain(let namespace, let tool, let chain, let table) where namespace == old:
-            .chain(namespace: new, tool: tool, chain: chain, table: table)
-        default: self
-        }
-    }
 }
 
 /// A command run as argv, a process started for the fault's lifetime, or a kernel call made by faultline itself.
