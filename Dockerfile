@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Faultline's image: the agent (`faultline agent`) with only what the faults need.
 #   docker build -t faultline:0.1.0 .
-#   docker run --rm --cap-add NET_ADMIN -e FAULTLINE_TOKEN=... -p 7465:7465 faultline:0.1.0
+#   docker run --rm --cap-add NET_ADMIN -e FAULTLINE_TOKEN=... -v "$PWD/tls:/etc/faultline/tls:ro" -p 7465:7465 faultline:0.1.0
+#   (tls/ holds tls.crt and tls.key, readable by uid 65532: off loopback the agent serves HTTPS only)
 # Without a Docker engine, scripts/build-image builds the same runtime image with buildah from a binary built
 # on the host, or (--dockerfile) this file with buildah and a local Swift builder image.
 # Deployment examples: deploy/ (Kubernetes sidecar and DaemonSet, systemd).
@@ -54,7 +55,9 @@ ENV FAULTLINE_STATE_DIR=/var/lib/faultline
 USER 65532:65532
 WORKDIR /var/lib/faultline
 EXPOSE 7465
-HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 CMD ["faultline", "health", "--url", "http://127.0.0.1:7465"]
+# The health check sends no secret and does not check the agent's certificate.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 CMD ["faultline", "health", "--url", "https://127.0.0.1:7465"]
 ENTRYPOINT ["faultline", "agent"]
-# A non-loopback address needs a token: -e FAULTLINE_TOKEN=... or --token-file (mode 0600).
-CMD ["--listen", "0.0.0.0:7465"]
+# A non-loopback address needs a token (-e FAULTLINE_TOKEN=... or --token-file, mode 0600) and HTTPS: mount the
+# certificate and key (a Kubernetes TLS secret has these names) at /etc/faultline/tls.
+CMD ["--listen", "0.0.0.0:7465", "--tls-cert", "/etc/faultline/tls/tls.crt", "--tls-key", "/etc/faultline/tls/tls.key"]

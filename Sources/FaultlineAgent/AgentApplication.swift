@@ -1,22 +1,28 @@
 import FaultlineCore
+import FaultlineJournal
 import FaultlineSystem
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 
-/// Builds the agent's HTTP application (SPEC §3); shared by `faultline agent` and the tests.
+/// Builds the agent's HTTP application (SPEC §3), HTTPS when `configuration.tls` is set; shared by `faultline agent`
+/// and the tests. A usage error names a certificate or key file that cannot be used.
 public func buildAgentApplication(registry: RunRegistry, configuration: AgentConfiguration, logger: Logger,
-                                  onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
-    let router = Router(context: BasicRequestContext.self)
+                                  note: @escaping @Sendable (String) -> Void = { _ in },
+                                  onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+    let router = Router(context: AgentRequestContext.self)
     router.add(middleware: ErrorShapeMiddleware())
-    router.add(middleware: BearerAuthMiddleware(token: configuration.token))
+    router.add(middleware: AccessMiddleware(credentials: configuration.credentials, audit: registry.auditLog))
     AgentRoutes(registry: registry, maxBodySize: configuration.maxBodySize).add(to: router)
     let idle = configuration.idleTimeout.components
+    let http = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000)))
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
+        server: try configuration.tls.map { tls in try .tls(http, tlsConfiguration: tls.serverConfiguration(note: note)) } ?? http,
         configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "faultline",
                                                 availableConnectionsDelegate: .maximum(configuration.maxConnections, logger: logger)),
         onServerRunning: onServerRunning,
@@ -28,7 +34,7 @@ struct AgentRoutes: Sendable {
     let registry: RunRegistry
     let maxBodySize: Int
 
-    func add(to router: Router<BasicRequestContext>) {
+    func add(to router: Router<AgentRequestContext>) {
         router.get("/healthz") { _, _ in Self.text("ok\n") }
         router.get("/metrics") { _, _ in Self.text(registry.metrics.exposition(), type: "text/plain; version=0.0.4; charset=utf-8") }
         router.get("/v1/capabilities") { _, _ in try Self.json(await Preflight().checkAllTypes()) }
@@ -53,12 +59,21 @@ struct AgentRoutes: Sendable {
             do { decoded = try JSONDecoder().decode(ScheduleRequest.self, from: body) } catch {
                 throw AgentError.badRequest("the body must be a JSON object {scenario, cron, timeZone?, lease?}: \(Self.describe(error))")
             }
-            return try Self.json(registry.schedule(decoded, source: Self.source(request)), status: .created)
+            let created = try registry.schedule(decoded, source: Self.source(request))
+            var response = try Self.json(created, status: .created)
+            response.headers[.location] = "/v1/schedules/\(created.id)"
+            return response
         }
         router.get("/v1/schedules") { _, _ in try Self.json(ScheduleList(schedules: registry.listSchedules())) }
         router.delete("/v1/schedules/:id") { _, context in
             try registry.unschedule(try Self.id(context))
             return Response(status: .noContent)
+        }
+        router.get("/v1/audit") { request, _ in
+            let parameters = request.uri.queryParameters
+            let after = try Self.number(parameters["after"].map(String.init), name: "after", range: 0...Int.max, default: 0)
+            let limit = try Self.number(parameters["limit"].map(String.init), name: "limit", range: 1...1_000, default: 100)
+            return try Self.json(AuditList(entries: registry.audit(after: Int64(after), limit: limit)))
         }
     }
 
@@ -68,6 +83,7 @@ struct AgentRoutes: Sendable {
         (["v1", "runs"], ["GET", "POST"]), (["v1", "runs", ":id"], ["GET"]), (["v1", "runs", ":id", "events"], ["GET"]),
         (["v1", "runs", ":id", "report"], ["GET"]), (["v1", "runs", ":id", "abort"], ["POST"]), (["v1", "runs", ":id", "lease"], ["POST"]),
         (["v1", "abort"], ["POST"]), (["v1", "schedules"], ["GET", "POST"]), (["v1", "schedules", ":id"], ["DELETE"]),
+        (["v1", "audit"], ["GET"]),
     ]
 
     /// The methods `path` has; empty when the path is not part of the API.
@@ -80,6 +96,7 @@ struct AgentRoutes: Sendable {
 
     struct ScheduleList: Codable { var schedules: [ScheduleStatus] }
     struct AbortAll: Codable { var aborted: [RunStatus] }
+    struct AuditList: Codable { var entries: [AuditEntry] }
 
     func submit(_ request: Request) async throws -> Response {
         var request = request
@@ -143,7 +160,7 @@ struct AgentRoutes: Sendable {
     }
 
     /// The id in the path, percent-decoded; one that cannot be an id is simply not found.
-    static func id(_ context: BasicRequestContext) throws -> String {
+    static func id(_ context: AgentRequestContext) throws -> String {
         let raw = context.parameters.get("id") ?? ""
         let id = raw.removingPercentEncoding ?? raw
         guard (1...64).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
@@ -186,6 +203,15 @@ struct AgentRoutes: Sendable {
     }
 
     static func parseTime(_ text: String) -> Date? { APIDate.parse(text) }
+
+    /// A whole number query parameter within `range`; a bad request names it.
+    static func number(_ text: String?, name: String, range: ClosedRange<Int>, default: Int) throws -> Int {
+        guard let text else { return `default` }
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text), range.contains(value) else {
+            throw AgentError.badRequest("'\(name)' value '\(text.prefix(32))' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
 
     static func describe(_ error: any Error) -> String {
         switch error {

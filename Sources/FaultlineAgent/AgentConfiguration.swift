@@ -8,8 +8,10 @@ import Tracing
 public struct AgentConfiguration: Sendable {
     public var host: String
     public var port: Int
-    /// The bearer token every request but `GET /healthz` needs (loopback too).
-    public var token: String
+    /// The bearer tokens, one of which every request but `GET /healthz` needs (loopback too), with their roles.
+    public var credentials: AgentCredentials
+    /// HTTPS settings; nil serves plain HTTP (loopback, or another address with `--insecure-http`).
+    public var tls: AgentTLS?
     public var stateDirectory: String
     /// This executable, to start guards and probe helpers.
     public var executable: String
@@ -41,10 +43,10 @@ public struct AgentConfiguration: Sendable {
     /// (`--allow-command-probes`); off, such scenarios are refused.
     public var allowCommandProbes = false
 
-    public init(host: String, port: Int, token: String, stateDirectory: String, executable: String, forwarded: [String]) {
+    public init(host: String, port: Int, credentials: AgentCredentials, stateDirectory: String, executable: String, forwarded: [String]) {
         self.host = host
         self.port = port
-        self.token = token
+        self.credentials = credentials
         self.stateDirectory = stateDirectory
         self.executable = executable
         self.forwarded = forwarded
@@ -67,6 +69,13 @@ public struct AgentConfiguration: Sendable {
         guard token.utf8.count >= minimumTokenLength else {
             throw FaultlineError(.usage, "refusing to listen on \(host) with a token of \(token.utf8.count) characters: use at least \(minimumTokenLength), e.g. from 'openssl rand -hex 32'")
         }
+    }
+
+    /// Refuses plain HTTP on an address other hosts can reach unless `insecure` (`--insecure-http`) says the
+    /// operator accepts that anyone on the path reads the bearer token: a usage error saying what to do.
+    public static func checkTransport(host: String, tls: Bool, insecure: Bool) throws(FaultlineError) {
+        guard !isLoopback(host), !tls, !insecure else { return }
+        throw FaultlineError(.usage, "refusing to serve plain HTTP on \(host): anyone on the path could read the bearer token; pass --tls-cert and --tls-key to serve HTTPS, or --insecure-http to accept that")
     }
 
     /// Splits `HOST:PORT` or `[V6]:PORT` (or a bare port); throws a usage error naming the bad value.

@@ -16,6 +16,8 @@ public final class RunRegistry: Service, Sendable {
     let journal: Journal
     let context = DriverContext()
     let write: @Sendable (String) -> Void
+    /// Where every mutating request is recorded.
+    let auditLog: AuditLog
 
     private let runs = Mutex<[String: AgentRun]>([:])
     let schedules = Mutex<[String: ScheduleEntry]>([:])
@@ -29,7 +31,12 @@ public final class RunRegistry: Service, Sendable {
     public init(configuration: AgentConfiguration, write: @escaping @Sendable (String) -> Void) throws(FaultlineError) {
         self.configuration = configuration
         self.write = write
-        journal = try Journal(directory: configuration.stateDirectory)
+        let journal = try Journal(directory: configuration.stateDirectory)
+        self.journal = journal
+        let format = configuration.logFormat, minimum = configuration.logLevel
+        auditLog = AuditLog(journal: journal) { message in
+            EventLog(format: format, run: "-", scenario: "-", minimum: minimum, write: write).log(RunEvent(.warning, "audit", message))
+        }
         (jobs, enqueue) = AsyncStream.makeStream()
         if configuration.port != 0 { port.withLock { $0 = UInt16(configuration.port) } }
     }
@@ -116,6 +123,13 @@ public final class RunRegistry: Service, Sendable {
     }
 
     public func status(_ id: String) throws(AgentError) -> RunStatus { try run(id).status }
+
+    /// The audit log's entries after `seq`, oldest first; without `after`, the newest `limit`.
+    func audit(after seq: Int64, limit: Int) throws(AgentError) -> [AuditEntry] {
+        do { return try journal.auditEntries(after: seq, limit: limit, newest: seq == 0) } catch {
+            throw AgentError(.internalServerError, "journal", "cannot read the audit log: \(error)")
+        }
+    }
 
     /// Makes a run known (a cron run that could not start still shows, with its reason).
     func registerIfNeeded(_ run: AgentRun) {

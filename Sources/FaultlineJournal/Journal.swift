@@ -138,6 +138,13 @@ public final class Journal: Sendable {
                   device INTEGER NOT NULL, inode INTEGER NOT NULL, PRIMARY KEY (runID, path));
                 """)
         }
+        migrator.registerMigration("v4-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit (
+                  seq INTEGER PRIMARY KEY AUTOINCREMENT, time DOUBLE NOT NULL, token TEXT NOT NULL, role TEXT, peer TEXT NOT NULL,
+                  action TEXT NOT NULL, target TEXT, status INTEGER NOT NULL, result TEXT NOT NULL);
+                """)
+        }
         return migrator
     }
 

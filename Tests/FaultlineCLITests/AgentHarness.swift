@@ -147,3 +147,56 @@ func pauseFault(_ name: String, sleepers: TestSleepers, duration: String = "30s"
           match: {name: \(sleepers.name)}
     """
 }
+
+/// Certificates made with openssl for TLS tests, in a scratch folder: a CA, the agent's certificate for `agentNames`
+/// (subjectAltName, e.g. `IP:127.0.0.1,DNS:localhost`), a client CA with one client, and a rogue CA with one client.
+struct TestPKI {
+    let directory: String
+    func path(_ name: String) -> String { directory + "/" + name }
+
+    /// The agent's options to serve HTTPS with these certificates.
+    var agentOptions: [String] { ["--tls-cert", path("agent.pem"), "--tls-key", path("agent.key")] }
+
+    static func make(_ directory: String, agentNames: String = "IP:127.0.0.1,DNS:localhost") async throws -> TestPKI {
+        let pki = TestPKI(directory: directory)
+        try await pki.authority("ca")
+        try await pki.authority("client-ca")
+        try await pki.authority("rogue-ca")
+        try await pki.issue("agent", by: "ca", names: agentNames)
+        try await pki.issue("client", by: "client-ca", names: "DNS:controller")
+        try await pki.issue("rogue-client", by: "rogue-ca", names: "DNS:controller")
+        return pki
+    }
+
+    func openssl(_ arguments: [String]) async throws -> String {
+        let result = try await SubprocessRunner().run(["openssl"] + arguments, timeout: .seconds(30), outputLimit: 1 << 20)
+        guard result.succeeded else { throw TestFailure("openssl \(arguments.joined(separator: " ")): \(result.standardError)") }
+        return result.standardOutput
+    }
+
+    /// A self-signed CA: NAME.pem and NAME.key.
+    func authority(_ name: String) async throws {
+        _ = try await openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                               "-subj", "/CN=faultline test \(name)", "-keyout", path(name + ".key"), "-out", path(name + ".pem")])
+    }
+
+    /// A certificate for `names` (subjectAltName) signed by the CA `issuer`: NAME.pem and NAME.key.
+    func issue(_ name: String, by issuer: String, names: String, serial: String = "0x1001") async throws {
+        try "subjectAltName=\(names)\n".write(toFile: path(name + ".ext"), atomically: true, encoding: .utf8)
+        _ = try await openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                               "-subj", "/CN=\(name)", "-keyout", path(name + ".key"), "-out", path(name + ".csr")])
+        _ = try await openssl(["x509", "-req", "-in", path(name + ".csr"), "-CA", path(issuer + ".pem"), "-CAkey", path(issuer + ".key"),
+                               "-set_serial", serial, "-days", "2", "-extfile", path(name + ".ext"), "-out", path(name + ".pem")])
+    }
+
+    /// The serial number (hex) of the certificate an HTTPS agent on 127.0.0.1:`port` presents now, on a new
+    /// connection that checks it against the CA (curl's %{certs}).
+    func servedSerial(port: Int) async throws -> String {
+        let answer = try await SubprocessRunner().run(["curl", "-sS", "--cacert", path("ca.pem"), "-w", "%{certs}", "-o", "/dev/null",
+                                                       "https://127.0.0.1:\(port)/healthz"], timeout: .seconds(10), outputLimit: 1 << 20)
+        guard answer.succeeded, let line = answer.standardOutput.split(separator: "\n").first(where: { $0.hasPrefix("Serial Number:") }) else {
+            throw TestFailure("curl got no certificate from 127.0.0.1:\(port): \(answer.standardOutput)\(answer.standardError)")
+        }
+        return String(line.dropFirst("Serial Number:".count)).trimmingCharacters(in: .whitespaces)
+    }
+}

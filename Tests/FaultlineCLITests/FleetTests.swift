@@ -11,7 +11,7 @@ import Glibc
 
 /// Three agents, each in its own network namespace with its own service, driven by one controller
 /// in a fourth namespace: submit a drop to all, abort --all, and a lease that outlives a killed controller.
-@Suite(.serialized, .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("python3"), "needs root, ip, tc, iptables, nsenter and python3"))
+@Suite(.serialized, .enabled(if: Privilege.canUseNamespaces && Privilege.hasTool("python3") && Privilege.hasTool("openssl"), "needs root, ip, tc, iptables, nsenter, python3 and openssl"))
 struct FleetTests {
     static let token = "fleet-\(UInt64.random(in: 0 ... .max))-\(UInt64.random(in: 0 ... .max))"
 
@@ -21,6 +21,8 @@ struct FleetTests {
         let agents: [TestAgent]
         var inventory: String { directory + "/fleet.txt" }
         var tokenFile: String { directory + "/token" }
+        /// The CA that signed the agents' certificates (the fleet speaks HTTPS across its network).
+        var caFile: String { directory + "/ca.pem" }
 
         /// Runs `faultline ARGS --agents fleet.txt --token-file F` in the controller's namespace.
         func controller(_ arguments: [String]) async throws -> (exit: Int32, output: String) {
@@ -32,7 +34,7 @@ struct FleetTests {
         func startController(_ arguments: [String]) throws -> (ProcessIdentity, String) {
             let log = "\(directory)/controller-\(UInt32.random(in: 0 ... .max)).log"
             let argv = ["/usr/sbin/ip", "netns", "exec", fleet.controller, TestPaths.faultline] + arguments
-                + ["--agents", inventory, "--token-file", tokenFile]
+                + ["--agents", inventory, "--token-file", tokenFile, "--ca-file", caFile]
             return (try ChildProcess.spawn(argv, table: ProcessTable(), output: log), log)
         }
 
@@ -92,13 +94,15 @@ struct FleetTests {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             _ = FileManager.default.createFile(atPath: directory + "/token", contents: Data(Self.token.utf8), attributes: [.posixPermissions: 0o600])
+            // Off loopback the agents serve HTTPS: one certificate for the members' addresses, checked by the controller.
+            let pki = try await TestPKI.make(directory, agentNames: fleet.members.indices.map { "IP:\(TestFleet.address($0))" }.joined(separator: ","))
             var inventory = "# the test fleet\n"
             for index in fleet.members.indices {
                 try await fleet.serve(member: index, port: 8080)
                 let agent = try await TestAgent.start(directory: directory, state: "\(directory)/state-\(index)", token: Self.token,
-                                                      netns: fleet.members[index], listen: "\(TestFleet.address(index)):7465")
+                                                      netns: fleet.members[index], listen: "\(TestFleet.address(index)):7465", extra: pki.agentOptions)
                 agents.append(agent)
-                inventory += "host-\(index + 1) http://\(TestFleet.address(index)):7465\n"
+                inventory += "host-\(index + 1) https://\(TestFleet.address(index)):7465\n"
             }
             try inventory.write(toFile: directory + "/fleet.txt", atomically: true, encoding: .utf8)
             try await body(Setup(fleet: fleet, directory: directory, agents: agents))

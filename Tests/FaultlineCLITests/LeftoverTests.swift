@@ -66,6 +66,8 @@ struct LeftoverTests {
             #expect(forget.exitCode == 0, "\(forget.standardError)")
             let entry = try #require(try Journal(directory: state).faults(of: "dead0001").first)
             #expect(entry.state == .forgotten && entry.error?.contains("after a manual cleanup") == true)
+            let audit = try #require(try Journal(directory: state).auditEntries().last, "the --forget is in the audit log")
+            #expect(audit.action == "forget" && audit.target == "dead0001/slow-eth0" && audit.token == "local:root" && audit.result == "ok: slow-eth0")
             let clean = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--state-dir", state], timeout: .seconds(30), outputLimit: 1 << 20)
             #expect(clean.exitCode == 0, "\(clean.standardError)")
             let again = try await run(shaping, target: true)

@@ -4,7 +4,7 @@ import Yams
 
 /// The deployment examples under `deploy/` parse, and say what their guides promise: the sidecar non-root with
 /// NET_ADMIN only and its token from a Secret, the DaemonSet root with named capabilities and not privileged, the
-/// systemd unit hardened and leaving the guard alive on stop.
+/// systemd unit hardened and leaving the guard alive on stop, and every agent off loopback serving HTTPS.
 @Suite struct DeployExamplesTests {
     static let deploy = ScenarioExamplesTests.root.appendingPathComponent("deploy")
 
@@ -83,6 +83,39 @@ import Yams
         #expect(settings["TimeoutStopSec"] != nil)
         // Descriptors for many connections and, beside them, for reverts (the default soft limit is 1024).
         #expect(Int(settings["LimitNOFILE"] ?? "") ?? 0 >= 65_536)
+    }
+
+    @Test("every example that listens off loopback serves HTTPS (the agent refuses plain HTTP there): a certificate and key from a mounted TLS secret, HTTPS probes",
+          arguments: [("kubernetes/sidecar.yaml", "Deployment"), ("kubernetes/daemonset.yaml", "DaemonSet")])
+    func kubernetesAgentsServeHTTPS(_ file: String, _ kind: String) throws {
+        let documents = try Self.documents(file)
+        let agent = try Self.agentContainer(in: documents, kind: kind)
+        let args = agent["args"] as? [String] ?? []
+        #expect(args.contains("0.0.0.0:7465") && !args.contains("--insecure-http"))
+        let certificate = try #require(args.firstIndex(of: "--tls-cert").map { args[$0 + 1] })
+        let key = try #require(args.firstIndex(of: "--tls-key").map { args[$0 + 1] })
+        let mount = try #require((agent["volumeMounts"] as? [[String: Any]] ?? []).first { mount in
+            (mount["mountPath"] as? String).map { certificate.hasPrefix($0 + "/") && key.hasPrefix($0 + "/") } == true
+        }, "the certificate and key come from a mounted volume")
+        let workload = try #require(documents.first { $0["kind"] as? String == kind })
+        let volumes = (((workload["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])?["volumes"] as? [[String: Any]] ?? []
+        let secret = try #require(volumes.first { $0["name"] as? String == mount["name"] as? String }?["secret"] as? [String: Any])
+        #expect(documents.contains { $0["kind"] as? String == "Secret" && $0["type"] as? String == "kubernetes.io/tls"
+                && ($0["metadata"] as? [String: Any])?["name"] as? String == secret["secretName"] as? String })
+        for probe in ["livenessProbe", "readinessProbe"] {
+            #expect(((agent[probe] as? [String: Any])?["httpGet"] as? [String: Any])?["scheme"] as? String == "HTTPS", "\(probe)")
+        }
+    }
+
+    @Test func theSystemdUnitAndTheImageServeHTTPSOffLoopback() throws {
+        let unit = try String(contentsOf: Self.deploy.appendingPathComponent("systemd/faultline-agent.service"), encoding: .utf8)
+        let start = try #require(unit.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+        #expect(start.contains("--listen 0.0.0.0:7465") && start.contains("--tls-cert ") && start.contains("--tls-key "))
+        let dockerfile = try String(contentsOf: ScenarioExamplesTests.root.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        let command = try #require(dockerfile.split(separator: "\n").first { $0.hasPrefix("CMD ") })
+        #expect(command.contains("\"0.0.0.0:7465\"") && command.contains("\"--tls-cert\"") && command.contains("\"--tls-key\""))
+        let health = try #require(dockerfile.split(separator: "\n").first { $0.hasPrefix("HEALTHCHECK ") })
+        #expect(health.contains("https://127.0.0.1:7465"))
     }
 
     /// SPEC §4: the metric names the agent serves.

@@ -16,12 +16,14 @@ struct AgentCommand: AsyncParsableCommand {
             Runs go through the same engine, journal and guard as 'faultline run'. On SIGTERM, SIGINT, SIGHUP or SIGQUIT \
             every active fault is reverted before the agent exits; at start it reverts what a crashed \
             agent left. Listening on a non-loopback address needs a token of at least 32 characters \
-            (--token-file, mode 0600, or env FAULTLINE_TOKEN). Port 0 picks a free port; the address is printed on stderr. As process 1 of \
+            (--token-file, mode 0600, or env FAULTLINE_TOKEN; or named tokens with roles in --tokens-file) and HTTPS (--tls-cert, --tls-key; read again when \
+            they change; --tls-client-ca for mutual TLS), or --insecure-http to serve the token in clear text. Port 0 picks a free port; the address is printed on stderr. As process 1 of \
             a PID namespace (a container's entrypoint), or with --supervise, it serves from a child process and \
             outlives it, so the guards revert a crashed server's faults before the container exits.
 
             Example:
-              faultline agent --listen 0.0.0.0:7465 --token-file /etc/faultline/token
+              faultline agent --listen 0.0.0.0:7465 --token-file /etc/faultline/token \\
+                --tls-cert /etc/faultline/tls/tls.crt --tls-key /etc/faultline/tls/tls.key
             """
     )
 
@@ -29,6 +31,21 @@ struct AgentCommand: AsyncParsableCommand {
     var listen = "127.0.0.1:7465"
 
     @OptionGroup var token: TokenOptions
+
+    @Option(help: ArgumentHelp("Named tokens with roles: 'NAME ROLE TOKEN' lines, ROLE read or operate (mode 0600; read again when it changes).", valueName: "file"))
+    var tokensFile: String?
+
+    @Option(help: ArgumentHelp("Serve HTTPS with this certificate chain (PEM); read again when it changes.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert; read again when it changes.", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("Require client certificates signed by these CA certificates (PEM): mutual TLS.", valueName: "file"))
+    var tlsClientCa: String?
+
+    @Flag(help: "Serve plain HTTP on a non-loopback address: anyone on the path can read the bearer token.")
+    var insecureHttp = false
 
     @Flag(help: "Serve from a child process and outlive it, so a crashed server's guards finish their reverts before this process exits (on by default as process 1 of a PID namespace; for containers with hostPID).")
     var supervise = false
@@ -45,30 +62,46 @@ struct AgentCommand: AsyncParsableCommand {
     @OptionGroup var observability: ObservabilityOptions
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard tlsClientCa == nil || tlsCert != nil else { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
+        guard !(insecureHttp && tlsCert != nil) else { throw ValidationError("--insecure-http and --tls-cert exclude each other") }
+    }
+
     func run() async throws {
         if AgentSupervisor.shouldSupervise(asked: supervise) { throw ExitCode(AgentSupervisor.run(arguments: CommandLine.arguments)) }
         let address: (host: String, port: Int)
-        let secret: String
+        let tls = tlsCert.map { AgentTLS(certificate: $0, key: tlsKey ?? $0, clientCA: tlsClientCa) }
+        let credentials: AgentCredentials
         var madeTokenFile: String?
         do {
             address = try AgentConfiguration.parseListen(listen)
             let given = try token.token()
-            try AgentConfiguration.checkToken(given, host: address.host)
+            if given != nil || tokensFile == nil { try AgentConfiguration.checkToken(given, host: address.host) }
+            try AgentConfiguration.checkTransport(host: address.host, tls: tls != nil, insecure: insecureHttp)
+            // The certificate, key and tokens are checked before anything else happens (no run is reverted, no token made).
+            _ = try tls?.serverConfiguration(note: { _ in })
+            let minimum = AgentConfiguration.isLoopback(address.host) ? 1 : AgentConfiguration.minimumTokenLength
+            _ = try tokensFile.map { file throws(FaultlineError) in try AgentCredentials.read(file, minimumLength: minimum) }
+            var fixed: [AgentCredential] = []
             if let given {
-                secret = given
-            } else {
+                fixed = [AgentCredential(name: AgentCredentials.defaultName, role: .operate, token: given)]
+            } else if tokensFile == nil {
                 // Every listener needs a token, loopback too: other local users and containers sharing the pod's
                 // loopback must not run commands as root. One made here goes where only this user reads it.
-                secret = try TokenOptions.makeLocalAgentToken(stateDirectory: global.stateDirectory)
+                let made = try TokenOptions.makeLocalAgentToken(stateDirectory: global.stateDirectory)
+                fixed = [AgentCredential(name: AgentCredentials.defaultName, role: .operate, token: made)]
                 madeTokenFile = TokenOptions.localAgentTokenFile(stateDirectory: global.stateDirectory)
             }
+            credentials = try AgentCredentials(fixed: fixed, file: tokensFile, minimumLength: minimum) { StandardError.write("faultline agent: \($0)\n") }
         } catch {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.invalid
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var configuration = AgentConfiguration(host: address.host, port: address.port, token: secret, stateDirectory: global.stateDirectory,
+        var configuration = AgentConfiguration(host: address.host, port: address.port, credentials: credentials, stateDirectory: global.stateDirectory,
                                                executable: executable, forwarded: global.forwarded)
+        configuration.tls = tls
         configuration.logFormat = global.logFormat == .json ? .json : .text
         configuration.logLevel = RunEvent.Level(rawValue: global.logLevel.rawValue) ?? .info
         do { configuration.grafana = try observability.grafana() } catch {
@@ -108,11 +141,19 @@ struct AgentCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         let host = address.host
         let tokenNote = madeTokenFile.map { " (token in \($0))" } ?? ""
-        let application = buildAgentApplication(registry: registry, configuration: configuration, logger: logger) { channel in
-            let port = channel.localAddress?.port ?? address.port
-            registry.serverStarted(port: port)
-            let shown = host.contains(":") ? "[\(host)]" : host
-            StandardError.write("faultline agent listening on http://\(shown):\(port)\(tokenNote)\n")
+        let scheme = configuration.tls == nil ? "http" : "https"
+        let application: any Service
+        do {
+            application = try buildAgentApplication(registry: registry, configuration: configuration, logger: logger,
+                                                    note: { StandardError.write("faultline agent: \($0)\n") }) { channel in
+                let port = channel.localAddress?.port ?? address.port
+                registry.serverStarted(port: port)
+                let shown = host.contains(":") ? "[\(host)]" : host
+                StandardError.write("faultline agent listening on \(scheme)://\(shown):\(port)\(tokenNote)\n")
+            }
+        } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.invalid
         }
         // Shut down in reverse order: the registry reverts every run before the HTTP server stops.
         let group = ServiceGroup(configuration: .init(services: [application, registry], gracefulShutdownSignals: [.sigterm, .sigint, .sighup, .sigquit], logger: logger))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FaultlineCore
 
 /// `faultline health`: asks an agent's `/healthz`, for container health checks and scripts.
 struct HealthCommand: AsyncParsableCommand {
@@ -7,15 +8,19 @@ struct HealthCommand: AsyncParsableCommand {
         abstract: "Check that an agent answers on /healthz (exit 0) or not (exit 1); for container health checks.",
         discussion: """
             Needs no token: /healthz is the one route the agent serves without one. Exit 1 (not 3) when the agent \
-            does not answer, as container health checks expect.
+            does not answer, as container health checks expect. An https:// agent's certificate is not checked \
+            unless --ca-file is given: the check sends no secret and only asks whether the agent answers.
 
             Example:
               faultline health --url http://127.0.0.1:7465
+              faultline health --url https://127.0.0.1:7465
             """
     )
 
     @Option(help: "The agent's base URL.") var url = "http://127.0.0.1:7465"
     @Option(help: "Seconds to wait for the answer.") var timeout = 3
+    @Option(help: ArgumentHelp("Check an https:// agent's certificate against these CA certificates (PEM).", valueName: "file"))
+    var caFile: String?
 
     func validate() throws {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
@@ -27,7 +32,14 @@ struct HealthCommand: AsyncParsableCommand {
     func run() async throws {
         var base = url
         while base.hasSuffix("/") { base.removeLast() }
-        let client = AgentClient(endpoint: AgentEndpoint(name: base, url: base), token: nil)
+        let client: AgentClient
+        do {
+            let http = try AgentClient.http(tls: ClientTLS(caFile: caFile, verify: caFile != nil))
+            client = AgentClient(endpoint: AgentEndpoint(name: base, url: base), token: nil, http: http)
+        } catch {
+            StandardError.write("faultline: \(error)\n")
+            throw ExitCode(1)
+        }
         do {
             _ = try await client.send(.GET, "/healthz", timeout: .seconds(Int64(timeout)))
             print("ok \(base)/healthz")

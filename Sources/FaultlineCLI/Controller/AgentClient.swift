@@ -1,8 +1,11 @@
 import AsyncHTTPClient
 import FaultlineAgent
+import FaultlineCore
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
+import Synchronization
 
 /// One agent the controller talks to.
 struct AgentEndpoint: Sendable, Hashable {
@@ -48,21 +51,54 @@ struct AgentFailure: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Talks JSON over HTTP to one agent's API (SPEC §3).
+/// How the controller checks https:// agents: the CA certificates their certificates must chain to (nil: the
+/// system's trust store) and, for agents that require mutual TLS, its own certificate and key.
+struct ClientTLS: Sendable, Hashable {
+    var caFile: String?
+    var clientCert: String?
+    var clientKey: String?
+    /// Whether the agent's certificate is checked at all: only `faultline health`, which sends no secret, skips it.
+    var verify = true
+
+    /// The TLS configuration (TLS 1.2 at least, host names checked); a usage error names a file that cannot be used.
+    func configuration() throws(FaultlineError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        if let caFile { configuration.trustRoots = .certificates(try TLSIdentity.certificates(caFile, option: "--ca-file")) }
+        if !verify { configuration.certificateVerification = .none }
+        if let clientCert, let clientKey {
+            let identity = try TLSIdentity.load(certificate: clientCert, key: clientKey, options: ("--client-cert", "--client-key"))
+            configuration.certificateChain = identity.chain.map { .certificate($0) }
+            configuration.privateKey = .privateKey(identity.key)
+        }
+        return configuration
+    }
+}
+
+/// Talks JSON over HTTP or HTTPS to one agent's API (SPEC §3).
 struct AgentClient: Sendable {
     let endpoint: AgentEndpoint
     let token: String?
+    let http: HTTPClient
 
     static let decoder = JSONDecoder.api
 
-    /// One client for the process: a refused or unanswered connection fails fast (no retries until the
-    /// deadline), so an unreachable agent is named at once and the others go on.
-    static let http: HTTPClient = {
-        var configuration = HTTPClient.Configuration()
+    static let clients = Mutex<[ClientTLS: HTTPClient]>([:])
+
+    /// One HTTP client per TLS setting for the process: a refused or unanswered connection fails fast (no retries
+    /// until the deadline), so an unreachable agent is named at once and the others go on.
+    static func http(tls: ClientTLS) throws(FaultlineError) -> HTTPClient {
+        if let made = clients.withLock({ $0[tls] }) { return made }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: try tls.configuration())
         configuration.timeout = .init(connect: .seconds(3))
         configuration.connectionPool.retryConnectionEstablishment = false
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+        return clients.withLock { clients in
+            if let made = clients[tls] { return made }
+            let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            clients[tls] = made
+            return made
+        }
+    }
 
     /// Sends one request; the body of a 2xx answer (`open` turns any other into the agent's error).
     func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil,
@@ -96,8 +132,8 @@ struct AgentClient: Sendable {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response: HTTPClientResponse
-        do { response = try await Self.http.execute(request, timeout: timeout) } catch {
-            throw .unreachable("\(endpoint.name) is unreachable at \(endpoint.url): \(Self.reason(error))")
+        do { response = try await http.execute(request, timeout: timeout) } catch {
+            throw .unreachable("\(endpoint.name) is unreachable at \(endpoint.url): \(reason(error))")
         }
         if !(200..<300).contains(Int(response.status.code)) {
             let data = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
@@ -106,10 +142,25 @@ struct AgentClient: Sendable {
         return response
     }
 
-    static func reason(_ error: any Error) -> String {
+    func reason(_ error: any Error) -> String {
         let text = "\(error)"
         if text.contains("connectTimeout") || text.contains("deadlineExceeded") { return "timed out" }
         if text.contains("connection refused") || text.contains("ECONNREFUSED") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("unableToValidateCertificate") {
+            return "its TLS certificate is not trusted (pass --ca-file with the CA certificate that signed it)"
+        }
+        if text.contains("CERTIFICATE_REQUIRED") {
+            return "it requires a client certificate (mutual TLS): pass --client-cert and --client-key"
+        }
+        if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") {
+            return "it does not speak TLS: use an http:// URL (\(text))"
+        }
+        if endpoint.url.hasPrefix("http://"), text.contains("remoteConnectionClosed") || text.contains("invalidEOFState") || text.contains("HPE_") {
+            return "it closed the connection: if the agent serves HTTPS, use an https:// URL (\(text))"
+        }
+        if text.contains("TLSV1_ALERT") || text.contains("SSLV3_ALERT") || text.contains("handshakeFailed") {
+            return "the TLS handshake failed; if it requires mutual TLS, pass --client-cert and --client-key signed by a CA it trusts (\(text))"
+        }
         return text
     }
 

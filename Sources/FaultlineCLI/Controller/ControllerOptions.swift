@@ -11,6 +11,7 @@ struct ControllerOptions: ParsableArguments {
     var inventory: String?
 
     @OptionGroup var token: TokenOptions
+    @OptionGroup var tls: ClientTLSOptions
 
     /// The agents, in the order given; a usage error names a bad entry.
     func endpoints() throws(FaultlineError) -> [AgentEndpoint] {
@@ -61,13 +62,40 @@ struct ControllerOptions: ParsableArguments {
             let token = try token.token()
             // Without one, a loopback agent is asked with the token it made for itself, if this user can read it.
             let local = token == nil ? try TokenOptions.secret(file: Self.readableLocalTokenFile, environment: "") : nil
+            let http = try AgentClient.http(tls: tls.settings())
             return try endpoints().map { endpoint in
-                AgentClient(endpoint: endpoint, token: token ?? (endpoint.isLoopback ? local : nil))
+                AgentClient(endpoint: endpoint, token: token ?? (endpoint.isLoopback ? local : nil), http: http)
             }
         } catch {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.invalid
         }
+    }
+}
+
+/// How a controller checks an https:// agent and, for mutual TLS, proves who it is.
+struct ClientTLSOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("CA certificates (PEM) an https:// agent's certificate must chain to (env FAULTLINE_CA_FILE; default: the system's).", valueName: "file"))
+    var caFile: String?
+
+    @Option(help: ArgumentHelp("A client certificate (PEM) for agents that require mutual TLS (env FAULTLINE_CLIENT_CERT).", valueName: "file"))
+    var clientCert: String?
+
+    @Option(help: ArgumentHelp("The private key (PEM) of --client-cert (env FAULTLINE_CLIENT_KEY).", valueName: "file"))
+    var clientKey: String?
+
+    /// The settings from the options, else the environment; a usage error names a file that cannot be used.
+    func settings() throws(FaultlineError) -> ClientTLS {
+        let environment = ProcessInfo.processInfo.environment
+        func pick(_ given: String?, _ name: String) -> String? {
+            given ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        let settings = ClientTLS(caFile: pick(caFile, "FAULTLINE_CA_FILE"), clientCert: pick(clientCert, "FAULTLINE_CLIENT_CERT"),
+                                 clientKey: pick(clientKey, "FAULTLINE_CLIENT_KEY"))
+        guard (settings.clientCert == nil) == (settings.clientKey == nil) else {
+            throw FaultlineError(.usage, "--client-cert and --client-key go together (or FAULTLINE_CLIENT_CERT and FAULTLINE_CLIENT_KEY)")
+        }
+        return settings
     }
 }
 

@@ -65,6 +65,13 @@ struct RecoverCommand: AsyncParsableCommand {
             throw ExitStatus.invalid
         }
         for name in names { log.log(RunEvent(.warning, "forgotten", "acknowledged as cleaned up by hand: \(note)", fault: name)) }
+        // The audit log an agent on this state directory serves says who acknowledged what (token local:USER).
+        let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(getuid())"
+        let entry = AuditEntry(time: Date(), token: "local:\(user)", role: nil, peer: "local", action: "forget",
+                               target: runID + (fault.map { "/" + $0 } ?? ""), status: 0, result: "ok: " + names.joined(separator: ", "))
+        do { try journal.audit(entry) } catch {
+            log.log(RunEvent(.warning, "audit", "cannot write the audit entry of this --forget: \(error)"))
+        }
         if (try? journal.faults(of: runID))?.contains(where: \.state.mayBeActive) == false {
             for failure in Recovery(journal: journal, context: DriverContext()).releasePins(runID: runID) {
                 log.log(RunEvent(.error, "pin", "\(failure)"))
