@@ -1,5 +1,6 @@
 import FaultlineCore
 import FaultlineEngine
+import FaultlineSystem
 import Foundation
 import Synchronization
 
@@ -16,7 +17,8 @@ final class AgentRun: Sendable {
         var events: [RunStreamEvent] = []
         var readers: [Int: AsyncStream<RunStreamEvent>.Continuation] = [:]
         var nextReader = 0
-        var claims: Set<String> = []
+        /// The state directory's locks on what the run acts on, held while it goes on (shared with `faultline run`).
+        var locks: ClaimLocks?
         /// Fault name → type, to label metrics.
         var types: [String: String] = [:]
         /// Why the agent stopped it (a label of faultline_aborts_total), when it did.
@@ -46,9 +48,8 @@ final class AgentRun: Sendable {
         encoded.withLock { $0 = (current, json) }
         return json
     }
-    var claims: Set<String> { inner.withLock { $0.claims } }
-
-    func setClaims(_ claims: Set<String>) { inner.withLock { $0.claims = claims } }
+    /// Keeps the run's locks until it is over.
+    func hold(_ locks: ClaimLocks) { inner.withLock { $0.locks = locks } }
 
     func faultType(_ name: String) -> String? { inner.withLock { $0.types[name] } }
 
@@ -74,7 +75,7 @@ final class AgentRun: Sendable {
     func update(_ change: (inout RunStatus) -> Void) {
         let status = inner.withLock { inner -> RunStatus in
             change(&inner.status)
-            if inner.status.state.isFinal { inner.claims = [] }
+            if inner.status.state.isFinal { inner.locks = nil }
             return inner.status
         }
         persist(status)

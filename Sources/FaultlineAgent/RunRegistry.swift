@@ -237,8 +237,8 @@ public final class RunRegistry: Service, Sendable {
     }
 
     /// Plans the scenario here and runs the preflight; 422 with the failed checks when it cannot run.
-    func admit(_ scenario: Scenario, runID: String) async throws(AgentError) -> (Plan, Set<String>) {
-        let (plan, preflight) = await planHere(scenario, runID: runID)
+    func admit(_ scenario: Scenario, runID: String) async throws(AgentError) -> (Plan, [String: Set<String>]) {
+        let (plan, preflight, facts) = await planHere(scenario, runID: runID)
         var details = plan.problems.map { AgentError.Detail(path: nil, line: nil, column: nil, message: "\($0)") }
         for check in preflight.checks where check.status == .missing {
             details.append(.init(path: nil, line: nil, column: nil, message: check.problem))
@@ -246,40 +246,26 @@ public final class RunRegistry: Service, Sendable {
         guard details.isEmpty else {
             throw AgentError(.unprocessableContent, "preflight_failed", "preflight failed on this agent; nothing was applied", details: details)
         }
-        return (plan, claims(for: scenario))
+        return (plan, ResourceClaims.of(scenario, plan: plan, facts: facts))
     }
 
-    /// What a run holds while it runs: interfaces it shapes, processes it kills or pauses, paths it fills.
-    func claims(for scenario: Scenario) -> Set<String> {
-        var claims: Set<String> = []
-        for fault in scenario.spec.faults {
-            let target = (fault.target ?? scenario.spec.target)?.description ?? "this host"
-            if let shaping = fault.action.shaping { claims.insert("interface \(shaping.interface) of \(target)") }
-            switch fault.action {
-            case .killProcess(let kill):
-                for process in ProcessSelection.matches(kill.match, context: context) { claims.insert("process \(process.pid)") }
-            case .pauseProcess(let pause):
-                for process in ProcessSelection.matches(pause.match, context: context) { claims.insert("process \(process.pid)") }
-            case .diskFill(let fill):
-                claims.insert("path \(fill.path)")
-            default: break
-            }
-        }
-        return claims
-    }
-
-    /// Registers the run with its claims, or throws 409 naming the run that holds one of them.
-    func hold(_ run: AgentRun, _ claims: Set<String>) throws(AgentError) {
-        let conflict = runs.withLock { runs -> (String, String)? in
-            for other in runs.values where other.id != run.id && [.running, .reverting].contains(other.status.state) {
-                if let shared = other.claims.intersection(claims).sorted().first { return (other.id, shared) }
-            }
-            run.setClaims(claims)
-            runs[run.id] = run
-            return nil
-        }
-        if let (holder, what) = conflict {
-            throw AgentError(.conflict, "conflict", "run '\(holder)' already holds \(what); abort it or wait for it to end", heldBy: holder)
+    /// Registers the run and takes the state directory's locks on what it acts on (the same locks as
+    /// `faultline run` on this state directory, so an agent run and a CLI run on one interface, process or
+    /// directory exclude each other), or throws 409 naming the run that holds one of them; nothing is applied.
+    func hold(_ run: AgentRun, _ claims: [String: Set<String>]) throws(AgentError) {
+        let all = claims.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+        do {
+            let locks = try ClaimLocks.take(all, runID: run.id, directory: configuration.stateDirectory + "/locks")
+            run.hold(locks)
+            runs.withLock { $0[run.id] = run }
+        } catch let held as ClaimLocks.Held {
+            let fault = claims.filter { $0.value.contains(held.claim) }.keys.sorted().first ?? "a fault"
+            // The holder wrote "run ID (pid N)": a run of this agent or a 'faultline run' on this state directory.
+            let holder = held.holder.hasPrefix("run ") ? String(held.holder.dropFirst(4).prefix { $0 != " " }) : nil
+            throw AgentError(.conflict, "conflict", "'\(fault)' acts on \(held.claim), which \(held.holder) holds now: wait for it to end or abort it; nothing was applied",
+                             heldBy: holder)
+        } catch {
+            throw AgentError(.internalServerError, "journal", "cannot take the run's locks in \(configuration.stateDirectory)/locks: \(error); nothing was applied")
         }
     }
 
@@ -431,17 +417,17 @@ public final class RunRegistry: Service, Sendable {
 extension RunRegistry {
     /// The plan (JSON) and the preflight of a scenario on this agent; nothing is run.
     public func dryRun(_ text: String, source: String) async throws(AgentError) -> (String, PreflightReport) {
-        let (plan, preflight) = await planHere(try load(text, source: source), runID: RunID.derived(from: text))
+        let (plan, preflight, _) = await planHere(try load(text, source: source), runID: RunID.derived(from: text))
         return ((try? PlanRenderer.json(plan)) ?? "null", preflight)
     }
 
     /// The scenario planned with this host's facts (the API's port exempted), and its preflight, read together.
-    func planHere(_ scenario: Scenario, runID: String) async -> (Plan, PreflightReport) {
+    func planHere(_ scenario: Scenario, runID: String) async -> (Plan, PreflightReport, HostFacts) {
         async let factsRead = HostFactsReader().read(for: scenario, agentPort: boundPort,
                                                       pins: .init(directory: configuration.stateDirectory + "/pins", runID: runID))
         async let preflight = Preflight().check(scenario)
         var facts = await factsRead
         facts.executable = configuration.executable
-        return (Planner(facts: facts).plan(scenario, runID: runID), await preflight)
+        return (Planner(facts: facts).plan(scenario, runID: runID), await preflight, facts)
     }
 }

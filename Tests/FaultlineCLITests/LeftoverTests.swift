@@ -5,6 +5,10 @@ import FaultlineTestSupport
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One fault an earlier run could not revert must not block the host: only runs that act on the same thing are
 /// refused, and `recover --forget` acknowledges it after a manual cleanup.
 @Suite(.serialized, .enabled(if: Privilege.canUseNamespaces, "needs root, ip, tc and nsenter"))
@@ -107,6 +111,50 @@ struct LeftoverTests {
             throw error
         }
         await namespace.remove()
+    }
+
+    @Test("an agent run and a 'faultline run' on one state directory exclude each other: whichever comes second refuses (exit 3 or 409 naming the holder), nothing applied")
+    func agentAndCLIRunsExcludeEachOther() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let sleeper = try sleepers.start()
+        let directory = try makeTestDirectory("exclusion")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let state = directory + "/state"
+        let file = directory + "/freeze.yaml"
+        try agentScenario("freeze", faults: pauseFault("freeze", sleepers: sleepers, duration: "20s")).write(toFile: file, atomically: true, encoding: .utf8)
+        try await withTestAgent(directory: directory, state: state) { agent in
+            // The agent holds the sleeper: a CLI run on the same state directory refuses.
+            let submitted = try await agent.call(.POST, "/v1/runs", body: try String(contentsOfFile: file, encoding: .utf8))
+            #expect(submitted.status == 201, "\(submitted.body)")
+            let id = try #require(submitted.json["id"] as? String)
+            _ = try await agent.waitForRun(id) { (($0["faults"] as? [[String: Any]])?.first?["state"] as? String) == "active" }
+            let refused = try await SubprocessRunner().run([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], timeout: .seconds(30), outputLimit: 1 << 20)
+            #expect(refused.exitCode == 3, "\(refused.standardError)")
+            #expect(refused.standardError.contains("acts on process \(sleeper.pid) (started \(sleeper.startTime)), which run \(id) (pid \(agent.child.pid)) holds now"), "\(refused.standardError)")
+            #expect(refused.standardError.contains("nothing was applied"))
+            #expect(try await agent.call(.POST, "/v1/runs/\(id)/abort").status == 200)
+            _ = try await agent.waitForRun(id) { ($0["state"] as? String) == "aborted" }
+
+            // A CLI run holds the sleeper: the agent answers 409 naming it.
+            let log = directory + "/cli.log"
+            let runner = try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes", "--state-dir", state], table: ProcessTable(), output: log)
+            var exited = false
+            defer { if !exited { kill(runner.pid, SIGKILL); _ = ChildProcess.reap(runner.pid) } }
+            let deadline = ContinuousClock.now + .seconds(15)
+            while sleepers.state(sleeper) != "T", ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(sleepers.state(sleeper) == "T", "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            let cliRun = try #require(try Journal(directory: state).runs().last { $0.state == .running }?.id)
+            let conflict = try await agent.call(.POST, "/v1/runs", body: try String(contentsOfFile: file, encoding: .utf8))
+            #expect(conflict.status == 409, "\(conflict.body)")
+            let error = conflict.json["error"] as? [String: Any] ?? [:]
+            #expect(error["heldBy"] as? String == cliRun, "\(conflict.body)")
+            #expect((error["message"] as? String)?.contains("which run \(cliRun) (pid \(runner.pid)) holds now") == true, "\(conflict.body)")
+            kill(runner.pid, SIGINT)
+            #expect(await waitForExit(runner.pid) == 130)
+            exited = true
+            #expect(sleepers.state(sleeper) != "T")
+        }
     }
 
     @Test("a journal entry whose revert record cannot be read is a failed revert that says so (exit 4), not 'nothing to recover'")
