@@ -11,7 +11,7 @@ public enum ReportRenderer {
         out += """
             | | |
             | --- | --- |
-            | run | `\(report.runID)` on \(report.host) by \(report.user) |\(report.traceID.map { "\n| trace | `\($0)` |" } ?? "")
+            | run | `\(report.runID)` on \(markdownCell(report.host)) by \(markdownCell(report.user)) |\(report.traceID.map { "\n| trace | `\($0)` |" } ?? "")
             | started | \(ISO8601DateFormatter().string(from: report.startedAt)) |
             | ended | \(ISO8601DateFormatter().string(from: report.endedAt)) |
             | result | **\(report.state)** (exit \(report.exitCode)) |
@@ -21,26 +21,27 @@ public enum ReportRenderer {
         if let slo = report.slo {
             out += "| SLO | \(slo.met ? "met" : "missed"): \(slo.good) of \(slo.total) results good (objective \(TimeSpan.trim(slo.objective))%), \(Int((slo.budgetUsed * 100).rounded()))% of the error budget used |\n"
         }
-        if let abort = report.abortReason { out += "| abort | \(abort) at \(seconds(report.abortedAt)) |\n" }
+        // Abort reasons, errors and probe details carry what the service or a command answered: inert text too.
+        if let abort = report.abortReason { out += "| abort | \(markdownCell(abort)) at \(seconds(report.abortedAt)) |\n" }
         if let runbook = report.runbook { out += "| runbook | \(markdownRunbook(runbook)) |\n" }
         out += "\n## Faults\n\n| fault | type | target | injected | reverted | state |\n| --- | --- | --- | --- | --- | --- |\n"
         for fault in report.faults {
-            out += "| \(fault.name) | \(fault.type.rawValue) | \(fault.target) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(fault.state)\(fault.error.map { ": \($0)" } ?? "") |\n"
+            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state + (fault.error.map { ": \($0)" } ?? ""))) |\n"
         }
         for fault in report.faults {
-            out += "\n### \(fault.name)\n\n\(fault.summary)\n\nInject:\n\n```\n\(fault.injectCommands.joined(separator: "\n"))\n```\n\nRevert:\n\n```\n\(fault.revertCommands.joined(separator: "\n"))\n```\n"
+            out += "\n### \(markdownCell(fault.name))\n\n\(markdownText(fault.summary))\n\nInject:\n\n```\n\(fault.injectCommands.joined(separator: "\n"))\n```\n\nRevert:\n\n```\n\(fault.revertCommands.joined(separator: "\n"))\n```\n"
         }
         out += "\n## Probes\n\n| probe | results | bad | median latency |\n| --- | --- | --- | --- |\n"
         for name in probeNames(report) {
             let samples = report.probes.filter { $0.probe == name }
             let latencies = samples.map(\.latency).sorted()
-            out += "| \(name) | \(samples.count) | \(samples.filter { !$0.good }.count) | \(String(format: "%.1f ms", (latencies.isEmpty ? 0 : latencies[latencies.count / 2]) * 1000)) |\n"
+            out += "| \(markdownCell(name)) | \(samples.count) | \(samples.filter { !$0.good }.count) | \(String(format: "%.1f ms", (latencies.isEmpty ? 0 : latencies[latencies.count / 2]) * 1000)) |\n"
         }
         let traced = tracedFailures(report)
         if !traced.isEmpty {
             out += "\n## Failing probe requests and their traces\n\nSearch the tracing backend for the trace ID; the request carried it to the service in its `traceparent` header.\n\n| probe | phase | at | result | trace ID |\n| --- | --- | --- | --- | --- |\n"
             for sample in traced.prefix(tracedLimit) {
-                out += "| \(sample.probe) | \(sample.phase.rawValue) | \(seconds(sample.at)) | \(sample.detail)\(sample.ok ? " (slow: \(Int((sample.latency * 1000).rounded()))ms)" : "") | `\(sample.traceID ?? "")` |\n"
+                out += "| \(markdownCell(sample.probe)) | \(sample.phase.rawValue) | \(seconds(sample.at)) | \(markdownCell(sample.detail))\(sample.ok ? " (slow: \(Int((sample.latency * 1000).rounded()))ms)" : "") | `\(sample.traceID ?? "")` |\n"
             }
             if traced.count > tracedLimit { out += "\n\(traced.count - tracedLimit) more in report.json.\n" }
         }
