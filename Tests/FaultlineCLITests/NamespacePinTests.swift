@@ -67,14 +67,7 @@ struct NamespacePinTests {
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         do {
-            let victim = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", namespace.name, sleepers.program, "300"], table: ProcessTable())
-            // `ip netns exec` enters the namespace, then becomes the sleeper.
-            let wanted = try NamespacePin.identity(of: "/run/netns/\(namespace.name)").get()
-            for _ in 0..<200 {
-                if case .success(let found) = NamespacePin.identity(of: "/proc/\(victim.pid)/ns/net"), found == wanted,
-                   ProcessTable().read(victim.pid)?.name == sleepers.name { break }
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            let victim = try await namespace.start([sleepers.program, "300"], processName: sleepers.name)
             let setup = Setup(namespace: namespace, sleepers: sleepers, victim: victim)
             try await body(setup)
             for mount in try setup.pinMounts() {

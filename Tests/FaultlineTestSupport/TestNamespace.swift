@@ -1,3 +1,4 @@
+import FaultlineCore
 import FaultlineSystem
 import Foundation
 
@@ -66,6 +67,21 @@ public struct TestNamespace {
 
     public func inside(_ argv: [String]) async throws -> CommandResult {
         try await must(["ip", "netns", "exec", name] + argv)
+    }
+
+    /// Starts `argv` (whose process name is `processName`) in this namespace through `ip netns exec`, and waits until
+    /// it runs there: `ip` enters the namespace, then becomes the program, keeping its pid.
+    public func start(_ argv: [String], processName: String) async throws -> ProcessIdentity {
+        let child = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", name] + argv, table: ProcessTable())
+        let wanted = try NamespacePin.identity(of: "/run/netns/\(name)").get()
+        for _ in 0..<200 {
+            if case .success(let found) = NamespacePin.identity(of: "/proc/\(child.pid)/ns/net"), found == wanted,
+               ProcessTable().read(child.pid)?.name == processName { return child }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        _ = try? ProcessSignaller().send(.kill, to: child)
+        _ = await ChildProcess.waitForExit(child.pid)
+        throw TestFailure("'\(argv.joined(separator: " "))' did not come up in \(name)")
     }
 
     public func remove() async {
