@@ -187,4 +187,18 @@ struct FleetTests {
             }
         }
     }
+
+    @Test("the controller's terminal goes away (SIGHUP, a dropped SSH session): it aborts every run it started and waits for their reverts, exit 130")
+    func hangupAbortsTheRuns() async throws {
+        try await withFleet { setup in
+            let file = try setup.scenario("fleet-hangup")
+            let (controller, log) = try setup.startController(["submit", file, "--lease", "30s"])
+            _ = try await setup.waitForFaults("fleet-hangup", state: "active")
+            _ = try ProcessSignaller().send(try Signal(parsing: "SIGHUP"), to: controller)
+            #expect(await waitForExit(controller.pid) == 130, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            let runs = try await setup.runs().filter { $0["scenario"] as? String == "fleet-hangup" }
+            #expect(runs.count == 3 && runs.allSatisfy { $0["state"] as? String == "aborted" && ($0["reason"] as? String)?.contains("controller") == true }, "\(runs)")
+            #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("interrupted: aborting the runs on the agents"))
+        }
+    }
 }

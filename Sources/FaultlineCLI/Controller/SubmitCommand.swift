@@ -196,7 +196,8 @@ struct RunWaiter {
     }
 }
 
-/// Notes Ctrl-C (and SIGTERM) instead of dying, so the controller can abort what it started.
+/// Notes Ctrl-C (and SIGTERM, SIGHUP of a dropped SSH session, SIGQUIT) instead of dying, so the controller can abort
+/// what it started.
 final class InterruptFlag: Sendable {
     private let source: SignalSources
 
@@ -208,7 +209,7 @@ final class InterruptFlag: Sendable {
 
     init() {
         source = SignalSources()
-        for number in [SIGINT, SIGTERM] {
+        for number in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
             signal(number, SIG_IGN)
             let signalSource = DispatchSource.makeSignalSource(signal: number, queue: .global())
             signalSource.setEventHandler { [source] in
