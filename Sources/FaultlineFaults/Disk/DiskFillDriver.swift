@@ -1,5 +1,6 @@
 import FaultlineCore
 import FaultlineSystem
+import Synchronization
 
 /// disk-fill: one preallocated file on the filesystem of `path`, sized from statvfs; removed on revert.
 struct DiskFillDriver: FaultDriver {
@@ -36,6 +37,7 @@ struct DiskFillDriver: FaultDriver {
             _ = try? Filesystem.remove(file)
             throw error
         }
+        if case .fillTo = fault.amount, let after = try? Filesystem.usage(of: fault.path) { left.set(after) }
         // Less than a size asked for is said, with the real figure, not passed off as the whole of it.
         if case .size(let asked) = fault.amount, bytes < asked.bytes {
             notes.add(FaultReport(level: .failure, message: "filled \(ByteCount(bytes: bytes)) of the \(asked) asked: that is all the room the filesystem of '\(fault.path)' had" + (fault.reserve.map { " beside the reserve of \($0)" } ?? "")))
@@ -45,9 +47,23 @@ struct DiskFillDriver: FaultDriver {
 
     /// What apply found and `watch` says once the fault is in place.
     let notes = FaultNotes()
+    /// The filesystem right after a `fillTo` fill.
+    let left = FillLevel()
 
+    /// Says what apply found; for `fillTo`, watches that the filesystem stays as full as the fill left it. Room
+    /// freed during the fault (the journal's 4 MiB reserve, released to record the run when the state directory is
+    /// on this filesystem; files deleted) means the fill no longer holds the asked level: that is said, with the figure.
     func watch(report: @escaping @Sendable (FaultReport) -> Void) async {
         for note in notes.take() { report(note) }
+        guard let fault, case .fillTo(let asked) = fault.amount, let after = left.get() else { return }
+        let slack = max(UInt64(1 << 20), after.size / 200)
+        while !Task.isCancelled {
+            if let now = try? Filesystem.usage(of: fault.path), now.available > after.available + slack {
+                report(FaultReport(level: .failure, message: "the filesystem of '\(fault.path)' has \(ByteCount(bytes: now.available)) free again (the fill left \(ByteCount(bytes: after.available))): room was freed during the fault (the journal's reserve, when the state directory is on this filesystem, or deleted files), so it is \(Int((Double(now.used) / Double(max(now.size, 1)) * 100).rounded(.down)))% full, not the \(asked) asked"))
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
@@ -62,4 +78,11 @@ struct DiskFillDriver: FaultDriver {
             throw FaultlineError(.io, "'\(path)' is still there after unlink; remove it by hand: rm -f \(ShellQuote.quote(path))")
         }
     }
+}
+
+/// How full a `fillTo` fill left its filesystem, for `watch`.
+final class FillLevel: Sendable {
+    private let usage = Mutex<FilesystemUsage?>(nil)
+    func set(_ value: FilesystemUsage) { usage.withLock { $0 = value } }
+    func get() -> FilesystemUsage? { usage.withLock { $0 } }
 }
