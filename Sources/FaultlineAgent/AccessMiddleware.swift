@@ -114,7 +114,12 @@ final class AuditLog: Sendable {
         }
     }
 
-    static func clean(_ id: String) -> String { String((id.removingPercentEncoding ?? id).prefix(64)) }
+    /// The id as the routes read it, or `(not an id)`: what a client puts in a path never reaches the log raw.
+    static func clean(_ id: String) -> String {
+        let decoded = id.removingPercentEncoding ?? id
+        guard (1...64).contains(decoded.count), decoded.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else { return "(not an id)" }
+        return decoded
+    }
 
     static func describe(_ address: SocketAddress) -> String {
         switch address {

@@ -71,9 +71,9 @@ struct AgentRoutes: Sendable {
         }
         router.get("/v1/audit") { request, _ in
             let parameters = request.uri.queryParameters
-            let after = try Self.number(parameters["after"].map(String.init), name: "after", range: 0...Int.max, default: 0)
+            let after = try parameters["after"].map { try Self.number(String($0), name: "after", range: 0...Int.max, default: 0) }
             let limit = try Self.number(parameters["limit"].map(String.init), name: "limit", range: 1...1_000, default: 100)
-            return try Self.json(AuditList(entries: registry.audit(after: Int64(after), limit: limit)))
+            return try Self.json(AuditList(entries: registry.audit(after: after.map(Int64.init), limit: limit)))
         }
     }
 

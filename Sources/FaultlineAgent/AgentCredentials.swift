@@ -32,7 +32,8 @@ public struct AgentCredential: Sendable, Hashable {
 
 /// Who may call the agent: the token of `--token-file` or FAULTLINE_TOKEN (named `default`, role `operate`) and
 /// the named tokens of `--tokens-file`, a file read again when it changes, so a token is added or revoked without a
-/// restart. A file that becomes unusable is reported and its previous tokens stay in force.
+/// restart. A file that goes missing or cannot be used is reported and none of its tokens is accepted until it is
+/// fixed: an edit that meant to revoke a token must never leave it in force.
 public final class AgentCredentials: Sendable {
     /// The name the single token of `--token-file` gets in the audit log.
     public static let defaultName = "default"
@@ -41,7 +42,8 @@ public final class AgentCredentials: Sendable {
     let file: String?
     let minimumLength: Int
     let note: @Sendable (String) -> Void
-    let state: Mutex<(signature: [Int]?, credentials: [AgentCredential], refused: [Int]?)>
+    /// The file's signature when last read (empty: missing) and its tokens then (none when it could not be used).
+    let state: Mutex<(signature: [Int], credentials: [AgentCredential])>
 
     /// `fixed` tokens and, when `file` is given, its tokens (read now: a usage error says what is wrong where);
     /// `minimumLength` is the shortest token accepted (32 off loopback).
@@ -52,7 +54,7 @@ public final class AgentCredentials: Sendable {
         self.note = note
         let loaded = try file.map { file throws(FaultlineError) in try Self.read(file, minimumLength: minimumLength) } ?? []
         try Self.checkDistinct(fixed + loaded, file: file)
-        state = Mutex((file.flatMap(Self.signature), loaded, nil))
+        state = Mutex((file.flatMap(Self.signature) ?? [], loaded))
     }
 
     /// The credential whose token was presented, compared in constant time with every token (the time does not
@@ -68,17 +70,21 @@ public final class AgentCredentials: Sendable {
     /// The file's tokens, read again when the file changed.
     func current() -> [AgentCredential] {
         guard let file else { return [] }
-        let now = Self.signature(file)
+        let now = Self.signature(file) ?? []
         let (credentials, message) = state.withLock { state -> ([AgentCredential], String?) in
-            guard let now, now != state.signature, now != state.refused else { return (state.credentials, nil) }
+            guard now != state.signature else { return (state.credentials, nil) }
+            guard !now.isEmpty else {
+                state = (now, [])
+                return ([], "the tokens file '\(file)' is gone: none of its tokens is accepted until it is back")
+            }
             do throws(FaultlineError) {
                 let loaded = try Self.read(file, minimumLength: minimumLength)
                 try Self.checkDistinct(fixed + loaded, file: file)
-                state = (now, loaded, nil)
+                state = (now, loaded)
                 return (loaded, "read the tokens of '\(file)' again: \(loaded.map { "\($0.name) (\($0.role.rawValue))" }.joined(separator: ", "))")
             } catch {
-                state.refused = now
-                return (state.credentials, "the tokens file changed but cannot be used, so its previous tokens stay in force: \(error.message)")
+                state = (now, [])
+                return ([], "the tokens file changed and cannot be used, so none of its tokens is accepted until it is fixed: \(error.message)")
             }
         }
         if let message { note(message) }

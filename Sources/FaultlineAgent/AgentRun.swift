@@ -48,8 +48,33 @@ final class AgentRun: Sendable {
         encoded.withLock { $0 = (current, json) }
         return json
     }
-    /// Keeps the run's locks until it is over.
-    func hold(_ locks: ClaimLocks) { inner.withLock { $0.locks = locks } }
+    /// Starts the run with `change` and keeps its locks until it is over, unless it ended meanwhile (a scheduled run
+    /// aborted while it was being admitted): the check and the change under one lock, so an abort cannot come
+    /// between them. Whether it started.
+    func begin(holding locks: ClaimLocks, _ change: (inout RunStatus) -> Void) -> Bool {
+        let started = inner.withLock { inner -> RunStatus? in
+            guard !inner.status.state.isFinal else { return nil }
+            inner.locks = locks
+            change(&inner.status)
+            return inner.status
+        }
+        guard let started else { return false }
+        persist(started)
+        return true
+    }
+
+    /// Ends a run that has not started yet with `change`; false (nothing changed) when it started meanwhile.
+    func cancelIfScheduled(_ change: (inout RunStatus) -> Void) -> Bool {
+        let cancelled = inner.withLock { inner -> RunStatus? in
+            guard inner.status.state == .scheduled else { return nil }
+            change(&inner.status)
+            return inner.status
+        }
+        guard let cancelled else { return false }
+        persist(cancelled)
+        endStreams()
+        return true
+    }
 
     func faultType(_ name: String) -> String? { inner.withLock { $0.types[name] } }
 
@@ -148,6 +173,11 @@ final class AgentRun: Sendable {
     /// The run is over: its final status, and every reader's stream ends.
     func finish(_ change: (inout RunStatus) -> Void) {
         update(change)
+        endStreams()
+    }
+
+    /// Ends every open event stream (the run is over).
+    func endStreams() {
         let readers = inner.withLock { inner -> [AsyncStream<RunStreamEvent>.Continuation] in
             defer { inner.readers.removeAll() }
             return Array(inner.readers.values)

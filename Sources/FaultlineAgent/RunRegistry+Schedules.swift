@@ -95,7 +95,10 @@ extension RunRegistry {
         }
         do {
             let (plan, claims) = try await admit(scenario, runID: runID)
-            try hold(run, claims)
+            guard try hold(run, claims) else {
+                log(.warning, "schedule", "run \(runID) of schedule \(schedule.id) was aborted before it started; nothing was applied", run: runID)
+                return
+            }
             log(.info, "schedule", "schedule \(schedule.id) starts run \(runID) of \(scenario.metadata.name)", run: runID)
             start(run, scenario, plan)
         } catch {
@@ -123,19 +126,23 @@ extension RunRegistry {
     }
 
     /// A scheduled run is cancelled: its schedule too.
-    func cancelScheduled(_ run: AgentRun, reason: String) {
-        if var schedule = schedules.withLock({ $0[run.id] }) {
-            schedule.state = .cancelled
-            schedule.nextAt = nil
-            store(schedule)
-        }
-        run.finish { status in
+    /// Cancels a run that has not started; false when it started meanwhile (then it must be aborted instead).
+    @discardableResult
+    func cancelScheduled(_ run: AgentRun, reason: String) -> Bool {
+        let cancelled = run.cancelIfScheduled { status in
             status.state = .aborted
             status.exitCode = 1
             status.endedAt = Date()
             status.reason = reason
         }
+        guard cancelled else { return false }
+        if var schedule = schedules.withLock({ $0[run.id] }) {
+            schedule.state = .cancelled
+            schedule.nextAt = nil
+            store(schedule)
+        }
         log(.warning, "abort", "\(reason): run \(run.id)", run: run.id)
+        return true
     }
 
     // MARK: API

@@ -59,6 +59,14 @@ public final class RunRegistry: Service, Sendable {
     /// Before the API opens: reverts what a crashed agent left, loads earlier runs, and reports missed schedules.
     public func prepare() async {
         if let problem = journal.reserveProblem { log(.warning, "journal", problem) }
+        await recoverLeftovers()
+        loadRuns()
+        loadSchedules(now: Date())
+    }
+
+    /// Reverts what runs whose runner died left (a crashed agent's, a killed 'faultline run''s whose guard may still
+    /// be at it), as `faultline run` does before it starts; what stays (a failed revert) is logged.
+    func recoverLeftovers() async {
         do {
             for (run, outcomes) in try await Recovery(journal: journal, context: context).recoverAll() {
                 let failed = outcomes.filter { $0.error != nil }.count
@@ -69,8 +77,25 @@ public final class RunRegistry: Service, Sendable {
         } catch {
             log(.error, "recover", "cannot recover from the journal: \(error)")
         }
-        loadRuns()
-        loadSchedules(now: Date())
+    }
+
+    /// A fault that a dead run left in place (its revert failed) and that acts on what `claims` want: 409 naming
+    /// it, as `faultline run` refuses (exit 3); nothing is applied. Faults of live runs are the locks' business.
+    func refuseLeftovers(_ claims: [String: Set<String>]) throws(AgentError) {
+        let orphans: [RunEntry]
+        do { orphans = try Recovery(journal: journal, context: context).orphanedRuns() } catch {
+            throw AgentError(.internalServerError, "journal", "cannot read the journal to check what earlier runs left: \(error); nothing was applied")
+        }
+        for run in orphans {
+            for fault in (try? journal.faults(of: run.id)) ?? [] where fault.state.mayBeActive {
+                let held = ResourceClaims.of(fault.record) { try? NamespacePin.identity(of: $0).get() }
+                for (name, wanted) in claims.sorted(by: { $0.key < $1.key }) {
+                    guard let shared = wanted.intersection(held).sorted().first else { continue }
+                    throw AgentError(.conflict, "conflict", "'\(name)' acts on \(shared), where run \(run.id) left '\(fault.name)' in place (its revert failed): clean it up by hand on this host, then: faultline recover --forget \(run.id) \(fault.name); nothing was applied",
+                                     heldBy: run.id)
+                }
+            }
+        }
     }
 
     func loadRuns() {
@@ -124,9 +149,9 @@ public final class RunRegistry: Service, Sendable {
 
     public func status(_ id: String) throws(AgentError) -> RunStatus { try run(id).status }
 
-    /// The audit log's entries after `seq`, oldest first; without `after`, the newest `limit`.
-    func audit(after seq: Int64, limit: Int) throws(AgentError) -> [AuditEntry] {
-        do { return try journal.auditEntries(after: seq, limit: limit, newest: seq == 0) } catch {
+    /// The audit log's entries after `seq`, oldest first; without `seq`, the newest `limit`.
+    func audit(after seq: Int64?, limit: Int) throws(AgentError) -> [AuditEntry] {
+        do { return try journal.auditEntries(after: seq, limit: limit) } catch {
             throw AgentError(.internalServerError, "journal", "cannot read the audit log: \(error)")
         }
     }
@@ -219,8 +244,8 @@ public final class RunRegistry: Service, Sendable {
         let (plan, claims) = try await admit(scenario, runID: id)
         let run = AgentRun(status: initialStatus(id: id, scenario: scenario, state: .running, scheduledAt: nil, schedule: nil, lease: options.lease),
                            directory: runsDirectory + "/" + id)
-        try hold(run, claims)
-        start(run, scenario, plan)
+        // A new run cannot have ended yet: it always starts.
+        if try hold(run, claims) { start(run, scenario, plan) }
         return SubmitResponse(id: id, state: .running, scheduledAt: nil, schedule: nil)
     }
 
@@ -238,7 +263,11 @@ public final class RunRegistry: Service, Sendable {
 
     /// Plans the scenario here and runs the preflight; 422 with the failed checks when it cannot run.
     func admit(_ scenario: Scenario, runID: String) async throws(AgentError) -> (Plan, [String: Set<String>]) {
+        await recoverLeftovers()
         let (plan, preflight, facts) = await planHere(scenario, runID: runID)
+        // A leftover in the way is named first: it is why the plan may also find the target taken.
+        let claims = ResourceClaims.of(scenario, plan: plan, facts: facts)
+        try refuseLeftovers(claims)
         var details = plan.problems.map { AgentError.Detail(path: nil, line: nil, column: nil, message: "\($0)") }
         for check in preflight.checks where check.status == .missing {
             details.append(.init(path: nil, line: nil, column: nil, message: check.problem))
@@ -246,18 +275,18 @@ public final class RunRegistry: Service, Sendable {
         guard details.isEmpty else {
             throw AgentError(.unprocessableContent, "preflight_failed", "preflight failed on this agent; nothing was applied", details: details)
         }
-        return (plan, ResourceClaims.of(scenario, plan: plan, facts: facts))
+        return (plan, claims)
     }
 
-    /// Registers the run and takes the state directory's locks on what it acts on (the same locks as
-    /// `faultline run` on this state directory, so an agent run and a CLI run on one interface, process or
-    /// directory exclude each other), or throws 409 naming the run that holds one of them; nothing is applied.
-    func hold(_ run: AgentRun, _ claims: [String: Set<String>]) throws(AgentError) {
+    /// Takes the state directory's locks on what the run acts on (the same locks as `faultline run` on this state
+    /// directory, so an agent run and a CLI run on one interface, process or directory exclude each other) and
+    /// starts it, or throws 409 naming the run that holds one of them; nothing is applied. False when the run
+    /// ended meanwhile (a scheduled run aborted while it was being admitted): it must not start.
+    func hold(_ run: AgentRun, _ claims: [String: Set<String>]) throws(AgentError) -> Bool {
         let all = claims.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+        let locks: ClaimLocks
         do {
-            let locks = try ClaimLocks.take(all, runID: run.id, directory: configuration.stateDirectory + "/locks")
-            run.hold(locks)
-            runs.withLock { $0[run.id] = run }
+            locks = try ClaimLocks.take(all, runID: run.id, directory: configuration.stateDirectory + "/locks")
         } catch let held as ClaimLocks.Held {
             let fault = claims.filter { $0.value.contains(held.claim) }.keys.sorted().first ?? "a fault"
             // The holder wrote "run ID (pid N)": a run of this agent or a 'faultline run' on this state directory.
@@ -267,15 +296,17 @@ public final class RunRegistry: Service, Sendable {
         } catch {
             throw AgentError(.internalServerError, "journal", "cannot take the run's locks in \(configuration.stateDirectory)/locks: \(error); nothing was applied")
         }
-    }
-
-    /// Runs the scenario through the engine in the registry's task group.
-    func start(_ run: AgentRun, _ scenario: Scenario, _ plan: Plan) {
-        run.update { status in
+        let started = run.begin(holding: locks) { status in
             status.state = .running
             status.startedAt = Date()
             if let lease = status.leaseSeconds { status.leaseExpiresAt = Date().addingTimeInterval(lease) }
         }
+        if started { runs.withLock { $0[run.id] = run } }
+        return started
+    }
+
+    /// Runs a started run through the engine in the registry's task group.
+    func start(_ run: AgentRun, _ scenario: Scenario, _ plan: Plan) {
         enqueue.yield { [self] in await execute(run, scenario, plan) }
     }
 
@@ -337,9 +368,10 @@ public final class RunRegistry: Service, Sendable {
     public func abort(_ id: String, cause: String = "controller", reason: String = "aborted by the controller") throws(AgentError) -> RunStatus {
         let run = try run(id)
         switch run.status.state {
-        case .scheduled:
-            cancelScheduled(run, reason: reason + " before it started")
-        case .running, .reverting:
+        case .scheduled where cancelScheduled(run, reason: reason + " before it started"):
+            break
+        case .scheduled, .running, .reverting:
+            // .scheduled here: it started while this abort came in.
             if run.abort(cause: cause, reason: reason) { log(.warning, "abort", "\(reason): reverting run \(id)", run: id) }
         default: break
         }

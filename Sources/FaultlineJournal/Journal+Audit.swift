@@ -37,10 +37,13 @@ public struct AuditEntry: Sendable, Hashable, Codable {
 }
 
 extension Journal {
-    /// How many audit entries are kept; older ones are removed as new ones come.
-    public static let auditLimit: Int64 = 100_000
+    /// How many audit entries of known tokens (and local commands) are kept; older ones are removed as new ones come.
+    public static let auditLimit = 100_000
+    /// How many entries of requests without a known token are kept, apart: a flood of them never pushes out
+    /// what the tokens did.
+    public static let auditRefusalLimit = 10_000
 
-    /// Adds an entry; every thousandth one trims the log to the newest `auditLimit`.
+    /// Adds an entry; every thousandth one trims each kind to its newest entries.
     public func audit(_ entry: AuditEntry) throws(FaultlineError) {
         try write { db in
             try db.execute(sql: """
@@ -49,16 +52,20 @@ extension Journal {
                                  String(entry.action.prefix(128)), entry.target.map { String($0.prefix(128)) }, entry.status, String(entry.result.prefix(512))])
             let seq = db.lastInsertedRowID
             if seq % 1_000 == 0 {
-                try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [seq - Self.auditLimit])
+                for (kind, limit) in [("token = '-'", Self.auditRefusalLimit), ("token != '-'", Self.auditLimit)] {
+                    try db.execute(sql: "DELETE FROM audit WHERE \(kind) AND seq <= (SELECT seq FROM audit WHERE \(kind) ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                                   arguments: [limit])
+                }
             }
         }
     }
 
-    /// Entries after `seq` (oldest first), at most `limit`; with `newest`, the last `limit` of them.
-    public func auditEntries(after seq: Int64 = 0, limit: Int = 100, newest: Bool = false) throws(FaultlineError) -> [AuditEntry] {
+    /// At most `limit` entries, oldest first: those after `seq`, or without it the newest.
+    public func auditEntries(after seq: Int64? = nil, limit: Int = 100) throws(FaultlineError) -> [AuditEntry] {
         try read { db in
-            let order = newest ? "DESC" : "ASC"
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE seq > ? ORDER BY seq \(order) LIMIT ?", arguments: [seq, limit])
+            let newest = seq == nil
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE seq > ? ORDER BY seq \(newest ? "DESC" : "ASC") LIMIT ?",
+                                        arguments: [seq ?? 0, limit])
             let entries = rows.map { row in
                 AuditEntry(seq: row["seq"], time: Date(timeIntervalSince1970: row["time"]), token: row["token"], role: row["role"], peer: row["peer"],
                            action: row["action"], target: row["target"], status: row["status"], result: row["result"])

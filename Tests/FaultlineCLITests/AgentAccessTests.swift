@@ -77,7 +77,13 @@ struct AgentAccessTests {
             let third = try #require(entries[2]["seq"] as? Int)
             let after = try #require(try await agent.call(.GET, "/v1/audit?after=\(third)", token: Self.read).json["entries"] as? [[String: Any]])
             #expect(after.count == 4)
+            let fromStart = try #require(try await agent.call(.GET, "/v1/audit?after=0&limit=3", token: Self.read).json["entries"] as? [[String: Any]])
+            #expect(fromStart.map { $0["seq"] as? Int } == entries.prefix(3).map { $0["seq"] as? Int }, "after=0 pages from the first entry")
             #expect(try await agent.call(.GET, "/v1/audit?limit=0", token: Self.read).status == 400)
+            // A path made to forge a log line (escape sequences, a new line) is not logged raw.
+            #expect(try await agent.call(.POST, "/v1/runs/%1b%5b2K%0aforged/abort", token: .some(nil)).status == 401)
+            let forged = try #require(try await agent.call(.GET, "/v1/audit?limit=1", token: Self.read).json["entries"] as? [[String: Any]])
+            #expect(forged.first?["target"] as? String == "(not an id)" && forged.first?["action"] as? String == "abort", "\(forged)")
 
             // The controller's view: `faultline audit` with the read token.
             let tokenFile = directory + "/bob-token"
@@ -87,16 +93,17 @@ struct AgentAccessTests {
             #expect(audit.exitCode == 0, "\(audit.standardError)")
             let lines = audit.standardOutput.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
             #expect(lines.first == ["AGENT", "TIME", "TOKEN", "ROLE", "PEER", "ACTION", "TARGET", "RESULT"])
-            let last = try #require(lines.last)
-            #expect(last.contains("alice") && last.contains("operate") && last.contains("unschedule") && last.contains(schedule), "\(audit.standardOutput)")
+            let unschedule = try #require(lines.first { $0.contains("unschedule") }, "\(audit.standardOutput)")
+            #expect(unschedule.contains("alice") && unschedule.contains("operate") && unschedule.contains(schedule), "\(audit.standardOutput)")
+            #expect(lines.last?.contains("(not") == true && !audit.standardOutput.contains("\u{1b}"), "the forged path shows as no id, no escape reaches the terminal: \(audit.standardOutput)")
             #expect(audit.standardOutput.contains("403 forbidden"), "\(audit.standardOutput)")
         }
         // The log is the journal's: it outlives the agent.
         let kept = try Journal(directory: directory + "/state").auditEntries(limit: 100)
-        #expect(kept.map(\.action) == ["submit", "abort-all", "abort-all", "submit", "abort", "schedule", "unschedule"])
+        #expect(kept.map(\.action) == ["submit", "abort-all", "abort-all", "submit", "abort", "schedule", "unschedule", "abort"])
     }
 
-    @Test("the tokens file is read again when it changes: a token added works, one removed is refused, without a restart; a broken edit keeps the previous tokens")
+    @Test("the tokens file is read again when it changes: a token added works, one removed is refused, without a restart; a broken edit or a removed file accepts none of its tokens until fixed")
     func tokensFileReload() async throws {
         let directory = try makeTestDirectory("access")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -109,10 +116,16 @@ struct AgentAccessTests {
             #expect(try await agent.call(.GET, "/v1/runs", token: carol).status == 200, "a token added is accepted at once")
             #expect(try await agent.call(.GET, "/v1/runs", token: Self.read).status == 401, "a token removed is refused at once")
 
+            // An edit that meant to revoke carol but has a typo: fail closed, never keep a token meant to go.
             try writeTokens(tokens, "alice admin \(Self.operate)\n")
-            #expect(try await agent.call(.GET, "/v1/runs", token: carol).status == 200, "a broken edit keeps the previous tokens")
-            #expect(agent.output.contains("the tokens file changed but cannot be used, so its previous tokens stay in force: \(tokens):1: role 'admin' of 'alice' is not one of: read, operate"),
+            #expect(try await agent.call(.GET, "/v1/runs", token: carol).status == 401, "a broken edit accepts none of the file's tokens")
+            #expect(agent.output.contains("the tokens file changed and cannot be used, so none of its tokens is accepted until it is fixed: \(tokens):1: role 'admin' of 'alice' is not one of: read, operate"),
                     "\(agent.output)")
+            try writeTokens(tokens, "alice operate \(Self.operate)\n")
+            #expect(try await agent.call(.GET, "/v1/runs", token: Self.operate).status == 200, "fixed: the file's tokens work again")
+            unlink(tokens)
+            #expect(try await agent.call(.GET, "/v1/runs", token: Self.operate).status == 401, "the file removed: its tokens are gone too")
+            #expect(agent.output.contains("the tokens file '\(tokens)' is gone: none of its tokens is accepted until it is back"), "\(agent.output)")
         }
     }
 

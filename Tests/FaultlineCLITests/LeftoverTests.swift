@@ -63,6 +63,18 @@ struct LeftoverTests {
             #expect(refused.standardError.contains("faultline recover --forget dead0001 slow-eth0"), "\(refused.standardError)")
             #expect(refused.standardError.contains("nothing was applied"))
 
+            // An agent on the same state directory refuses it too: 409 naming the dead run and what to do.
+            let scenario = agentScenario("agent-after-leftover", target: namespace.name, faults: shaping)
+            try await withTestAgent(directory: sleepers.directory.path, state: state) { agent in
+                let conflict = try await agent.call(.POST, "/v1/runs", body: scenario)
+                #expect(conflict.status == 409, "\(conflict.body)")
+                let error = conflict.json["error"] as? [String: Any] ?? [:]
+                #expect(error["heldBy"] as? String == "dead0001", "\(conflict.body)")
+                #expect((error["message"] as? String)?.contains("where run dead0001 left 'slow-eth0' in place (its revert failed)") == true, "\(conflict.body)")
+            }
+            let qdiscsAfterAgent = try await namespace.inside(["tc", "qdisc", "show", "dev", "eth0"]).standardOutput
+            #expect(qdiscsAfterAgent.contains("fa17:") && !qdiscsAfterAgent.contains("tbf"), "nothing applied: \(qdiscsAfterAgent)")
+
             // The operator cleans up by hand and acknowledges it; the journal keeps the entry, marked forgotten.
             _ = try await namespace.inside(["tc", "qdisc", "del", "dev", "eth0", "root"])
             let forget = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--forget", "dead0001", "slow-eth0", "--state-dir", state],

@@ -3,6 +3,7 @@ import FaultlineCore
 import FaultlineSystem
 import FaultlineTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// A filesystem the test mounted (tmpfs or loop ext4) under a temporary directory; unmounted at the end.
@@ -79,6 +80,31 @@ struct DiskFillDriverTests {
     @Test func fillsA256MiBLoopExt4To90Percent() async throws {
         let mount = try await TestMount.loopExt4(size: "256M")
         do { try await fillTo90(mount) } catch { await mount.remove(); throw error }
+        await mount.remove()
+    }
+
+    @Test("fillTo held short by its reserve is said with the real level; room freed while it is in place is said too (the fault did not hold)")
+    func aFillShortOfItsLevelIsSaid() async throws {
+        let mount = try await TestMount.tmpfs(size: "64m")
+        do {
+            let scenario = try ScenarioLoader.load(yaml: ScenarioHarness.scenario(faults: "    - {name: full, type: disk-fill, path: \(mount.directory), fillTo: 100%, reserve: 8MiB}"), file: "t.yaml")
+            let plan = Planner(facts: HostFacts()).plan(scenario, runID: "t5")
+            let driver = Drivers.driver(for: scenario.spec.faults[0], planned: plan.faults[0], runID: "t5", context: DriverContext())
+            let record = try await driver.apply(journal: MemoryJournal())
+            // Room freed while the watch runs: here by the revert itself (the runner stops the watch first; this test does not).
+            let notes = Mutex<[String]>([])
+            let watching = Task { await driver.watch { report in notes.withLock { $0.append(report.message) } } }
+            try await Task.sleep(for: .milliseconds(300))
+            try await driver.revert(record)
+            try await Task.sleep(for: .milliseconds(500))
+            watching.cancel()
+            let said = notes.withLock { $0 }
+            #expect(said.first?.contains("to 87%, not the 100% asked: its reserve of 8MiB stays free") == true, "\(said)")
+            #expect(said.count == 2 && said.last?.contains("free again (the fill left") == true, "the revert freed the room and the watch saw it: \(said)")
+        } catch {
+            await mount.remove()
+            throw error
+        }
         await mount.remove()
     }
 

@@ -21,12 +21,17 @@ struct HealthCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the answer.") var timeout = 3
     @Option(help: ArgumentHelp("Check an https:// agent's certificate against these CA certificates (PEM).", valueName: "file"))
     var caFile: String?
+    @Option(help: ArgumentHelp("A client certificate (PEM), for an agent that requires mutual TLS (--tls-client-ca).", valueName: "file"))
+    var clientCert: String?
+    @Option(help: ArgumentHelp("The private key (PEM) of --client-cert.", valueName: "file"))
+    var clientKey: String?
 
     func validate() throws {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
             throw ValidationError("--url '\(url)' is not an http:// or https:// URL")
         }
         guard timeout > 0 else { throw ValidationError("--timeout must be at least 1 second") }
+        guard (clientCert == nil) == (clientKey == nil) else { throw ValidationError("--client-cert and --client-key go together") }
     }
 
     func run() async throws {
@@ -34,7 +39,7 @@ struct HealthCommand: AsyncParsableCommand {
         while base.hasSuffix("/") { base.removeLast() }
         let client: AgentClient
         do {
-            let http = try AgentClient.http(tls: ClientTLS(caFile: caFile, verify: caFile != nil))
+            let http = try AgentClient.http(tls: ClientTLS(caFile: caFile, clientCert: clientCert, clientKey: clientKey, verify: caFile != nil))
             client = AgentClient(endpoint: AgentEndpoint(name: base, url: base), token: nil, http: http)
         } catch {
             StandardError.write("faultline: \(error)\n")

@@ -146,6 +146,9 @@ struct AgentClient: Sendable {
         let text = "\(error)"
         if text.contains("connectTimeout") || text.contains("deadlineExceeded") { return "timed out" }
         if text.contains("connection refused") || text.contains("ECONNREFUSED") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("failedToValidateHostname") {
+            return "its TLS certificate is not for the host name of this URL (use a name or address the certificate lists)"
+        }
         if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("unableToValidateCertificate") {
             return "its TLS certificate is not trusted (pass --ca-file with the CA certificate that signed it)"
         }

@@ -119,9 +119,12 @@ func worstExit(_ codes: [Int32]) -> Int32 {
     return codes.max { (rank[$0] ?? 3) < (rank[$1] ?? 3) } ?? 0
 }
 
-/// A plain text table with aligned columns.
+/// A plain text table with aligned columns; control characters an agent sent (escape sequences, new lines) are shown
+/// as '?', so no answer can rewrite the operator's terminal.
 func table(_ header: [String], _ rows: [[String]]) -> String {
-    let all = [header] + rows
+    let all = ([header] + rows).map { row in
+        row.map { cell in String(cell.unicodeScalars.map { CharacterSet.controlCharacters.contains($0) ? "?" : Character($0) }) }
+    }
     let widths = header.indices.map { column in all.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
     return all.map { row in
         row.enumerated().map { index, cell in

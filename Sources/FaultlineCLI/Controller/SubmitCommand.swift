@@ -167,11 +167,12 @@ struct RunWaiter {
         var abortSent = false
         let renewEvery = Duration.milliseconds(max(250, Int64((lease?.seconds ?? 3) * 1000 / 3)))
         while true {
+            // Interrupted: the abort is sent until the agent takes it, and the lease is no longer renewed, so that
+            // if the agent cannot be reached the lease still ends the run.
             if interrupted.fired && !abortSent {
-                abortSent = true
-                _ = try? await client.send(.POST, "/v1/runs/\(id)/abort")
+                abortSent = (try? await client.send(.POST, "/v1/runs/\(id)/abort")) != nil
             }
-            if lease != nil && ContinuousClock.now - lastRenewal >= renewEvery {
+            if lease != nil && !interrupted.fired && ContinuousClock.now - lastRenewal >= renewEvery {
                 if (try? await client.send(.POST, "/v1/runs/\(id)/lease")) != nil { lastRenewal = .now }
             }
             do throws(AgentFailure) {

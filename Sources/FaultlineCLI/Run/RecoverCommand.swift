@@ -66,7 +66,9 @@ struct RecoverCommand: AsyncParsableCommand {
         }
         for name in names { log.log(RunEvent(.warning, "forgotten", "acknowledged as cleaned up by hand: \(note)", fault: name)) }
         // The audit log an agent on this state directory serves says who acknowledged what (token local:USER).
-        let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(getuid())"
+        var user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(getuid())"
+        // Under sudo, who asked for it.
+        if let asking = ProcessInfo.processInfo.environment["SUDO_USER"], !asking.isEmpty, asking != user { user += " (sudo by \(asking))" }
         let entry = AuditEntry(time: Date(), token: "local:\(user)", role: nil, peer: "local", action: "forget",
                                target: runID + (fault.map { "/" + $0 } ?? ""), status: 0, result: "ok: " + names.joined(separator: ", "))
         do { try journal.audit(entry) } catch {

@@ -37,7 +37,14 @@ struct DiskFillDriver: FaultDriver {
             _ = try? Filesystem.remove(file)
             throw error
         }
-        if case .fillTo = fault.amount, let after = try? Filesystem.usage(of: fault.path) { left.set(after) }
+        if case .fillTo(let percent) = fault.amount, let after = try? Filesystem.usage(of: fault.path) {
+            left.set(after)
+            // Short of the level asked (a reserve, or a fill that shrank to fit): said with the real figure.
+            let reached = Double(after.used) / Double(max(after.used + after.available, 1))
+            if reached + 0.005 < percent.fraction {
+                notes.add(FaultReport(level: .failure, message: "filled the filesystem of '\(fault.path)' to \(Int((reached * 100).rounded(.down)))%, not the \(percent) asked" + (fault.reserve.map { ": its reserve of \($0) stays free" } ?? "")))
+            }
+        }
         // Less than a size asked for is said, with the real figure, not passed off as the whole of it.
         if case .size(let asked) = fault.amount, bytes < asked.bytes {
             notes.add(FaultReport(level: .failure, message: "filled \(ByteCount(bytes: bytes)) of the \(asked) asked: that is all the room the filesystem of '\(fault.path)' had" + (fault.reserve.map { " beside the reserve of \($0)" } ?? "")))
