@@ -125,8 +125,8 @@ extension RunRegistry {
         do { try journal.save(schedule) } catch { log(.error, "schedule", "cannot save schedule \(schedule.id): \(error)") }
     }
 
-    /// A scheduled run is cancelled: its schedule too.
-    /// Cancels a run that has not started; false when it started meanwhile (then it must be aborted instead).
+    /// Cancels a run that has not started, and its one-shot schedule; false when it started meanwhile (then it must
+    /// be aborted instead).
     @discardableResult
     func cancelScheduled(_ run: AgentRun, reason: String) -> Bool {
         let cancelled = run.cancelIfScheduled { status in
