@@ -133,13 +133,15 @@ struct AgentRoutes: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
+        // One `end` per stream: the engine's own end event is not sent, as the closing `end` carries the final status
+        // (its state, exit code and reason say the same).
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            for event in backlog where event.seq > after { try await writer.write(Self.sse(event)) }
+            for event in backlog where event.seq > after && event.event != "end" { try await writer.write(Self.sse(event)) }
             if let live {
                 for await event in live {
                     if event.seq == 0 {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    } else if event.seq > after {
+                    } else if event.seq > after && event.event != "end" {
                         try await writer.write(Self.sse(event))
                     }
                 }

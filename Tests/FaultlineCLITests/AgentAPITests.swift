@@ -163,6 +163,7 @@ struct AgentAPITests {
             // The controller's abort is a run event too (what webhooks and Grafana hear).
             #expect(stream.contains("event: abort\ndata: ") && stream.contains("abort: aborted by the controller"), "\(stream)")
             #expect(stream.hasSuffix("\n\n") && stream.contains("event: end\n"), "\(stream)")
+            #expect(stream.components(separatedBy: "event: end\n").count == 2, "one end event per stream, the last: \(stream)")
             #expect(stream.contains("id: 1\n"))
 
             // Replaying the finished stream from after event 2 skips events 1 and 2.
