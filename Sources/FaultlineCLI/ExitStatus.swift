@@ -14,7 +14,7 @@ extension Faultline {
     /// Parses and runs a command line, mapping usage errors to exit code 2 as SPEC §2 says.
     public static func runMain(_ arguments: [String]? = nil) async -> Never {
         do {
-            var command = try parseAsRoot(arguments)
+            var command = try parseAsRoot(movingGlobalOptions(arguments ?? Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -28,5 +28,34 @@ extension Faultline {
             }
             exit(withError: error)
         }
+    }
+}
+
+extension Faultline {
+    /// The options the README calls global, each with a value.
+    static let globalOptions: Set<String> = ["--state-dir", "--log-format", "--log-level", "--agent", "--agents", "--token-file",
+                                             "--ca-file", "--client-cert", "--client-key"]
+
+    /// `faultline --agent URL --state-dir D list …` as `faultline list --agent URL --state-dir D …`: global options
+    /// given before the command go after its name, where the command reads them (a command that has no use for one
+    /// says so as for any unknown option). Anything else before the command is left as it is.
+    static func movingGlobalOptions(_ arguments: [String]) -> [String] {
+        var moved: [String] = []
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let word = arguments[index]
+            let name = String(word.split(separator: "=", maxSplits: 1).first ?? "")
+            guard globalOptions.contains(name) else { break }
+            if word.contains("=") {
+                moved.append(word)
+                index += 1
+            } else {
+                guard index + 1 < arguments.endIndex else { return arguments }
+                moved += [word, arguments[index + 1]]
+                index += 2
+            }
+        }
+        guard !moved.isEmpty, index < arguments.endIndex, !arguments[index].hasPrefix("-") else { return arguments }
+        return [arguments[index]] + moved + arguments[(index + 1)...]
     }
 }

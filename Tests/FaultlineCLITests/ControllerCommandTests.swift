@@ -48,6 +48,9 @@ struct ControllerCommandTests {
             #expect(output.contains(": succeeded"), "\(output)")
             #expect(sleepers.state(target) == "S")
 
+            // Global options before the command (as the README shows them) are the command's.
+            let (globalExit, globalOutput) = try await faultline(["--agent", agent.url, "list"], directory: directory)
+            #expect(globalExit == 0, "\(globalOutput)")
             // A port nobody listens on: refused at once, named; the live agent's runs still listed.
             let dead = "http://127.0.0.1:1"
             let (listExit, list) = try await faultline(["list", "--agent", agent.url, "--agent", dead], directory: directory)

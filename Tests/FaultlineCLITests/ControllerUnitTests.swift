@@ -85,6 +85,18 @@ struct ControllerUnitTests {
         }
     }
 
+    @Test("global options work before the command too: they move after its name; nothing else moves")
+    func globalOptionsBeforeTheCommand() {
+        #expect(Faultline.movingGlobalOptions(["--agent", "http://10.0.0.5:7465", "--state-dir=/s", "list", "--json"])
+                == ["list", "--agent", "http://10.0.0.5:7465", "--state-dir=/s", "--json"])
+        #expect(Faultline.movingGlobalOptions(["list", "--agent", "u"]) == ["list", "--agent", "u"])
+        #expect(Faultline.movingGlobalOptions(["--version"]) == ["--version"])
+        #expect(Faultline.movingGlobalOptions(["--agent"]) == ["--agent"], "a value missing: left for the parser to refuse")
+        #expect(Faultline.movingGlobalOptions(["--agent", "u", "--help"]) == ["--agent", "u", "--help"], "no command: left as it is")
+        #expect(Faultline.movingGlobalOptions(["--token-file", "t", "--ca-file", "ca.pem", "audit", "--limit", "5"])
+                == ["audit", "--token-file", "t", "--ca-file", "ca.pem", "--limit", "5"])
+    }
+
     @Test("a non-loopback listener needs a token of at least 32 characters; loopback may keep a shorter one (or none)")
     func tokenLengthByListener() throws {
         let long = String(repeating: "k", count: AgentConfiguration.minimumTokenLength)
