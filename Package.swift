@@ -135,6 +135,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "FaultlineEngineTests",
+            dependencies: ["FaultlineEngine", "FaultlineCore", "FaultlineProbes"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "FaultlineFaultsTests",
             dependencies: ["FaultlineFaults", "FaultlineSystem", "FaultlineCore", "FaultlineTestSupport"],
             swiftSettings: strict

@@ -57,7 +57,8 @@ public final class ProbeLedger: Sendable {
                 }
                 let badShare = Double(bad) / Double(max(count, 1))
                 let allowed = burn.factor * (1 - objective.fraction)
-                if !good, count >= 2, badShare > allowed {
+                // "Exceeds" as the format says: exactly at the limit is not over it (1 − 0.9 is 0.0999… in binary).
+                if !good, count >= 2, badShare > allowed + 1e-9 {
                     return "error budget burning too fast: \(Int((badShare * 100).rounded()))% bad in the last \(burn.window) (limit \(TimeSpan.trim(allowed * 100))%, probe '\(name)')"
                 }
             }
