@@ -42,8 +42,8 @@ public final class AgentCredentials: Sendable {
     let file: String?
     let minimumLength: Int
     let note: @Sendable (String) -> Void
-    /// The file's signature when last read (empty: missing) and its tokens then (none when it could not be used).
-    let state: Mutex<(signature: [Int], credentials: [AgentCredential])>
+    /// The file's stamp when last read (nil: missing) and its tokens then (none when it could not be used).
+    let state: Mutex<(stamp: FileStamp?, credentials: [AgentCredential])>
 
     /// `fixed` tokens and, when `file` is given, its tokens (read now: a usage error says what is wrong where);
     /// `minimumLength` is the shortest token accepted (32 off loopback).
@@ -54,7 +54,7 @@ public final class AgentCredentials: Sendable {
         self.note = note
         let loaded = try file.map { file throws(FaultlineError) in try Self.read(file, minimumLength: minimumLength) } ?? []
         try Self.checkDistinct(fixed + loaded, file: file)
-        state = Mutex((file.flatMap(Self.signature) ?? [], loaded))
+        state = Mutex((file.flatMap(FileStamp.init), loaded))
     }
 
     /// The credential whose token was presented, compared in constant time with every token (the time does not
@@ -70,10 +70,10 @@ public final class AgentCredentials: Sendable {
     /// The file's tokens, read again when the file changed.
     func current() -> [AgentCredential] {
         guard let file else { return [] }
-        let now = Self.signature(file) ?? []
+        let now = FileStamp(file)
         let (credentials, message) = state.withLock { state -> ([AgentCredential], String?) in
-            guard now != state.signature else { return (state.credentials, nil) }
-            guard !now.isEmpty else {
+            guard now != state.stamp else { return (state.credentials, nil) }
+            guard now != nil else {
                 state = (now, [])
                 return ([], "the tokens file '\(file)' is gone: none of its tokens is accepted until it is back")
             }
@@ -89,12 +89,6 @@ public final class AgentCredentials: Sendable {
         }
         if let message { note(message) }
         return credentials
-    }
-
-    static func signature(_ path: String) -> [Int]? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
     }
 
     /// Reads a tokens file: mode 0600 (or stricter), one `NAME ROLE TOKEN` per line, `#` comments.

@@ -92,8 +92,8 @@ public struct TLSIdentity: Sendable {
 /// reported once and the previous pair stays in service until the files change again.
 final class CertificateReloader: Sendable {
     struct Signature: Equatable {
-        var certificate: [Int]
-        var key: [Int]
+        var certificate: FileStamp
+        var key: FileStamp
     }
 
     struct State {
@@ -113,12 +113,7 @@ final class CertificateReloader: Sendable {
     }
 
     static func signature(_ tls: AgentTLS) -> Signature? {
-        func stamp(_ path: String) -> [Int]? {
-            var info = stat()
-            guard stat(path, &info) == 0 else { return nil }
-            return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
-        }
-        guard let certificate = stamp(tls.certificate), let key = stamp(tls.key) else { return nil }
+        guard let certificate = FileStamp(tls.certificate), let key = FileStamp(tls.key) else { return nil }
         return Signature(certificate: certificate, key: key)
     }
 

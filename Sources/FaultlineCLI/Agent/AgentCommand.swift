@@ -79,10 +79,10 @@ struct AgentCommand: AsyncParsableCommand {
             let given = try token.token()
             if given != nil || tokensFile == nil { try AgentConfiguration.checkToken(given, host: address.host) }
             try AgentConfiguration.checkTransport(host: address.host, tls: tls != nil, insecure: insecureHttp)
-            // The certificate, key and tokens are checked before anything else happens (no run is reverted, no token made).
+            // The certificate and key, then the tokens file, are checked before anything else happens (no run is
+            // reverted, no token made).
             _ = try tls?.serverConfiguration(note: { _ in })
             let minimum = AgentConfiguration.isLoopback(address.host) ? 1 : AgentConfiguration.minimumTokenLength
-            _ = try tokensFile.map { file throws(FaultlineError) in try AgentCredentials.read(file, minimumLength: minimum) }
             var fixed: [AgentCredential] = []
             if let given {
                 fixed = [AgentCredential(name: AgentCredentials.defaultName, role: .operate, token: given)]
