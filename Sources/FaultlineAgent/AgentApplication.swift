@@ -1,4 +1,5 @@
 import FaultlineCore
+import FaultlineEngine
 import FaultlineJournal
 import FaultlineSystem
 import Foundation
@@ -44,8 +45,12 @@ struct AgentRoutes: Sendable {
         router.get("/v1/runs/:id/events") { request, context in
             try events(request, id: try Self.id(context), follow: try Self.flag(request.uri.queryParameters["follow"].map(String.init), name: "follow", default: true))
         }
-        router.get("/v1/runs/:id/report") { _, context in
-            Self.data(try registry.report(try Self.id(context)), type: "application/json")
+        router.get("/v1/runs/:id/report") { request, context in
+            let name = request.uri.queryParameters["format"].map(String.init) ?? "json"
+            guard let format = RunReport.Format(rawValue: name) else {
+                throw AgentError.badRequest("'format' must be one of \(RunReport.Format.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name.prefix(40))'")
+            }
+            return Self.data(try registry.report(try Self.id(context), format: format), type: format.contentType)
         }
         router.post("/v1/runs/:id/abort") { _, context in try Self.json(registry.abort(try Self.id(context))) }
         router.post("/v1/runs/:id/lease") { request, context in
@@ -136,12 +141,12 @@ struct AgentRoutes: Sendable {
         // One `end` per stream: the engine's own end event is not sent, as the closing `end` carries the final status
         // (its state, exit code and reason say the same).
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            for event in backlog where event.seq > after && event.event != "end" { try await writer.write(Self.sse(event)) }
+            for event in backlog where event.seq > after && event.event != .end { try await writer.write(Self.sse(event)) }
             if let live {
                 for await event in live {
                     if event.seq == 0 {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    } else if event.seq > after && event.event != "end" {
+                    } else if event.seq > after && event.event != .end {
                         try await writer.write(Self.sse(event))
                     }
                 }
@@ -158,7 +163,7 @@ struct AgentRoutes: Sendable {
 
     static func sse(_ event: RunStreamEvent) -> ByteBuffer {
         let data = (try? JSONEncoder.api.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return ByteBuffer(string: "id: \(event.seq)\nevent: \(event.event)\ndata: \(data)\n\n")
+        return ByteBuffer(string: "id: \(event.seq)\nevent: \(event.event.rawValue)\ndata: \(data)\n\n")
     }
 
     /// The id in the path, percent-decoded; one that cannot be an id is simply not found.

@@ -11,6 +11,8 @@ final class AgentRun: Sendable {
     let stop = StopSignal()
     /// Where its status, events and report are kept across restarts.
     let directory: String
+    /// Each probe's results so far while its method runs.
+    let monitor = RunMonitor()
 
     private struct Inner {
         var status: RunStatus
@@ -22,7 +24,7 @@ final class AgentRun: Sendable {
         /// Fault name → type, to label metrics.
         var types: [String: String] = [:]
         /// Why the agent stopped it (a label of faultline_aborts_total), when it did.
-        var abortCause: String?
+        var abortCause: AbortCause?
     }
 
     private let inner: Mutex<Inner>
@@ -38,7 +40,15 @@ final class AgentRun: Sendable {
         self.inner = Mutex(inner)
     }
 
-    var status: RunStatus { inner.withLock { $0.status } }
+    /// The status, with each probe's results so far while the method runs.
+    var status: RunStatus {
+        var status = inner.withLock { $0.status }
+        if !status.state.isFinal, let snapshot = monitor.snapshot() {
+            status.probes = snapshot.probes
+            status.slo = snapshot.slo
+        }
+        return status
+    }
 
     /// The status as API JSON.
     var statusJSON: Data {
@@ -78,10 +88,10 @@ final class AgentRun: Sendable {
 
     func faultType(_ name: String) -> String? { inner.withLock { $0.types[name] } }
 
-    var abortCause: String? { inner.withLock { $0.abortCause } }
+    var abortCause: AbortCause? { inner.withLock { $0.abortCause } }
 
     /// Asks a running run to stop and revert; false when it is already over or already stopping for another cause.
-    func abort(cause: String, reason: String) -> Bool {
+    func abort(cause: AbortCause, reason: String) -> Bool {
         let first = inner.withLock { inner -> Bool in
             guard !inner.status.state.isFinal, inner.abortCause == nil else { return false }
             inner.abortCause = cause
@@ -91,7 +101,7 @@ final class AgentRun: Sendable {
         }
         if first {
             persist(status)
-            stop.fire(.abort(reason))
+            stop.fire(.abort(cause, reason))
         }
         return first
     }
@@ -108,31 +118,43 @@ final class AgentRun: Sendable {
 
     /// Records an engine event: the fault states it implies, the stream, the file. Returns the fault's state before.
     @discardableResult
-    func record(_ event: RunEvent, at date: Date) -> String? {
+    func record(_ event: RunEvent, at date: Date) -> FaultRunState? {
         guard event.level != .debug else { return nil }
-        var previous: String?
-        let before = status
+        var previous: FaultRunState?
+        let before = inner.withLock { $0.status }
         let (streamed, readers) = inner.withLock { inner -> (RunStreamEvent, [AsyncStream<RunStreamEvent>.Continuation]) in
-            if let fault = event.fault, let index = inner.status.faults.firstIndex(where: { $0.name == fault }) {
+            func change(_ fault: String, _ edit: (inout RunStatus.FaultStatus) -> Void) {
+                guard let index = inner.status.faults.firstIndex(where: { $0.name == fault }) else { return }
                 previous = inner.status.faults[index].state
-                switch event.event {
-                case "inject":
-                    inner.status.faults[index].state = "active"
-                    if inner.status.faults[index].injectedAt == nil { inner.status.faults[index].injectedAt = date }
-                case "inject-failed" where inner.status.faults[index].state != "active":
-                    inner.status.faults[index].state = "failed"
-                    inner.status.faults[index].error = event.message
-                case "revert":
-                    inner.status.faults[index].state = "reverted"
-                    inner.status.faults[index].revertedAt = date
-                case "revert-failed":
-                    inner.status.faults[index].state = "revert-failed"
-                    inner.status.faults[index].error = event.message
-                default: break
-                }
+                edit(&inner.status.faults[index])
             }
-            if event.event == "abort", inner.status.state == .running { inner.status.state = .reverting }
-            let streamed = RunStreamEvent(seq: inner.events.count + 1, ts: date, level: event.level.rawValue, event: event.event,
+            switch event {
+            case .injected(let fault, _, _):
+                change(fault) { fault in
+                    fault.state = .active
+                    if fault.injectedAt == nil { fault.injectedAt = date }
+                }
+            case .injectFailed(let fault, let error, false):
+                change(fault) { fault in
+                    guard fault.state != .active else { return }
+                    fault.state = .failed
+                    fault.error = error
+                }
+            case .reverted(let fault, _, _):
+                change(fault) { fault in
+                    fault.state = .reverted
+                    fault.revertedAt = date
+                }
+            case .revertFailed(let fault, let error, _):
+                change(fault) { fault in
+                    fault.state = .revertFailed
+                    fault.error = error
+                }
+            case .aborted:
+                if inner.status.state == .running { inner.status.state = .reverting }
+            default: break
+            }
+            let streamed = RunStreamEvent(seq: inner.events.count + 1, ts: date, level: event.level, event: event.name,
                                           message: event.message, fault: event.fault, probe: event.probe)
             inner.events.append(streamed)
             return (streamed, Array(inner.readers.values))
@@ -140,7 +162,7 @@ final class AgentRun: Sendable {
         for reader in readers { reader.yield(streamed) }
         append(streamed)
         // Fault and run states are kept on disk as they change, so a restarted agent knows what was active.
-        let after = status
+        let after = inner.withLock { $0.status }
         if after.state != before.state || after.faults != before.faults { persist(after) }
         return previous
     }
@@ -148,7 +170,7 @@ final class AgentRun: Sendable {
     /// Sends every reader a keep-alive (sequence number 0: written as an SSE comment, never stored).
     func keepAlive() {
         let readers = inner.withLock { Array($0.readers.values) }
-        let beat = RunStreamEvent(seq: 0, ts: Date(), level: "debug", event: "keep-alive", message: "")
+        let beat = RunStreamEvent(seq: 0, ts: Date(), level: .debug, event: .other, message: "")
         for reader in readers { reader.yield(beat) }
     }
 

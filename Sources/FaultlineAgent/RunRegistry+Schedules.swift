@@ -7,7 +7,7 @@ extension RunRegistry {
     func loadSchedules(now: Date) {
         let stored: [ScheduleEntry]
         do { stored = try journal.schedules() } catch {
-            log(.error, "schedule", "cannot read the schedules: \(error)")
+            log(.error, .schedule, "cannot read the schedules: \(error)")
             return
         }
         var kept: [String: ScheduleEntry] = [:]
@@ -27,7 +27,7 @@ extension RunRegistry {
                             status.reason = "missed: due at \(when) while the agent was not running; not run late"
                         }
                     }
-                    log(.warning, "schedule-missed", "run \(schedule.id) of \(schedule.scenario) was due at \(when) while the agent was down; not run late",
+                    log(.warning, .scheduleMissed, "run \(schedule.id) of \(schedule.scenario) was due at \(when) while the agent was down; not run late",
                         run: schedule.id)
                 case .cron:
                     let zone = TimeZone(identifier: schedule.timeZone) ?? .gmt
@@ -41,7 +41,7 @@ extension RunRegistry {
                     schedule.missed.append(contentsOf: missed)
                     schedule.missed = Array(schedule.missed.suffix(100))
                     schedule.nextAt = cron.next(after: now, in: zone)
-                    log(.warning, "schedule-missed",
+                    log(.warning, .scheduleMissed,
                         "schedule \(schedule.id) (\(schedule.scenario), '\(cron)') missed \(missed.count) time(s) while the agent was down, first at \(ISO8601DateFormatter().string(from: due)); not run late")
                 }
                 try? journal.save(schedule)
@@ -94,13 +94,13 @@ extension RunRegistry {
             status.faults = initialStatus(id: runID, scenario: scenario, state: .scheduled, scheduledAt: nil, schedule: nil, lease: nil).faults
         }
         do {
-            let (plan, claims) = try await admit(scenario, runID: runID)
-            guard try hold(run, claims) else {
-                log(.warning, "schedule", "run \(runID) of schedule \(schedule.id) was aborted before it started; nothing was applied", run: runID)
+            let (session, prepared) = try await admit(scenario, runID: runID)
+            guard try hold(run, session, prepared) else {
+                log(.warning, .schedule, "run \(runID) of schedule \(schedule.id) was aborted before it started; nothing was applied", run: runID)
                 return
             }
-            log(.info, "schedule", "schedule \(schedule.id) starts run \(runID) of \(scenario.metadata.name)", run: runID)
-            start(run, scenario, plan)
+            log(.info, .schedule, "schedule \(schedule.id) starts run \(runID) of \(scenario.metadata.name)", run: runID)
+            start(run, session, prepared)
         } catch {
             let detail = error.details.map(\.message).joined(separator: "; ")
             refuse(run, reason: error.message + (detail.isEmpty ? "" : ": " + detail), exit: 3)
@@ -117,12 +117,12 @@ extension RunRegistry {
             status.reason = "not started: \(reason)"
         }
         metrics.ended(RunStatus.State.failed.rawValue)
-        log(.error, "schedule", "run \(run.id) not started: \(reason)", run: run.id)
+        log(.error, .schedule, "run \(run.id) not started: \(reason)", run: run.id)
     }
 
     func store(_ schedule: ScheduleEntry) {
         schedules.withLock { $0[schedule.id] = schedule }
-        do { try journal.save(schedule) } catch { log(.error, "schedule", "cannot save schedule \(schedule.id): \(error)") }
+        do { try journal.save(schedule) } catch { log(.error, .schedule, "cannot save schedule \(schedule.id): \(error)") }
     }
 
     /// Cancels a run that has not started, and its one-shot schedule; false when it started meanwhile (then it must
@@ -141,7 +141,7 @@ extension RunRegistry {
             schedule.nextAt = nil
             store(schedule)
         }
-        log(.warning, "abort", "\(reason): run \(run.id)", run: run.id)
+        log(.warning, .abort, "\(reason): run \(run.id)", run: run.id)
         return true
     }
 
@@ -168,7 +168,7 @@ extension RunRegistry {
                                      cron: cron.description, timeZone: zoneName, at: nil, nextAt: next, lease: lease?.seconds, createdAt: Date())
         do { try journal.save(schedule) } catch { throw AgentError(.internalServerError, "journal", error.description) }
         schedules.withLock { $0[schedule.id] = schedule }
-        log(.info, "schedule", "schedule \(schedule.id) of \(scenario.metadata.name): '\(cron)' in \(zoneName), next at \(ISO8601DateFormatter().string(from: next))")
+        log(.info, .schedule, "schedule \(schedule.id) of \(scenario.metadata.name): '\(cron)' in \(zoneName), next at \(ISO8601DateFormatter().string(from: next))")
         return Self.status(schedule)
     }
 

@@ -35,7 +35,7 @@ public final class RunRegistry: Service, Sendable {
         self.journal = journal
         let format = configuration.logFormat, minimum = configuration.logLevel
         auditLog = AuditLog(journal: journal) { message in
-            EventLog(format: format, run: "-", scenario: "-", minimum: minimum, write: write).log(RunEvent(.warning, "audit", message))
+            EventLog(format: format, run: "-", scenario: "-", minimum: minimum, write: write).log(.note(.warning, .audit, message))
         }
         (jobs, enqueue) = AsyncStream.makeStream()
         if configuration.port != 0 { port.withLock { $0 = UInt16(configuration.port) } }
@@ -49,16 +49,16 @@ public final class RunRegistry: Service, Sendable {
     /// The API's port, once known.
     var boundPort: UInt16? { port.withLock { $0 } }
 
-    func log(_ level: RunEvent.Level, _ event: String, _ message: String, run: String = "-") {
+    func log(_ level: RunEvent.Level, _ event: RunEvent.Name, _ message: String, run: String = "-") {
         EventLog(format: configuration.logFormat, run: run, scenario: "-", minimum: configuration.logLevel, write: write)
-            .log(RunEvent(level, event, message))
+            .log(.note(level, event, message))
     }
 
     // MARK: Start
 
     /// Before the API opens: reverts what a crashed agent left, loads earlier runs, and reports missed schedules.
     public func prepare() async {
-        if let problem = journal.reserveProblem { log(.warning, "journal", problem) }
+        if let problem = journal.reserveProblem { log(.warning, .journal, problem) }
         await recoverLeftovers()
         loadRuns()
         loadSchedules(now: Date())
@@ -70,31 +70,12 @@ public final class RunRegistry: Service, Sendable {
         do {
             for (run, outcomes) in try await Recovery(journal: journal, context: context).recoverAll() {
                 let failed = outcomes.filter { $0.error != nil }.count
-                log(failed == 0 ? .warning : .error, "recover",
+                log(failed == 0 ? .warning : .error, .recover,
                     "run \(run.id) of \(run.scenario) was left by a runner that died; reverted \(outcomes.count - failed) of \(outcomes.count) fault(s)",
                     run: run.id)
             }
         } catch {
-            log(.error, "recover", "cannot recover from the journal: \(error)")
-        }
-    }
-
-    /// A fault that a dead run left in place (its revert failed) and that acts on what `claims` want: 409 naming
-    /// it, as `faultline run` refuses (exit 3); nothing is applied. Faults of live runs are the locks' business.
-    func refuseLeftovers(_ claims: [String: Set<String>]) throws(AgentError) {
-        let orphans: [RunEntry]
-        do { orphans = try Recovery(journal: journal, context: context).orphanedRuns() } catch {
-            throw AgentError(.internalServerError, "journal", "cannot read the journal to check what earlier runs left: \(error); nothing was applied")
-        }
-        for run in orphans {
-            for fault in (try? journal.faults(of: run.id)) ?? [] where fault.state.mayBeActive {
-                let held = ResourceClaims.of(fault.record) { try? NamespacePin.identity(of: $0).get() }
-                for (name, wanted) in claims.sorted(by: { $0.key < $1.key }) {
-                    guard let shared = wanted.intersection(held).sorted().first else { continue }
-                    throw AgentError(.conflict, "conflict", "'\(name)' acts on \(shared), where run \(run.id) left '\(fault.name)' in place (its revert failed): clean it up by hand on this host, then: faultline recover --forget \(run.id) \(fault.name); nothing was applied",
-                                     heldBy: run.id)
-                }
-            }
+            log(.error, .recover, "cannot recover from the journal: \(error)")
         }
     }
 
@@ -116,11 +97,11 @@ public final class RunRegistry: Service, Sendable {
                     status.reason = "the agent stopped during the run: \(why)"
                     for fault in journalled {
                         guard let index = status.faults.firstIndex(where: { $0.name == fault.name }) else { continue }
-                        status.faults[index].state = fault.state.rawValue
+                        status.faults[index].state = fault.state
                         status.faults[index].error = fault.error
                     }
                 }
-                metrics.ended(RunStatus.State.failed.rawValue)
+                metrics.ended(RunState.failed.rawValue)
             }
             loaded[run.id] = run
         }
@@ -161,8 +142,8 @@ public final class RunRegistry: Service, Sendable {
         runs.withLock { runs in if runs[run.id] == nil { runs[run.id] = run } }
     }
 
-    /// The JSON report of a finished run.
-    public func report(_ id: String) throws(AgentError) -> Data {
+    /// The report of a finished run, in `format` (rendered from its report.json).
+    public func report(_ id: String, format: RunReport.Format = .json) throws(AgentError) -> Data {
         let run = try run(id)
         guard run.status.state.isFinal else {
             throw AgentError(.conflict, "not_finished", "run '\(id)' is \(run.status.state.rawValue); its report is written when it ends")
@@ -170,7 +151,10 @@ public final class RunRegistry: Service, Sendable {
         guard let data = FileManager.default.contents(atPath: run.directory + "/report.json") else {
             throw AgentError(.notFound, "no_report", "run '\(id)' ended without a report (\(run.status.reason ?? run.status.state.rawValue))")
         }
-        return data
+        guard format != .json else { return data }
+        do { return try RunReport.decode(data).rendered(format) } catch {
+            throw AgentError(.internalServerError, "no_report", "run '\(id)': its report.json cannot be read: \(error)")
+        }
     }
 
     /// What a submission asks for besides the scenario.
@@ -238,14 +222,14 @@ public final class RunRegistry: Service, Sendable {
                                directory: runsDirectory + "/" + id)
             run.persist(run.status)
             runs.withLock { $0[id] = run }
-            log(.info, "scheduled", "run \(id) of \(scenario.metadata.name) scheduled at \(ISO8601DateFormatter().string(from: at))", run: id)
+            log(.info, .scheduled, "run \(id) of \(scenario.metadata.name) scheduled at \(ISO8601DateFormatter().string(from: at))", run: id)
             return SubmitResponse(id: id, state: .scheduled, scheduledAt: at, schedule: id)
         }
-        let (plan, claims) = try await admit(scenario, runID: id)
+        let (session, prepared) = try await admit(scenario, runID: id)
         let run = AgentRun(status: initialStatus(id: id, scenario: scenario, state: .running, scheduledAt: nil, schedule: nil, lease: options.lease),
-                           directory: runsDirectory + "/" + id)
+                           directory: session.directory)
         // A new run cannot have ended yet: it always starts.
-        if try hold(run, claims) { start(run, scenario, plan) }
+        if try hold(run, session, prepared) { start(run, session, prepared) }
         return SubmitResponse(id: id, state: .running, scheduledAt: nil, schedule: nil)
     }
 
@@ -257,44 +241,64 @@ public final class RunRegistry: Service, Sendable {
                   faults: scenario.spec.faults.map { fault in
                       RunStatus.FaultStatus(name: fault.name.rawValue, type: fault.type.rawValue,
                                             target: (fault.target ?? scenario.spec.target)?.description ?? "this host",
-                                            state: "pending", injectedAt: nil, revertedAt: nil, error: nil)
+                                            state: .pending, injectedAt: nil, revertedAt: nil, error: nil)
                   })
     }
 
-    /// Plans the scenario here and runs the preflight; 422 with the failed checks when it cannot run.
-    func admit(_ scenario: Scenario, runID: String) async throws(AgentError) -> (Plan, [String: Set<String>]) {
-        await recoverLeftovers()
-        let (plan, preflight, facts) = await planHere(scenario, runID: runID)
-        // A leftover in the way is named first: it is why the plan may also find the target taken.
-        let claims = ResourceClaims.of(scenario, plan: plan, facts: facts)
-        try refuseLeftovers(claims)
-        var details = plan.problems.map { AgentError.Detail(path: nil, line: nil, column: nil, message: "\($0)") }
-        for check in preflight.checks where check.status == .missing {
-            details.append(.init(path: nil, line: nil, column: nil, message: check.problem))
+    /// The run's session on this agent: the same as `faultline run`'s, with the agent's state directory, executable,
+    /// guard options, API port (exempted from network faults), traces and notifications; its events feed the run's
+    /// status, stream and metrics.
+    func session(_ scenario: Scenario, runID: String, observe run: AgentRun? = nil) -> RunSession {
+        var settings = RunSession.Settings(stateDirectory: configuration.stateDirectory)
+        settings.executable = configuration.executable
+        settings.guardArguments = configuration.forwarded
+        settings.agentPort = boundPort
+        settings.tracer = configuration.tracer
+        settings.notify = configuration.notify
+        settings.grafana = configuration.grafana
+        let metrics = metrics
+        var observe: (@Sendable (RunEvent, Date) -> Void)?
+        if let run {
+            observe = { event, date in
+                let previous = run.record(event, at: date)
+                metrics.observe(event, type: event.fault.flatMap(run.faultType), previous: previous)
+            }
         }
+        let log = EventLog(format: configuration.logFormat, run: runID, scenario: scenario.metadata.name.rawValue,
+                           minimum: configuration.logLevel, observe: observe, write: write)
+        return RunSession(scenario: scenario, runID: runID, settings: settings, journal: journal, context: context, log: log)
+    }
+
+    /// Plans the scenario here and runs the preflight: 409 naming a leftover in the way, 422 with the failed checks
+    /// when it cannot run; nothing is applied.
+    func admit(_ scenario: Scenario, runID: String) async throws(AgentError) -> (RunSession, RunSession.Prepared) {
+        let session = session(scenario, runID: runID)
+        let prepared: RunSession.Prepared
+        do { prepared = try await session.prepare() } catch {
+            throw AgentError(.internalServerError, "journal", "cannot read the journal to check what earlier runs left: \(error); nothing was applied")
+        }
+        // A leftover in the way is named first: it is why the plan may also find the target taken.
+        for case .leftover(let conflict) in prepared.refusals {
+            throw AgentError(.conflict, "conflict", "\(conflict); nothing was applied", heldBy: conflict.run)
+        }
+        let details = prepared.refusals.map { AgentError.Detail(path: nil, line: nil, column: nil, message: "\($0)") }
         guard details.isEmpty else {
             throw AgentError(.unprocessableContent, "preflight_failed", "preflight failed on this agent; nothing was applied", details: details)
         }
-        return (plan, claims)
+        return (session, prepared)
     }
 
     /// Takes the state directory's locks on what the run acts on (the same locks as `faultline run` on this state
     /// directory, so an agent run and a CLI run on one interface, process or directory exclude each other) and
     /// starts it, or throws 409 naming the run that holds one of them; nothing is applied. False when the run
     /// ended meanwhile (a scheduled run aborted while it was being admitted): it must not start.
-    func hold(_ run: AgentRun, _ claims: [String: Set<String>]) throws(AgentError) -> Bool {
-        let all = claims.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+    func hold(_ run: AgentRun, _ session: RunSession, _ prepared: RunSession.Prepared) throws(AgentError) -> Bool {
         let locks: ClaimLocks
-        do {
-            locks = try ClaimLocks.take(all, runID: run.id, directory: configuration.stateDirectory + "/locks")
-        } catch let held as ClaimLocks.Held {
-            let fault = claims.filter { $0.value.contains(held.claim) }.keys.sorted().first ?? "a fault"
-            // The holder wrote "run ID (pid N)": a run of this agent or a 'faultline run' on this state directory.
-            let holder = held.holder.hasPrefix("run ") ? String(held.holder.dropFirst(4).prefix { $0 != " " }) : nil
-            throw AgentError(.conflict, "conflict", "'\(fault)' acts on \(held.claim), which \(held.holder) holds now: wait for it to end or abort it; nothing was applied",
-                             heldBy: holder)
-        } catch {
-            throw AgentError(.internalServerError, "journal", "cannot take the run's locks in \(configuration.stateDirectory)/locks: \(error); nothing was applied")
+        do { locks = try session.lock(prepared) } catch {
+            if let failure = error.failure {
+                throw AgentError(.internalServerError, "journal", "cannot take the run's locks in \(failure); nothing was applied")
+            }
+            throw AgentError(.conflict, "conflict", "\(error); nothing was applied", heldBy: error.holderRun)
         }
         let started = run.begin(holding: locks) { status in
             status.state = .running
@@ -306,80 +310,58 @@ public final class RunRegistry: Service, Sendable {
     }
 
     /// Runs a started run through the engine in the registry's task group.
-    func start(_ run: AgentRun, _ scenario: Scenario, _ plan: Plan) {
-        enqueue.yield { [self] in await execute(run, scenario, plan) }
+    func start(_ run: AgentRun, _ session: RunSession, _ prepared: RunSession.Prepared) {
+        enqueue.yield { [self] in await execute(run, session, prepared) }
     }
 
-    func execute(_ run: AgentRun, _ scenario: Scenario, _ plan: Plan) async {
-        let metrics = metrics
-        let log = EventLog(format: configuration.logFormat, run: run.id, scenario: scenario.metadata.name.rawValue,
-                           minimum: configuration.logLevel, observe: { event, date in
-                               let previous = run.record(event, at: date)
-                               guard let fault = event.fault, let type = run.faultType(fault) else { return }
-                               switch event.event {
-                               case "inject": metrics.injected(type, ok: true, becameActive: previous != "active")
-                               case "inject-failed": metrics.injected(type, ok: false, becameActive: false)
-                               case "revert", "revert-failed":
-                                   metrics.reverted(type, ok: event.event == "revert", seconds: event.duration, wasActive: previous == "active")
-                               default: break
-                               }
-                           }, write: write)
-        var settings = ExperimentRunner.Settings(runID: run.id, guardCommand: [configuration.executable, "guard", "--run", run.id] + configuration.forwarded)
-        settings.guardLog = run.directory + "/guard.log"
-        settings.onProbeResult = { metrics.probed($0, ok: $1, latency: $2) }
-        settings.tracer = configuration.tracer
-        let journal = journal, context = context, executable = configuration.executable, runSettings = settings
-        let name = scenario.metadata.name.rawValue
-        let hooks = WebhookNotifier.hooks(scenario, adding: configuration.notify)
-        let couriers = [WebhookNotifier.courier(hooks: hooks, run: run.id, scenario: name, log: log),
-                        GrafanaAnnotator.courier(configuration.grafana, run: run.id, scenario: name, log: log)].compactMap { $0 }
-        let report = await EventCourier.around(couriers, log: log) { log in
-            await ExperimentRunner(scenario: scenario, plan: plan, settings: runSettings, journal: journal, context: context,
-                                   probes: ProbeExecutor(target: scenario.spec.target, executable: executable), log: log, stop: run.stop).run()
-        }
+    func execute(_ run: AgentRun, _ admitted: RunSession, _ prepared: RunSession.Prepared) async {
+        // The same session, now with a log that feeds the run's status, stream and metrics.
+        let session = session(admitted.scenario, runID: run.id, observe: run)
+        let report = await session.execute(prepared, stop: run.stop, monitor: run.monitor)
         // The same reports as `faultline run --report DIR`, in the run's folder.
-        if let data = try? report.json() {
-            try? data.write(to: URL(fileURLWithPath: run.directory + "/report.json"), options: .atomic)
+        do { try RunSession.writeReports(report, to: run.directory) } catch {
+            log(.error, .journal, "cannot write the reports of run \(run.id) into \(run.directory): \(error)", run: run.id)
         }
-        try? ReportRenderer.markdown(report).write(toFile: run.directory + "/report.md", atomically: true, encoding: .utf8)
-        try? ReportRenderer.html(report).write(toFile: run.directory + "/report.html", atomically: true, encoding: .utf8)
-        let state = RunStatus.State(rawValue: report.state) ?? .failed
+        let snapshot = RunSnapshot(samples: report.probes, steadyState: session.scenario.spec.steadyState,
+                                   now: report.endedAt.timeIntervalSince(report.startedAt))
         run.finish { status in
-            status.state = state
+            status.state = report.state
             status.endedAt = report.endedAt
             status.exitCode = report.exitCode
             status.reason = status.reason ?? report.abortReason
             status.leaseExpiresAt = nil
+            status.probes = snapshot.probes
+            status.slo = snapshot.slo
             for fault in report.faults {
                 guard let index = status.faults.firstIndex(where: { $0.name == fault.name }) else { continue }
                 status.faults[index].state = fault.state
                 status.faults[index].error = fault.error
             }
         }
-        metrics.ended(state.rawValue)
-        if state == .aborted {
-            metrics.aborted(run.abortCause ?? (report.abortReason?.contains("could not be injected") == true ? "inject-failed" : "condition"))
+        metrics.ended(report.state.rawValue)
+        if report.state == .aborted, let cause = run.abortCause ?? report.abortCause {
+            metrics.aborted(cause.rawValue)
         }
     }
 
     // MARK: Abort and leases
 
     /// Aborts one run: a running one reverts, a scheduled one is cancelled; an ended one is left as it is.
-    public func abort(_ id: String, cause: String = "controller", reason: String = "aborted by the controller") throws(AgentError) -> RunStatus {
+    public func abort(_ id: String, cause: AbortCause = .controller, reason: String = "aborted by the controller") throws(AgentError) -> RunStatus {
         let run = try run(id)
         switch run.status.state {
         case .scheduled where cancelScheduled(run, reason: reason + " before it started"):
             break
         case .scheduled, .running, .reverting:
             // .scheduled here: it started while this abort came in.
-            if run.abort(cause: cause, reason: reason) { log(.warning, "abort", "\(reason): reverting run \(id)", run: id) }
+            if run.abort(cause: cause, reason: reason) { log(.warning, .abort, "\(reason): reverting run \(id)", run: id) }
         default: break
         }
         return run.status
     }
 
     /// The big red button: every running and scheduled run is stopped; cron schedules stay (unschedule removes them).
-    public func abortAll(cause: String = "abort-all", reason: String = "aborted by the controller (abort all)") -> [RunStatus] {
+    public func abortAll(cause: AbortCause = .abortAll, reason: String = "aborted by the controller (abort all)") -> [RunStatus] {
         let affected = runs.withLock { Array($0.values) }.filter { !$0.status.state.isFinal }
         for run in affected { _ = try? abort(run.id, cause: cause, reason: reason) }
         return affected.map(\.status)
@@ -408,7 +390,7 @@ public final class RunRegistry: Service, Sendable {
         }
         for run in expired {
             let seconds = run.status.leaseSeconds.map { TimeSpan(microseconds: Int64($0 * 1_000_000)).description } ?? "?"
-            _ = try? abort(run.id, cause: "lease", reason: "the controller's lease expired (not renewed within \(seconds))")
+            _ = try? abort(run.id, cause: .lease, reason: "the controller's lease expired (not renewed within \(seconds))")
         }
     }
 
@@ -440,8 +422,8 @@ public final class RunRegistry: Service, Sendable {
     func stopAll() {
         shutdown.fire(.interrupted)
         let active = runs.withLock { Array($0.values) }.filter { [.running, .reverting].contains($0.status.state) }
-        if !active.isEmpty { log(.warning, "shutdown", "shutting down: reverting \(active.count) run(s) first") }
-        for run in active { _ = run.abort(cause: "shutdown", reason: "the agent is shutting down") }
+        if !active.isEmpty { log(.warning, .shutdown, "shutting down: reverting \(active.count) run(s) first") }
+        for run in active { _ = run.abort(cause: .shutdown, reason: "the agent is shutting down") }
         enqueue.finish()
     }
 }
@@ -449,17 +431,11 @@ public final class RunRegistry: Service, Sendable {
 extension RunRegistry {
     /// The plan (JSON) and the preflight of a scenario on this agent; nothing is run.
     public func dryRun(_ text: String, source: String) async throws(AgentError) -> (String, PreflightReport) {
-        let (plan, preflight, _) = await planHere(try load(text, source: source), runID: RunID.derived(from: text))
-        return ((try? PlanRenderer.json(plan)) ?? "null", preflight)
-    }
-
-    /// The scenario planned with this host's facts (the API's port exempted), and its preflight, read together.
-    func planHere(_ scenario: Scenario, runID: String) async -> (Plan, PreflightReport, HostFacts) {
-        async let factsRead = HostFactsReader().read(for: scenario, agentPort: boundPort,
-                                                      pins: .init(directory: configuration.stateDirectory + "/pins", runID: runID))
-        async let preflight = Preflight().check(scenario)
-        var facts = await factsRead
-        facts.executable = configuration.executable
-        return (Planner(facts: facts).plan(scenario, runID: runID), await preflight, facts)
+        let scenario = try load(text, source: source)
+        let prepared: RunSession.Prepared
+        do { prepared = try await session(scenario, runID: RunID.derived(from: text)).prepare() } catch {
+            throw AgentError(.internalServerError, "journal", "cannot read the journal: \(error)")
+        }
+        return ((try? PlanRenderer.json(prepared.plan)) ?? "null", prepared.preflight)
     }
 }

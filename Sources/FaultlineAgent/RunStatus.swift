@@ -1,13 +1,11 @@
 import FaultlineCore
+import FaultlineEngine
 import Foundation
 
 /// A run as the API shows it (`GET /v1/runs/{id}`).
 public struct RunStatus: Codable, Sendable, Hashable {
     /// SPEC §3 run states.
-    public enum State: String, Codable, Sendable, CaseIterable {
-        case scheduled, running, reverting, succeeded, deviated, aborted, failed, inconclusive
-        public var isFinal: Bool { ![.scheduled, .running, .reverting].contains(self) }
-    }
+    public typealias State = RunState
 
     public var id: String
     public var scenario: String
@@ -27,14 +25,18 @@ public struct RunStatus: Codable, Sendable, Hashable {
     /// The schedule that started it.
     public var schedule: String?
     public var faults: [FaultStatus]
+    /// Each probe's results so far (every phase), once the method has begun.
+    public var probes: [RunSnapshot.Probe]?
+    /// The SLO's error budget used and burn rate so far, when the scenario has an SLO.
+    public var slo: RunSnapshot.SLO?
 
     /// One fault of the run.
     public struct FaultStatus: Codable, Sendable, Hashable {
         public var name: String
         public var type: String
         public var target: String
-        /// pending, active, reverted, failed, revert-failed, not-injected.
-        public var state: String
+        /// pending, active, reverted, degraded, failed, revert-failed, not-injected.
+        public var state: FaultRunState
         public var injectedAt: Date?
         public var revertedAt: Date?
         public var error: String?
@@ -45,11 +47,35 @@ public struct RunStatus: Codable, Sendable, Hashable {
 public struct RunStreamEvent: Codable, Sendable, Hashable {
     public var seq: Int
     public var ts: Date
-    public var level: String
-    public var event: String
+    public var level: RunEvent.Level
+    public var event: RunEvent.Name
     public var message: String
     public var fault: String?
     public var probe: String?
+
+    public init(seq: Int, ts: Date, level: RunEvent.Level, event: RunEvent.Name, message: String, fault: String? = nil, probe: String? = nil) {
+        self.seq = seq
+        self.ts = ts
+        self.level = level
+        self.event = event
+        self.message = message
+        self.fault = fault
+        self.probe = probe
+    }
+
+    enum CodingKeys: String, CodingKey { case seq, ts, level, event, message, fault, probe }
+
+    /// Names and levels another version may have added read as `other` and `info`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        seq = try container.decode(Int.self, forKey: .seq)
+        ts = try container.decode(Date.self, forKey: .ts)
+        level = RunEvent.Level(rawValue: try container.decode(String.self, forKey: .level)) ?? .info
+        event = RunEvent.Name(rawValue: try container.decode(String.self, forKey: .event)) ?? .other
+        message = try container.decode(String.self, forKey: .message)
+        fault = try container.decodeIfPresent(String.self, forKey: .fault)
+        probe = try container.decodeIfPresent(String.self, forKey: .probe)
+    }
 }
 
 /// The answer to `POST /v1/runs`.

@@ -8,6 +8,8 @@ public enum ExitStatus {
     public static let preflightFailed = ExitCode(3)
     public static let revertFailed = ExitCode(4)
     public static let interrupted = ExitCode(130)
+    /// Declined at the confirmation prompt: the user stopped it before anything was applied.
+    public static let declined = ExitCode(130)
 }
 
 extension Faultline {

@@ -82,7 +82,7 @@ public final class EventCourier: Sendable {
                     }
                     let unsent = self.pending.withLock { $0[index] }
                     if unsent > 0 {
-                        self.log.log(RunEvent(.warning, "notify", "\(lane.name): \(unsent) message(s) not sent: the run is over and it did not take them within \(self.drain)"))
+                        self.log.log(.note(.warning, .notify, "\(lane.name): \(unsent) message(s) not sent: the run is over and it did not take them within \(self.drain)"))
                     }
                     return false
                 }

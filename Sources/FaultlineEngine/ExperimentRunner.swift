@@ -20,10 +20,12 @@ public struct ExperimentRunner: Sendable {
         public var guardLog: String?
         /// How long after maxDuration the guard reverts even if the runner still lives.
         public var grace: TimeSpan = .seconds(30)
-        /// Sees every probe result of the method: probe name, ok, latency in seconds (the agent's metrics).
-        public var onProbeResult: (@Sendable (String, Bool, Double) -> Void)?
         /// Where the run's spans go (a span per run, per fault, per probe request); nil: no traces.
         public var tracer: (any Tracer)?
+        /// The driver that applies a fault (tests give fakes).
+        public var drivers: @Sendable (Fault, PlannedFault, String, DriverContext) -> any FaultDriver = { fault, planned, runID, context in
+            Drivers.driver(for: fault, planned: planned, runID: runID, context: context)
+        }
 
         public init(runID: String, guardCommand: [String]?) {
             self.runID = runID
@@ -36,14 +38,17 @@ public struct ExperimentRunner: Sendable {
     let settings: Settings
     let journal: Journal
     let context: DriverContext
-    let probes: ProbeExecutor
+    let probes: any ProbeChecking
     let log: EventLog
     let stop: StopSignal
     let live: LiveView?
+    let monitor: RunMonitor?
 
+    /// `monitor` and `live` show the method as it goes (the agent's status, the terminal's live view).
     public init(scenario: Scenario, plan: Plan, settings: Settings, journal: Journal, context: DriverContext,
-                probes: ProbeExecutor, log: EventLog, stop: StopSignal, live: LiveView? = nil) {
+                probes: any ProbeChecking, log: EventLog, stop: StopSignal, monitor: RunMonitor? = nil, live: LiveView? = nil) {
         self.live = live
+        self.monitor = monitor
         self.scenario = scenario
         self.plan = plan
         self.settings = settings
@@ -59,7 +64,7 @@ public struct ExperimentRunner: Sendable {
         struct Entry {
             var injectedAt: Double?
             var revertedAt: Double?
-            var state = "not-injected"
+            var state = FaultRunState.notInjected
             var error: String?
             /// Set as its revert begins: from then on it may no longer hold.
             var reverting = false
@@ -67,7 +72,7 @@ public struct ExperimentRunner: Sendable {
             var degraded: String?
 
             /// In place, and not on its way out.
-            var inPlace: Bool { state == "active" && !reverting }
+            var inPlace: Bool { state == .active && !reverting }
         }
 
         private let entries = Mutex<[String: Entry]>([:])
@@ -95,10 +100,10 @@ public struct ExperimentRunner: Sendable {
         var report = await run(span)
         report.traceID = span.traceID
         await probes.finish()
-        span.set("faultline.run.state", report.state)
+        span.set("faultline.run.state", report.state.rawValue)
         span.set("faultline.run.exit_code", Int(report.exitCode))
         span.set("faultline.run.abort_reason", report.abortReason)
-        if report.exitCode != 0 { span.fail(report.abortReason ?? report.state) }
+        if report.exitCode != 0 { span.fail(report.abortReason ?? report.state.rawValue) }
         span.end()
         return report
     }
@@ -109,11 +114,12 @@ public struct ExperimentRunner: Sendable {
         let progress = FaultProgress()
         let clock = ContinuousClock()
 
-        func report(state: RunEntry.State, exit: Int32, before: Bool, after: Bool?, abortReason: String? = nil, abortedAt: Double? = nil) -> RunReport {
+        func report(state: RunState, exit: Int32, before: Bool, after: Bool?, abortReason: String? = nil, abortCause: AbortCause? = nil,
+                    abortProbe: String? = nil, abortedAt: Double? = nil) -> RunReport {
             RunReport(
                 scenario: scenario.metadata.name.rawValue, description: scenario.metadata.description, runID: settings.runID,
                 host: ProcessInfo.processInfo.hostName, user: ProcessInfo.processInfo.userName, startedAt: startedAt, endedAt: Date(),
-                state: state.rawValue, exitCode: exit, abortReason: abortReason, abortedAt: abortedAt, runbook: scenario.metadata.runbook,
+                state: state, exitCode: exit, abortReason: abortReason, abortCause: abortCause, abortProbe: abortProbe, abortedAt: abortedAt, runbook: scenario.metadata.runbook,
                 steadyStateBefore: before, steadyStateAfter: after, slo: ledger.verdict(),
                 faults: plan.faults.map { planned in
                     let entry = progress[planned.name]
@@ -126,14 +132,14 @@ public struct ExperimentRunner: Sendable {
         }
 
         // 1. Steady state before: every probe must pass once, or nothing is injected.
-        log.log(RunEvent(.info, "start", "run \(settings.runID) of \(scenario.metadata.name)\(span.traceID.map { " (trace \($0))" } ?? ""): checking the steady state before the method"))
+        log.log(.started(run: settings.runID, scenario: scenario.metadata.name.rawValue, traceID: span.traceID))
         let before = await checkAll(ledger, phase: .before, at: 0, span: span)
         if stop.reason == .interrupted {
-            log.log(RunEvent(.warning, "interrupted", "interrupted before the method: nothing was injected"))
+            log.log(.note(.warning, .interrupted, "interrupted before the method: nothing was injected"))
             return report(state: .aborted, exit: 130, before: before, after: nil, abortReason: "interrupted")
         }
         guard before else {
-            log.log(RunEvent(.error, "deviated", "the steady state does not hold before the method: nothing injected"))
+            log.log(.note(.error, .deviated, "the steady state does not hold before the method: nothing injected"))
             return report(state: .deviated, exit: 1, before: false, after: nil, abortReason: "steady state did not hold before the method")
         }
 
@@ -148,7 +154,7 @@ public struct ExperimentRunner: Sendable {
             try journal.begin(RunEntry(id: settings.runID, scenario: scenario.metadata.name.rawValue, state: .running,
                                        startedAt: startedAt, runner: me, deadline: deadline))
         } catch {
-            log.log(RunEvent(.error, "journal", "cannot journal the run, so nothing is injected: \(error)"))
+            log.log(.note(.error, .journal, "cannot journal the run, so nothing is injected: \(error)"))
             return report(state: .failed, exit: 3, before: true, after: nil, abortReason: "journal unavailable: \(error)")
         }
         // Every target namespace is held by a pin for the whole run (journalled first), and is still the one planned.
@@ -157,20 +163,22 @@ public struct ExperimentRunner: Sendable {
             do {
                 try journal.recordPin(pin, runID: settings.runID)
                 try NamespacePin.create(pin)
-                log.log(RunEvent(.debug, "pin", "pinned \(pin)"))
+                log.log(.note(.debug, .pin, "pinned \(pin)"))
             } catch {
-                log.log(RunEvent(.error, "pin", "cannot hold the target namespace \(pin.source) for the run, so nothing is injected: \(error)"))
+                log.log(.note(.error, .pin, "cannot hold the target namespace \(pin.source) for the run, so nothing is injected: \(error)"))
                 let left = Recovery(journal: journal, context: context).releasePins(runID: settings.runID)
-                for failure in left { log.log(RunEvent(.error, "pin", "\(failure)")) }
+                for failure in left { log.log(.note(.error, .pin, "\(failure)")) }
                 do { try journal.setState(.failed, of: settings.runID, reason: "cannot pin the target namespace: \(error)") } catch let journalError {
-                    log.log(RunEvent(.error, "journal", "cannot record the run's end: \(journalError)"))
+                    log.log(.note(.error, .journal, "cannot record the run's end: \(journalError)"))
                 }
                 return report(state: .failed, exit: 3, before: true, after: nil, abortReason: "cannot pin the target namespace: \(error)")
             }
         }
         let guardProcess = startGuard()
-        live?.attach(LiveView.Source(plan: plan, progress: progress, ledger: ledger, methodStart: methodStart))
-        log.log(RunEvent(.info, "method", "the method starts: \(plan.faults.count) fault(s) over at most \(scenario.spec.maxDuration)"))
+        let source = RunMonitor.Source(plan: plan, progress: progress, ledger: ledger, methodStart: methodStart)
+        live?.attach(source)
+        monitor?.attach(source)
+        log.log(.methodStarted(faults: plan.faults.count, maxDuration: scenario.spec.maxDuration))
 
         await withTaskGroup(of: Void.self) { group in
             let remaining = Countdown(plan.faults.count)
@@ -188,8 +196,8 @@ public struct ExperimentRunner: Sendable {
             // An abort from outside the probes (the controller, an expired lease) is an event too (webhooks, Grafana).
             group.addTask {
                 await stop.wait()
-                if case .abort(let why) = stop.reason, aborts.claim() {
-                    log.log(RunEvent(.error, "abort", "abort: \(why)"))
+                if case .abort(let cause, let why, _) = stop.reason, aborts.claim() {
+                    log.log(.aborted(cause: cause, reason: why, probe: nil))
                     span.event("abort", ["faultline.abort.reason": why])
                 }
             }
@@ -211,22 +219,22 @@ public struct ExperimentRunner: Sendable {
         let recovery = Recovery(journal: journal, context: context)
         let leftovers = await recovery.revert(runID: settings.runID)
         for outcome in leftovers {
-            log.log(RunEvent(outcome.error == nil ? .info : .error, outcome.error == nil ? "revert" : "revert-failed",
-                             outcome.error.map { "revert failed: \($0)" } ?? "reverted", fault: outcome.name, duration: outcome.duration))
+            log.log(outcome.error.map { .revertFailed(fault: outcome.name, error: $0.description, seconds: outcome.duration) }
+                    ?? .reverted(fault: outcome.name, seconds: outcome.duration))
             if let journalError = outcome.journalError {
-                log.log(RunEvent(.error, "journal", "the journal could not record this: \(journalError)", fault: outcome.name))
+                log.log(.note(.error, .journal, "the journal could not record this: \(journalError)", fault: outcome.name))
             }
             progress.update(outcome.name) { entry in
-                entry.state = outcome.error == nil ? "reverted" : "revert-failed"
+                entry.state = outcome.error == nil ? .reverted : .revertFailed
                 entry.error = outcome.error?.description ?? entry.error
                 if entry.revertedAt == nil { entry.revertedAt = offset() }
             }
         }
         // The pins go once nothing of the run can be left in their namespaces; a failed revert keeps them, so a
         // later recover (or a person, with the printed commands) still enters the right namespace.
-        if !pins.isEmpty, !plan.faults.contains(where: { progress[$0.name].state == "revert-failed" }), !leftovers.contains(where: { $0.error != nil }) {
+        if !pins.isEmpty, !plan.faults.contains(where: { progress[$0.name].state == .revertFailed }), !leftovers.contains(where: { $0.error != nil }) {
             for failure in recovery.releasePins(runID: settings.runID) {
-                log.log(RunEvent(.error, "pin", "\(failure); remove it by hand: umount -l PATH && rm PATH"))
+                log.log(.note(.error, .pin, "\(failure); remove it by hand: umount -l PATH && rm PATH"))
             }
         }
 
@@ -234,16 +242,16 @@ public struct ExperimentRunner: Sendable {
         let reason = stop.reason
         var after: Bool?
         if reason != .interrupted {
-            log.log(RunEvent(.info, "after", "checking the steady state after the method"))
+            log.log(.note(.info, .after, "checking the steady state after the method"))
             after = await checkAll(ledger, phase: .after, at: offset(), span: span)
         }
 
-        let revertFailed = plan.faults.contains { progress[$0.name].state == "revert-failed" } || leftovers.contains { $0.error != nil }
+        let revertFailed = plan.faults.contains { progress[$0.name].state == .revertFailed } || leftovers.contains { $0.error != nil }
         let slo = ledger.verdict()
-        let (state, exit, abortReason): (RunEntry.State, Int32, String?) = {
+        let (state, exit, abortReason): (RunState, Int32, String?) = {
             if revertFailed { return (.failed, 4, abortReasonText(reason)) }
             if reason == .interrupted { return (.aborted, 130, "interrupted") }
-            if case .abort(let why) = reason { return (.aborted, 1, why) }
+            if case .abort(_, let why, _) = reason { return (.aborted, 1, why) }
             if after == false { return (.deviated, 1, nil) }
             if let slo, !slo.met { return (.deviated, 1, nil) }
             // A held steady state proves nothing about a fault that did not fully act...
@@ -259,19 +267,21 @@ public struct ExperimentRunner: Sendable {
         }()
         do { try journal.setState(state, of: settings.runID, reason: abortReason) } catch {
             // The guard then still sees a live run and reverts again when this process ends: harmless, but said.
-            log.log(RunEvent(.error, "journal", "cannot record the run's end in the journal: \(error)"))
+            log.log(.note(.error, .journal, "cannot record the run's end in the journal: \(error)"))
         }
         if let guardProcess { reapGuard(guardProcess) }
         let abortedAt: Double? = if case .abort = reason, let fired = stop.firedAt {
             (fired - methodStart).seconds
         } else { nil }
-        log.log(RunEvent(exit == 0 ? .info : .error, "end", "run \(settings.runID) \(state.rawValue) (exit \(exit))" + (abortReason.map { ": \($0)" } ?? "")))
-        return report(state: state, exit: exit, before: true, after: after, abortReason: abortReason, abortedAt: abortedAt)
+        let (abortCause, abortProbe): (AbortCause?, String?) = if case .abort(let cause, _, let probe) = reason { (cause, probe) } else { (nil, nil) }
+        log.log(.ended(run: settings.runID, state: state, exitCode: exit, reason: abortReason))
+        return report(state: state, exit: exit, before: true, after: after, abortReason: abortReason, abortCause: abortCause, abortProbe: abortProbe,
+                      abortedAt: abortedAt)
     }
 
     func abortReasonText(_ reason: StopReason?) -> String? {
         switch reason {
-        case .abort(let why): why
+        case .abort(_, let why, _): why
         case .interrupted: "interrupted"
         default: nil
         }
@@ -319,8 +329,8 @@ public struct ExperimentRunner: Sendable {
                 group.addTask {
                     let (outcome, traceID) = await check(probe, phase: phase, span: span)
                     _ = ledger.record(probe, outcome, phase: phase, at: at, traceID: traceID)
-                    settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
-                    if !outcome.ok { log.log(RunEvent(.warning, "probe", "\(phase.rawValue): \(outcome.detail)", probe: probe.name.rawValue)) }
+                    log.log(.probed(probe: probe.name.rawValue, phase: phase, ok: outcome.ok, latency: outcome.latency))
+                    if !outcome.ok { log.log(.probeFailed(probe: probe.name.rawValue, phase: phase, detail: outcome.detail)) }
                     return outcome.ok
                 }
             }
@@ -340,7 +350,7 @@ public struct ExperimentRunner: Sendable {
         let inPlace: @Sendable () -> Bool = { probe.during.map { progress[$0.rawValue].inPlace } ?? true }
         if let fault = probe.during {
             while !inPlace() {
-                if progress[fault.rawValue].reverting || ["failed", "reverted", "revert-failed"].contains(progress[fault.rawValue].state) { return }
+                if progress[fault.rawValue].reverting || progress[fault.rawValue].state.isSettled { return }
                 if await stop.sleep(until: clock.now + .milliseconds(10)) { return }
             }
         }
@@ -354,13 +364,13 @@ public struct ExperimentRunner: Sendable {
             let (outcome, traceID) = await self.check(probe, phase: .method, span: span)
             // A request cut off because the method ended, or back after its fault began to go, is no result.
             if Task.isCancelled || !inPlace() { return nil }
-            settings.onProbeResult?(probe.name.rawValue, outcome.ok, outcome.latency)
+            log.log(.probed(probe: probe.name.rawValue, phase: .method, ok: outcome.ok, latency: outcome.latency))
             if let abort = ledger.record(probe, outcome, phase: .method, at: at, traceID: traceID) {
                 if aborts.claim() {
-                    log.log(RunEvent(.error, "abort", "abort: \(abort)", probe: probe.name.rawValue))
+                    log.log(.aborted(cause: .condition, reason: abort, probe: probe.name.rawValue))
                     span.event("abort", ["faultline.abort.reason": abort])
                 }
-                stop.fire(.abort(abort))
+                stop.fire(.abort(.condition, abort, probe: probe.name.rawValue))
             }
             return outcome.ok
         }
@@ -370,7 +380,7 @@ public struct ExperimentRunner: Sendable {
                 if rate != nil {
                     inFlight.addTask { _ = await check() }  // open loop: do not wait for the answer
                 } else if let ok = await check(), ok != wasOK {
-                    log.log(RunEvent(ok ? .info : .warning, "probe", ok ? "passing again" : "failing", probe: probe.name.rawValue))
+                    log.log(.probeChanged(probe: probe.name.rawValue, ok: ok))
                     wasOK = ok
                 }
                 next = next + (rate.map { .nanoseconds(Int64(1e9 / max($0, 0.001))) } ?? .microseconds(probe.interval.microseconds))
@@ -399,34 +409,34 @@ public struct ExperimentRunner: Sendable {
         span.set("faultline.fault.summary", planned.summary)
         defer {
             let entry = progress[name]
-            span.set("faultline.fault.state", entry.state)
+            span.set("faultline.fault.state", entry.state.rawValue)
             if let error = entry.error { span.fail(error) }
             span.end()
         }
-        let driver = Drivers.driver(for: fault, planned: planned, runID: settings.runID, context: context)
+        let driver = settings.drivers(fault, planned, settings.runID, context)
         let writer = JournalWriter(journal: journal, runID: settings.runID, fault: name, type: fault.type)
         var record: RevertRecord
         do {
             record = try await driver.apply(journal: writer)
             try journal.record(runID: settings.runID, fault: name, type: fault.type, state: .active, record: record)
-            progress.update(name) { $0.injectedAt = offset(); $0.state = "active" }
-            log.log(RunEvent(.info, "inject", "injected: \(planned.summary)", fault: name))
+            progress.update(name) { $0.injectedAt = offset(); $0.state = .active }
+            log.log(.injected(fault: name, summary: planned.summary, again: false))
             span.event("inject")
             tried = true
             order.finish(turn)
         } catch {
-            progress.update(name) { $0.error = error.description; $0.state = "failed" }
-            log.log(RunEvent(.error, "inject-failed", "could not inject: \(error)", fault: name))
+            progress.update(name) { $0.error = error.description; $0.state = .failed }
+            log.log(.injectFailed(fault: name, error: error.description, again: false))
             if let last = writer.lastRecord {
                 do {
                     try await driver.revert(last)
                     try? journal.setState(.failed, runID: settings.runID, fault: name, error: error.description)
                 } catch let revertError {
                     try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: revertError.description)
-                    progress.update(name) { $0.state = "revert-failed"; $0.error = "\(error); revert: \(revertError)" }
+                    progress.update(name) { $0.state = .revertFailed; $0.error = "\(error); revert: \(revertError)" }
                 }
             }
-            stop.fire(.abort("fault '\(name)' could not be injected: \(error)"))
+            stop.fire(.abort(.injectFailed, "fault '\(name)' could not be injected: \(error)"))
             return  // the deferred finish lets the next fault see the abort
         }
         // A userspace engine's warnings while the fault is in place; cancelled (after a last read) once it is reverted.
@@ -437,9 +447,9 @@ public struct ExperimentRunner: Sendable {
                     if report.level == .failure, progress[name].reverting { return }
                     if report.level == .failure {
                         progress.update(name) { $0.degraded = $0.degraded.map { "\($0); \(report.message)" } ?? report.message }
-                        log.log(RunEvent(.error, "degraded", "the fault did not fully act: \(report.message)", fault: name))
+                        log.log(.degraded(fault: name, why: report.message))
                     } else {
-                        log.log(RunEvent(report.level == .warning ? .warning : .info, "engine", report.message, fault: name))
+                        log.log(.engine(fault: name, level: report.level == .warning ? .warning : .info, message: report.message))
                     }
                 }
             }
@@ -449,10 +459,10 @@ public struct ExperimentRunner: Sendable {
                 while next < end, await !stop.sleep(until: next) {
                     do {
                         record = try await driver.apply(journal: writer)
-                        log.log(RunEvent(.info, "inject", "again: \(planned.summary)", fault: name))
+                        log.log(.injected(fault: name, summary: planned.summary, again: true))
                         span.event("inject")
                     } catch {
-                        log.log(RunEvent(.warning, "inject-failed", "repeat found nothing to hit: \(error)", fault: name))
+                        log.log(.injectFailed(fault: name, error: "\(error)", again: true))
                     }
                     next = next + .microseconds(every.microseconds)
                 }
@@ -462,17 +472,17 @@ public struct ExperimentRunner: Sendable {
             let began = ContinuousClock.now
             do throws(FaultlineError) {
                 try await driver.revert(record)
-                progress.update(name) { $0.revertedAt = offset(); $0.state = $0.degraded == nil ? "reverted" : "degraded" }
-                log.log(RunEvent(.info, "revert", "reverted", fault: name, duration: (ContinuousClock.now - began).seconds))
+                progress.update(name) { $0.revertedAt = offset(); $0.state = $0.degraded == nil ? .reverted : .degraded }
+                log.log(.reverted(fault: name, seconds: (ContinuousClock.now - began).seconds))
                 span.event("revert")
                 // The fault is gone; only the record of it may fail (a full state filesystem): said as that.
                 do { try journal.setState(.reverted, runID: settings.runID, fault: name) } catch {
-                    log.log(RunEvent(.error, "journal", "reverted, but the journal could not record it (the guard or recover will find it gone): \(error)", fault: name))
+                    log.log(.note(.error, .journal, "reverted, but the journal could not record it (the guard or recover will find it gone): \(error)", fault: name))
                 }
             } catch {
                 try? journal.setState(.revertFailed, runID: settings.runID, fault: name, error: error.description)
-                progress.update(name) { $0.state = "revert-failed"; $0.error = error.description; $0.revertedAt = nil }
-                log.log(RunEvent(.error, "revert-failed", "revert failed: \(error)", fault: name, duration: (ContinuousClock.now - began).seconds))
+                progress.update(name) { $0.state = .revertFailed; $0.error = error.description; $0.revertedAt = nil }
+                log.log(.revertFailed(fault: name, error: error.description, seconds: (ContinuousClock.now - began).seconds))
             }
             group.cancelAll()
         }
@@ -488,15 +498,15 @@ public struct ExperimentRunner: Sendable {
                 try FileManager.default.createDirectory(atPath: (guardLog as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 output = guardLog
             } catch {
-                log.log(RunEvent(.warning, "guard", "cannot make the folder of the guard's log '\(guardLog)': \(error); the guard logs nowhere"))
+                log.log(.note(.warning, .guard, "cannot make the folder of the guard's log '\(guardLog)': \(error); the guard logs nowhere"))
             }
         }
         do {
             let child = try ChildProcess.spawn(argv, table: context.processes, newSession: true, output: output)
-            log.log(RunEvent(.debug, "guard", "guard started as pid \(child.pid), logging to \(output)"))
+            log.log(.note(.debug, .guard, "guard started as pid \(child.pid), logging to \(output)"))
             return child
         } catch {
-            log.log(RunEvent(.warning, "guard", "could not start the guard: \(error); faults are still reverted by this process"))
+            log.log(.note(.warning, .guard, "could not start the guard: \(error); faults are still reverted by this process"))
             return nil
         }
     }

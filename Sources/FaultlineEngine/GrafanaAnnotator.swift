@@ -38,33 +38,34 @@ public enum GrafanaAnnotator {
         let windows = Mutex<[String: Window]>([:])
 
         let lane = EventCourier.Lane(name: "grafana: '\(base)'", accepts: { event in
-            switch event.event {
-            case "inject", "revert", "revert-failed": event.fault != nil
-            case "abort": true
+            switch event {
+            case .injected, .reverted, .revertFailed, .aborted: true
             default: false
             }
         }) { event, date in
             let tags = ["faultline", scenario]
-            switch event.event {
-            case "inject":
-                guard let fault = event.fault, windows.withLock({ $0[fault] }) == nil else { return }  // a repeat
+            switch event {
+            case .injected(let fault, _, _):
+                guard windows.withLock({ $0[fault] }) == nil else { return }  // a repeat
                 let text = "faultline \(scenario) · run \(run) · \(fault): \(event.message)"
                 windows.withLock { $0[fault] = Window(id: nil, start: date, text: text) }
                 let id = await Self.send(headers: headers, timeout: timeout, log: log, .POST, endpoint, ["time": Self.milliseconds(date), "tags": tags + [fault], "text": text],
                                     what: "the annotation of fault \(fault)")
                 windows.withLock { $0[fault]?.id = id }
-            case "revert", "revert-failed":
-                guard let fault = event.fault, let window = windows.withLock({ $0[fault] }) else { return }
-                let text = window.text + " — " + (event.event == "revert" ? "reverted" : event.message)
+            case .reverted(let fault, _, _), .revertFailed(let fault, _, _):
+                guard let window = windows.withLock({ $0[fault] }) else { return }
+                let outcome = if case .revertFailed = event { event.message } else { "reverted" }
+                let text = window.text + " — " + outcome
                 if let id = window.id, id > 0 {
                     _ = await Self.send(headers: headers, timeout: timeout, log: log, .PATCH, "\(endpoint)/\(id)", ["timeEnd": Self.milliseconds(date), "text": text], what: "the end of fault \(fault)")
                 } else {
                     _ = await Self.send(headers: headers, timeout: timeout, log: log, .POST, endpoint, ["time": Self.milliseconds(window.start), "timeEnd": Self.milliseconds(date), "tags": tags + [fault],
                                                      "text": text], what: "the window of fault \(fault)")
                 }
-            default:
+            case .aborted:
                 _ = await Self.send(headers: headers, timeout: timeout, log: log, .POST, endpoint, ["time": Self.milliseconds(date), "tags": tags + ["abort"],
                                                  "text": "faultline \(scenario) · run \(run) · \(event.message)"], what: "the abort")
+            default: break
             }
         }
         return EventCourier(lanes: [lane], log: log)
@@ -79,12 +80,12 @@ public enum GrafanaAnnotator {
         do {
             let (status, answer) = try await OutboundHTTP.exchange(method, url, json: body, headers: headers, timeout: timeout)
             guard (200..<300).contains(status) else {
-                log.log(RunEvent(.warning, "notify", "grafana: '\(url)' answered \(status) to \(what)"))
+                log.log(.note(.warning, .notify, "grafana: '\(url)' answered \(status) to \(what)"))
                 return nil
             }
             return (try? JSONSerialization.jsonObject(with: answer) as? [String: Any])?["id"] as? Int ?? 0
         } catch {
-            log.log(RunEvent(.warning, "notify", "grafana: \(what) failed: \(error)"))
+            log.log(.note(.warning, .notify, "grafana: \(what) failed: \(error)"))
             return nil
         }
     }

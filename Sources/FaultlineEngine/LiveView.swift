@@ -5,13 +5,7 @@ import Synchronization
 /// The live view on a terminal: elapsed and remaining time, each fault's state, each probe's last result
 /// with a sparkline of recent latency, and the SLO budget left — redrawn in place below the log lines.
 public final class LiveView: Sendable {
-    struct Source: @unchecked Sendable {
-        // @unchecked: every field is itself Sendable or immutable; the clock instant is a value.
-        let plan: Plan
-        let progress: ExperimentRunner.FaultProgress
-        let ledger: ProbeLedger
-        let methodStart: ContinuousClock.Instant
-    }
+    typealias Source = RunMonitor.Source
 
     private struct State {
         var source: Source?
@@ -82,7 +76,7 @@ public final class LiveView: Sendable {
         var lines = ["── run \(source.plan.runID) · \(source.plan.scenario) · elapsed \(Self.clock(seconds)) · remaining \(Self.clock(source.plan.maxDuration.seconds - seconds)) ──"]
         for fault in source.plan.faults {
             let entry = source.progress[fault.name]
-            let state = entry.state == "not-injected" ? (seconds < fault.start.seconds ? "pending" : "starting") : entry.state
+            let state = entry.state == .notInjected ? (seconds < fault.start.seconds ? "pending" : "starting") : entry.state.rawValue
             lines.append("  \(fault.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(fault.type.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)) \(state.padding(toLength: 14, withPad: " ", startingAt: 0)) +\(fault.start) → +\(fault.end)")
         }
         let samples = source.ledger.samples

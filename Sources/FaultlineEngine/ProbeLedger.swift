@@ -11,7 +11,7 @@ public final class ProbeLedger: Sendable {
     }
 
     private let state = Mutex(State())
-    let steadyState: SteadyState?
+    public let steadyState: SteadyState?
 
     public init(steadyState: SteadyState?) { self.steadyState = steadyState }
 

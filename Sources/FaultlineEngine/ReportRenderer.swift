@@ -14,7 +14,7 @@ public enum ReportRenderer {
             | run | `\(report.runID)` on \(markdownCell(report.host)) by \(markdownCell(report.user)) |\(report.traceID.map { "\n| trace | `\($0)` |" } ?? "")
             | started | \(ISO8601DateFormatter().string(from: report.startedAt)) |
             | ended | \(ISO8601DateFormatter().string(from: report.endedAt)) |
-            | result | **\(report.state)** (exit \(report.exitCode)) |
+            | result | **\(report.state.rawValue)** (exit \(report.exitCode)) |
             | steady state before / after | \(report.steadyStateBefore ? "held" : "did not hold") / \(report.steadyStateAfter.map { $0 ? "held" : "did not hold" } ?? "not checked") |
 
             """
@@ -26,7 +26,7 @@ public enum ReportRenderer {
         if let runbook = report.runbook { out += "| runbook | \(markdownRunbook(runbook)) |\n" }
         out += "\n## Faults\n\n| fault | type | target | injected | reverted | state |\n| --- | --- | --- | --- | --- | --- |\n"
         for fault in report.faults {
-            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state + (fault.error.map { ": \($0)" } ?? ""))) |\n"
+            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state.rawValue + (fault.error.map { ": \($0)" } ?? ""))) |\n"
         }
         for fault in report.faults {
             out += "\n### \(markdownCell(fault.name))\n\n\(markdownText(fault.summary))\n\nInject:\n\n```\n\(fault.injectCommands.joined(separator: "\n"))\n```\n\nRevert:\n\n```\n\(fault.revertCommands.joined(separator: "\n"))\n```\n"
@@ -117,7 +117,7 @@ public enum ReportRenderer {
 
     public static func html(_ report: RunReport) -> String {
         let rows = report.faults.map { fault in
-            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state))</td></tr>"
+            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state.rawValue))</td></tr>"
         }.joined()
         let slo = report.slo.map { "<p>SLO \($0.met ? "met" : "<b>missed</b>"): \($0.good) of \($0.total) results good (objective \(TimeSpan.trim($0.objective))%), \(Int(($0.budgetUsed * 100).rounded()))% of the error budget used.</p>" } ?? ""
         let abort = report.abortReason.map { "<p class=\"abort\">Aborted at \(seconds(report.abortedAt)): \(escape($0))</p>" } ?? ""
@@ -132,7 +132,7 @@ public enum ReportRenderer {
             <html lang="en"><head><meta charset="utf-8"><title>Faultline: \(escape(report.scenario))</title>
             <style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}.abort{color:#b00}</style>
             </head><body>
-            <h1>\(escape(report.scenario)) — \(escape(report.state)) (exit \(report.exitCode))</h1>
+            <h1>\(escape(report.scenario)) — \(escape(report.state.rawValue)) (exit \(report.exitCode))</h1>
             <p>Run <code>\(report.runID)</code>\(report.traceID.map { " (trace <code>\($0)</code>)" } ?? "") on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>
             \(description)\(abort)\(slo)\(runbook)
             \(svg(report))

@@ -22,12 +22,12 @@ public struct RunGuard: Sendable {
     /// Watches until the run ends; returns false if a revert it had to make failed.
     public func watch() async -> Bool {
         guard let run = try? journal.run(runID) else {
-            log.log(RunEvent(.error, "guard", "run \(runID) is not in the journal"))
+            log.log(.note(.error, .guard, "run \(runID) is not in the journal"))
             return false
         }
         let watch = ProcessWatch(run.runner, table: context.processes)
         var why = "the runner \(run.runner) is gone"
-        log.log(RunEvent(.debug, "guard", watch == nil ? "the runner \(run.runner) is already gone" : "watching the runner \(run.runner)"))
+        log.log(.note(.debug, .guard, watch == nil ? "the runner \(run.runner) is already gone" : "watching the runner \(run.runner)"))
         while let watch {
             if watch.waitForExit(timeoutMilliseconds: 200) {
                 why = "the runner \(run.runner) died"
@@ -51,24 +51,24 @@ public struct RunGuard: Sendable {
            (try? journal.pins(of: runID))?.isEmpty == true {
             return true
         }
-        log.log(RunEvent(.warning, "guard", "\(why): reverting from the journal"))
+        log.log(.note(.warning, .guard, "\(why): reverting from the journal"))
         let recovery = Recovery(journal: journal, context: context)
         let outcomes = await recovery.revert(runID: runID, attempts: 4)
         let failed = outcomes.filter { $0.error != nil }
         for outcome in outcomes {
-            log.log(RunEvent(outcome.error == nil ? .info : .error, outcome.error == nil ? "revert" : "revert-failed",
-                             outcome.error.map { "revert failed: \($0)" } ?? "reverted by the guard", fault: outcome.name))
+            log.log(outcome.error.map { .revertFailed(fault: outcome.name, error: $0.description, seconds: outcome.duration) }
+                    ?? .reverted(fault: outcome.name, seconds: outcome.duration, by: "guard"))
             if let journalError = outcome.journalError {
-                log.log(RunEvent(.error, "journal", "the journal could not record this: \(journalError)", fault: outcome.name))
+                log.log(.note(.error, .journal, "the journal could not record this: \(journalError)", fault: outcome.name))
             }
         }
         var pinsLeft: [FaultlineError] = []
         if failed.isEmpty {
             pinsLeft = recovery.releasePins(runID: runID)
-            for failure in pinsLeft { log.log(RunEvent(.error, "pin", "\(failure)")) }
+            for failure in pinsLeft { log.log(.note(.error, .pin, "\(failure)")) }
         }
         do { try journal.setState(.failed, of: runID, reason: "\(why); the guard reverted \(outcomes.count - failed.count) of \(outcomes.count) faults") } catch {
-            log.log(RunEvent(.error, "journal", "cannot record the run's end: \(error)"))
+            log.log(.note(.error, .journal, "cannot record the run's end: \(error)"))
         }
         return failed.isEmpty && pinsLeft.isEmpty
     }

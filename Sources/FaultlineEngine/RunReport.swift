@@ -13,11 +13,11 @@ public struct RunReport: Sendable, Codable {
         public var revertedAt: Double?
         public var injectCommands: [String]
         public var revertCommands: [String]
-        public var state: String
+        public var state: FaultRunState
         public var error: String?
 
         public init(name: String, type: FaultType, target: String, summary: String, injectedAt: Double?, revertedAt: Double?,
-                    injectCommands: [String], revertCommands: [String], state: String, error: String?) {
+                    injectCommands: [String], revertCommands: [String], state: FaultRunState, error: String?) {
             self.name = name
             self.type = type
             self.target = target
@@ -84,9 +84,13 @@ public struct RunReport: Sendable, Codable {
     public var user: String
     public var startedAt: Date
     public var endedAt: Date
-    public var state: String
+    public var state: RunState
     public var exitCode: Int32
     public var abortReason: String?
+    /// What stopped it early, when something did.
+    public var abortCause: AbortCause?
+    /// The probe whose results met an abort condition, when one did.
+    public var abortProbe: String?
     public var abortedAt: Double?
     public var runbook: String?
     public var steadyStateBefore: Bool
@@ -97,7 +101,7 @@ public struct RunReport: Sendable, Codable {
     public var review: [String: String]
 
     public init(scenario: String, description: String?, runID: String, host: String, user: String, startedAt: Date, endedAt: Date,
-                state: String, exitCode: Int32, abortReason: String?, abortedAt: Double?, runbook: String?, steadyStateBefore: Bool,
+                state: RunState, exitCode: Int32, abortReason: String?, abortCause: AbortCause? = nil, abortProbe: String? = nil, abortedAt: Double?, runbook: String?, steadyStateBefore: Bool,
                 steadyStateAfter: Bool?, slo: SLOVerdict?, faults: [FaultRecord], probes: [ProbeSample], review: [String: String]) {
         self.scenario = scenario
         self.description = description
@@ -109,6 +113,8 @@ public struct RunReport: Sendable, Codable {
         self.state = state
         self.exitCode = exitCode
         self.abortReason = abortReason
+        self.abortCause = abortCause
+        self.abortProbe = abortProbe
         self.abortedAt = abortedAt
         self.runbook = runbook
         self.steadyStateBefore = steadyStateBefore
@@ -147,7 +153,7 @@ public struct RunReport: Sendable, Codable {
             let samples = probes.filter { $0.probe == name }
             let bad = samples.filter { !$0.good }
             let brokeSteadyState = samples.contains { $0.phase != .method && !$0.ok }
-            let causedAbort = abortReason?.contains("'\(name)'") == true
+            let causedAbort = abortProbe == name
             let missedSLO = slo.map { !$0.met } == true && !bad.isEmpty
             var body = ""
             if brokeSteadyState || causedAbort || missedSLO {
@@ -159,9 +165,9 @@ public struct RunReport: Sendable, Codable {
         }
         for fault in faults {
             var body = ""
-            if fault.state != "reverted" && fault.state != "not-injected" {
+            if fault.state != .reverted && fault.state != .notInjected {
                 failures += 1
-                let what = fault.state == "degraded" ? "did not fully act" : "revert: \(fault.state)"
+                let what = fault.state == .degraded ? "did not fully act" : "revert: \(fault.state.rawValue)"
                 body = "<failure message=\"\(escape(what))\">\(escape(fault.error ?? ""))</failure>"
             }
             cases.append("<testcase classname=\"\(escape(scenario)).reverts\" name=\"\(escape(fault.name))\">\(body)</testcase>")
@@ -176,5 +182,51 @@ public struct RunReport: Sendable, Codable {
             </testsuites>
 
             """
+    }
+}
+
+extension RunReport {
+    /// The forms a report takes: the files of `--report DIR`, JUnit for `--junit`, and the agent's `?format=`.
+    public enum Format: String, Sendable, CaseIterable, Codable {
+        case json, md, html, junit
+
+        /// What `--report DIR` writes.
+        public static let files: [Format] = [.json, .md, .html]
+
+        public var fileName: String {
+            switch self {
+            case .json: "report.json"
+            case .md: "report.md"
+            case .html: "report.html"
+            case .junit: "junit.xml"
+            }
+        }
+
+        /// The HTTP content type.
+        public var contentType: String {
+            switch self {
+            case .json: "application/json"
+            case .md: "text/markdown; charset=utf-8"
+            case .html: "text/html; charset=utf-8"
+            case .junit: "application/xml"
+            }
+        }
+    }
+
+    /// The report in `format`.
+    public func rendered(_ format: Format) throws -> Data {
+        switch format {
+        case .json: try json()
+        case .md: Data(ReportRenderer.markdown(self).utf8)
+        case .html: Data(ReportRenderer.html(self).utf8)
+        case .junit: Data(junit().utf8)
+        }
+    }
+
+    /// A report as written by `json()`.
+    public static func decode(_ data: Data) throws -> RunReport {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(RunReport.self, from: data)
     }
 }

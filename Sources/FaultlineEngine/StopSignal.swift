@@ -1,9 +1,11 @@
+import FaultlineCore
 import Synchronization
 
 /// Why the method stopped before its natural end.
 public enum StopReason: Sendable, Hashable {
     case methodComplete
-    case abort(String)
+    /// Stopped early: why, in words, and the probe whose results met an abort condition.
+    case abort(AbortCause, String, probe: String? = nil)
     case interrupted
     case deadline
 }

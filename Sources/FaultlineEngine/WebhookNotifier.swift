@@ -41,13 +41,13 @@ public enum WebhookNotifier {
         return EventCourier(lanes: lanes, log: log)
     }
 
-    /// The event kinds the hooks can ask for, by the log's event names.
+    /// The event kinds the hooks can ask for.
     static func kind(of event: RunEvent) -> NotifyHook.Event? {
-        switch event.event {
-        case "start": .start
-        case "abort": .abort
-        case "revert-failed": .revertFailed
-        case "end": .end
+        switch event {
+        case .started: .start
+        case .aborted: .abort
+        case .revertFailed: .revertFailed
+        case .ended: .end
         default: nil
         }
     }
@@ -59,10 +59,10 @@ public enum WebhookNotifier {
         do {
             let status = try await OutboundHTTP.exchange(.POST, hook.url, json: body, timeout: timeout).status
             if !(200..<300).contains(status) {
-                log.log(RunEvent(.warning, "notify", "notify: '\(hook.url)' answered \(status) to the \(message.event) message"))
+                log.log(.note(.warning, .notify, "notify: '\(hook.url)' answered \(status) to the \(message.event) message"))
             }
         } catch {
-            log.log(RunEvent(.warning, "notify", "notify: the \(message.event) message to '\(hook.url)' failed: \(error)"))
+            log.log(.note(.warning, .notify, "notify: the \(message.event) message to '\(hook.url)' failed: \(error)"))
         }
     }
 }

@@ -4,13 +4,8 @@ import GRDB
 
 /// A run as the journal knows it: enough for a guard or `recover` to find and undo what it left.
 public struct RunEntry: Sendable, Hashable, Codable {
-    /// Run states of SPEC §3.
-    public enum State: String, Sendable, Codable {
-        case running, reverting, succeeded, deviated, aborted, failed
-        /// The steady state held, but a fault did not fully act: the run proved nothing (exit 5).
-        case inconclusive
-        public var isFinal: Bool { ![.running, .reverting].contains(self) }
-    }
+    /// Run states of SPEC §3 (the journal writes running to inconclusive, never scheduled).
+    public typealias State = RunState
 
     public var id: String
     public var scenario: String
@@ -36,16 +31,9 @@ public struct RunEntry: Sendable, Hashable, Codable {
 
 /// One fault of a run and what undoes it.
 public struct FaultEntry: Sendable, Hashable {
-    /// `applying`: its revert record is written and commands may be under way.
-    public enum State: String, Sendable, Codable {
-        case applying, active, reverted
-        case revertFailed = "revert-failed"
-        case failed
-        /// A failed revert a person cleaned up by hand and acknowledged (`faultline recover --forget`).
-        case forgotten
-        /// Whether something of it may be on the host.
-        public var mayBeActive: Bool { [.applying, .active, .revertFailed].contains(self) }
-    }
+    /// `applying`: its revert record is written and commands may be under way; `forgotten`: acknowledged after a
+    /// manual cleanup. The journal never writes pending, degraded or not-injected.
+    public typealias State = FaultRunState
 
     public var runID: String
     public var name: String

@@ -23,10 +23,18 @@ public struct ProbeOutcome: Sendable, Hashable, Codable {
     }
 }
 
+/// What checks a run's probes: the real executor, or a fake in tests.
+public protocol ProbeChecking: Sendable {
+    /// One result of `probe`, now.
+    func check(_ probe: Probe) async -> ProbeOutcome
+    /// Ends what the probes of a run opened.
+    func finish() async
+}
+
 /// Runs steady-state probes: http and prometheus over AsyncHTTPClient, tcp connects over NIO, commands as argv.
 /// With a target namespace every probe runs inside it: commands through nsenter, and the others through a
 /// short-lived `faultline probe` helper entered into the namespace, which measures its own latency.
-public struct ProbeExecutor: Sendable {
+public struct ProbeExecutor: ProbeChecking {
     let runner: any CommandRunner
     let target: NetnsTarget?
     let client: HTTPClient

@@ -70,7 +70,7 @@ struct LeftoverTests {
                 #expect(conflict.status == 409, "\(conflict.body)")
                 let error = conflict.json["error"] as? [String: Any] ?? [:]
                 #expect(error["heldBy"] as? String == "dead0001", "\(conflict.body)")
-                #expect((error["message"] as? String)?.contains("where run dead0001 left 'slow-eth0' in place (its revert failed)") == true, "\(conflict.body)")
+                #expect((error["message"] as? String)?.contains("where run dead0001 left 'slow-eth0' in place (its revert failed") == true, "\(conflict.body)")
             }
             let qdiscsAfterAgent = try await namespace.inside(["tc", "qdisc", "show", "dev", "eth0"]).standardOutput
             #expect(qdiscsAfterAgent.contains("fa17:") && !qdiscsAfterAgent.contains("tbf"), "nothing applied: \(qdiscsAfterAgent)")

@@ -17,13 +17,13 @@ import Testing
                                                 ok: !bad, good: !bad, latency: latency, detail: bad ? "timeout" : "status 200"))
         }
         return RunReport(scenario: "checkout-db-latency", description: nil, runID: "abc12345", host: "test", user: "root",
-                         startedAt: Date(), endedAt: Date().addingTimeInterval(10), state: "aborted", exitCode: 1,
+                         startedAt: Date(), endedAt: Date().addingTimeInterval(10), state: .aborted, exitCode: 1,
                          abortReason: "probe 'checkout' failed 3 times in a row (timeout)", abortedAt: 6.9, runbook: nil,
                          steadyStateBefore: true, steadyStateAfter: true,
                          slo: RunReport.SLOVerdict(objective: 99, good: 32, total: 40, met: false, budgetUsed: 20),
                          faults: [RunReport.FaultRecord(name: "db-latency", type: .drop, target: "this host", summary: "drop traffic",
                                                         injectedAt: 4.8, revertedAt: 7.0, injectCommands: [], revertCommands: [],
-                                                        state: "reverted", error: nil)],
+                                                        state: .reverted, error: nil)],
                          probes: probes, review: RunReport.reviewTemplate)
     }
 

@@ -63,7 +63,7 @@ struct EventsCommand: AsyncParsableCommand {
         guard let event = try? AgentClient.decoder.decode(RunStreamEvent.self, from: Data(message.data.utf8)) else { return message.data }
         let time = ISO8601DateFormatter().string(from: event.ts)
         let subject = event.fault.map { "[\($0)] " } ?? event.probe.map { "(\($0)) " } ?? ""
-        return "\(time) \(event.level == "info" ? "" : event.level.uppercased() + " ")\(subject)\(event.message)"
+        return "\(time) \(event.level == .info ? "" : event.level.rawValue.uppercased() + " ")\(subject)\(event.message)"
     }
 }
 

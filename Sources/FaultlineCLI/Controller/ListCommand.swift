@@ -63,7 +63,7 @@ enum RunRow {
 
     static func cells(_ agent: String, _ run: RunStatus) -> [String] {
         let started = (run.startedAt ?? run.scheduledAt).map { ISO8601DateFormatter().string(from: $0) } ?? "-"
-        let active = run.faults.filter { $0.state == "active" }.map(\.name)
+        let active = run.faults.filter { $0.state == .active }.map(\.name)
         let note = run.reason ?? (active.isEmpty ? "" : "active: " + active.joined(separator: ", "))
         return [agent, run.id, run.scenario, run.state.rawValue, started, run.exitCode.map(String.init) ?? "-", note]
     }

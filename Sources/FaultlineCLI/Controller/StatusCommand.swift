@@ -1,5 +1,6 @@
 import ArgumentParser
 import FaultlineAgent
+import FaultlineCore
 import Foundation
 
 /// `faultline status [ID] [--watch]`: a run's state and its faults, or the active runs of every agent.
@@ -85,9 +86,21 @@ struct StatusCommand: AsyncParsableCommand {
         if let reason = run.reason { lines.append("  reason: \(reason)") }
         if let lease = run.leaseExpiresAt { lines.append("  lease until \(format.string(from: lease))") }
         let rows = run.faults.map { fault in
-            ["  " + fault.name, fault.type, fault.target, fault.state,
+            ["  " + fault.name, fault.type, fault.target, fault.state.rawValue,
              fault.injectedAt.map { format.string(from: $0) } ?? "-", fault.revertedAt.map { format.string(from: $0) } ?? "-", fault.error ?? ""]
         }
-        return lines.joined(separator: "\n") + "\n" + table(["  FAULT", "TYPE", "TARGET", "STATE", "INJECTED", "REVERTED", "ERROR"], rows)
+        var text = lines.joined(separator: "\n") + "\n" + table(["  FAULT", "TYPE", "TARGET", "STATE", "INJECTED", "REVERTED", "ERROR"], rows)
+        if let probes = run.probes, !probes.isEmpty {
+            let milliseconds = { (seconds: Double) in String(format: "%.1f ms", seconds * 1000) }
+            text += table(["  PROBE", "RESULTS", "GOOD", "BAD", "LATEST", "P95", "LAST"], probes.map { probe in
+                ["  " + probe.probe, String(probe.count), String(probe.good), String(probe.bad), milliseconds(probe.latestLatency),
+                 milliseconds(probe.p95), probe.latestOK ? "ok" : String(probe.latestDetail.prefix(60))]
+            })
+        }
+        if let slo = run.slo {
+            text += "  SLO \(TimeSpan.trim(slo.objective))%: \(slo.good) of \(slo.total) good, \(Int((slo.budgetUsed * 100).rounded()))% of the error budget used"
+                + (slo.burnRate.map { String(format: ", burn rate %.1f× over the last %@", $0, TimeSpan.trim(slo.window) + "s") } ?? "") + "\n"
+        }
+        return text
     }
 }

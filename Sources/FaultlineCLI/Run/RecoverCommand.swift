@@ -64,7 +64,7 @@ struct RecoverCommand: AsyncParsableCommand {
             StandardError.write("faultline: run \(runID) has \(fault.map { "no fault '\($0)'" } ?? "no fault") that may still be in place\n")
             throw ExitStatus.invalid
         }
-        for name in names { log.log(RunEvent(.warning, "forgotten", "acknowledged as cleaned up by hand: \(note)", fault: name)) }
+        for name in names { log.log(.note(.warning, .forgotten, "acknowledged as cleaned up by hand: \(note)", fault: name)) }
         // The audit log an agent on this state directory serves says who acknowledged what (token local:USER).
         var user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(getuid())"
         // Under sudo, who asked for it.
@@ -72,45 +72,22 @@ struct RecoverCommand: AsyncParsableCommand {
         let entry = AuditEntry(time: Date(), token: "local:\(user)", role: nil, peer: "local", action: "forget",
                                target: runID + (fault.map { "/" + $0 } ?? ""), status: 0, result: "ok: " + names.joined(separator: ", "))
         do { try journal.audit(entry) } catch {
-            log.log(RunEvent(.warning, "audit", "cannot write the audit entry of this --forget: \(error)"))
+            log.log(.note(.warning, .audit, "cannot write the audit entry of this --forget: \(error)"))
         }
         if (try? journal.faults(of: runID))?.contains(where: \.state.mayBeActive) == false {
             for failure in Recovery(journal: journal, context: DriverContext()).releasePins(runID: runID) {
-                log.log(RunEvent(.error, "pin", "\(failure)"))
+                log.log(.note(.error, .pin, "\(failure)"))
             }
         }
         print("forgot \(names.joined(separator: ", ")) of run \(runID)")
     }
 
-    /// What a revert left in place: the run and the fault's journal entry, and why.
-    struct Leftover {
-        var run: RunEntry
-        var name: String
-        var fault: FaultEntry?
-        var error: FaultlineError
-        /// A pin mount left behind: said, but no fault, so it blocks no run.
-        var isPin = false
-    }
-
     /// Reverts orphaned runs, saying what it did; the count reverted, and what is still in place.
-    static func recoverLeftovers(journal: Journal, context: DriverContext, log: EventLog) async throws -> (recovered: Int, left: [Leftover]) {
-        let done: [(run: RunEntry, outcomes: [Recovery.Outcome])]
-        do { done = try await Recovery(journal: journal, context: context).recoverAll() } catch {
+    static func recoverLeftovers(journal: Journal, context: DriverContext, log: EventLog) async throws -> (recovered: Int, left: [Leftovers.Leftover]) {
+        do { return try await Leftovers.recover(journal: journal, context: context, log: log) } catch {
             StandardError.write("faultline: cannot read the journal: \(error)\n")
             throw ExitStatus.revertFailed
         }
-        var left: [Leftover] = []
-        for (run, outcomes) in done {
-            for outcome in outcomes {
-                if let error = outcome.error {
-                    left.append(Leftover(run: run, name: outcome.name, fault: outcome.fault, error: error, isPin: outcome.isPin))
-                    log.log(RunEvent(.error, "revert-failed", "left by run \(run.id) (\(run.scenario)) and still there: \(error)", fault: outcome.name))
-                } else {
-                    log.log(RunEvent(.warning, "recovered", "reverted what run \(run.id) (\(run.scenario)) left", fault: outcome.name))
-                }
-            }
-        }
-        return (done.reduce(0) { $0 + $1.outcomes.count }, left)
     }
 }
 
