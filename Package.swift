@@ -120,7 +120,7 @@ let package = Package(
         ),
         .target(
             name: "FaultlineTestSupport",
-            dependencies: ["FaultlineSystem", "FaultlineCore"],
+            dependencies: ["FaultlineSystem", "FaultlineCore", "FaultlineFaults", "FaultlineProbes"],
             path: "Tests/FaultlineTestSupport",
             swiftSettings: strict
         ),
@@ -136,7 +136,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultlineEngineTests",
-            dependencies: ["FaultlineEngine", "FaultlineCore", "FaultlineProbes"],
+            dependencies: ["FaultlineEngine", "FaultlineCore", "FaultlineFaults", "FaultlineJournal", "FaultlineProbes", "FaultlineSystem",
+                           "FaultlineTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

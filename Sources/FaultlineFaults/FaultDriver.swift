@@ -30,6 +30,11 @@ public struct FaultReport: Sendable, Hashable {
     public enum Level: Sendable, Hashable { case info, warning, failure }
     public var level: Level
     public var message: String
+
+    public init(level: Level, message: String) {
+        self.level = level
+        self.message = message
+    }
 }
 
 /// What the drivers share: how to run commands and see processes.

@@ -33,6 +33,11 @@ public struct PreflightReport: Sendable, Codable {
 
     /// True when nothing a fault needs is missing.
     public var passed: Bool { !checks.contains { $0.status == .missing } }
+
+    public init(effectiveCapabilities: [String], checks: [PreflightCheck]) {
+        self.effectiveCapabilities = effectiveCapabilities
+        self.checks = checks
+    }
 }
 
 /// Works out what each fault (or fault type) needs — capabilities, tools, kernel features — and checks it here.
