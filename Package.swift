@@ -141,6 +141,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "FaultlineAgentTests",
+            dependencies: ["FaultlineAgent", "FaultlineEngine", "FaultlineCore", "FaultlineSystem", "FaultlineTestSupport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "FaultlineFaultsTests",
             dependencies: ["FaultlineFaults", "FaultlineSystem", "FaultlineCore", "FaultlineTestSupport"],
             swiftSettings: strict

@@ -42,6 +42,9 @@ public struct AgentConfiguration: Sendable {
     /// Whether submitted scenarios may have command probes, which run any program as the agent's user
     /// (`--allow-command-probes`); off, such scenarios are refused.
     public var allowCommandProbes = false
+    /// Changes every run's session settings before it is prepared: in-process tests give fake drivers, probes, facts
+    /// and preflight here. nil in production.
+    public var sessionSettings: (@Sendable (inout RunSession.Settings) -> Void)?
 
     public init(host: String, port: Int, credentials: AgentCredentials, stateDirectory: String, executable: String, forwarded: [String]) {
         self.host = host

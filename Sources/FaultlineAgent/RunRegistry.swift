@@ -256,6 +256,7 @@ public final class RunRegistry: Service, Sendable {
         settings.tracer = configuration.tracer
         settings.notify = configuration.notify
         settings.grafana = configuration.grafana
+        configuration.sessionSettings?(&settings)
         let metrics = metrics
         var observe: (@Sendable (RunEvent, Date) -> Void)?
         if let run {
