@@ -19,7 +19,7 @@ public struct Faultline: AsyncParsableCommand {
         subcommands: [
             ValidateCommand.self, PlanCommand.self, RunCommand.self, DoctorCommand.self, RecoverCommand.self, AgentCommand.self,
             SubmitCommand.self, StatusCommand.self, ListCommand.self, EventsCommand.self, AbortCommand.self, SchedulesCommand.self,
-            UnscheduleCommand.self, AuditCommand.self, HealthCommand.self, HogCommand.self, DelayerCommand.self, GuardCommand.self, ProbeCommand.self,
+            UnscheduleCommand.self, ReportCommand.self, AuditCommand.self, HealthCommand.self, HogCommand.self, DelayerCommand.self, GuardCommand.self, ProbeCommand.self,
         ]
     )
 

@@ -23,6 +23,8 @@ public enum RunEvent: Sendable, Hashable {
         case schedule
         case scheduleMissed = "schedule-missed"
         case scheduled, shutdown, listening
+        /// A line of the agent's own, not of a run.
+        case agent
         /// What another version sent under a name this one does not know.
         case other
     }

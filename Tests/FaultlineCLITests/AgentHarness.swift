@@ -34,7 +34,7 @@ struct TestAgent {
         for _ in 0..<300 {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if let range = text.range(of: "listening on ") {
-                let url = text[range.upperBound...].prefix { !$0.isWhitespace }
+                let url = text[range.upperBound...].prefix { !$0.isWhitespace && $0 != "\"" }
                 // Started without one, the agent made a token and left it in its state directory.
                 let made = token == nil ? (try? String(contentsOfFile: state + "/agent.token", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) : nil
                 return TestAgent(child: child, log: log, url: String(url), token: token ?? made)

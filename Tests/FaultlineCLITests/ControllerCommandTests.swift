@@ -31,6 +31,48 @@ struct ControllerCommandTests {
         return (exit, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
 
+    @Test("faultline report fetches a finished run's report in each format (to a file or stdout); with --log-format json every agent line is JSON and a run's lines carry its id")
+    func reportAndJSONLog() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        _ = try sleepers.start()
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let agent = try await TestAgent.start(directory: directory, state: directory + "/state", token: Self.token, extra: ["--log-format", "json"])
+        do {
+            let file = directory + "/short.yaml"
+            try agentScenario("report-me", faults: pauseFault("freeze", sleepers: sleepers, duration: "300ms"))
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            let (exit, output) = try await faultline(["submit", file, "--agent", agent.url, "--wait"], directory: directory)
+            #expect(exit == 0, "\(output)")
+            let runs = try await agent.call(.GET, "/v1/runs").json["runs"] as? [[String: Any]]
+            let id = try #require(runs?.first?["id"] as? String)
+            let junit = directory + "/junit.xml"
+            let (junitExit, junitOutput) = try await faultline(["report", id, "--agent", agent.url, "--format", "junit", "-o", junit], directory: directory)
+            #expect(junitExit == 0, "\(junitOutput)")
+            let xml = (try? String(contentsOfFile: junit, encoding: .utf8)) ?? ""
+            #expect(xml.contains("<testsuite name=\"report-me\"") && xml.contains("failures=\"0\""), "\(xml)")
+            let (mdExit, markdown) = try await faultline(["report", id, "--agent", agent.url], directory: directory)
+            #expect(mdExit == 0 && markdown.contains("# Game day: report-me"), "\(markdown)")
+            let (missingExit, missing) = try await faultline(["report", "feedbeef", "--agent", agent.url], directory: directory)
+            #expect(missingExit == 2 && missing.contains("no agent has run 'feedbeef'"), "\(missing)")
+            await agent.stop()
+            let lines = agent.output.split(separator: "\n")
+            #expect(lines.count > 5)
+            for line in lines {
+                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(object != nil, "not JSON: \(line)")
+                if let object, ["inject", "revert", "start", "end"].contains(object["event"] as? String) {
+                    #expect(object["run"] as? String == id, "\(line)")
+                }
+            }
+            #expect(lines.contains { $0.contains("\"event\":\"listening\"") }, "\(agent.output)")
+        } catch {
+            await agent.stop()
+            throw error
+        }
+    }
+
     @Test("submit --wait exits with the run's code; an unreachable agent is named with the reason, the others go on (exit 3)")
     func waitAndUnreachable() async throws {
         let sleepers = try TestSleepers()

@@ -93,9 +93,9 @@ struct AgentCommand: AsyncParsableCommand {
                 fixed = [AgentCredential(name: AgentCredentials.defaultName, role: .operate, token: made)]
                 madeTokenFile = TokenOptions.localAgentTokenFile(stateDirectory: global.stateDirectory)
             }
-            credentials = try AgentCredentials(fixed: fixed, file: tokensFile, minimumLength: minimum) { StandardError.write("faultline agent: \($0)\n") }
+            credentials = try AgentCredentials(fixed: fixed, file: tokensFile, minimumLength: minimum) { say(.warning, .agent, "faultline agent: \($0)") }
         } catch {
-            StandardError.write("faultline: \(error)\n")
+            say(.error, .agent, "faultline: \(error)")
             throw ExitStatus.invalid
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -105,7 +105,7 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.logFormat = global.logFormat == .json ? .json : .text
         configuration.logLevel = RunEvent.Level(rawValue: global.logLevel.rawValue) ?? .info
         do { configuration.grafana = try observability.grafana() } catch {
-            StandardError.write("faultline: \(error)\n")
+            say(.error, .agent, "faultline: \(error)")
             throw ExitStatus.invalid
         }
         configuration.notify = observability.notify
@@ -116,24 +116,24 @@ struct AgentCommand: AsyncParsableCommand {
         let files = OpenFileLimit.raise()
         configuration.maxConnections = OpenFileLimit.connectionCap(soft: files.soft)
         if files.soft < 4_096 {
-            StandardError.write("faultline: warning: the open-file limit is \(files.soft) (hard \(files.hard)): at most \(configuration.maxConnections) connections; raise it (systemd LimitNOFILE=65536, ulimit -n)\n")
+            say(.warning, .agent, "faultline: warning: the open-file limit is \(files.soft) (hard \(files.hard)): at most \(configuration.maxConnections) connections; raise it (systemd LimitNOFILE=65536, ulimit -n)")
         }
         let traces: TraceExport?
         do { traces = try observability.traces() } catch {
-            StandardError.write("faultline: cannot set up traces from --otlp-endpoint and the OTEL_* environment: \(error)\n")
+            say(.error, .agent, "faultline: cannot set up traces from --otlp-endpoint and the OTEL_* environment: \(error)")
             throw ExitStatus.invalid
         }
         configuration.tracer = traces?.tracer
         if let sseKeepAlive {
             guard let span = try? TimeSpan(parsing: sseKeepAlive), span.microseconds >= 100_000 else {
-                StandardError.write("faultline: --sse-keep-alive '\(sseKeepAlive)' is not a duration of at least 100ms\n")
+                say(.error, .agent, "faultline: --sse-keep-alive '\(sseKeepAlive)' is not a duration of at least 100ms")
                 throw ExitStatus.invalid
             }
             configuration.keepAlive = .microseconds(span.microseconds)
         }
         let registry: RunRegistry
         do { registry = try RunRegistry(configuration: configuration) { StandardError.write($0) } } catch {
-            StandardError.write("faultline: \(error)\n")
+            say(.error, .agent, "faultline: \(error)")
             throw ExitStatus.preflightFailed
         }
         await registry.prepare()
@@ -145,24 +145,30 @@ struct AgentCommand: AsyncParsableCommand {
         let application: any Service
         do {
             application = try buildAgentApplication(registry: registry, configuration: configuration, logger: logger,
-                                                    note: { StandardError.write("faultline agent: \($0)\n") }) { channel in
+                                                    note: { say(.warning, .agent, "faultline agent: \($0)") }) { channel in
                 let port = channel.localAddress?.port ?? address.port
                 registry.serverStarted(port: port)
                 let shown = host.contains(":") ? "[\(host)]" : host
-                StandardError.write("faultline agent listening on \(scheme)://\(shown):\(port)\(tokenNote)\n")
+                say(.info, .listening, "faultline agent listening on \(scheme)://\(shown):\(port)\(tokenNote)")
             }
         } catch {
-            StandardError.write("faultline: \(error)\n")
+            say(.error, .agent, "faultline: \(error)")
             throw ExitStatus.invalid
         }
         // Shut down in reverse order: the registry reverts every run before the HTTP server stops.
         let group = ServiceGroup(configuration: .init(services: [application, registry], gracefulShutdownSignals: [.sigterm, .sigint, .sighup, .sigquit], logger: logger))
         do { try await group.run() } catch {
             await traces?.shutdown()
-            StandardError.write("faultline: the agent stopped: \(error)\n")
+            say(.error, .shutdown, "faultline: the agent stopped: \(error)")
             throw ExitStatus.preflightFailed
         }
         await traces?.shutdown()
-        StandardError.write("faultline agent stopped; every run was reverted\n")
+        say(.info, .shutdown, "faultline agent stopped; every run was reverted")
+    }
+
+    /// One line of the agent's own (not a run's): as it is in text mode, as a JSON object with `--log-format json`.
+    func say(_ level: RunEvent.Level, _ event: RunEvent.Name, _ text: String) {
+        guard global.logFormat == .json else { return StandardError.write(text + "\n") }
+        EventLog(format: .json, run: "-", scenario: "-", minimum: .debug) { StandardError.write($0) }.log(.note(level, event, text))
     }
 }
