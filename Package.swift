@@ -42,6 +42,7 @@ let package = Package(
                 "FaultlineJournal",
                 "FaultlineSystem",
                 "FaultlineAgent",
+                "FaultlineProbes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -79,17 +80,21 @@ let package = Package(
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "OTel", package: "swift-otel"),
                            .product(name: "Tracing", package: "swift-distributed-tracing"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: strict
         ),
         .target(
             name: "FaultlineJournal",
-            dependencies: ["FaultlineCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["FaultlineCore", "FaultlineSystem", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .target(
             name: "FaultlineProbes",
-            dependencies: ["FaultlineCore", "FaultlineSystem", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["FaultlineCore", "FaultlineSystem", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict
         ),
         .target(

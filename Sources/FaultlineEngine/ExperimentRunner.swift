@@ -269,7 +269,7 @@ public struct ExperimentRunner: Sendable {
             // The guard then still sees a live run and reverts again when this process ends: harmless, but said.
             log.log(.note(.error, .journal, "cannot record the run's end in the journal: \(error)"))
         }
-        if let guardProcess { reapGuard(guardProcess) }
+        if let guardProcess { await reapGuard(guardProcess) }
         let abortedAt: Double? = if case .abort = reason, let fired = stop.firedAt {
             (fired - methodStart).seconds
         } else { nil }
@@ -502,7 +502,7 @@ public struct ExperimentRunner: Sendable {
             }
         }
         do {
-            let child = try ChildProcess.spawn(argv, table: context.processes, newSession: true, output: output)
+            let child = try context.launcher.start(argv, output: .file(output), newSession: true).identity
             log.log(.note(.debug, .guard, "guard started as pid \(child.pid), logging to \(output)"))
             return child
         } catch {
@@ -511,12 +511,9 @@ public struct ExperimentRunner: Sendable {
         }
     }
 
-    /// The guard leaves once it sees the run ended; collect it.
-    func reapGuard(_ child: ProcessIdentity) {
-        for _ in 0..<200 {
-            if ChildProcess.reap(child.pid) { return }
-            usleep(5_000)
-        }
+    /// The guard leaves once it sees the run ended; collect it (a second at most).
+    func reapGuard(_ child: ProcessIdentity) async {
+        await context.launcher.reap(child.pid, within: .seconds(1))
     }
 }
 

@@ -37,16 +37,22 @@ public struct FaultReport: Sendable, Hashable {
     }
 }
 
-/// What the drivers share: how to run commands and see processes.
+/// What the drivers share: how to run commands, start processes and see them.
 public struct DriverContext: Sendable {
+    /// Runs the commands that apply and revert network faults (the launcher, unless a test records them).
     public var runner: any CommandRunner
+    /// Starts the processes that live for a fault's life (a stress hog, the nfqueue delayer) and the guard.
+    public var launcher: any ProcessLauncher
     public var processes: ProcessTable
     public var signaller: ProcessSignaller
     /// Processes never hit by a process fault: faultline itself and its parents.
     public var protected: Set<Int32>
 
-    public init(runner: any CommandRunner = SubprocessRunner(), processes: ProcessTable = ProcessTable(), protected: Set<Int32>? = nil) {
-        self.runner = runner
+    public init(runner: (any CommandRunner)? = nil, launcher: (any ProcessLauncher)? = nil, processes: ProcessTable = ProcessTable(),
+                protected: Set<Int32>? = nil) {
+        let launcher = launcher ?? SystemLauncher(table: processes)
+        self.launcher = launcher
+        self.runner = runner ?? launcher
         self.processes = processes
         self.signaller = ProcessSignaller(table: processes)
         self.protected = protected ?? processes.protectedPIDs()

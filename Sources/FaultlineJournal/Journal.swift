@@ -1,4 +1,5 @@
 import FaultlineCore
+import FaultlineSystem
 import Foundation
 import GRDB
 
@@ -59,9 +60,8 @@ public final class Journal: Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             // Processes that open a new journal at the same instant (two runs started together) take turns to set it
             // up: SQLite alone lets both try to create its tables.
-            let lock = open(directory + "/journal.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            if lock >= 0 { flock(lock, LOCK_EX) }
-            defer { if lock >= 0 { close(lock) } }
+            let lock = FileLock.exclusive(directory + "/journal.lock")
+            defer { lock.release() }
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
             configuration.prepareDatabase { db in
@@ -138,17 +138,9 @@ public final class Journal: Sendable {
 
     /// Keeps a preallocated reserve file, when there is room for one; why not, when there is not.
     static func keepReserve(at path: String) -> String? {
-        guard !FileManager.default.fileExists(atPath: path) else { return nil }
-        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return "cannot create the journal's reserve \(path): \(String(cString: strerror(errno)))" }
-        defer { close(fd) }
-        let code = posix_fallocate(fd, 0, off_t(reserveSize))
-        guard code == 0 else {
-            unlink(path)
-            return "no \(reserveSize >> 20) MiB journal reserve in \((path as NSString).deletingLastPathComponent) (\(String(cString: strerror(code)))): if a disk-fill fills that filesystem, the journal may have no room to record a revert"
+        ReserveFile.keep(at: path, size: reserveSize, name: "journal reserve").map {
+            "\($0): if a disk-fill fills that filesystem, the journal may have no room to record a revert"
         }
-        fsync(fd)
-        return nil
     }
 
     /// Runs a write; when the disk is full, gives up the reserve and tries once more.
@@ -156,7 +148,7 @@ public final class Journal: Sendable {
         do {
             try database.write(body)
         } catch let error as DatabaseError where [.SQLITE_FULL, .SQLITE_IOERR].contains(error.resultCode) {
-            unlink(reservePath)
+            ReserveFile.release(at: reservePath)
             do { try database.write(body) } catch {
                 throw FaultlineError(.io, "cannot write the journal in \(directory) even after releasing its reserve", cause: "\(error)")
             }

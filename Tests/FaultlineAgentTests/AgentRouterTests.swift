@@ -157,7 +157,12 @@ import Testing
     func abort() async throws {
         try await Self.withAgent { client, _ in
             let id = try await Self.submit(client, Self.scenario(duration: "8s"))
-            try await Task.sleep(for: .milliseconds(200))
+            // Once the fault is in place.
+            for _ in 0..<250 {
+                let status = try Self.json(try await client.execute(uri: "/v1/runs/\(id)", method: .get, headers: Self.headers(Self.read)))
+                if (status["faults"] as? [[String: Any]])?.first?["state"] as? String == "active" { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let aborted = try await client.execute(uri: "/v1/runs/\(id)/abort", method: .post, headers: Self.headers())
             #expect(aborted.status == .ok)
             let status = try await Self.finished(client, id)

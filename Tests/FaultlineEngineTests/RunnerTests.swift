@@ -201,7 +201,9 @@ import Testing
             let stop = StopSignal()
             let began = ContinuousClock.now
             Task {
-                try? await Task.sleep(for: .milliseconds(300))
+                // Once the fault is in place.
+                while !rig.events.withLock({ $0.contains { $0.name == .inject } }) { try? await Task.sleep(for: .milliseconds(5)) }
+                try? await Task.sleep(for: .milliseconds(100))
                 stop.fire(reason)
             }
             let report = try await rig.run(faults: Self.stress("burn", duration: "4s"), stop: stop)

@@ -38,8 +38,9 @@ struct DelayerDriver: FaultDriver {
         guard let argv = planned.inject.lazy.compactMap({ if case .start(let argv) = $0 { argv } else { nil } }).first else {
             throw FaultlineError(.internalError, "nfqueue driver without a delayer command")
         }
-        let (child, fd) = try ChildProcess.spawnWithPipe(argv, table: context.processes)
-        output.attach(fd)
+        let launched = try context.launcher.start(argv, output: .pipe)
+        let child = launched.identity
+        if let reader = launched.output { output.attach(reader) }
         let stop = RevertRecord.stopProcess(child)
         let record = RevertRecord.steps([NetworkDriver.record(of: planned), stop])
         do {
@@ -69,7 +70,7 @@ struct DelayerDriver: FaultDriver {
                 return
             }
             if ended {
-                ChildProcess.reap(child.pid)
+                context.launcher.reap(child.pid)
                 let text = said.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 }.joined(separator: "; ")
                 throw FaultlineError(.commandFailed, "the nfqueue delayer did not start: \(text.isEmpty ? "it exited" : text)")
             }
@@ -114,56 +115,17 @@ struct DelayerDriver: FaultDriver {
     }
 }
 
-/// The read end of the delayer's output pipe, split into lines.
+/// The delayer's output, once it is started: `apply` waits on it for `ready`, `watch` reads the rest.
 final class DelayerOutput: Sendable {
-    private struct State {
-        var fd: Int32 = -1
-        var pending: [UInt8] = []
-        var lines: [String] = []
-    }
-    private let state = Mutex(State())
+    private let reader = Mutex<LineReader?>(nil)
 
-    func attach(_ fd: Int32) {
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        state.withLock { $0.fd = fd; $0.pending = []; $0.lines = [] }
-    }
+    func attach(_ reader: LineReader) { self.reader.withLock { $0 = reader } }
 
     /// Lines read but not yet handled: the next read returns them first.
-    func putBack(_ lines: [String]) {
-        state.withLock { $0.lines = lines + $0.lines }
-    }
+    func putBack(_ lines: [String]) { reader.withLock { $0 }?.putBack(lines) }
 
-    func closeIfOpen() {
-        state.withLock { state in
-            if state.fd >= 0 { close(state.fd) }
-            state.fd = -1
-        }
-    }
+    func closeIfOpen() { reader.withLock { $0 }?.close() }
 
-    /// The whole lines written so far, and whether the writer has closed its end.
-    func readAvailable() -> (lines: [String], ended: Bool) {
-        state.withLock { state in
-            guard state.fd >= 0 else { defer { state.lines = [] }; return (state.lines, true) }
-            var ended = false
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(state.fd, $0.baseAddress, $0.count) }
-                if n > 0 { state.pending += buffer[0..<n]; continue }
-                if n == 0 { ended = true }
-                if n < 0, errno == EINTR { continue }
-                break
-            }
-            var lines = state.lines
-            state.lines = []
-            while let newline = state.pending.firstIndex(of: UInt8(ascii: "\n")) {
-                lines.append(String(decoding: state.pending[..<newline], as: UTF8.self))
-                state.pending.removeSubrange(...newline)
-            }
-            if ended, !state.pending.isEmpty {
-                lines.append(String(decoding: state.pending, as: UTF8.self))
-                state.pending = []
-            }
-            return (lines, ended)
-        }
-    }
+    /// The whole lines written so far, and whether the writer has closed its end (or there is none).
+    func readAvailable() -> (lines: [String], ended: Bool) { reader.withLock { $0 }?.readAvailable() ?? ([], true) }
 }

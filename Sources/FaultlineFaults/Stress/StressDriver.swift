@@ -15,7 +15,7 @@ struct StressDriver: FaultDriver {
     let started = StartedProcess()
 
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
-        let child = try ChildProcess.spawn(argv, table: context.processes)
+        let child = try context.launcher.start(argv).identity
         let record = RevertRecord.stopProcess(child)
         do {
             try await journal.record(record)
@@ -25,7 +25,7 @@ struct StressDriver: FaultDriver {
         }
         try? await Task.sleep(for: startCheck)
         guard context.processes.isAlive(child) else {
-            let status = await ChildProcess.waitForExit(child.pid)
+            let status = await context.launcher.waitForExit(child.pid)
             throw FaultlineError(.commandFailed, "the stress process ended at once (exit \(status))"
                 + (argv.contains("memory") ? ": the memory could not be allocated (asked: \(argv.drop { $0 != "--size" && $0 != "--fill-to" }.prefix(2).joined(separator: " ")))" : ""))
         }
@@ -70,7 +70,7 @@ struct StressDriver: FaultDriver {
             while clock.now < deadline, context.processes.isAlive(child) {
                 try? await Task.sleep(for: .milliseconds(10))
             }
-            ChildProcess.reap(child.pid)
+            context.launcher.reap(child.pid)
         }
         if context.processes.isAlive(child) {
             throw FaultlineError(.commandFailed, "the stress process \(child) survived SIGKILL")
