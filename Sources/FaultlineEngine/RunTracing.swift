@@ -1,23 +1,19 @@
+import FaultlineSystem
 import Foundation
 import Logging
 import OTel
 import ServiceLifecycle
 import Tracing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Traces of runs, exported over OTLP (HTTP or gRPC) by swift-otel, so a game day shows up in the tracing backend
 /// (a collector, Jaeger, Tempo, Zipkin through a collector) beside the service's own traces: a span per run, per fault
 /// (inject to revert) and per probe request. Off unless an endpoint is configured.
 ///
-/// Spans are queued and sent in batches by a background service; nothing in a run waits for the collector. At the end
-/// `shutdown` flushes what is queued, for at most a few seconds.
+/// Spans are queued and sent in batches by a service that runs beside the work (`around`); nothing in a run waits for
+/// the collector. At the end what is queued is flushed, for at most a few seconds.
 public final class TraceExport: Sendable {
     public let tracer: any Tracer
     let group: ServiceGroup
-    let running: Task<Void, Never>
 
     /// The exporter when tracing is configured: `--otlp-endpoint` (which takes precedence, with the meaning of
     /// OTEL_EXPORTER_OTLP_ENDPOINT), else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; nil when
@@ -30,8 +26,8 @@ public final class TraceExport: Sendable {
         if let flag {
             // swift-otel reads the environment itself; the flag stands for the general variable, so it appends
             // /v1/traces for OTLP/HTTP and takes the address as it is for gRPC.
-            setenv("OTEL_EXPORTER_OTLP_ENDPOINT", flag, 1)
-            unsetenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            ProcessEnvironment.set("OTEL_EXPORTER_OTLP_ENDPOINT", flag)
+            ProcessEnvironment.unset("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         }
         let current = ProcessInfo.processInfo.environment
         guard current["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? current["OTEL_EXPORTER_OTLP_ENDPOINT"] != nil else { return nil }
@@ -53,19 +49,30 @@ public final class TraceExport: Sendable {
     init(tracer: any Tracer, group: ServiceGroup) {
         self.tracer = tracer
         self.group = group
-        running = Task { try? await group.run() }
     }
 
-    /// Sends what is queued and stops; gives up after `within` (a collector that does not answer holds nothing up).
-    public func shutdown(within: Duration = .seconds(6)) async {
-        await group.triggerGracefulShutdown()
-        let running = running
-        await withTaskGroup(of: Void.self) { race in
-            race.addTask { await running.value }
-            race.addTask { try? await Task.sleep(for: within) }
-            await race.next()
-            race.cancelAll()
-            running.cancel()
+    /// Runs `body` with the exporter sending beside it; then sends what is queued and stops, giving up after `within`
+    /// (a collector that does not answer holds nothing up).
+    public func around<T: Sendable>(within: Duration = .seconds(6), _ body: @Sendable () async -> T) async -> T {
+        let group = group
+        return await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try? await group.run() }
+            let result = await body()
+            await group.triggerGracefulShutdown()
+            tasks.addTask { try? await Task.sleep(for: within) }
+            await tasks.next()
+            tasks.cancelAll()
+            return result
+        }
+    }
+}
+
+extension Optional where Wrapped == TraceExport {
+    /// `body` with the exporter beside it, or alone without one.
+    public func around<T: Sendable>(_ body: @Sendable () async -> T) async -> T {
+        switch self {
+        case .some(let traces): await traces.around(body)
+        case .none: await body()
         }
     }
 }

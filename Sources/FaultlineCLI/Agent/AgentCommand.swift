@@ -157,12 +157,15 @@ struct AgentCommand: AsyncParsableCommand {
         }
         // Shut down in reverse order: the registry reverts every run before the HTTP server stops.
         let group = ServiceGroup(configuration: .init(services: [application, registry], gracefulShutdownSignals: [.sigterm, .sigint, .sighup, .sigquit], logger: logger))
-        do { try await group.run() } catch {
-            await traces?.shutdown()
-            say(.error, .shutdown, "faultline: the agent stopped: \(error)")
+        // The trace exporter runs beside the agent and sends its last spans once every run is reverted.
+        let failure: String? = await traces.around {
+            do { try await group.run() } catch { return "\(error)" }
+            return nil
+        }
+        if let failure {
+            say(.error, .shutdown, "faultline: the agent stopped: \(failure)")
             throw ExitStatus.preflightFailed
         }
-        await traces?.shutdown()
         say(.info, .shutdown, "faultline agent stopped; every run was reverted")
     }
 

@@ -117,10 +117,9 @@ struct RunCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(locks) {} }
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop, log: log)
-        let result = await session.execute(prepared, stop: stop, live: live)
+        // Once everything is reverted, the last spans get a few seconds to reach the collector.
+        let result = await traces.around { await session.execute(prepared, stop: stop, live: live) }
         signals.cancel()
-        // Everything is reverted by now; the last spans get a few seconds to reach the collector.
-        await traces?.shutdown()
         try write(result)
         if result.exitCode != 0 { throw ExitCode(result.exitCode) }
     }
