@@ -8,16 +8,27 @@ struct SchedulesCommand: AsyncParsableCommand {
         commandName: "schedules",
         abstract: "List the schedules of every agent: cron and one-shot, their next time, and times missed while an agent was down.",
         discussion: """
+            With -o json: {"agents": [{"agent", "url", "schedules": [...]} or {"agent", "url", "error"}]}.
+
             Example:
               faultline schedules --agents fleet.txt
             """
     )
+
+    /// `-o json`: one entry per agent with its schedules (or its error), for scripts.
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
         let results = await eachAgent(try controller.clients()) { client throws(AgentFailure) in
             try await client.get(ScheduleList.self, "/v1/schedules").schedules
+        }
+        if output.format == .json {
+            try printJSON(AgentEntries(agents: results.map { AgentEntry($0, "schedules", $1) }))
+            let failures: [AgentFailure] = results.compactMap { $0.1.failure }
+            if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
+            return
         }
         let format = ISO8601DateFormatter()
         var rows: [[String]] = []
