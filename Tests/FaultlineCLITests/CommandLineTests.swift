@@ -133,6 +133,7 @@ import Testing
         #expect(try await faultline(["plan", "--format", "xml", "x.yaml"]).exitCode == 2)
         #expect(try await faultline(["plan", "-o", "xml", "x.yaml"]).exitCode == 2)
         #expect(try await faultline(["list", "-o", "text", "--json"]).exitCode == 2)
+        #expect(try await faultline(["submit", "x.yaml", "--cron", "61 * * * *", "--agent", "http://127.0.0.1:1"]).exitCode == 2)
         #expect(try await faultline(["frobnicate"]).exitCode == 2)
     }
 

@@ -5,8 +5,8 @@ import FaultlineCore
 import Foundation
 import Testing
 
-/// `-o text|json` on every command that prints data, the older spellings it replaces, and the JSON shapes' pieces:
-/// parsing only, no agent, no root.
+/// `-o text|json` on every command that prints data, the older spellings it replaces, the JSON shapes' pieces, and
+/// the local check of a cron schedule: parsing only, no agent, no root.
 struct OutputOptionTests {
     /// The command a command line parses to, as `T`.
     func parse<T: ParsableCommand>(_ arguments: [String], as type: T.Type) throws -> T {
@@ -35,6 +35,7 @@ struct OutputOptionTests {
         #expect(try parse(["status", "-o", "json"], as: StatusCommand.self).output.format == .json)
         #expect(try parse(["status", "3f9a0c21", "--watch", "-o", "json"], as: StatusCommand.self).output.format == .json)
         #expect(try parse(["schedules", "-o", "json"], as: SchedulesCommand.self).output.format == .json)
+        #expect(try parse(["unschedule", "s4c2e9a10", "-o", "json"], as: UnscheduleCommand.self).output.format == .json)
         #expect(try parse(["submit", "x.yaml", "-o", "json", "--wait"], as: SubmitCommand.self).output.format == .json)
         #expect(try parse(["submit", "x.yaml"], as: SubmitCommand.self).output.format == .text)
         #expect(try parse(["plan", "x.yaml", "-o", "json"], as: PlanCommand.self).output.format == .json)
@@ -71,6 +72,20 @@ struct OutputOptionTests {
         #expect(refusal(["validate", "x.yaml", "--format", "json"]) != nil)
     }
 
+    @Test("submit --cron checks the expression and the time zone before any agent is asked")
+    func cronCheckedLocally() throws {
+        let good = try parse(["submit", "x.yaml", "--cron", "30 2 * * 1-5", "--time-zone", "Europe/Berlin"], as: SubmitCommand.self)
+        #expect(good.cron == "30 2 * * 1-5")
+        _ = try parse(["submit", "x.yaml", "--cron", "@daily"], as: SubmitCommand.self)
+        #expect(refusal(["submit", "x.yaml", "--cron", "61 * * * *"])?.contains("cron field 'minute' value '61'") == true,
+                "\(refusal(["submit", "x.yaml", "--cron", "61 * * * *"]) ?? "accepted")")
+        #expect(refusal(["submit", "x.yaml", "--cron", "0 3 * *"])?.contains("has 4 fields") == true)
+        #expect(refusal(["submit", "x.yaml", "--cron", "0 3 * * *", "--time-zone", "Mars/Olympus"])
+                == "--time-zone 'Mars/Olympus' is unknown: use an IANA name such as Europe/Berlin or UTC")
+        #expect(refusal(["submit", "x.yaml", "--cron", "0 0 30 2 *"]) == "cron '0 0 30 2 *' never fires in the next 5 years")
+        #expect(refusal(["submit", "x.yaml", "--time-zone", "UTC"]) == "--time-zone goes with --cron")
+    }
+
     @Test("one agent's JSON entry: its data under the command's key, or its error (and the agent's details); nothing for neither")
     func agentEntries() throws {
         let client = AgentClient(endpoint: AgentEndpoint(name: "web-1", url: "http://10.0.0.5:7465"), token: nil,
@@ -95,5 +110,17 @@ struct OutputOptionTests {
         #expect(EventsCommand.json(event, agent: nil) == #"{"event":"inject","seq":3}"#)
         #expect(EventsCommand.json(event, agent: "web \"1\"") == #"{"agent":"web \"1\"","event":"inject","seq":3}"#)
         #expect(EventsCommand.json(.init(event: "status", data: "{}", id: nil), agent: "a") == #"{"agent":"a"}"#)
+    }
+
+    @Test("schedule ids: 's' and up to 15 lowercase letters and digits; fresh ones look like the agent's own")
+    func scheduleIDs() {
+        for id in ["s4c2e9a10", "s1", "snightly2026", "s" + String(repeating: "a", count: 15)] {
+            #expect(ScheduleID.isValid(id), "\(id)")
+        }
+        for id in ["", "s", "4c2e9a10", "S4C2E9A10", "s-1", "s_1", "s" + String(repeating: "a", count: 16), "s4c2/../x", "sé"] {
+            #expect(!ScheduleID.isValid(id), "\(id)")
+        }
+        let fresh = ScheduleID.random()
+        #expect(ScheduleID.isValid(fresh) && fresh.count == 9 && fresh.dropFirst().allSatisfy(\.isHexDigit), "\(fresh)")
     }
 }

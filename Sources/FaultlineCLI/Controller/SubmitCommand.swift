@@ -20,9 +20,13 @@ struct SubmitCommand: AsyncParsableCommand {
             for their results; if it dies (or loses the network), each agent reverts when the lease runs out. \
             With --wait (or --lease) the exit code is the worst of the runs' exit codes (SPEC §2).
 
+            A cron schedule gets one id, chosen here, on every agent, so 'faultline unschedule ID' removes it \
+            from all of them. The cron expression and time zone are checked here first: a bad one exits 2 and \
+            no agent is asked.
+
             With -o json: {"agents": [{"agent", "url", "run": {"id", "state", ...}} or {"agent", "url", "error"}]}; \
             with --wait or --lease "run" is the run's last status (an "error" beside it says why it is not the \
-            final one). With --cron: {"agents": [{"agent", "url", "schedule": {...}} or {..., "error"}]}.
+            final one). With --cron: {"schedule": ID, "agents": [{"agent", "url", "schedule": {...}} or {..., "error"}]}.
 
             Examples:
               faultline submit scenarios/payment-api-partition.yaml --agent http://10.0.0.5:7465 --lease 15s
@@ -64,6 +68,20 @@ struct SubmitCommand: AsyncParsableCommand {
             throw ValidationError("--lease needs a controller that stays to renew it; cron runs start when no controller waits")
         }
         if let lease, (try? TimeSpan(parsing: lease)) == nil { throw ValidationError("--lease '\(lease)' is not a duration like 15s") }
+        if let cron { try Self.checkSchedule(cron: cron, timeZone: timeZone) }
+    }
+
+    /// Checks a cron expression and its time zone as the agents will, so that a bad one reaches none of them.
+    static func checkSchedule(cron: String, timeZone: String?) throws(ValidationError) {
+        let expression: CronExpression
+        do { expression = try CronExpression(cron) } catch { throw ValidationError(error.message) }
+        let zoneName = timeZone ?? "UTC"
+        guard let zone = TimeZone(identifier: zoneName) else {
+            throw ValidationError("--time-zone '\(zoneName)' is unknown: use an IANA name such as Europe/Berlin or UTC")
+        }
+        if expression.next(after: Date(), in: zone) == nil {
+            throw ValidationError("cron '\(expression)' never fires in the next 5 years")
+        }
     }
 
     func run() async throws {
@@ -130,15 +148,17 @@ struct SubmitCommand: AsyncParsableCommand {
         return nil
     }
 
+    /// Sends a cron schedule to every agent under one id chosen here.
     func schedule(_ text: String, cron: String, clients: [AgentClient]) async throws {
-        let request = ScheduleRequest(scenario: text, cron: cron, timeZone: timeZone, lease: nil)
+        let id = ScheduleID.random()
+        let request = ScheduleRequest(scenario: text, cron: cron, timeZone: timeZone, lease: nil, id: id)
         let body = try JSONEncoder().encode(request)
         let results = await eachAgent(clients) { client throws(AgentFailure) in
             try await client.get(ScheduleStatus.self, "/v1/schedules", method: .POST, body: body,
                                  headers: [("Content-Type", "application/json"), ("X-Faultline-Source", file)])
         }
         if output.format == .json {
-            try printJSON(AgentEntries(agents: results.map { AgentEntry($0, "schedule", $1) }))
+            try printJSON(FleetSchedule(schedule: id, agents: results.map { AgentEntry($0, "schedule", $1) }))
         } else {
             print(table(["AGENT", "SCHEDULE", "CRON", "NEXT"], results.map { client, result in
                 switch result {
@@ -164,6 +184,12 @@ enum SubmittedRun: Encodable {
         case .status(let status): try status.encode(to: encoder)
         }
     }
+}
+
+/// `submit --cron -o json`: the schedule's one id, and what each agent made of it.
+struct FleetSchedule: Encodable {
+    var schedule: String
+    var agents: [AgentEntry<ScheduleStatus>]
 }
 
 extension Result {
