@@ -62,7 +62,7 @@ struct AgentRoutes: Sendable {
             let body = try await Self.body(&request, limit: maxBodySize)
             let decoded: ScheduleRequest
             do { decoded = try JSONDecoder().decode(ScheduleRequest.self, from: body) } catch {
-                throw AgentError.badRequest("the body must be a JSON object {scenario, cron, timeZone?, lease?}: \(Self.describe(error))")
+                throw AgentError.badRequest("the body must be a JSON object {scenario, cron, timeZone?, lease?, id?}: \(Self.describe(error))")
             }
             let created = try registry.schedule(decoded, source: Self.source(request))
             var response = try Self.json(created, status: .created)

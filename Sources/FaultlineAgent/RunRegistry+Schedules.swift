@@ -147,8 +147,11 @@ extension RunRegistry {
 
     // MARK: API
 
-    /// Creates a cron schedule.
+    /// Creates a cron schedule, with the id the request names (a bad one is refused, 400; one in use, 409) or a new one.
     public func schedule(_ request: ScheduleRequest, source: String) throws(AgentError) -> ScheduleStatus {
+        if let id = request.id, !ScheduleID.isValid(id) {
+            throw AgentError.badRequest("schedule id '\(id.prefix(64))' is not valid: use 's' and 1 to 15 lowercase letters and digits, such as s4c2e9a10, or leave 'id' out")
+        }
         let scenario = try load(request.scenario, source: source)
         let cron: CronExpression
         do { cron = try CronExpression(request.cron) } catch { throw AgentError.badRequest(error.message) }
@@ -164,10 +167,25 @@ extension RunRegistry {
         guard let next = cron.next(after: Date(), in: zone) else {
             throw AgentError.badRequest("cron '\(cron)' never fires in the next 5 years")
         }
-        let schedule = ScheduleEntry(id: "s" + RunID.random(), kind: .cron, scenario: scenario.metadata.name.rawValue, source: request.scenario,
-                                     cron: cron.description, timeZone: zoneName, at: nil, nextAt: next, lease: lease?.seconds, createdAt: Date())
-        do { try journal.save(schedule) } catch { throw AgentError(.internalServerError, "journal", error.description) }
-        schedules.withLock { $0[schedule.id] = schedule }
+        var schedule = ScheduleEntry(id: request.id ?? ScheduleID.random(), kind: .cron, scenario: scenario.metadata.name.rawValue,
+                                     source: request.scenario, cron: cron.description, timeZone: zoneName, at: nil, nextAt: next,
+                                     lease: lease?.seconds, createdAt: Date())
+        // The id is claimed before the journal is written, so two requests with one id cannot both get it; an id the
+        // agent made itself is made again until it is free.
+        let claimed = schedules.withLock { schedules in
+            while request.id == nil && schedules[schedule.id] != nil { schedule.id = ScheduleID.random() }
+            guard schedules[schedule.id] == nil else { return false }
+            schedules[schedule.id] = schedule
+            return true
+        }
+        guard claimed else {
+            throw AgentError(.conflict, "schedule_exists",
+                             "schedule '\(schedule.id)' already exists on this agent: remove it first (faultline unschedule \(schedule.id)), or leave 'id' out to get a new one")
+        }
+        do { try journal.save(schedule) } catch {
+            schedules.withLock { _ = $0.removeValue(forKey: schedule.id) }
+            throw AgentError(.internalServerError, "journal", error.description)
+        }
         log(.info, .schedule, "schedule \(schedule.id) of \(scenario.metadata.name): '\(cron)' in \(zoneName), next at \(ISO8601DateFormatter().string(from: next))")
         return Self.status(schedule)
     }

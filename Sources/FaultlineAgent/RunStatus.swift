@@ -96,12 +96,16 @@ public struct ScheduleRequest: Codable, Sendable {
     public var timeZone: String?
     /// Each run's lease, e.g. "30s".
     public var lease: String?
+    /// The schedule's id, chosen by the controller so that a fleet's agents share it (`ScheduleID`); when
+    /// absent the agent makes one.
+    public var id: String?
 
-    public init(scenario: String, cron: String, timeZone: String?, lease: String?) {
+    public init(scenario: String, cron: String, timeZone: String?, lease: String?, id: String? = nil) {
         self.scenario = scenario
         self.cron = cron
         self.timeZone = timeZone
         self.lease = lease
+        self.id = id
     }
 }
 

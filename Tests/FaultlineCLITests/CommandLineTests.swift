@@ -79,6 +79,49 @@ import Testing
         ])
     }
 
+    @Test("validate -o json: one object with ok, every file and every error with its position, on stdout only; exit codes as in text")
+    func validateAsJSON() async throws {
+        let good = try temporaryFile(Self.valid)
+        let bad = try temporaryFile("""
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: Bad_Name}
+            spec:
+              maxDuration: 1m
+              faults:
+                - {name: b, type: latency, interface: eth0, dealy: 5ms}
+            """)
+        defer {
+            remove(good)
+            remove(bad)
+        }
+        struct Summary: Decodable {
+            struct File: Decodable, Equatable {
+                var file: String
+                var ok: Bool
+            }
+            var ok: Bool
+            var files: [File]
+            var errors: [Diagnostic]
+        }
+        let valid = try await faultline(["validate", "-o", "json", good])
+        #expect(valid.exitCode == 0 && valid.standardError.isEmpty, "\(valid.standardError)")
+        let passed = try JSONDecoder().decode(Summary.self, from: Data(valid.standardOutput.utf8))
+        #expect(passed.ok && passed.files == [.init(file: good, ok: true)] && passed.errors.isEmpty)
+
+        let mixed = try await faultline(["validate", good, bad, "--output", "json"])
+        #expect(mixed.exitCode == 2)
+        #expect(mixed.standardError.isEmpty, "\(mixed.standardError)")
+        let failed = try JSONDecoder().decode(Summary.self, from: Data(mixed.standardOutput.utf8))
+        #expect(!failed.ok)
+        #expect(failed.files == [.init(file: good, ok: true), .init(file: bad, ok: false)])
+        #expect(failed.errors == [
+            Diagnostic(file: bad, line: 3, column: 18, path: "metadata.name",
+                       message: "invalid name 'Bad_Name': use lowercase letters, digits and '-', starting and ending with a letter or digit"),
+            Diagnostic(file: bad, line: 7, column: 49, path: "spec.faults[0]", message: "unknown key 'dealy' (did you mean 'delay'?)"),
+        ])
+    }
+
     @Test func validateOfAMissingFileSaysSoAndExitsTwo() async throws {
         let result = try await faultline(["validate", "/nonexistent/x.yaml"])
         #expect(result.exitCode == 2)
@@ -88,6 +131,9 @@ import Testing
     @Test func usageErrorsExitTwo() async throws {
         #expect(try await faultline(["validate"]).exitCode == 2)
         #expect(try await faultline(["plan", "--format", "xml", "x.yaml"]).exitCode == 2)
+        #expect(try await faultline(["plan", "-o", "xml", "x.yaml"]).exitCode == 2)
+        #expect(try await faultline(["list", "-o", "text", "--json"]).exitCode == 2)
+        #expect(try await faultline(["submit", "x.yaml", "--cron", "61 * * * *", "--agent", "http://127.0.0.1:1"]).exitCode == 2)
         #expect(try await faultline(["frobnicate"]).exitCode == 2)
     }
 
@@ -150,11 +196,14 @@ import Testing
     @Test func planAsJSONDecodes() async throws {
         let file = try temporaryFile(Self.valid)
         defer { remove(file) }
-        let result = try await faultline(["plan", file, "--format", "json"])
+        let result = try await faultline(["plan", file, "-o", "json"])
         #expect(result.exitCode == 0, "\(result.standardError)")
         let plan = try JSONDecoder().decode(Plan.self, from: Data(result.standardOutput.utf8))
         #expect(plan.faults.map(\.name) == ["slow", "block"])
         #expect(plan.runID == RunID.derived(from: Self.valid))
+        // The older spelling prints the same.
+        let older = try await faultline(["plan", file, "--format", "json"])
+        #expect(older.exitCode == 0 && older.standardOutput == result.standardOutput)
     }
 
     @Test("a plan that lists problems that would stop the run is still printed, and exits 3 as a failed preflight does")

@@ -121,6 +121,137 @@ struct ControllerCommandTests {
         #expect(await agent.stop() == 0)
     }
 
+    /// Runs `faultline ARGS --token-file F` with stdout and stderr apart (for -o json), for 60 s at most.
+    func faultlineApart(_ arguments: [String], directory: String) async throws -> CommandResult {
+        let tokenFile = directory + "/controller-token"
+        if !FileManager.default.fileExists(atPath: tokenFile) {
+            _ = FileManager.default.createFile(atPath: tokenFile, contents: Data(Self.token.utf8), attributes: [.posixPermissions: 0o600])
+        }
+        return try await SubprocessRunner().run([TestPaths.faultline] + arguments + ["--token-file", tokenFile], timeout: .seconds(60), outputLimit: 4 << 20)
+    }
+
+    func object(_ text: some StringProtocol) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+    }
+
+    func agents(_ text: String) throws -> [[String: Any]] {
+        try #require(try object(text)["agents"] as? [[String: Any]], "no agents in \(text)")
+    }
+
+    @Test("a fleet schedule has one id on every agent, 'unschedule ID' removes it from all; a bad cron reaches no agent; submit, status, schedules and events -o json parse")
+    func fleetScheduleAndJSON() async throws {
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        let target = try sleepers.start()
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try await TestAgent.start(directory: directory, state: directory + "/state-1", token: Self.token)
+        let second: TestAgent
+        do { second = try await TestAgent.start(directory: directory, state: directory + "/state-2", token: Self.token) } catch {
+            await first.stop()
+            throw error
+        }
+        do {
+            let both = ["--agent", first.url, "--agent", second.url]
+            let file = directory + "/nightly.yaml"
+            let scenario = agentScenario("nightly", faults: pauseFault("freeze", sleepers: sleepers, duration: "300ms"))
+            try scenario.write(toFile: file, atomically: true, encoding: .utf8)
+
+            // A bad cron expression or time zone exits 2 with the reason, and no agent is asked (the audit log keeps
+            // every POST, refused ones too).
+            let badCron = try await faultlineApart(["submit", file, "--cron", "61 * * * *"] + both, directory: directory)
+            #expect(badCron.exitCode == 2 && badCron.standardError.contains("value '61'"), "\(badCron.standardError)")
+            let badZone = try await faultlineApart(["submit", file, "--cron", "@daily", "--time-zone", "Mars/Olympus"] + both, directory: directory)
+            #expect(badZone.exitCode == 2 && badZone.standardError.contains("'Mars/Olympus' is unknown"), "\(badZone.standardError)")
+            for agent in [first, second] {
+                let audit = try await agent.call(.GET, "/v1/audit").json["entries"] as? [[String: Any]] ?? []
+                #expect(audit.isEmpty, "\(audit)")
+            }
+
+            // One id, chosen by the controller, on both agents.
+            let scheduled = try await faultlineApart(["submit", file, "--cron", "30 2 * * *", "--time-zone", "Europe/Berlin", "-o", "json"] + both,
+                                                     directory: directory)
+            #expect(scheduled.exitCode == 0, "\(scheduled.standardError)")
+            let id = try #require(try object(scheduled.standardOutput)["schedule"] as? String)
+            #expect(ScheduleID.isValid(id), "\(id)")
+            let made = try agents(scheduled.standardOutput)
+            #expect(made.map { $0["url"] as? String } == [first.url, second.url])
+            #expect(made.allSatisfy { ($0["schedule"] as? [String: Any])?["id"] as? String == id }, "\(made)")
+            let listed = try await faultlineApart(["schedules", "-o", "json"] + both, directory: directory)
+            #expect(listed.exitCode == 0, "\(listed.standardError)")
+            #expect(try agents(listed.standardOutput).allSatisfy { (($0["schedules"] as? [[String: Any]]) ?? []).map { $0["id"] as? String } == [id] },
+                    "\(listed.standardOutput)")
+
+            // The agent takes a given id once (409 after that) and refuses one that is not a schedule id (400).
+            func request(_ id: String) throws -> String {
+                String(decoding: try JSONSerialization.data(withJSONObject: ["scenario": scenario, "cron": "@daily", "id": id]), as: UTF8.self)
+            }
+            let taken = try await first.call(.POST, "/v1/schedules", body: try request(id))
+            #expect(taken.status == 409, "\(taken.body)")
+            let takenError = taken.json["error"] as? [String: Any]
+            #expect(takenError?["code"] as? String == "schedule_exists" && (takenError?["message"] as? String)?.contains("'\(id)' already exists") == true,
+                    "\(taken.body)")
+            let invalid = try await first.call(.POST, "/v1/schedules", body: try request("../x"))
+            #expect(invalid.status == 400 && invalid.body.contains("schedule id '../x' is not valid"), "\(invalid.body)")
+
+            // unschedule ID: gone from both.
+            let removed = try await faultlineApart(["unschedule", id] + both, directory: directory)
+            #expect(removed.exitCode == 0, "\(removed.standardError)")
+            #expect(removed.standardOutput.components(separatedBy: ": removed \(id)").count - 1 == 2, "\(removed.standardOutput)")
+            for agent in [first, second] {
+                #expect((try await agent.call(.GET, "/v1/schedules").json["schedules"] as? [[String: Any]])?.isEmpty == true)
+            }
+
+            // A schedule only the first agent has: the second is named, not an error; once none has it, exit 2.
+            let single = try await faultlineApart(["submit", file, "--cron", "@daily", "--agent", first.url, "-o", "json"], directory: directory)
+            let only = try #require(try object(single.standardOutput)["schedule"] as? String, "\(single.standardError)")
+            let partial = try await faultlineApart(["unschedule", only, "-o", "json"] + both, directory: directory)
+            #expect(partial.exitCode == 0, "\(partial.standardError)")
+            #expect(try agents(partial.standardOutput).map { $0["removed"] as? Bool } == [true, false], "\(partial.standardOutput)")
+            let none = try await faultlineApart(["unschedule", only] + both, directory: directory)
+            #expect(none.exitCode == 2, "\(none.standardError)")
+            #expect(none.standardOutput.contains("has no schedule \(only)") && none.standardError.contains("no agent has schedule '\(only)'"))
+
+            // submit --wait -o json: the run's final status.
+            let submitted = try await faultlineApart(["submit", file, "--agent", first.url, "--wait", "-o", "json"], directory: directory)
+            #expect(submitted.exitCode == 0, "\(submitted.standardError)")
+            let run = try #require(try agents(submitted.standardOutput).first?["run"] as? [String: Any], "\(submitted.standardOutput)")
+            #expect(run["state"] as? String == "succeeded" && run["exitCode"] as? Int == 0, "\(run)")
+            let runID = try #require(run["id"] as? String)
+            #expect(sleepers.state(target) == "S")
+
+            // status ID -o json: the agent that has it shows it, the other neither run nor error.
+            let status = try await faultlineApart(["status", runID, "-o", "json"] + both, directory: directory)
+            #expect(status.exitCode == 0, "\(status.standardError)")
+            let shown = try agents(status.standardOutput)
+            #expect((shown.first?["run"] as? [String: Any])?["state"] as? String == "succeeded", "\(status.standardOutput)")
+            #expect(shown.count == 2 && shown[1]["run"] == nil && shown[1]["error"] == nil, "\(status.standardOutput)")
+            let active = try await faultlineApart(["status", "-o", "json"] + both, directory: directory)
+            #expect(active.exitCode == 0)
+            #expect(try agents(active.standardOutput).allSatisfy { ($0["runs"] as? [Any])?.isEmpty == true }, "\(active.standardOutput)")
+
+            // events -o json: one JSON object a line, each naming its agent; the last is the final status.
+            let events = try await faultlineApart(["events", runID, "-o", "json"] + both, directory: directory)
+            #expect(events.exitCode == 0, "\(events.standardError)")
+            let lines = try events.standardOutput.split(separator: "\n").map { try object($0) }
+            #expect(lines.count > 2 && lines.allSatisfy { $0["agent"] as? String == String(first.url.dropFirst("http://".count)) }, "\(events.standardOutput)")
+            #expect(lines.last?["state"] as? String == "succeeded")
+
+            // submit -o json of runs due later, on both agents; abort --all cancels them.
+            let later = try await faultlineApart(["submit", file, "--in", "1h", "-o", "json"] + both, directory: directory)
+            #expect(later.exitCode == 0, "\(later.standardError)")
+            #expect(try agents(later.standardOutput).allSatisfy { ($0["run"] as? [String: Any])?["state"] as? String == "scheduled" }, "\(later.standardOutput)")
+            let aborted = try await faultlineApart(["abort", "--all"] + both, directory: directory)
+            #expect(aborted.exitCode == 0, "\(aborted.standardError)")
+        } catch {
+            await first.stop()
+            await second.stop()
+            throw error
+        }
+        #expect(await first.stop() == 0)
+        #expect(await second.stop() == 0)
+    }
+
     @Test("SIGTERM: the agent reverts every active fault before it exits 0, and remembers why")
     func sigtermReverts() async throws {
         let sleepers = try TestSleepers()

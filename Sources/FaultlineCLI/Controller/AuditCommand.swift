@@ -13,6 +13,8 @@ struct AuditCommand: AsyncParsableCommand {
             schedule, and the answer. Needs a token of role read or operate. A 'recover --forget' on an agent's \\
             host is in its log too (token local:USER).
 
+            With -o json: {"agents": [{"agent", "url", "entries": [...]} or {"agent", "url", "error"}]}.
+
             Example:
               faultline audit --agent https://10.0.0.5:7465 --ca-file ca.pem --limit 20
             """
@@ -21,8 +23,8 @@ struct AuditCommand: AsyncParsableCommand {
     @Option(help: "How many of the newest entries per agent (1 to 1000).")
     var limit = 50
 
-    @Flag(help: "Print JSON: one entry per agent with its entries (or its error), for scripts.")
-    var json = false
+    /// `-o json`: one entry per agent with its entries (or its error), for scripts.
+    @OptionGroup var output: OutputOrJSONFlag
 
     @OptionGroup var controller: ControllerOptions
 
@@ -32,23 +34,13 @@ struct AuditCommand: AsyncParsableCommand {
 
     struct AuditList: Codable { var entries: [AuditEntry] }
 
-    struct AgentAudit: Encodable {
-        var agent: String
-        var url: String
-        var entries: [AuditEntry]?
-        var error: String?
-    }
-
     func run() async throws {
         let results = await eachAgent(try controller.clients()) { [limit] client throws(AgentFailure) in
             try await client.get(AuditList.self, "/v1/audit", query: [("limit", String(limit))]).entries
         }
         let failures: [AgentFailure] = results.compactMap { $0.1.failure }
-        if json {
-            let entries = results.map { client, result in
-                AgentAudit(agent: client.endpoint.name, url: client.endpoint.url, entries: try? result.get(), error: result.failure?.message)
-            }
-            print(String(decoding: try JSONEncoder.api.encode(["agents": entries]), as: UTF8.self))
+        if output.format == .json {
+            try printJSON(AgentEntries(agents: results.map { AgentEntry($0, "entries", $1) }))
         } else {
             var rows: [[String]] = []
             for (client, result) in results {

@@ -8,6 +8,9 @@ struct EventsCommand: AsyncParsableCommand {
         commandName: "events",
         abstract: "Print a run's events from the start; with --follow, keep printing until the run ends.",
         discussion: """
+            With -o json each event is printed as its JSON object, one a line (the last is the run's status); \
+            with several agents each object gets an "agent" key naming the agent it came from.
+
             Example:
               faultline events 3f9a0c21 --agent http://10.0.0.5:7465 --follow
             """
@@ -19,23 +22,25 @@ struct EventsCommand: AsyncParsableCommand {
     @Flag(help: "Keep streaming until the run is over.")
     var follow = false
 
-    @Flag(help: "Print each event as its JSON line.")
-    var json = false
+    /// `-o json`: each event as its JSON line.
+    @OptionGroup var output: OutputOrJSONFlag
 
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
         let clients = try controller.clients()
-        let prefix = clients.count > 1
-        let results = await eachAgent(clients) { [id, follow, json] client throws(AgentFailure) -> Bool in
+        let several = clients.count > 1
+        let json = output.format == .json
+        let results = await eachAgent(clients) { [id, follow] client throws(AgentFailure) -> Bool in
             let response = try await client.open(.GET, "/v1/runs/\(id)/events", query: [("follow", follow ? "true" : "false")],
                                                  timeout: .hours(24 * 7))
             var parser = EventStreamParser()
             do {
                 for try await buffer in response.body {
                     for message in parser.feed(String(buffer: buffer)) {
-                        let line = Self.render(message, json: json)
-                        FileHandle.standardOutput.write(Data(((prefix ? "\(client.endpoint.name) " : "") + line + "\n").utf8))
+                        let line = json ? Self.json(message, agent: several ? client.endpoint.name : nil)
+                            : (several ? "\(client.endpoint.name) " : "") + Self.render(message)
+                        FileHandle.standardOutput.write(Data((line + "\n").utf8))
                     }
                 }
             } catch {
@@ -54,8 +59,15 @@ struct EventsCommand: AsyncParsableCommand {
         }
     }
 
-    static func render(_ message: EventStreamParser.Message, json: Bool) -> String {
-        if json { return message.data }
+    /// An event's JSON object as the agent sent it; with `agent`, that agent's name is added as the key "agent".
+    static func json(_ message: EventStreamParser.Message, agent: String?) -> String {
+        guard let agent, message.data.hasPrefix("{"),
+              let name = try? JSONEncoder.api.encode(agent) else { return message.data }
+        let rest = message.data.dropFirst().drop { $0 == " " }
+        return "{\"agent\":" + String(decoding: name, as: UTF8.self) + (rest.hasPrefix("}") ? "" : ",") + rest
+    }
+
+    static func render(_ message: EventStreamParser.Message) -> String {
         guard message.event != "end" && message.event != "status" else {
             let run = try? AgentClient.decoder.decode(RunStatus.self, from: Data(message.data.utf8))
             return "-- \(message.event == "end" ? "end" : "now"): \(run?.state.rawValue ?? "?")" + (run?.exitCode.map { " (exit \($0))" } ?? "") + (run?.reason.map { ": \($0)" } ?? "")

@@ -8,13 +8,16 @@ struct ListCommand: AsyncParsableCommand {
         commandName: "list",
         abstract: "List the runs of every agent, oldest first, in one table.",
         discussion: """
-            Example:
+            Examples:
               faultline list --agent http://10.0.0.5:7465 --agent http://10.0.0.6:7465
+              faultline list -o json
+
+            With -o json: {"agents": [{"agent", "url", "runs": [...]} or {"agent", "url", "error"}]}.
             """
     )
 
-    @Flag(help: "Print JSON: one entry per agent with its runs (or its error), for scripts.")
-    var json = false
+    /// `-o json`: one entry per agent with its runs (or its error), for scripts.
+    @OptionGroup var output: OutputOrJSONFlag
 
     @OptionGroup var controller: ControllerOptions
 
@@ -22,11 +25,8 @@ struct ListCommand: AsyncParsableCommand {
         let results = await eachAgent(try controller.clients()) { client throws(AgentFailure) in
             try await client.get(RunList.self, "/v1/runs").runs
         }
-        if json {
-            let entries = results.map { client, result in
-                AgentRuns(agent: client.endpoint.name, url: client.endpoint.url, runs: try? result.get(), error: result.failure?.message)
-            }
-            print(String(decoding: try JSONEncoder.api.encode(["agents": entries]), as: UTF8.self))
+        if output.format == .json {
+            try printJSON(AgentEntries(agents: results.map { AgentEntry($0, "runs", $1) }))
             let failures: [AgentFailure] = results.compactMap { $0.1.failure }
             if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
             return
@@ -44,14 +44,6 @@ struct ListCommand: AsyncParsableCommand {
         print(table(RunRow.header, rows), terminator: "")
         if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
     }
-}
-
-/// One agent's runs in `faultline list --json`.
-struct AgentRuns: Encodable {
-    var agent: String
-    var url: String
-    var runs: [RunStatus]?
-    var error: String?
 }
 
 /// `{"runs": [...]}` of `GET /v1/runs`.

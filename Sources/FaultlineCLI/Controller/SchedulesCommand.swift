@@ -8,16 +8,27 @@ struct SchedulesCommand: AsyncParsableCommand {
         commandName: "schedules",
         abstract: "List the schedules of every agent: cron and one-shot, their next time, and times missed while an agent was down.",
         discussion: """
+            With -o json: {"agents": [{"agent", "url", "schedules": [...]} or {"agent", "url", "error"}]}.
+
             Example:
               faultline schedules --agents fleet.txt
             """
     )
+
+    /// `-o json`: one entry per agent with its schedules (or its error), for scripts.
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
         let results = await eachAgent(try controller.clients()) { client throws(AgentFailure) in
             try await client.get(ScheduleList.self, "/v1/schedules").schedules
+        }
+        if output.format == .json {
+            try printJSON(AgentEntries(agents: results.map { AgentEntry($0, "schedules", $1) }))
+            let failures: [AgentFailure] = results.compactMap { $0.1.failure }
+            if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
+            return
         }
         let format = ISO8601DateFormatter()
         var rows: [[String]] = []
@@ -44,12 +55,16 @@ struct SchedulesCommand: AsyncParsableCommand {
 /// `{"schedules": [...]}` of `GET /v1/schedules`.
 struct ScheduleList: Decodable { var schedules: [ScheduleStatus] }
 
-/// `faultline unschedule ID`: remove a schedule from the agents that have it.
+/// `faultline unschedule ID`: remove a schedule from every agent given.
 struct UnscheduleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unschedule",
-        abstract: "Remove a schedule (cron, or a one-shot run not started yet) from the agents that have it.",
+        abstract: "Remove a schedule (cron, or a one-shot run not started yet) from every agent given.",
         discussion: """
+            A cron schedule made by 'faultline submit --cron' has the same id on every agent it was sent to, so one \
+            command removes it from the whole fleet. Agents that do not have it are named; exits 2 when none has it.
+            With -o json: {"agents": [{"agent", "url", "removed": true|false} or {"agent", "url", "error"}]}.
+
             Example:
               faultline unschedule s1a2b3c4d --agents fleet.txt
             """
@@ -57,6 +72,9 @@ struct UnscheduleCommand: AsyncParsableCommand {
 
     @Argument(help: "The schedule id (a one-shot run's schedule id is its run id).")
     var id: String
+
+    /// `-o json`: one entry per agent, whether it removed the schedule (or its error).
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var controller: ControllerOptions
 
@@ -69,23 +87,23 @@ struct UnscheduleCommand: AsyncParsableCommand {
                 return false
             }
         }
-        var codes: [Int32] = []
-        var removed = 0
-        for (client, result) in results {
-            switch result {
-            case .success(true):
-                removed += 1
-                print("\(client.endpoint.name): removed \(id)")
-            case .success(false): continue
-            case .failure(let failure):
-                codes.append(failure.exitCode)
-                StandardError.write("faultline: \(failure.message)\n")
+        let failures: [AgentFailure] = results.compactMap { $0.1.failure }
+        let removed = results.filter { (try? $0.1.get()) == true }.count
+        if output.format == .json {
+            try printJSON(AgentEntries(agents: results.map { AgentEntry($0, "removed", $1) }))
+        } else {
+            for (client, result) in results {
+                switch result {
+                case .success(true): print("\(client.endpoint.name): removed \(id)")
+                case .success(false): print("\(client.endpoint.name): has no schedule \(id)")
+                case .failure(let failure): StandardError.write("faultline: \(failure.message)\n")
+                }
             }
         }
-        if removed == 0 && codes.isEmpty {
+        if removed == 0 && failures.isEmpty {
             StandardError.write("faultline: no agent has schedule '\(id)'\n")
             throw ExitStatus.invalid
         }
-        if !codes.isEmpty { throw ExitCode(worstExit(codes)) }
+        if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
     }
 }

@@ -12,6 +12,10 @@ struct StatusCommand: AsyncParsableCommand {
             With --watch it redraws every second; with an ID it stops when the run is over and exits \
             with the run's exit code (SPEC §2).
 
+            With -o json (one line per redraw with --watch): {"agents": [...]}, one entry per agent with "run" \
+            (with an ID; an agent that does not have the run has neither "run" nor "error"), or "runs", its \
+            active runs (without), or "error".
+
             Examples:
               faultline status 3f9a0c21 --agent http://10.0.0.5:7465 --watch
               faultline status --agents fleet.txt
@@ -24,13 +28,17 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Redraw every second until the run is over (or until Ctrl-C without an ID).")
     var watch = false
 
+    /// `-o json`: one entry per agent with its run or runs (or its error), for scripts.
+    @OptionGroup var output: OutputOptions
+
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
         let clients = try controller.clients()
+        let json = output.format == .json
         while true {
-            let (text, exit, over) = await snapshot(clients)
-            if watch && isatty(1) == 1 { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            let (text, exit, over) = try await snapshot(clients, json: json)
+            if watch && !json && isatty(1) == 1 { print("\u{1B}[H\u{1B}[2J", terminator: "") }
             print(text, terminator: "")
             if !watch || over {
                 if exit != 0 { throw ExitCode(exit) }
@@ -40,8 +48,8 @@ struct StatusCommand: AsyncParsableCommand {
         }
     }
 
-    /// The text to show, the exit code so far, and whether there is nothing left to watch.
-    func snapshot(_ clients: [AgentClient]) async -> (String, Int32, Bool) {
+    /// The text (or JSON) to show, the exit code so far, and whether there is nothing left to watch.
+    func snapshot(_ clients: [AgentClient], json: Bool) async throws -> (String, Int32, Bool) {
         if let id {
             let results = await eachAgent(clients) { client throws(AgentFailure) in try await client.get(RunStatus.self, "/v1/runs/\(id)") }
             var text = ""
@@ -61,10 +69,16 @@ struct StatusCommand: AsyncParsableCommand {
                     text += "\(client.endpoint.name): \(failure.message)\n"
                 }
             }
-            if !found {
-                return (text + "no agent has run '\(id)'\n", 2, true)
+            if json {
+                let entries = results.map { client, result in
+                    result.failure?.status == 404 ? AgentEntry<RunStatus>(client, "run", value: nil) : AgentEntry(client, "run", result)
+                }
+                text = try jsonLine(AgentEntries(agents: entries))
+                if !found { StandardError.write("faultline: no agent has run '\(id)'\n") }
+            } else if !found {
+                text += "no agent has run '\(id)'\n"
             }
-            return (text, worstExit(codes), over)
+            return found ? (text, worstExit(codes), over) : (text, 2, true)
         }
         let results = await eachAgent(clients) { client throws(AgentFailure) in try await client.get(RunList.self, "/v1/runs").runs }
         var rows: [[String]] = []
@@ -76,6 +90,10 @@ struct StatusCommand: AsyncParsableCommand {
                 codes.append(failure.exitCode)
                 rows.append([client.endpoint.name, "-", "-", failure.label, "-", "-", failure.message])
             }
+        }
+        if json {
+            let entries = results.map { client, result in AgentEntry(client, "runs", result.map { $0.filter { !$0.state.isFinal } }) }
+            return (try jsonLine(AgentEntries(agents: entries)), worstExit(codes), false)
         }
         return (table(RunRow.header, rows), worstExit(codes), false)
     }

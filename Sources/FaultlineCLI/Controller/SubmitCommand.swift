@@ -20,6 +20,14 @@ struct SubmitCommand: AsyncParsableCommand {
             for their results; if it dies (or loses the network), each agent reverts when the lease runs out. \
             With --wait (or --lease) the exit code is the worst of the runs' exit codes (SPEC §2).
 
+            A cron schedule gets one id, chosen here, on every agent, so 'faultline unschedule ID' removes it \
+            from all of them. The cron expression and time zone are checked here first: a bad one exits 2 and \
+            no agent is asked.
+
+            With -o json: {"agents": [{"agent", "url", "run": {"id", "state", ...}} or {"agent", "url", "error"}]}; \
+            with --wait or --lease "run" is the run's last status (an "error" beside it says why it is not the \
+            final one). With --cron: {"schedule": ID, "agents": [{"agent", "url", "schedule": {...}} or {..., "error"}]}.
+
             Examples:
               faultline submit scenarios/payment-api-partition.yaml --agent http://10.0.0.5:7465 --lease 15s
               faultline submit game-day.yaml --agents fleet.txt --at 2026-11-28T09:00:00Z
@@ -48,6 +56,9 @@ struct SubmitCommand: AsyncParsableCommand {
     @Flag(help: "Wait for the runs to end and exit with the worst of their exit codes.")
     var wait = false
 
+    /// `-o json`: one entry per agent with its run or schedule (or its error), for scripts.
+    @OptionGroup var output: OutputOptions
+
     @OptionGroup var controller: ControllerOptions
 
     func validate() throws {
@@ -57,6 +68,20 @@ struct SubmitCommand: AsyncParsableCommand {
             throw ValidationError("--lease needs a controller that stays to renew it; cron runs start when no controller waits")
         }
         if let lease, (try? TimeSpan(parsing: lease)) == nil { throw ValidationError("--lease '\(lease)' is not a duration like 15s") }
+        if let cron { try Self.checkSchedule(cron: cron, timeZone: timeZone) }
+    }
+
+    /// Checks a cron expression and its time zone as the agents will, so that a bad one reaches none of them.
+    static func checkSchedule(cron: String, timeZone: String?) throws(ValidationError) {
+        let expression: CronExpression
+        do { expression = try CronExpression(cron) } catch { throw ValidationError(error.message) }
+        let zoneName = timeZone ?? "UTC"
+        guard let zone = TimeZone(identifier: zoneName) else {
+            throw ValidationError("--time-zone '\(zoneName)' is unknown: use an IANA name such as Europe/Berlin or UTC")
+        }
+        if expression.next(after: Date(), in: zone) == nil {
+            throw ValidationError("cron '\(expression)' never fires in the next 5 years")
+        }
     }
 
     func run() async throws {
@@ -75,22 +100,33 @@ struct SubmitCommand: AsyncParsableCommand {
             try await client.get(SubmitResponse.self, "/v1/runs", method: .POST, query: query, body: Data(text.utf8),
                                  headers: [("Content-Type", "application/yaml"), ("X-Faultline-Source", file)])
         }
-        print(table(["AGENT", "RUN", "STATE", "NOTE"], results.map { client, result in
-            switch result {
-            case .success(let created): [client.endpoint.name, created.id, created.state.rawValue,
-                                         created.scheduledAt.map { "at " + ISO8601DateFormatter().string(from: $0) } ?? ""]
-            case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
-            }
-        }), terminator: "")
+        let json = output.format == .json
+        if !json {
+            print(table(["AGENT", "RUN", "STATE", "NOTE"], results.map { client, result in
+                switch result {
+                case .success(let created): [client.endpoint.name, created.id, created.state.rawValue,
+                                             created.scheduledAt.map { "at " + ISO8601DateFormatter().string(from: $0) } ?? ""]
+                case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
+                }
+            }), terminator: "")
+        }
         let failures: [AgentFailure] = results.compactMap { $0.1.failure }
         let submitted: [(AgentClient, String)] = results.compactMap { client, result in (try? result.get()).map { (client, $0.id) } }
         guard wait || lease != nil, !submitted.isEmpty else {
+            if json { try printJSON(AgentEntries(agents: results.map { AgentEntry($0, "run", $1.map(SubmittedRun.accepted)) })) }
             if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
             return
         }
         let waiter = RunWaiter(runs: submitted, lease: try lease.map { try TimeSpan(parsing: $0) })
-        let outcome = await waiter.wait()
-        throw ExitCode(worstExit(outcome + failures.map(\.exitCode)))
+        let (outcomes, interrupted) = await waiter.wait()
+        if json {
+            var waited = outcomes.makeIterator()
+            try printJSON(AgentEntries(agents: results.map { client, result -> AgentEntry<SubmittedRun> in
+                guard case .success(let created) = result, let outcome = waited.next() else { return AgentEntry(client, "run", result.map(SubmittedRun.accepted)) }
+                return AgentEntry(client, "run", value: outcome.status.map(SubmittedRun.status) ?? .accepted(created), failure: outcome.failure)
+            }))
+        }
+        throw ExitCode(worstExit(outcomes.map(\.exitCode) + (interrupted ? [130] : []) + failures.map(\.exitCode)))
     }
 
     /// The time of `--at` or `--in`, if given.
@@ -112,23 +148,48 @@ struct SubmitCommand: AsyncParsableCommand {
         return nil
     }
 
+    /// Sends a cron schedule to every agent under one id chosen here.
     func schedule(_ text: String, cron: String, clients: [AgentClient]) async throws {
-        let request = ScheduleRequest(scenario: text, cron: cron, timeZone: timeZone, lease: nil)
+        let id = ScheduleID.random()
+        let request = ScheduleRequest(scenario: text, cron: cron, timeZone: timeZone, lease: nil, id: id)
         let body = try JSONEncoder().encode(request)
         let results = await eachAgent(clients) { client throws(AgentFailure) in
             try await client.get(ScheduleStatus.self, "/v1/schedules", method: .POST, body: body,
                                  headers: [("Content-Type", "application/json"), ("X-Faultline-Source", file)])
         }
-        print(table(["AGENT", "SCHEDULE", "CRON", "NEXT"], results.map { client, result in
-            switch result {
-            case .success(let schedule): [client.endpoint.name, schedule.id, "\(schedule.cron ?? "") \(schedule.timeZone)",
-                                          schedule.nextAt.map { ISO8601DateFormatter().string(from: $0) } ?? "-"]
-            case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
-            }
-        }), terminator: "")
+        if output.format == .json {
+            try printJSON(FleetSchedule(schedule: id, agents: results.map { AgentEntry($0, "schedule", $1) }))
+        } else {
+            print(table(["AGENT", "SCHEDULE", "CRON", "NEXT"], results.map { client, result in
+                switch result {
+                case .success(let schedule): [client.endpoint.name, schedule.id, "\(schedule.cron ?? "") \(schedule.timeZone)",
+                                              schedule.nextAt.map { ISO8601DateFormatter().string(from: $0) } ?? "-"]
+                case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
+                }
+            }), terminator: "")
+        }
         let failures: [AgentFailure] = results.compactMap { $0.1.failure }
         if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }
     }
+}
+
+/// A run in `submit -o json`: the agent's answer to the submit, or (with --wait) the run's last status.
+enum SubmittedRun: Encodable {
+    case accepted(SubmitResponse)
+    case status(RunStatus)
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .accepted(let answer): try answer.encode(to: encoder)
+        case .status(let status): try status.encode(to: encoder)
+        }
+    }
+}
+
+/// `submit --cron -o json`: the schedule's one id, and what each agent made of it.
+struct FleetSchedule: Encodable {
+    var schedule: String
+    var agents: [AgentEntry<ScheduleStatus>]
 }
 
 extension Result {
@@ -144,27 +205,38 @@ struct RunWaiter {
     let runs: [(AgentClient, String)]
     let lease: TimeSpan?
 
-    /// The runs' exit codes (3 for an agent that stopped answering).
-    func wait() async -> [Int32] {
-        let stop = InterruptFlag()
-        defer { stop.cancel() }
-        let codes = await withTaskGroup(of: Int32.self) { group in
-            for (client, id) in runs {
-                group.addTask { await follow(client, id, interrupted: stop) }
-            }
-            var codes: [Int32] = []
-            for await code in group { codes.append(code) }
-            return codes
-        }
-        return stop.fired ? codes + [130] : codes
+    /// How one run ended, as far as the controller saw.
+    struct Outcome: Sendable {
+        /// The run's exit code; 3 when its agent stopped answering.
+        var exitCode: Int32
+        /// The last status the agent sent.
+        var status: RunStatus?
+        /// Why `status` is not the final one (the agent stopped answering).
+        var failure: AgentFailure?
     }
 
-    func follow(_ client: AgentClient, _ id: String, interrupted: InterruptFlag) async -> Int32 {
+    /// Each run's outcome, in the order of `runs`, and whether the controller was interrupted.
+    func wait() async -> (outcomes: [Outcome], interrupted: Bool) {
+        let stop = InterruptFlag()
+        defer { stop.cancel() }
+        let outcomes = await withTaskGroup(of: (Int, Outcome).self) { group in
+            for (index, (client, id)) in runs.enumerated() {
+                group.addTask { (index, await follow(client, id, interrupted: stop)) }
+            }
+            var outcomes: [(Int, Outcome)] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        return (outcomes, stop.fired)
+    }
+
+    func follow(_ client: AgentClient, _ id: String, interrupted: InterruptFlag) async -> Outcome {
         let name = client.endpoint.name
         var lastState = ""
         var lastRenewal = ContinuousClock.now
         var lastContact = ContinuousClock.now
         var abortSent = false
+        var last: RunStatus?
         let renewEvery = Duration.milliseconds(max(250, Int64((lease?.seconds ?? 3) * 1000 / 3)))
         while true {
             // Interrupted: the abort is sent until the agent takes it, and the lease is no longer renewed, so that
@@ -178,18 +250,19 @@ struct RunWaiter {
             do throws(AgentFailure) {
                 let status = try await client.get(RunStatus.self, "/v1/runs/\(id)")
                 lastContact = .now
+                last = status
                 if status.state.rawValue != lastState {
                     lastState = status.state.rawValue
                     let faults = status.faults.map { "\($0.name) \($0.state)" }.joined(separator: ", ")
                     StandardError.write("\(name) \(id): \(lastState)\(faults.isEmpty ? "" : " (\(faults))")\(status.reason.map { ": \($0)" } ?? "")\n")
                 }
                 if status.state.isFinal {
-                    return status.exitCode ?? (status.state == .succeeded ? 0 : 1)
+                    return Outcome(exitCode: status.exitCode ?? (status.state == .succeeded ? 0 : 1), status: status)
                 }
             } catch {
                 if ContinuousClock.now - lastContact > .seconds(max(10, Int64(lease?.seconds ?? 10))) {
                     StandardError.write("\(name) \(id): lost contact: \(error.message)\n")
-                    return 3
+                    return Outcome(exitCode: 3, status: last, failure: .unreachable("\(name) \(id): lost contact: \(error.message)"))
                 }
             }
             try? await Task.sleep(for: .milliseconds(200))

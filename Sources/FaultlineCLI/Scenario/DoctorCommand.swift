@@ -16,17 +16,15 @@ struct DoctorCommand: AsyncParsableCommand {
 
             Examples:
               faultline doctor
-              faultline doctor scenarios/checkout-db-latency.yaml --format json
+              faultline doctor scenarios/checkout-db-latency.yaml -o json
             """
     )
-
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     @Argument(help: "A scenario file to check (default: every fault type).")
     var file: String?
 
-    @Option(help: "Output format: text or json.")
-    var format: Format = .text
+    /// `-o json` (or the older `--format json`): the checks as JSON.
+    @OptionGroup var output: OutputOrFormatOption
 
     /// --state-dir: whose journal reserve to report.
     @OptionGroup var global: GlobalOptions
@@ -39,7 +37,7 @@ struct DoctorCommand: AsyncParsableCommand {
         } else {
             report = await preflight.checkAllTypes()
         }
-        switch format {
+        switch output.format {
         case .json:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -14,17 +14,15 @@ struct PlanCommand: AsyncParsableCommand {
             the run (an interface or target not found, a kernel feature missing), 2 for an invalid file.
 
             Example:
-              faultline plan scenarios/checkout-db-latency.yaml --format json
+              faultline plan scenarios/checkout-db-latency.yaml -o json
             """
     )
-
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     @Argument(help: "The scenario file.")
     var file: String
 
-    @Option(help: "Output format: text or json.")
-    var format: Format = .text
+    /// `-o json` (or the older `--format json`): the plan as JSON.
+    @OptionGroup var output: OutputOrFormatOption
 
     @Option(help: "The run id to show in chain names and comments (default: derived from the file).")
     var runID: String?
@@ -46,7 +44,7 @@ struct PlanCommand: AsyncParsableCommand {
         let id = runID ?? RunID.derived(from: ScenarioFile.contents(file) ?? file)
         let facts = await HostFactsReader().read(for: scenario, agentPort: agentPort, pins: .init(directory: global.stateDirectory + "/pins", runID: id))
         let plan = Planner(facts: facts).plan(scenario, runID: id)
-        switch format {
+        switch output.format {
         case .text: print(PlanRenderer.text(plan), terminator: "")
         case .json: print(try PlanRenderer.json(plan), terminator: "")
         }

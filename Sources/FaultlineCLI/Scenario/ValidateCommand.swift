@@ -9,6 +9,9 @@ struct ValidateCommand: ParsableCommand {
         discussion: """
             Exit code 0 when every file is valid, 2 when any is not. Nothing is applied.
 
+            With -o json: {"ok": true|false, "files": [{"file", "ok"}], "errors": [{"file", "line", "column", \
+            "path", "message"}]}, on stdout only.
+
             Example:
               faultline validate scenarios/*.yaml
             """
@@ -17,22 +20,43 @@ struct ValidateCommand: ParsableCommand {
     @Argument(help: "Scenario files (YAML or JSON).")
     var files: [String]
 
+    /// `-o json`: one result object, for scripts and editors.
+    @OptionGroup var output: OutputOptions
+
+    /// What `-o json` prints.
+    struct Summary: Encodable {
+        struct File: Encodable {
+            var file: String
+            var ok: Bool
+        }
+
+        var ok: Bool
+        var files: [File]
+        /// Every error of every file, with its position; `message` without the position.
+        var errors: [Diagnostic]
+    }
+
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one scenario file") }
     }
 
     func run() throws {
-        var invalid = 0
+        let json = output.format == .json
+        var result = Summary(ok: true, files: [], errors: [])
         for file in files {
             do {
                 _ = try ScenarioFile.load(file)
-                print("ok \(file)")
+                result.files.append(.init(file: file, ok: true))
+                if !json { print("ok \(file)") }
             } catch {
-                invalid += 1
+                result.ok = false
+                result.files.append(.init(file: file, ok: false))
+                result.errors += error.diagnostics
                 let count = error.diagnostics.count
-                StandardError.write(error.description + "\n\(file): \(count) error\(count == 1 ? "" : "s")\n")
+                if !json { StandardError.write(error.description + "\n\(file): \(count) error\(count == 1 ? "" : "s")\n") }
             }
         }
-        if invalid > 0 { throw ExitStatus.invalid }
+        if json { try printJSON(result) }
+        if !result.ok { throw ExitStatus.invalid }
     }
 }
