@@ -181,7 +181,7 @@ struct AgentAPITests {
             #expect(metrics.body.contains("faultline_aborts_total{reason=\"controller\"} 1\n"))
             #expect(metrics.body.contains("faultline_fault_injections_total{type=\"pause-process\",result=\"success\"} 1\n"))
             #expect(metrics.body.contains("faultline_reverts_total{type=\"pause-process\",result=\"success\"} 1\n"))
-            #expect(metrics.body.contains("faultline_faults_active{type=\"pause-process\"} 0\n"))
+            #expect(metrics.body.contains("faultline_faults_active{type=\"pause-process\"} 0.0\n"))
             #expect(metrics.body.contains("faultline_revert_duration_seconds_count 1\n"))
             try await promtoolCheck(metrics.body, directory: directory)
         }
