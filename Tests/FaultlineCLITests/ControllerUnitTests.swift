@@ -2,6 +2,7 @@
 @testable import FaultlineCLI
 import FaultlineCore
 import Foundation
+import Prometheus
 import Testing
 
 /// The controller's and the agent's pure pieces: inventories, exit codes, SSE parsing, token compare, metrics text.
@@ -185,5 +186,26 @@ struct ControllerUnitTests {
         #expect(second.exposition().contains("faultline_faults_active{type=\"drop\"} 0.0\n"))
         #expect(second.exposition().contains("faultline_reverts_total{type=\"drop\",result=\"failure\"} 1\n"))
         #expect(second.exposition().contains("faultline_revert_duration_seconds_count 0\n"))
+    }
+
+    @Test("metrics that libraries record through swift-metrics get Prometheus names and a HELP line")
+    func libraryMetrics() {
+        let registry = PrometheusCollectorRegistry()
+        let factory = LibraryMetricsFactory(registry: registry)
+        let dimensions = [("http.route", "/v1/runs"), ("http.request.method", "POST"), ("http.response.status_code", "201")]
+        factory.makeCounter(label: "hb.requests", dimensions: dimensions).increment(by: 2)
+        factory.makeTimer(label: "http.server.request.duration", dimensions: dimensions).recordNanoseconds(30_000_000)
+        factory.makeMeter(label: "http.server.active_requests", dimensions: [("http.request.method", "GET")]).set(Int64(1))
+        factory.makeCounter(label: "some.library.2xx", dimensions: []).increment(by: 1)
+        let text = registry.emitToString()
+        #expect(text.contains("# HELP hb_requests_total HTTP requests answered"))
+        #expect(text.contains("# TYPE hb_requests_total counter\n"))
+        #expect(text.contains("hb_requests_total{http_route=\"/v1/runs\",http_request_method=\"POST\",http_response_status_code=\"201\"} 2\n"))
+        #expect(text.contains("# TYPE http_server_request_duration_seconds histogram\n"))
+        #expect(text.contains("http_server_request_duration_seconds_bucket{http_route=\"/v1/runs\",http_request_method=\"POST\",http_response_status_code=\"201\",le=\"0.05\"} 1\n"))
+        #expect(text.contains("# TYPE http_server_active_requests gauge\n"))
+        #expect(text.contains("http_server_active_requests{http_request_method=\"GET\"} 1.0\n"))
+        #expect(text.contains("# HELP some_library_2xx_total Recorded through swift-metrics"))
+        #expect(LibraryMetricsFactory.prometheusName("9.lives:x", colon: false) == "__lives_x")
     }
 }
