@@ -16,6 +16,9 @@ public func buildAgentApplication(registry: RunRegistry, configuration: AgentCon
                                   note: @escaping @Sendable (String) -> Void = { _ in },
                                   onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
     let router = Router(context: AgentRequestContext.self)
+    // Outermost, so every request counts with the status its client got, refusals included. It records through
+    // swift-metrics: into the agent's registry once `faultline agent` has bootstrapped it, nowhere before.
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorShapeMiddleware())
     router.add(middleware: AccessMiddleware(credentials: configuration.credentials, audit: registry.auditLog))
     AgentRoutes(registry: registry, maxBodySize: configuration.maxBodySize).add(to: router)

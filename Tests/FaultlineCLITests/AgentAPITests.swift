@@ -181,8 +181,13 @@ struct AgentAPITests {
             #expect(metrics.body.contains("faultline_aborts_total{reason=\"controller\"} 1\n"))
             #expect(metrics.body.contains("faultline_fault_injections_total{type=\"pause-process\",result=\"success\"} 1\n"))
             #expect(metrics.body.contains("faultline_reverts_total{type=\"pause-process\",result=\"success\"} 1\n"))
-            #expect(metrics.body.contains("faultline_faults_active{type=\"pause-process\"} 0\n"))
+            #expect(metrics.body.contains("faultline_faults_active{type=\"pause-process\"} 0.0\n"))
             #expect(metrics.body.contains("faultline_revert_duration_seconds_count 1\n"))
+            // The HTTP server's own request metrics (Hummingbird's MetricsMiddleware), in the same registry.
+            #expect(metrics.body.contains("# TYPE hb_requests_total counter\n"), "\(metrics.body)")
+            #expect(metrics.body.contains("hb_requests_total{http_route=\"/v1/runs\",http_request_method=\"POST\",http_response_status_code=\"201\"} 1\n"))
+            #expect(metrics.body.contains("hb_request_errors_total{http_route=\"/v1/runs\",http_request_method=\"POST\",error_type=\"409\"} 1\n"))
+            #expect(metrics.body.contains("# TYPE http_server_request_duration_seconds histogram\n"))
             try await promtoolCheck(metrics.body, directory: directory)
         }
     }

@@ -2,6 +2,7 @@
 @testable import FaultlineCLI
 import FaultlineCore
 import Foundation
+import Prometheus
 import Testing
 
 /// The controller's and the agent's pure pieces: inventories, exit codes, SSE parsing, token compare, metrics text.
@@ -147,13 +148,18 @@ struct ControllerUnitTests {
     func metrics() {
         let metrics = AgentMetrics()
         metrics.injected("drop", ok: true, becameActive: true)
+        #expect(metrics.exposition().contains("faultline_faults_active{type=\"drop\"} 1.0\n"))
         metrics.reverted("drop", ok: true, seconds: 0.02, wasActive: true)
         metrics.probed("web \"main\"\nx", ok: false, latency: 0.3)
         metrics.ended("aborted")
         metrics.aborted("lease")
         let text = metrics.exposition()
-        #expect(text.contains("faultline_faults_active{type=\"drop\"} 0\n"))
-        #expect(text.contains("faultline_faults_active{type=\"memory-stress\"} 0\n"))
+        // swift-prometheus writes a gauge's value as a Double: 0.0 where the hand-written text had 0.
+        #expect(text.contains("faultline_faults_active{type=\"drop\"} 0.0\n"))
+        #expect(text.contains("faultline_faults_active{type=\"memory-stress\"} 0.0\n"))
+        #expect(text.contains("faultline_fault_injections_total{type=\"drop\",result=\"success\"} 1\n"))
+        #expect(text.contains("faultline_fault_injections_total{type=\"latency\",result=\"failure\"} 0\n"))
+        #expect(text.contains("faultline_runs_total{result=\"succeeded\"} 0\n"))
         #expect(text.contains("faultline_revert_duration_seconds_bucket{le=\"0.01\"} 0\n"))
         #expect(text.contains("faultline_revert_duration_seconds_bucket{le=\"0.025\"} 1\n"))
         #expect(text.contains("faultline_revert_duration_seconds_bucket{le=\"+Inf\"} 1\n"))
@@ -162,5 +168,44 @@ struct ControllerUnitTests {
         #expect(text.contains("faultline_probe_latency_seconds_bucket{probe=\"web \\\"main\\\"\\nx\",le=\"0.25\"} 0\n"))
         #expect(text.contains("faultline_aborts_total{reason=\"lease\"} 1\n"))
         #expect(text.contains("# TYPE faultline_revert_duration_seconds histogram\n"))
+        for name in ["faultline_faults_active", "faultline_fault_injections_total", "faultline_reverts_total", "faultline_revert_duration_seconds",
+                     "faultline_probe_results_total", "faultline_probe_latency_seconds", "faultline_runs_total", "faultline_aborts_total"] {
+            #expect(text.contains("# HELP \(name) "), "HELP line of \(name)")
+        }
+    }
+
+    @Test("metrics: each agent has a registry of its own; faults_active never goes below 0")
+    func metricsPerAgent() {
+        let first = AgentMetrics(), second = AgentMetrics()
+        first.injected("drop", ok: true, becameActive: true)
+        first.probed("web", ok: true, latency: 0.01)
+        #expect(first.exposition().contains("faultline_faults_active{type=\"drop\"} 1.0\n"))
+        #expect(second.exposition().contains("faultline_faults_active{type=\"drop\"} 0.0\n"))
+        #expect(!second.exposition().contains("faultline_probe_results_total{probe=\"web\""))
+        second.reverted("drop", ok: false, seconds: nil, wasActive: true)
+        #expect(second.exposition().contains("faultline_faults_active{type=\"drop\"} 0.0\n"))
+        #expect(second.exposition().contains("faultline_reverts_total{type=\"drop\",result=\"failure\"} 1\n"))
+        #expect(second.exposition().contains("faultline_revert_duration_seconds_count 0\n"))
+    }
+
+    @Test("metrics that libraries record through swift-metrics get Prometheus names and a HELP line")
+    func libraryMetrics() {
+        let registry = PrometheusCollectorRegistry()
+        let factory = LibraryMetricsFactory(registry: registry)
+        let dimensions = [("http.route", "/v1/runs"), ("http.request.method", "POST"), ("http.response.status_code", "201")]
+        factory.makeCounter(label: "hb.requests", dimensions: dimensions).increment(by: 2)
+        factory.makeTimer(label: "http.server.request.duration", dimensions: dimensions).recordNanoseconds(30_000_000)
+        factory.makeMeter(label: "http.server.active_requests", dimensions: [("http.request.method", "GET")]).set(Int64(1))
+        factory.makeCounter(label: "some.library.2xx", dimensions: []).increment(by: 1)
+        let text = registry.emitToString()
+        #expect(text.contains("# HELP hb_requests_total HTTP requests answered"))
+        #expect(text.contains("# TYPE hb_requests_total counter\n"))
+        #expect(text.contains("hb_requests_total{http_route=\"/v1/runs\",http_request_method=\"POST\",http_response_status_code=\"201\"} 2\n"))
+        #expect(text.contains("# TYPE http_server_request_duration_seconds histogram\n"))
+        #expect(text.contains("http_server_request_duration_seconds_bucket{http_route=\"/v1/runs\",http_request_method=\"POST\",http_response_status_code=\"201\",le=\"0.05\"} 1\n"))
+        #expect(text.contains("# TYPE http_server_active_requests gauge\n"))
+        #expect(text.contains("http_server_active_requests{http_request_method=\"GET\"} 1.0\n"))
+        #expect(text.contains("# HELP some_library_2xx_total Recorded through swift-metrics"))
+        #expect(LibraryMetricsFactory.prometheusName("9.lives:x", colon: false) == "__lives_x")
     }
 }

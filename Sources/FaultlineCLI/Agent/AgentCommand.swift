@@ -137,6 +137,8 @@ struct AgentCommand: AsyncParsableCommand {
             throw ExitStatus.preflightFailed
         }
         await registry.prepare()
+        // The HTTP server's request metrics go to this agent's registry, beside its own.
+        registry.metrics.bootstrapSwiftMetrics()
         var logger = Logger(label: "faultline.agent")
         logger.logLevel = .warning
         let host = address.host
