@@ -6,10 +6,6 @@ import Synchronization
 /// the text exposition format by it.
 public final class AgentMetrics: Sendable {
     static let buckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-    static let runResults = ["succeeded", "deviated", "aborted", "failed", "inconclusive"]
-    /// Why runs were aborted: the controller (one run), abort-all, an expired lease, agent shutdown,
-    /// an abort condition of the scenario, a fault that could not be injected.
-    static let abortReasons = ["controller", "abort-all", "lease", "shutdown", "condition", "inject-failed"]
 
     /// A metric's name and HELP text; the names are a fixed contract (SPEC §4).
     struct Family: Sendable {
@@ -46,8 +42,8 @@ public final class AgentMetrics: Sendable {
             }
         }
         _ = registry.makeValueHistogram(descriptor: Self.revertDuration.descriptor, buckets: Self.buckets)
-        for result in Self.runResults { _ = registry.makeCounter(descriptor: Self.runs.descriptor, labels: [("result", result)]) }
-        for reason in Self.abortReasons { _ = registry.makeCounter(descriptor: Self.aborts.descriptor, labels: [("reason", reason)]) }
+        for result in RunState.results { _ = registry.makeCounter(descriptor: Self.runs.descriptor, labels: [("result", result.rawValue)]) }
+        for cause in AbortCause.allCases { _ = registry.makeCounter(descriptor: Self.aborts.descriptor, labels: [("reason", cause.rawValue)]) }
     }
 
     func injected(_ type: String, ok: Bool, becameActive: Bool) {
@@ -66,9 +62,9 @@ public final class AgentMetrics: Sendable {
         registry.makeValueHistogram(descriptor: Self.probeLatency.descriptor, labels: [("probe", probe)], buckets: Self.buckets).record(latency)
     }
 
-    func ended(_ result: String) { registry.makeCounter(descriptor: Self.runs.descriptor, labels: [("result", result)]).increment() }
+    func ended(_ result: RunState) { registry.makeCounter(descriptor: Self.runs.descriptor, labels: [("result", result.rawValue)]).increment() }
 
-    func aborted(_ reason: String) { registry.makeCounter(descriptor: Self.aborts.descriptor, labels: [("reason", reason)]).increment() }
+    func aborted(_ cause: AbortCause) { registry.makeCounter(descriptor: Self.aborts.descriptor, labels: [("reason", cause.rawValue)]).increment() }
 
     /// The text exposition format, version 0.0.4.
     public func exposition() -> String { registry.emitToString() }

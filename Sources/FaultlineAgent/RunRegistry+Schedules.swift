@@ -116,7 +116,7 @@ extension RunRegistry {
             status.endedAt = Date()
             status.reason = "not started: \(reason)"
         }
-        metrics.ended(RunStatus.State.failed.rawValue)
+        metrics.ended(.failed)
         log(.error, .schedule, "run \(run.id) not started: \(reason)", run: run.id)
     }
 

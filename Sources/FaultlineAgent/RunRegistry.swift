@@ -101,7 +101,7 @@ public final class RunRegistry: Service, Sendable {
                         status.faults[index].error = fault.error
                     }
                 }
-                metrics.ended(RunState.failed.rawValue)
+                metrics.ended(.failed)
             }
             loaded[run.id] = run
         }
@@ -339,9 +339,9 @@ public final class RunRegistry: Service, Sendable {
                 status.faults[index].error = fault.error
             }
         }
-        metrics.ended(report.state.rawValue)
+        metrics.ended(report.state)
         if report.state == .aborted, let cause = run.abortCause ?? report.abortCause {
-            metrics.aborted(cause.rawValue)
+            metrics.aborted(cause)
         }
     }
 

@@ -151,8 +151,8 @@ struct ControllerUnitTests {
         #expect(metrics.exposition().contains("faultline_faults_active{type=\"drop\"} 1.0\n"))
         metrics.reverted("drop", ok: true, seconds: 0.02, wasActive: true)
         metrics.probed("web \"main\"\nx", ok: false, latency: 0.3)
-        metrics.ended("aborted")
-        metrics.aborted("lease")
+        metrics.ended(.aborted)
+        metrics.aborted(.lease)
         let text = metrics.exposition()
         // swift-prometheus writes a gauge's value as a Double: 0.0 where the hand-written text had 0.
         #expect(text.contains("faultline_faults_active{type=\"drop\"} 0.0\n"))
