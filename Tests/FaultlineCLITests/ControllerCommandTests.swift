@@ -1,3 +1,4 @@
+@testable import FaultlineCLI
 import FaultlineCore
 import FaultlineSystem
 import FaultlineTestSupport
@@ -56,6 +57,29 @@ struct ControllerCommandTests {
             #expect(mdExit == 0 && markdown.contains("# Game day: report-me"), "\(markdown)")
             let (missingExit, missing) = try await faultline(["report", "feedbeef", "--agent", agent.url], directory: directory)
             #expect(missingExit == 2 && missing.contains("no agent has run 'feedbeef'"), "\(missing)")
+
+            // submit --wait --report --junit over two agents: each run's reports in a folder of its agent, one JUnit
+            // file with a suite per agent.
+            let second = try await TestAgent.start(directory: directory, state: directory + "/state2", token: Self.token)
+            defer { Task { await second.stop() } }
+            let burn = directory + "/burn.yaml"
+            try agentScenario("fleet-burn", faults: "    - {name: burn, type: cpu-stress, duration: 300ms, workers: 1, load: 10%}")
+                .write(toFile: burn, atomically: true, encoding: .utf8)
+            let reports = directory + "/reports", fleetJUnit = directory + "/fleet.xml"
+            let (fleetExit, fleet) = try await faultline(["submit", burn, "--agent", agent.url, "--agent", second.url, "--wait",
+                                                          "--report", reports, "--junit", fleetJUnit], directory: directory)
+            #expect(fleetExit == 0, "\(fleet)")
+            for name in [agent.url, second.url].map({ String($0.split(separator: "/").last ?? "") }) {
+                for file in ["report.json", "report.md", "report.html"] {
+                    #expect(FileManager.default.fileExists(atPath: "\(reports)/\(ReportFetch.folderName(name))/\(file)"), "\(name)/\(file): \(fleet)")
+                }
+            }
+            let fleetXML = (try? String(contentsOfFile: fleetJUnit, encoding: .utf8)) ?? ""
+            #expect(fleetXML.components(separatedBy: "<testsuite ").count == 3 && fleetXML.contains(" · fleet-burn\""), "\(fleetXML)")
+            let (noWait, refused) = try await faultline(["submit", burn, "--agent", agent.url, "--junit", fleetJUnit], directory: directory)
+            #expect(noWait == 2 && refused.contains("need --wait"), "\(refused)")
+            let ids = Set(((try await agent.call(.GET, "/v1/runs").json["runs"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String })
+            #expect(ids.count == 2 && ids.contains(id))
             await agent.stop()
             let lines = agent.output.split(separator: "\n")
             #expect(lines.count > 5)
@@ -63,7 +87,7 @@ struct ControllerCommandTests {
                 let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
                 #expect(object != nil, "not JSON: \(line)")
                 if let object, ["inject", "revert", "start", "end"].contains(object["event"] as? String) {
-                    #expect(object["run"] as? String == id, "\(line)")
+                    #expect(ids.contains(object["run"] as? String ?? "-"), "a run's line names its run: \(line)")
                 }
             }
             #expect(lines.contains { $0.contains("\"event\":\"listening\"") }, "\(agent.output)")

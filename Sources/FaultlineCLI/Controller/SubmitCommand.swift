@@ -56,6 +56,12 @@ struct SubmitCommand: AsyncParsableCommand {
     @Flag(help: "Wait for the runs to end and exit with the worst of their exit codes.")
     var wait = false
 
+    @Option(help: "With --wait: write each run's report.json, report.md and report.html into this directory (in DIR/AGENT/ with several agents).")
+    var report: String?
+
+    @Option(help: "With --wait: write a JUnit XML file, one test suite per agent's run.")
+    var junit: String?
+
     /// `-o json`: one entry per agent with its run or schedule (or its error), for scripts.
     @OptionGroup var output: OutputOptions
 
@@ -69,6 +75,7 @@ struct SubmitCommand: AsyncParsableCommand {
         }
         if let lease, (try? TimeSpan(parsing: lease)) == nil { throw ValidationError("--lease '\(lease)' is not a duration like 15s") }
         if let cron { try Self.checkSchedule(cron: cron, timeZone: timeZone) }
+        if (report != nil || junit != nil) && !wait && lease == nil { throw ValidationError("--report and --junit need --wait: they are written when the runs end") }
     }
 
     /// Checks a cron expression and its time zone as the agents will, so that a bad one reaches none of them.
@@ -119,6 +126,17 @@ struct SubmitCommand: AsyncParsableCommand {
         }
         let waiter = RunWaiter(runs: submitted, lease: try lease.map { try TimeSpan(parsing: $0) })
         let (outcomes, interrupted) = await waiter.wait()
+        // The reports of the runs that ended, as `faultline run --report DIR --junit FILE` writes its own.
+        var reportCodes: [Int32] = []
+        if report != nil || junit != nil {
+            let ended = zip(submitted, outcomes).compactMap { run, outcome -> (agent: String, client: AgentClient, id: String)? in
+                outcome.status?.state.isFinal == true ? (run.0.endpoint.name, run.0, run.1) : nil
+            }
+            for problem in await ReportFetch.write(ended, reportDirectory: report, junit: junit) {
+                StandardError.write("faultline: \(problem)\n")
+                reportCodes = [3]
+            }
+        }
         if json {
             var waited = outcomes.makeIterator()
             try printJSON(AgentEntries(agents: results.map { client, result -> AgentEntry<SubmittedRun> in
@@ -126,7 +144,7 @@ struct SubmitCommand: AsyncParsableCommand {
                 return AgentEntry(client, "run", value: outcome.status.map(SubmittedRun.status) ?? .accepted(created), failure: outcome.failure)
             }))
         }
-        throw ExitCode(worstExit(outcomes.map(\.exitCode) + (interrupted ? [130] : []) + failures.map(\.exitCode)))
+        throw ExitCode(worstExit(outcomes.map(\.exitCode) + (interrupted ? [130] : []) + failures.map(\.exitCode) + reportCodes))
     }
 
     /// The time of `--at` or `--in`, if given.
