@@ -27,6 +27,8 @@ build: deps
 test: test-deps
 	@# The OTLP receivers of the trace tests need opentelemetry-proto and grpcio (pinned, in .build-tools/venv).
 	scripts/test-python >/dev/null
+	@# Every module imported is a declared dependency (SwiftPM's check covers the package's own targets).
+	$(SWIFT) build --build-tests --explicit-target-dependency-import-check error
 	$(SWIFT) test --no-parallel
 	FAULTLINE_LEAK_CHECK=1 $(SWIFT) test --skip-build --filter LeakCheckTests
 	scripts/api-conformance.sh
