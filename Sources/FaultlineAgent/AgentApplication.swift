@@ -155,7 +155,7 @@ struct AgentRoutes: Sendable {
                 }
             }
             // `end` once the run is over; `status` when a reader asked not to follow a run that still goes on.
-            let status = run.status
+            let status = run.liveStatus
             let final = String(decoding: try JSONEncoder.api.encode(status), as: UTF8.self)
             try await writer.write(ByteBuffer(string: "event: \(status.state.isFinal ? "end" : "status")\ndata: \(final)\n\n"))
             try await writer.finish(nil)

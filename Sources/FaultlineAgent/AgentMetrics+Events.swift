@@ -10,7 +10,7 @@ extension AgentMetrics {
             probed(probe, ok: ok, latency: latency)
         case .injected:
             if let type { injected(type, ok: true, becameActive: previous != .active) }
-        case .injectFailed(_, _, false):
+        case .injectFailed:
             if let type { injected(type, ok: false, becameActive: false) }
         case .reverted(_, let seconds, _):
             if let type { reverted(type, ok: true, seconds: seconds, wasActive: previous == .active) }

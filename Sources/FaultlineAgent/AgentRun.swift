@@ -40,19 +40,32 @@ final class AgentRun: Sendable {
         self.inner = Mutex(inner)
     }
 
-    /// The status, with each probe's results so far while the method runs.
-    var status: RunStatus {
-        var status = inner.withLock { $0.status }
-        if !status.state.isFinal, let snapshot = monitor.snapshot() {
+    /// The status as kept (without the probes' progress of a running run: see `liveStatus`).
+    var status: RunStatus { inner.withLock { $0.status } }
+
+    /// The status the API answers: while the method runs, with each probe's results so far (summed at most every
+    /// 250 ms, so that polling controllers do not cost a pass over every result each).
+    var liveStatus: RunStatus {
+        var status = status
+        if !status.state.isFinal, let snapshot = recentSnapshot() {
             status.probes = snapshot.probes
             status.slo = snapshot.slo
         }
         return status
     }
 
+    private let snapshot = Mutex<(at: ContinuousClock.Instant, value: RunSnapshot)?>(nil)
+
+    func recentSnapshot() -> RunSnapshot? {
+        if let cached = snapshot.withLock({ $0 }), ContinuousClock.now - cached.at < .milliseconds(250) { return cached.value }
+        guard let fresh = monitor.snapshot() else { return nil }
+        snapshot.withLock { $0 = (.now, fresh) }
+        return fresh
+    }
+
     /// The status as API JSON.
     var statusJSON: Data {
-        let current = status
+        let current = liveStatus
         if let cached = encoded.withLock({ $0 }), cached.status == current { return cached.json }
         let json = (try? JSONEncoder.api.encode(current)) ?? Data()
         encoded.withLock { $0 = (current, json) }
@@ -86,24 +99,24 @@ final class AgentRun: Sendable {
         return true
     }
 
-    func faultType(_ name: String) -> String? { inner.withLock { $0.types[name] } }
+    func faultType(_ name: String) -> String? {
+        inner.withLock { inner in inner.types[name] ?? inner.status.faults.first { $0.name == name }?.type }
+    }
 
     var abortCause: AbortCause? { inner.withLock { $0.abortCause } }
 
-    /// Asks a running run to stop and revert; false when it is already over or already stopping for another cause.
+    /// Asks a running run to stop and revert; false when it is already over or already stopping (for another cause,
+    /// an abort condition, the method's end): the cause and reason of the first stop stand.
     func abort(cause: AbortCause, reason: String) -> Bool {
-        let first = inner.withLock { inner -> Bool in
-            guard !inner.status.state.isFinal, inner.abortCause == nil else { return false }
+        guard inner.withLock({ !$0.status.state.isFinal && $0.abortCause == nil }), stop.fire(.abort(cause, reason)) else { return false }
+        let status = inner.withLock { inner -> RunStatus in
             inner.abortCause = cause
             if inner.status.state == .running { inner.status.state = .reverting }
             if inner.status.reason == nil { inner.status.reason = reason }
-            return true
+            return inner.status
         }
-        if first {
-            persist(status)
-            stop.fire(.abort(cause, reason))
-        }
-        return first
+        persist(status)
+        return true
     }
 
     /// Changes the status and keeps it on disk.

@@ -19,6 +19,9 @@ public final class RunMonitor: Sendable {
 
     func attach(_ source: Source) { self.source.withLock { $0 = source } }
 
+    /// Lets the run's records go (its results are in its report and final status by now).
+    public func detach() { source.withLock { $0 = nil } }
+
     /// Each probe's results so far and the SLO's budget and burn rate; nil before the method starts.
     public func snapshot() -> RunSnapshot? {
         guard let source = source.withLock({ $0 }) else { return nil }

@@ -117,10 +117,11 @@ public struct RunSession: Sendable {
 
     // MARK: Prepare
 
-    /// Reverts what dead runs left, reads the host's facts, plans, checks the preflight and what is left in the way.
-    /// Throws only when the journal cannot be read (then nothing can say what earlier runs left: nothing is applied).
-    public func prepare() async throws(FaultlineError) -> Prepared {
-        let left = try await Leftovers.recover(journal: journal, context: context, log: log).left
+    /// Reverts what dead runs left (unless not `recovering`: a plan only), reads the host's facts, plans, checks the
+    /// preflight and what is left in the way. Throws only when the journal cannot be read (then nothing can say what
+    /// earlier runs left: nothing is applied).
+    public func prepare(recovering: Bool = true) async throws(FaultlineError) -> Prepared {
+        let left = recovering ? try await Leftovers.recover(journal: journal, context: context, log: log).left : []
         let pins = HostFactsReader.PinSettings(directory: settings.stateDirectory + "/pins", runID: runID)
         let (scenario, settings) = (scenario, settings)
         async let factsRead: HostFacts = {

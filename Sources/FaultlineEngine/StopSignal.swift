@@ -29,16 +29,19 @@ public final class StopSignal: Sendable {
     /// When it fired.
     public var firedAt: ContinuousClock.Instant? { state.withLock { $0.firedAt } }
 
-    /// Fires with `reason` unless already fired; wakes every waiter.
-    public func fire(_ reason: StopReason) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard state.reason == nil else { return [] }
+    /// Fires with `reason` unless already fired; wakes every waiter. Whether this call fired it.
+    @discardableResult
+    public func fire(_ reason: StopReason) -> Bool {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
+            guard state.reason == nil else { return nil }
             state.reason = reason
             state.firedAt = .now
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
         }
+        guard let waiters else { return false }
         waiters.forEach { $0.resume() }
+        return true
     }
 
     /// Returns once fired (or when the calling task is cancelled).

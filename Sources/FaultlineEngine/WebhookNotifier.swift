@@ -41,9 +41,6 @@ public enum WebhookNotifier {
         return EventCourier(lanes: lanes, log: log)
     }
 
-    /// The kind of webhook message an event makes, if any.
-    public static func kindForTests(_ event: RunEvent) -> NotifyHook.Event? { kind(of: event) }
-
     /// The event kinds the hooks can ask for.
     static func kind(of event: RunEvent) -> NotifyHook.Event? {
         switch event {

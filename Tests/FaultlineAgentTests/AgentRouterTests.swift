@@ -1,4 +1,4 @@
-import FaultlineAgent
+@testable import FaultlineAgent
 import FaultlineCore
 import FaultlineEngine
 import FaultlineSystem
@@ -48,9 +48,14 @@ import Testing
         let registry = try RunRegistry(configuration: configuration) { _ in }
         await registry.prepare()
         let service = Task { try await registry.run() }
-        defer { service.cancel() }
         let app = try buildAgentApplication(registry: registry, configuration: configuration, logger: Logger(label: "test"))
-        return try await app.test(.router) { client in try await body(client, registry) }
+        // The registry stops (its runs reverted) before the state directory goes, also when the test fails.
+        let result: Result<T, any Error>
+        do { result = .success(try await app.test(.router) { client in try await body(client, registry) }) } catch { result = .failure(error) }
+        registry.stopAll()
+        service.cancel()
+        _ = await service.result
+        return try result.get()
     }
 
     static func headers(_ token: String? = operate) -> HTTPFields {
@@ -174,7 +179,7 @@ import Testing
         }
     }
 
-    @Test("a lease not renewed aborts the run (cause lease); a renewed one does not")
+    @Test("a lease not renewed aborts the run (cause lease)")
     func lease() async throws {
         try await Self.withAgent { client, _ in
             let id = try await Self.submit(client, Self.scenario(duration: "8s"), query: "?lease=1s")

@@ -61,13 +61,20 @@ struct ControllerCommandTests {
             // submit --wait --report --junit over two agents: each run's reports in a folder of its agent, one JUnit
             // file with a suite per agent.
             let second = try await TestAgent.start(directory: directory, state: directory + "/state2", token: Self.token)
-            defer { Task { await second.stop() } }
             let burn = directory + "/burn.yaml"
             try agentScenario("fleet-burn", faults: "    - {name: burn, type: cpu-stress, duration: 300ms, workers: 1, load: 10%}")
                 .write(toFile: burn, atomically: true, encoding: .utf8)
             let reports = directory + "/reports", fleetJUnit = directory + "/fleet.xml"
-            let (fleetExit, fleet) = try await faultline(["submit", burn, "--agent", agent.url, "--agent", second.url, "--wait",
-                                                          "--report", reports, "--junit", fleetJUnit], directory: directory)
+            let fleetAnswer: (exit: Int32, output: String)
+            do {
+                fleetAnswer = try await faultline(["submit", burn, "--agent", agent.url, "--agent", second.url, "--wait",
+                                                   "--report", reports, "--junit", fleetJUnit], directory: directory)
+            } catch {
+                await second.stop()
+                throw error
+            }
+            await second.stop()
+            let (fleetExit, fleet) = fleetAnswer
             #expect(fleetExit == 0, "\(fleet)")
             for name in [agent.url, second.url].map({ String($0.split(separator: "/").last ?? "") }) {
                 for file in ["report.json", "report.md", "report.html"] {

@@ -29,6 +29,13 @@ struct ReportCommand: AsyncParsableCommand {
 
     @OptionGroup var controller: ControllerOptions
 
+    func validate() throws {
+        // Elsewhere -o says the output format: here it names a file, and a file named json is surely a mistake.
+        if let output, ["json", "text", "md", "html", "junit"].contains(output) {
+            throw ValidationError("-o names the file to write the report to; for the report's format use --format \(output == "text" ? "md" : output)")
+        }
+    }
+
     func run() async throws {
         let clients = try controller.clients()
         let id = id, format = format

@@ -271,7 +271,7 @@ struct RunWaiter {
                 last = status
                 if status.state.rawValue != lastState {
                     lastState = status.state.rawValue
-                    let faults = status.faults.map { "\($0.name) \($0.state)" }.joined(separator: ", ")
+                    let faults = status.faults.map { "\($0.name) \($0.state.rawValue)" }.joined(separator: ", ")
                     StandardError.write("\(name) \(id): \(lastState)\(faults.isEmpty ? "" : " (\(faults))")\(status.reason.map { ": \($0)" } ?? "")\n")
                 }
                 if status.state.isFinal {

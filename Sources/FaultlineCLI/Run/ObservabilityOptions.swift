@@ -32,7 +32,7 @@ struct ObservabilityOptions: ParsableArguments {
         return GrafanaAnnotator.Settings(url: grafanaUrl, token: try TokenOptions.secret(file: grafanaTokenFile, environment: "FAULTLINE_GRAFANA_TOKEN"))
     }
 
-    /// The trace exporter, started, when --otlp-endpoint or the OTEL_* environment asks for one; its complaints
+    /// The trace exporter (it sends while `around` runs) when --otlp-endpoint or the OTEL_* environment asks for one; its complaints
     /// (a collector that does not answer) go to stderr as warnings.
     func traces() throws -> TraceExport? {
         var warnings = Logger(label: "faultline.traces", factory: { StreamLogHandler.standardError(label: $0) })

@@ -23,7 +23,7 @@ struct RunCommand: AsyncParsableCommand {
             condition, Ctrl-C/SIGTERM/SIGHUP/SIGQUIT, and even SIGKILL of this process (a guard process reverts from \
             the journal). Exit codes: 0 ok, 1 deviated or aborted, 2 invalid, 3 preflight failed, \
             4 a revert failed (run 'faultline recover'), 5 inconclusive (a fault did not fully act, or a probe \
-            has no result from the method), 130 interrupted.
+            has no result from the method), 130 interrupted (or declined at the prompt: nothing applied).
 
             Example:
               faultline run scenarios/checkout-db-latency.yaml --report out/ --junit out/junit.xml --yes
@@ -65,18 +65,12 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitStatus.preflightFailed
         }
         if let problem = journal.reserveProblem { log.log(.note(.warning, .journal, problem)) }
-        let traces: TraceExport?
-        do { traces = try observability.traces() } catch {
-            // Traces were asked for: a game day without them is not what the operator set up.
-            StandardError.write("faultline: cannot set up traces from --otlp-endpoint and the OTEL_* environment: \(error); nothing was applied\n")
-            throw ExitStatus.invalid
-        }
         var settings = RunSession.Settings(stateDirectory: global.stateDirectory)
         settings.guardArguments = global.forwarded
-        settings.tracer = traces?.tracer
         settings.notify = observability.notify
         settings.grafana = grafana
-        let session = RunSession(scenario: scenario, runID: runID, settings: settings, journal: journal, context: DriverContext(), log: log)
+        let context = DriverContext()
+        var session = RunSession(scenario: scenario, runID: runID, settings: settings, journal: journal, context: context, log: log)
         let prepared: RunSession.Prepared
         do { prepared = try await session.prepare() } catch {
             StandardError.write("faultline: cannot read the journal: \(error)\n")
@@ -107,6 +101,15 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
 
+        let traces: TraceExport?
+        do { traces = try observability.traces() } catch {
+            // Traces were asked for: a game day without them is not what the operator set up.
+            StandardError.write("faultline: cannot set up traces from --otlp-endpoint and the OTEL_* environment: \(error); nothing was applied\n")
+            throw ExitStatus.invalid
+        }
+        settings.tracer = traces?.tracer
+        session = RunSession(scenario: scenario, runID: runID, settings: settings, journal: journal, context: context, log: log)
+
         // A run going on now that acts on the same thing: refuse before anything is applied (the locks live as
         // long as this process).
         let locks: ClaimLocks
@@ -118,7 +121,8 @@ struct RunCommand: AsyncParsableCommand {
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop, log: log)
         // Once everything is reverted, the last spans get a few seconds to reach the collector.
-        let result = await traces.around { await session.execute(prepared, stop: stop, live: live) }
+        let running = session
+        let result = await traces.around { await running.execute(prepared, stop: stop, live: live) }
         signals.cancel()
         try write(result)
         if result.exitCode != 0 { throw ExitCode(result.exitCode) }

@@ -10,7 +10,8 @@ public enum RunState: String, Sendable, Hashable, Codable, CaseIterable {
     case succeeded
     /// The steady state broke (exit 1).
     case deviated
-    /// An abort condition, the controller, a lease, a signal or the deadline's guard stopped it (exit 1, or 130).
+    /// Stopped early: an abort condition, an inject that failed, the controller, a lease, a shutdown (exit 1), or a
+    /// signal to the runner (exit 130).
     case aborted
     /// A revert failed, or it could not start (exit 4, or 3).
     case failed

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -29,9 +30,11 @@ public enum ReserveFile {
     }
 }
 
-/// An exclusive advisory lock on a file (flock), held until `release()` or the end of the process.
-public struct FileLock: Sendable {
-    let fd: Int32
+/// An exclusive advisory lock on a file (flock), held until `release()` (once) or the end of the process.
+public final class FileLock: Sendable {
+    private let fd: Atomic<Int32>
+
+    init(fd: Int32) { self.fd = Atomic(fd) }
 
     /// Waits for the lock on `path` (made if needed, mode 0600); a lock that cannot be had (no such directory) is
     /// no lock: it does not stop the caller.
@@ -42,6 +45,7 @@ public struct FileLock: Sendable {
     }
 
     public func release() {
+        let fd = fd.exchange(-1, ordering: .relaxed)
         if fd >= 0 { close(fd) }
     }
 }

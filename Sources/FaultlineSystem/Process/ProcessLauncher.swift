@@ -48,7 +48,8 @@ extension ProcessLauncher {
         let deadline = ContinuousClock.now + within
         while !reap(pid) {
             if ContinuousClock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(5))
+            // Cancelled, the sleep returns at once: give up rather than spin.
+            do { try await Task.sleep(for: .milliseconds(5)) } catch { return reap(pid) }
         }
         return true
     }
