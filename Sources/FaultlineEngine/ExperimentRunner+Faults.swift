@@ -31,7 +31,7 @@ extension ExperimentRunner {
             if let error = entry.error { span.fail(error) }
             span.end()
         }
-        let driver = settings.drivers(fault, planned, settings.runID, context)
+        let driver = settings.drivers(planned, context)
         let writer = JournalWriter(journal: journal, runID: settings.runID, fault: name, type: fault.type)
         var record: RevertRecord
         do {

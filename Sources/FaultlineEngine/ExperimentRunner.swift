@@ -22,9 +22,9 @@ public struct ExperimentRunner: Sendable {
         public var grace: TimeSpan = .seconds(30)
         /// Where the run's spans go (a span per run, per fault, per probe request); nil: no traces.
         public var tracer: (any Tracer)?
-        /// The driver that applies a fault (tests give fakes).
-        public var drivers: @Sendable (Fault, PlannedFault, String, DriverContext) -> any FaultDriver = { fault, planned, runID, context in
-            Drivers.driver(for: fault, planned: planned, runID: runID, context: context)
+        /// The driver that applies a planned fault (tests give fakes).
+        public var drivers: @Sendable (PlannedFault, DriverContext) -> any FaultDriver = { planned, context in
+            Drivers.driver(for: planned, context: context)
         }
 
         public init(runID: String, guardCommand: [String]?) {
@@ -261,8 +261,8 @@ public struct ExperimentRunner: Sendable {
     static func text(_ action: PlanAction) -> String {
         switch action {
         case .command(let argv): ShellQuote.join(argv)
-        case .start(let argv): ShellQuote.join(argv) + " &"
-        case .call(let text): text
+        case .start(let argv, _): ShellQuote.join(argv) + " &"
+        case .call(let call): call.description
         }
     }
 }

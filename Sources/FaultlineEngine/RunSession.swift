@@ -31,9 +31,9 @@ public struct RunSession: Sendable {
         public var grafana: GrafanaAnnotator.Settings?
         /// How long after maxDuration the guard reverts even if the runner still lives.
         public var grace: TimeSpan = .seconds(30)
-        /// The driver that applies a fault (tests give fakes).
-        public var drivers: @Sendable (Fault, PlannedFault, String, DriverContext) -> any FaultDriver = { fault, planned, runID, context in
-            Drivers.driver(for: fault, planned: planned, runID: runID, context: context)
+        /// The driver that applies a planned fault (tests give fakes).
+        public var drivers: @Sendable (PlannedFault, DriverContext) -> any FaultDriver = { planned, context in
+            Drivers.driver(for: planned, context: context)
         }
         /// What checks the probes (tests give fakes); nil: the real probes, inside the target namespace if any.
         public var probes: (@Sendable (Scenario, String) -> any ProbeChecking)?

@@ -61,22 +61,21 @@ public struct DriverContext: Sendable {
 
 /// Picks the driver for a fault (to apply it) or for a journal record (to revert it).
 public enum Drivers {
-    public static func driver(for fault: Fault, planned: PlannedFault, runID: String, context: DriverContext) -> any FaultDriver {
-        if planned.inject.contains(where: { if case .start = $0 { true } else { false } }) {
-            return DelayerDriver(planned: planned, context: context)
+    /// The driver of a planned fault, from its plan alone: a process it starts (the delayer, a hog), a kernel call
+    /// it makes (signal, pause, fill), else the commands of a network fault.
+    public static func driver(for planned: PlannedFault, context: DriverContext) -> any FaultDriver {
+        for action in planned.inject {
+            switch action {
+            case .start(_, .delayer): return DelayerDriver(planned: planned, context: context)
+            case .start(let argv, .cpuHog), .start(let argv, .memoryHog): return StressDriver(argv: argv, context: context)
+            case .call(.signal(let signal, let match, let mode)):
+                return KillProcessDriver(fault: KillProcessFault(match: match, signal: signal, mode: mode), context: context)
+            case .call(.pause(let match)): return PauseProcessDriver(match: match, context: context)
+            case .call(.fill(let file, let fill)): return DiskFillDriver(fault: fill, file: file, context: context)
+            case .command, .call: continue
+            }
         }
-        return switch fault.action {
-        case .latency, .packetLoss, .corrupt, .duplicate, .reorder, .bandwidth, .drop:
-            NetworkDriver(planned: planned, context: context)
-        case .killProcess(let kill):
-            KillProcessDriver(fault: kill, context: context)
-        case .pauseProcess(let pause):
-            PauseProcessDriver(match: pause.match, context: context)
-        case .diskFill(let fill):
-            DiskFillDriver(fault: fill, file: Planner.diskFillFile(fill, runID: runID, fault: fault.name.rawValue), context: context)
-        case .cpuStress, .memoryStress:
-            StressDriver(argv: planned.inject.compactMap { if case .command(let argv) = $0 { argv } else { nil } }.first ?? [], context: context)
-        }
+        return NetworkDriver(planned: planned, context: context)
     }
 
     /// A driver that can verify and revert `record` without the scenario (recovery after a crash).

@@ -38,8 +38,8 @@ import Testing
             settings.facts = { _, _ in HostFacts() }
             settings.preflight = { _ in PreflightReport(effectiveCapabilities: [], checks: []) }
             settings.probes = { _, _ in probes }
-            settings.drivers = { fault, _, _, _ in
-                let driver = FakeDriver(name: fault.name.rawValue, script: scripts[fault.name.rawValue] ?? .init())
+            settings.drivers = { planned, _ in
+                let driver = FakeDriver(name: planned.name, script: scripts[planned.name] ?? .init())
                 // Kept to the end of the test: a fake whose revert fails keeps its stuck directory as long as it lives.
                 drivers.withLock { $0.append(driver) }
                 return driver

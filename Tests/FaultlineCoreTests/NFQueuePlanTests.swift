@@ -1,4 +1,4 @@
-import FaultlineCore
+@testable import FaultlineCore
 import Foundation
 import Testing
 
@@ -30,7 +30,7 @@ import Testing
         actions.compactMap { action in
             switch action {
             case .command(let argv): argv
-            case .start(let argv): ["START"] + argv
+            case .start(let argv, _): ["START"] + argv
             case .call: nil
             }
         }
@@ -71,7 +71,8 @@ import Testing
             ipt + ["-F", chain],
             ipt + ["-X", chain],
         ])
-        #expect(fault.revert.last == .call("SIGTERM to the delayer: it lets every packet it holds go at once and exits; SIGKILL after 5s"))
+        #expect(fault.revert.last == .call(.stop(started: .delayer, grace: .seconds(5))))
+        #expect(PlanRenderer.line(fault.revert.last!) == "(faultline) SIGTERM to the delayer: it lets every packet it holds go at once and exits; SIGKILL after 5s")
         #expect(fault.checks == [.chain(namespace: "/run/netns/app", tool: "iptables", chain: chain, table: "mangle")])
         let decoded = try JSONDecoder().decode(Plan.self, from: Data(try PlanRenderer.json(plan).utf8))
         #expect(decoded == plan)

@@ -48,9 +48,9 @@ import Testing
             settings.facts = { _, _ in HostFacts() }
             settings.preflight = { _ in PreflightReport(effectiveCapabilities: [], checks: []) }
             settings.probes = { _, _ in probes }
-            settings.drivers = { [self] fault, _, _, _ in
-                let driver = FakeDriver(name: fault.name.rawValue, script: scripts[fault.name.rawValue] ?? .init())
-                drivers.withLock { $0[fault.name.rawValue] = driver }
+            settings.drivers = { [self] planned, _ in
+                let driver = FakeDriver(name: planned.name, script: scripts[planned.name] ?? .init())
+                drivers.withLock { $0[planned.name] = driver }
                 return driver
             }
             let log = EventLog(format: .text, run: "test", scenario: "runner-test", minimum: .debug, observe: { [self] event, _ in

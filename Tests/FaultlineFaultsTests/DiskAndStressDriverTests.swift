@@ -55,7 +55,7 @@ struct DiskFillDriverTests {
     func fillTo90(_ mount: TestMount) async throws {
         let scenario = try ScenarioLoader.load(yaml: ScenarioHarness.scenario(faults: "    - {name: full, type: disk-fill, path: \(mount.directory), fillTo: 90%}"), file: "t.yaml")
         let plan = Planner(facts: HostFacts()).plan(scenario, runID: "t4")
-        let driver = Drivers.driver(for: scenario.spec.faults[0], planned: plan.faults[0], runID: "t4", context: DriverContext())
+        let driver = Drivers.driver(for: plan.faults[0], context: DriverContext())
         let before = try Filesystem.usage(of: mount.directory)
         let journal = MemoryJournal()
         let record = try await driver.apply(journal: journal)
@@ -89,7 +89,7 @@ struct DiskFillDriverTests {
         do {
             let scenario = try ScenarioLoader.load(yaml: ScenarioHarness.scenario(faults: "    - {name: full, type: disk-fill, path: \(mount.directory), fillTo: 100%, reserve: 8MiB}"), file: "t.yaml")
             let plan = Planner(facts: HostFacts()).plan(scenario, runID: "t5")
-            let driver = Drivers.driver(for: scenario.spec.faults[0], planned: plan.faults[0], runID: "t5", context: DriverContext())
+            let driver = Drivers.driver(for: plan.faults[0], context: DriverContext())
             let record = try await driver.apply(journal: MemoryJournal())
             // Room freed while the watch runs: here by the revert itself (the runner stops the watch first; this test does not).
             let notes = Mutex<[String]>([])
@@ -125,7 +125,7 @@ struct DiskFillDriverTests {
         var facts = HostFacts()
         facts.executable = TestPaths.faultline
         let plan = Planner(facts: facts).plan(scenario, runID: "t5")
-        return (Drivers.driver(for: scenario.spec.faults[0], planned: plan.faults[0], runID: "t5", context: DriverContext()), plan.faults[0])
+        return (Drivers.driver(for: plan.faults[0], context: DriverContext()), plan.faults[0])
     }
 
     func cpuSeconds(_ pid: Int32) -> Double {

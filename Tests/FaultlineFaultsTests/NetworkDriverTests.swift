@@ -27,9 +27,9 @@ struct NetworkDriverTests {
     /// Applies the scenario's single fault, checks it is active, runs `during`, reverts, checks it is gone.
     func inject(_ yaml: String, runner: any CommandRunner = SubprocessRunner(), agentPort: UInt16? = nil,
                 during: () async throws -> Void) async throws {
-        let (scenario, plan) = try await ScenarioHarness.plan(yaml, runner: runner, agentPort: agentPort)
+        let (_, plan) = try await ScenarioHarness.plan(yaml, runner: runner, agentPort: agentPort)
         let context = DriverContext(runner: runner)
-        let driver = Drivers.driver(for: scenario.spec.faults[0], planned: plan.faults[0], runID: plan.runID, context: context)
+        let driver = Drivers.driver(for: plan.faults[0], context: context)
         let journal = MemoryJournal()
         let record = try await driver.apply(journal: journal)
         #expect(journal.all == [record], "the revert record is journalled before the fault is applied")
@@ -204,7 +204,7 @@ struct NetworkDriverTests {
             for _ in 0..<200 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("ready") {
                 try await Task.sleep(for: .milliseconds(10))
             }
-            let driver = Drivers.driver(for: scenario.spec.faults[0], planned: planned, runID: plan.runID, context: DriverContext())
+            let driver = Drivers.driver(for: planned, context: DriverContext())
             let record = try await driver.apply(journal: MemoryJournal())
             do {
                 let rules = try await net.must(["ip", "netns", "exec", net.a, "iptables", "-t", "mangle", "-S"]).standardOutput

@@ -14,7 +14,7 @@ import Testing
     func driver(_ fault: Fault) -> any FaultDriver {
         let plan = Planner(facts: HostFacts()).plan(Scenario(metadata: Metadata(name: try! ResourceName(parsing: "t")),
                                                              spec: ScenarioSpec(maxDuration: .seconds(60), faults: [fault])), runID: "t3")
-        return Drivers.driver(for: fault, planned: plan.faults[0], runID: "t3", context: DriverContext())
+        return Drivers.driver(for: plan.faults[0], context: DriverContext())
     }
 
     func eventually(_ condition: () -> Bool) async -> Bool {

@@ -72,23 +72,25 @@ public enum StateCheck: Sendable, Hashable, Codable {
 
 }
 
-/// A command run as argv, a process started for the fault's lifetime, or a kernel call made by faultline itself.
+/// A command run as argv, a process started for the fault's lifetime, or a kernel call made by faultline itself,
+/// each with everything its driver needs: the driver acts from the plan alone.
 public enum PlanAction: Sendable, Hashable, Codable {
     case command([String])
-    /// A child process that runs until the revert stops it (the nfqueue delayer).
-    case start([String])
-    case call(String)
+    /// A child process that runs until the revert stops it (the nfqueue delayer, a stress hog), and what it is.
+    case start([String], StartedProcess)
+    case call(KernelCall)
 
-    private enum CodingKeys: String, CodingKey { case argv, start, call }
+    /// JSON: `{"argv": [...]}`, `{"start": [...], "process": "delayer"}`, `{"call": "what it does", "kernel": {...}}`.
+    private enum CodingKeys: String, CodingKey { case argv, start, process, call, kernel }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         if let argv = try c.decodeIfPresent([String].self, forKey: .argv) {
             self = .command(argv)
         } else if let argv = try c.decodeIfPresent([String].self, forKey: .start) {
-            self = .start(argv)
+            self = .start(argv, try c.decode(StartedProcess.self, forKey: .process))
         } else {
-            self = .call(try c.decode(String.self, forKey: .call))
+            self = .call(try c.decode(KernelCall.self, forKey: .kernel))
         }
     }
 
@@ -96,8 +98,12 @@ public enum PlanAction: Sendable, Hashable, Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         switch self {
         case .command(let argv): try c.encode(argv, forKey: .argv)
-        case .start(let argv): try c.encode(argv, forKey: .start)
-        case .call(let text): try c.encode(text, forKey: .call)
+        case .start(let argv, let process):
+            try c.encode(argv, forKey: .start)
+            try c.encode(process, forKey: .process)
+        case .call(let call):
+            try c.encode(call.description, forKey: .call)
+            try c.encode(call, forKey: .kernel)
         }
     }
 }
@@ -119,7 +125,7 @@ public struct PlanProblem: Sendable, Hashable, Codable, CustomStringConvertible 
 extension PlannedFault {
     /// The NFQUEUE queue the fault's delayer binds, if it has one.
     public var queue: UInt16? {
-        for case .start(let argv) in inject {
+        for case .start(let argv, _) in inject {
             if let index = argv.firstIndex(of: "--queue"), index + 1 < argv.count { return UInt16(argv[index + 1]) }
         }
         return nil
@@ -138,7 +144,7 @@ extension PlannedFault {
         var copy = self
         copy.inject = inject.map { action in
             switch action {
-            case .start(let argv): .start(replaced(argv))
+            case .start(let argv, let process): .start(replaced(argv), process)
             case .command(let argv): .command(replaced(argv))
             case .call: action
             }

@@ -33,8 +33,8 @@ public enum PlanRenderer {
     static func line(_ action: PlanAction) -> String {
         switch action {
         case .command(let argv): "$ " + ShellQuote.join(argv)
-        case .start(let argv): "$ " + ShellQuote.join(argv) + " &   (runs until the revert)"
-        case .call(let text): "(faultline) " + text
+        case .start(let argv, _): "$ " + ShellQuote.join(argv) + " &   (runs until the revert)"
+        case .call(let call): "(faultline) " + call.description
         }
     }
 

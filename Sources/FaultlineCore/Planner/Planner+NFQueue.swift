@@ -38,7 +38,7 @@ extension Planner {
         default:
             break
         }
-        planned.inject = [.start(inNamespace(target, delayer))]
+        planned.inject = [.start(inNamespace(target, delayer), .delayer)]
 
         let families = IPFamily.allCases.filter { family in toHosts == nil || toHosts!.contains { $0.family == family } }
         let chain = context.chainName()
@@ -72,7 +72,7 @@ extension Planner {
                 rule(["-X", chain]),
             ]
         }
-        planned.revert.append(.call("SIGTERM to the delayer: it lets every packet it holds go at once and exits; SIGKILL after 5s"))
+        planned.revert.append(.call(.stop(started: .delayer, grace: .seconds(5))))
     }
 
     /// A problem when the interface is known not to exist in the target's namespace.

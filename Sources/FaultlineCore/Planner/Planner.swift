@@ -64,32 +64,32 @@ public struct Planner: Sendable {
         case .killProcess(let kill):
             planned.mechanism = "kill(2)"
             planned.every = kill.every
-            planned.inject = [.call("send \(kill.signal) to \(kill.mode.rawValue == "all" ? "every" : kill.mode == .one ? "the oldest" : "one random") process matching \(kill.match.description); each pid is checked against its start time first")]
-            planned.revert = [.call("nothing to undo: a killed process is not brought back (its supervisor restarts it)")]
+            planned.inject = [.call(.signal(signal: kill.signal, match: kill.match, mode: kill.mode))]
+            planned.revert = [.call(.nothing(why: "a killed process is not brought back (its supervisor restarts it)"))]
             planMatches(kill.match, hits: kill.mode == .all ? nil : 1, fault: fault, in: &context)
         case .pauseProcess(let pause):
             planned.mechanism = "kill(2)"
-            planned.inject = [.call("send SIGSTOP to every process matching \(pause.match.description), then check each is stopped (state T)")]
-            planned.revert = [.call("send SIGCONT to the same processes (pid and start time recorded), then check none is still stopped")]
+            planned.inject = [.call(.pause(match: pause.match))]
+            planned.revert = [.call(.resume)]
             planMatches(pause.match, hits: nil, fault: fault, in: &context)
         case .diskFill(let fill):
             let file = Self.diskFillFile(fill, runID: context.runID, fault: fault.name.rawValue)
             planned.mechanism = "fallocate(2)"
-            planned.inject = [.call("create \(file) and fallocate(2) \(PlanSummary.describe(fill.amount, of: "filesystem"))" + (fill.reserve.map { ", always leaving \($0) free" } ?? "") + " (writes where fallocate is unsupported), then fsync")]
-            planned.revert = [.call("unlink(2) \(file), then check it is gone")]
+            planned.inject = [.call(.fill(file: file, fill: fill))]
+            planned.revert = [.call(.unlink(file: file))]
         case .cpuStress(let cpu):
             let workers = cpu.workers ?? facts.cpuCount
             planned.mechanism = "child process"
-            planned.inject = [.command([facts.executable, "hog", "cpu", "--workers", workers.map(String.init) ?? "all", "--load", "\(TimeSpan.trim(cpu.load.value))", "--duration", (end - fault.start).description])]
-            planned.revert = [.call("SIGTERM to the hog process, SIGKILL after 5s, then check it has exited")]
+            planned.inject = [.start([facts.executable, "hog", "cpu", "--workers", workers.map(String.init) ?? "all", "--load", "\(TimeSpan.trim(cpu.load.value))", "--duration", (end - fault.start).description], .cpuHog)]
+            planned.revert = [.call(.stop(started: .cpuHog, grace: .seconds(5)))]
         case .memoryStress(let memory):
             planned.mechanism = "child process"
             let amount: [String] = switch memory.amount {
             case .size(let size): ["--size", "\(size.bytes)"]
             case .fillTo(let percent): ["--fill-to", "\(TimeSpan.trim(percent.value))"]
             }
-            planned.inject = [.command([facts.executable, "hog", "memory"] + amount + ["--duration", (end - fault.start).description])]
-            planned.revert = [.call("SIGTERM to the hog process, SIGKILL after 5s, then check it has exited and its memory is freed")]
+            planned.inject = [.start([facts.executable, "hog", "memory"] + amount + ["--duration", (end - fault.start).description], .memoryHog)]
+            planned.revert = [.call(.stop(started: .memoryHog, grace: .seconds(5)))]
         }
         return planned
     }
@@ -109,8 +109,8 @@ public struct Planner: Sendable {
         }
     }
 
-    /// The file a disk-fill fault creates in the directory `path`.
-    public static func diskFillFile(_ fill: DiskFillFault, runID: String, fault: String) -> String {
+    /// The file a disk-fill fault creates in the directory `path` (the plan's `fill` call carries it to the driver).
+    static func diskFillFile(_ fill: DiskFillFault, runID: String, fault: String) -> String {
         let directory = fill.path.hasSuffix("/") ? String(fill.path.dropLast()) : fill.path
         return "\(directory)/.faultline-fill-\(runID)-\(fault)"
     }

@@ -35,7 +35,7 @@ struct DelayerDriver: FaultDriver {
     }
 
     func apply(_ planned: PlannedFault, journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
-        guard let argv = planned.inject.lazy.compactMap({ if case .start(let argv) = $0 { argv } else { nil } }).first else {
+        guard let argv = planned.inject.lazy.compactMap({ if case .start(let argv, .delayer) = $0 { argv } else { nil } }).first else {
             throw FaultlineError(.internalError, "nfqueue driver without a delayer command")
         }
         let launched = try context.launcher.start(argv, output: .pipe)

@@ -12,7 +12,7 @@ struct StressDriver: FaultDriver {
     /// How long a hog that ends at once is waited for (an allocation that fails ends it within milliseconds).
     let startCheck: Duration = .milliseconds(150)
     /// The hog, once started: `watch` tells when it ends before its time.
-    let started = StartedProcess()
+    let started = RunningHog()
 
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
         let child = try context.launcher.start(argv).identity
@@ -79,7 +79,7 @@ struct StressDriver: FaultDriver {
 }
 
 /// A process a driver started and when it should end by itself, shared between `apply` and `watch`.
-final class StartedProcess: Sendable {
+final class RunningHog: Sendable {
     private let value = Mutex<(ProcessIdentity, ContinuousClock.Instant)?>(nil)
     func set(_ process: ProcessIdentity, until end: ContinuousClock.Instant) { value.withLock { $0 = (process, end) } }
     func get() -> (ProcessIdentity, ContinuousClock.Instant)? { value.withLock { $0 } }
