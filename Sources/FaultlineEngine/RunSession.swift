@@ -123,19 +123,13 @@ public struct RunSession: Sendable {
     public func prepare(recovering: Bool = true) async throws(FaultlineError) -> Prepared {
         let left = recovering ? try await Leftovers.recover(journal: journal, context: context, log: log).left : []
         let pins = HostFactsReader.PinSettings(directory: settings.stateDirectory + "/pins", runID: runID)
-        let (scenario, settings) = (scenario, settings)
-        async let factsRead: HostFacts = {
-            if let facts = settings.facts { return await facts(scenario, pins) }
-            return await HostFactsReader().read(for: scenario, agentPort: settings.agentPort, pins: pins)
-        }()
-        async let checked: PreflightReport = {
-            if let preflight = settings.preflight { return await preflight(scenario) }
-            return await Preflight().check(scenario)
-        }()
-        var facts = await factsRead
+        var facts = if let read = settings.facts { await read(scenario, pins) } else {
+            await HostFactsReader().read(for: scenario, agentPort: settings.agentPort, pins: pins)
+        }
         if let executable = settings.executable { facts.executable = executable }
-        let preflight = await checked
         let plan = Planner(facts: facts).plan(scenario, runID: runID)
+        // The preflight checks what the plan does (the engine the planner chose, not either one).
+        let preflight = if let check = settings.preflight { await check(scenario) } else { await Preflight().check(scenario, plan: plan) }
         let claims = ResourceClaims.of(scenario, plan: plan, facts: facts)
 
         var refusals: [Refusal] = []

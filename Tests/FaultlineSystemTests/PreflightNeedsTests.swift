@@ -31,6 +31,29 @@ import Testing
                 == ["capability NET_ADMIN", "tool tc", "kernel sch_htb", "kernel cls_u32", "kernel sch_netem"])
     }
 
+    @Test("a run's preflight checks the engine its plan chose, not either one: nfqueue where the kernel has no sch_netem, netem where it has")
+    func theRunChecksThePlannedEngine() async throws {
+        let scenario = try ScenarioLoader.load(yaml: """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: planned-engine}
+            spec:
+              maxDuration: 1m
+              faults:
+                - {name: slow, type: latency, interface: lo, delay: 10ms}
+            """, file: "planned.yaml")
+        // Without capabilities known and no kernel probe (it needs CAP_NET_ADMIN), the checks are what is asked.
+        let preflight = Preflight(capabilities: ProcessCapabilities(effective: [], permitted: [], bounding: []))
+        for (netem, expected, absent) in [(false, "NFQUEUE (iptables target, nfnetlink_queue)", "sch_netem"), (true, "sch_netem", "NFQUEUE (iptables target, nfnetlink_queue)")] {
+            var facts = HostFacts()
+            facts.netemAvailable = netem
+            facts.nfqueueAvailable = true
+            let plan = Planner(facts: facts).plan(scenario, runID: "e1")
+            let names = await preflight.check(scenario, plan: plan).checks.map(\.name)
+            #expect(names.contains(expected) && !names.contains(absent) && !names.contains(Preflight.eitherEngine), "netem \(netem): \(names)")
+        }
+    }
+
     @Test(.enabled(if: ["tc", "iptables", "ip6tables"].allSatisfy { tool in ["/usr/sbin", "/sbin", "/usr/bin"].contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") } },
                    "needs tc and iptables installed"))
     func theEngineCheckSaysWhichEngineRunsAndWhy() {

@@ -69,6 +69,21 @@ public struct Preflight: Sendable {
         return await check(items)
     }
 
+    /// Checks what each fault of `scenario` needs as `plan` carries it out: where the planner chose the engine of a
+    /// latency, packet-loss or duplicate fault (engine auto), exactly that engine's needs are checked, not either one's.
+    public func check(_ scenario: Scenario, plan: Plan) async -> PreflightReport {
+        let planned = Dictionary(plan.faults.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let items = scenario.spec.faults.map { fault in
+            var needs = needs(fault, target: fault.target ?? scenario.spec.target)
+            if needs.contains(where: { $0.name == Self.eitherEngine }), let planned = planned[fault.name.rawValue] {
+                let delayer = planned.inject.contains { if case .start(_, .delayer) = $0 { true } else { false } }
+                needs = Self.explicit(delayer ? .nfqueue : .netem, replacing: needs)
+            }
+            return (fault.name.rawValue as String?, fault.type, needs)
+        }
+        return await check(items)
+    }
+
     /// Checks what each fault type needs in general (no scenario).
     public func checkAllTypes() async -> PreflightReport {
         await check(FaultType.allCases.map { type in (nil, type, needs(type)) })
