@@ -50,6 +50,18 @@ struct ControllerUnitTests {
         ])
     }
 
+    @Test("a stream's messages are read once into kinds: a run's event by name, the closing end or status; the end shows the probes")
+    func streamKinds() {
+        var parser = EventStreamParser()
+        let status = #"{"id":"r1","scenario":"s","state":"succeeded","createdAt":"2026-12-02T10:00:00Z","exitCode":0,"faults":[],"#
+            + #""probes":[{"probe":"web","count":12,"good":11,"bad":1,"latestOK":true,"latestLatency":0.01,"latestDetail":"status 200","p95":0.25}],"#
+            + #""slo":{"objective":90,"good":11,"total":12,"budgetUsed":0.83,"window":60}}"#
+        let messages = parser.feed("id: 1\nevent: inject\ndata: {}\n\nid: 2\nevent: brand-new\ndata: {}\n\nevent: end\ndata: \(status)\n\n")
+        #expect(messages.map(\.kind) == [.event(.inject), .event(.other), .end])
+        let end = EventsCommand.render(messages[2])
+        #expect(end == "-- end: succeeded (exit 0); web 12 results, 1 bad, p95 250 ms; SLO 83% of the budget used", "\(end)")
+    }
+
     @Test("tables align every column but the last")
     func tables() {
         #expect(table(["A", "LONGER", "NOTE"], [["x", "y", "free text"], ["wide-cell", "z", ""]]) ==

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FaultlineAgent
+import FaultlineEngine
 import Foundation
 
 /// `faultline events ID [--follow]`: a run's event stream.
@@ -68,9 +69,15 @@ struct EventsCommand: AsyncParsableCommand {
     }
 
     static func render(_ message: EventStreamParser.Message) -> String {
-        guard message.event != "end" && message.event != "status" else {
+        switch message.kind {
+        case .end, .status:
             let run = try? AgentClient.decoder.decode(RunStatus.self, from: Data(message.data.utf8))
-            return "-- \(message.event == "end" ? "end" : "now"): \(run?.state.rawValue ?? "?")" + (run?.exitCode.map { " (exit \($0))" } ?? "") + (run?.reason.map { ": \($0)" } ?? "")
+            // With the steady state so far: each probe's results and the SLO's budget.
+            let probes = (run?.probes ?? []).map { "\($0.probe) \($0.count) results, \($0.bad) bad, p95 \(Int(($0.p95 * 1000).rounded())) ms" }
+                + (run?.slo.map { ["SLO \(Int(($0.budgetUsed * 100).rounded()))% of the budget used"] } ?? [])
+            return "-- \(message.kind == .end ? "end" : "now"): \(run?.state.rawValue ?? "?")" + (run?.exitCode.map { " (exit \($0))" } ?? "") + (run?.reason.map { ": \($0)" } ?? "")
+                + (probes.isEmpty ? "" : "; " + probes.joined(separator: "; "))
+        case .event: break
         }
         guard let event = try? AgentClient.decoder.decode(RunStreamEvent.self, from: Data(message.data.utf8)) else { return message.data }
         let time = ISO8601DateFormatter().string(from: event.ts)
@@ -85,6 +92,22 @@ struct EventStreamParser {
         var event: String
         var data: String
         var id: String?
+
+        /// What the message is, read once from its SSE `event:` name: one of the run's events, or the stream's
+        /// closing status (`end` when the run is over, `status` while it goes on; neither has an `id`).
+        enum Kind: Equatable {
+            case event(RunEvent.Name)
+            case end
+            case status
+        }
+
+        var kind: Kind {
+            switch (event, id) {
+            case ("end", nil): .end
+            case ("status", nil): .status
+            default: .event(RunEvent.Name(rawValue: event) ?? .other)
+            }
+        }
     }
 
     var pending = ""
