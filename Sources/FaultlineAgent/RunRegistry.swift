@@ -142,11 +142,15 @@ public final class RunRegistry: Service, Sendable {
         runs.withLock { runs in if runs[run.id] == nil { runs[run.id] = run } }
     }
 
-    /// The report of a finished run, in `format` (rendered from its report.json).
+    /// The report of a finished run, in `format`: the file the run wrote (report.json, .md, .html), else rendered
+    /// from its report.json (JUnit).
     public func report(_ id: String, format: RunReport.Format = .json) throws(AgentError) -> Data {
         let run = try run(id)
         guard run.status.state.isFinal else {
             throw AgentError(.conflict, "not_finished", "run '\(id)' is \(run.status.state.rawValue); its report is written when it ends")
+        }
+        if RunReport.Format.files.contains(format), let written = FileManager.default.contents(atPath: run.directory + "/" + format.fileName) {
+            return written
         }
         guard let data = FileManager.default.contents(atPath: run.directory + "/report.json") else {
             throw AgentError(.notFound, "no_report", "run '\(id)' ended without a report (\(run.status.reason ?? run.status.state.rawValue))")

@@ -67,7 +67,10 @@ public enum Drivers {
         for action in planned.inject {
             switch action {
             case .start(_, .delayer): return DelayerDriver(planned: planned, context: context)
-            case .start(let argv, .cpuHog), .start(let argv, .memoryHog): return StressDriver(argv: argv, context: context)
+            case .start(let argv, .cpuHog), .start(let argv, .memoryHog):
+                var grace = TimeSpan.seconds(5)
+                for case .call(.stop(_, let stopGrace)) in planned.revert { grace = stopGrace }
+                return StressDriver(argv: argv, context: context, grace: .microseconds(grace.microseconds))
             case .call(.signal(let signal, let match, let mode)):
                 return KillProcessDriver(fault: KillProcessFault(match: match, signal: signal, mode: mode), context: context)
             case .call(.pause(let match)): return PauseProcessDriver(match: match, context: context)

@@ -1,4 +1,5 @@
 import FaultlineCore
+import FaultlineJournal
 import FaultlineSystem
 import FaultlineTestSupport
 import Foundation
@@ -53,6 +54,30 @@ import Testing
         let result = try await faultline(["validate"] + examples)
         #expect(result.exitCode == 0, "\(result.standardError)")
         #expect(result.standardOutput.split(separator: "\n").map(String.init) == examples.map { "ok \($0)" })
+    }
+
+    @Test("run on a terminal, declined at the prompt: nothing applied, nothing journalled, exit 130 (not 0)",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs script(1) (util-linux) for a terminal"))
+    func declinedAtThePrompt() async throws {
+        let file = try temporaryFile("""
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: declined}
+            spec:
+              maxDuration: 10s
+              faults:
+                - {name: burn, type: cpu-stress, duration: 5s, workers: 1, load: 10%}
+            """)
+        let state = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("state").path
+        defer { remove(file) }
+        // script(1) gives the run a terminal; the answer "n" comes on it.
+        let inner = ShellQuote.join([Self.executable, "run", file, "--state-dir", state])
+        let result = try await SubprocessRunner().run(["/bin/sh", "-c", "printf 'n\\n' | script -qec \(ShellQuote.quote(inner)) /dev/null"],
+                                                      timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(result.exitCode == 130, "\(result.standardOutput) \(result.standardError)")
+        #expect(result.standardOutput.contains("Run it now? [y/N]") && result.standardOutput.contains("nothing was applied"), "\(result.standardOutput)")
+        #expect(!result.standardOutput.contains("injected"), "\(result.standardOutput)")
+        #expect(try Journal(directory: state).runs().isEmpty, "a declined run is not even journalled")
     }
 
     @Test func validateReportsEveryErrorWithPositionAndExitsTwo() async throws {

@@ -7,7 +7,8 @@ import Synchronization
 struct StressDriver: FaultDriver {
     let argv: [String]
     let context: DriverContext
-    let grace: Duration = .seconds(5)
+    /// How long each of SIGTERM and SIGKILL is given (the plan's `stop` call says it; 5 s for a record alone).
+    var grace: Duration = .seconds(5)
 
     /// How long a hog that ends at once is waited for (an allocation that fails ends it within milliseconds).
     let startCheck: Duration = .milliseconds(150)
