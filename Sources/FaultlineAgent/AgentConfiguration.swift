@@ -42,6 +42,8 @@ public struct AgentConfiguration: Sendable {
     /// Whether submitted scenarios may have command probes, which run any program as the agent's user
     /// (`--allow-command-probes`); off, such scenarios are refused.
     public var allowCommandProbes = false
+    /// The container runtime's socket that container targets are found through (`--runtime-socket`); nil: the usual places.
+    public var runtimeSocket: String?
     /// Changes every run's session settings before it is prepared: in-process tests give fake drivers, probes, facts
     /// and preflight here. nil in production.
     public var sessionSettings: (@Sendable (inout RunSession.Settings) -> Void)?

@@ -106,6 +106,7 @@ extension RunRegistry {
         settings.tracer = configuration.tracer
         settings.notify = configuration.notify
         settings.grafana = configuration.grafana
+        settings.runtimeSocket = configuration.runtimeSocket
         configuration.sessionSettings?(&settings)
         let metrics = metrics
         var observe: (@Sendable (RunEvent, Date) -> Void)?

@@ -29,6 +29,8 @@ public struct RunSession: Sendable {
         public var notify: [String] = []
         /// Grafana annotations of each fault window and abort.
         public var grafana: GrafanaAnnotator.Settings?
+        /// The container runtime's socket container targets are found through; nil: the usual places.
+        public var runtimeSocket: String?
         /// How long after maxDuration the guard reverts even if the runner still lives.
         public var grace: TimeSpan = .seconds(30)
         /// The driver that applies a planned fault (tests give fakes).
@@ -87,6 +89,8 @@ public struct RunSession: Sendable {
 
     /// The run planned and checked on this host, ready to lock and execute.
     public struct Prepared: Sendable {
+        /// The scenario as it runs: its containers found (the session's own is as written).
+        public let scenario: Scenario
         public let plan: Plan
         public let preflight: PreflightReport
         public let facts: HostFacts
@@ -122,10 +126,17 @@ public struct RunSession: Sendable {
     /// earlier runs left: nothing is applied).
     public func prepare(recovering: Bool = true) async throws(FaultlineError) -> Prepared {
         let left = recovering ? try await Leftovers.recover(journal: journal, context: context, log: log).left : []
+        // Containers are found now (a restart since the scenario was written changed their PIDs).
+        var scenario = self.scenario
+        var containerProblems: [String: String] = [:]
+        if !scenario.containers.isEmpty {
+            (scenario, containerProblems) = await ContainerResolver(socket: settings.runtimeSocket).resolve(scenario)
+        }
         let pins = HostFactsReader.PinSettings(directory: settings.stateDirectory + "/pins", runID: runID)
         var facts = if let read = settings.facts { await read(scenario, pins) } else {
             await HostFactsReader().read(for: scenario, agentPort: settings.agentPort, pins: pins)
         }
+        facts.containerProblems = containerProblems
         if let executable = settings.executable { facts.executable = executable }
         let plan = Planner(facts: facts).plan(scenario, runID: runID)
         // The preflight checks what the plan does (the engine the planner chose, not either one).
@@ -148,7 +159,7 @@ public struct RunSession: Sendable {
         refusals += conflicts.map(Refusal.leftover)
         refusals += plan.problems.map { Refusal.planProblem("\($0)") }
         refusals += preflight.checks.filter { $0.status == .missing }.map { Refusal.preflight($0.problem) }
-        return Prepared(plan: plan, preflight: preflight, facts: facts, claims: claims, refusals: refusals)
+        return Prepared(scenario: scenario, plan: plan, preflight: preflight, facts: facts, claims: claims, refusals: refusals)
     }
 
     /// Takes the state directory's locks on what the run acts on (shared by `faultline run` and the agent, so two runs
@@ -180,7 +191,7 @@ public struct RunSession: Sendable {
         let name = scenario.metadata.name.rawValue
         let couriers = [WebhookNotifier.courier(hooks: WebhookNotifier.hooks(scenario, adding: settings.notify), run: runID, scenario: name, log: log),
                         GrafanaAnnotator.courier(settings.grafana, run: runID, scenario: name, log: log)].compactMap { $0 }
-        let (scenario, journal, context) = (self.scenario, self.journal, self.context)
+        let (scenario, journal, context) = (prepared.scenario, self.journal, self.context)
         let probes = settings.probes.map { $0(scenario, executable) } ?? ProbeExecutor(target: scenario.spec.target, executable: executable)
         return await EventCourier.around(couriers, log: log) { log in
             await ExperimentRunner(scenario: scenario, plan: prepared.plan, settings: runnerSettings, journal: journal, context: context,

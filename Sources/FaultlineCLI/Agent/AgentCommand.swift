@@ -60,6 +60,7 @@ struct AgentCommand: AsyncParsableCommand {
     var allowCommandProbes = false
 
     @OptionGroup var observability: ObservabilityOptions
+    @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -109,6 +110,7 @@ struct AgentCommand: AsyncParsableCommand {
             throw ExitStatus.invalid
         }
         configuration.notify = observability.notify
+        configuration.runtimeSocket = runtime.runtimeSocket
         configuration.allowProbeCredentials = allowProbeCredentials
         configuration.allowCommandProbes = allowCommandProbes
         // A flood of idle connections must not take the descriptors a revert needs: the soft limit goes up to the

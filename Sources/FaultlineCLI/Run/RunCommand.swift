@@ -46,6 +46,7 @@ struct RunCommand: AsyncParsableCommand {
     var yes = false
 
     @OptionGroup var observability: ObservabilityOptions
+    @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -69,6 +70,7 @@ struct RunCommand: AsyncParsableCommand {
         settings.guardArguments = global.forwarded
         settings.notify = observability.notify
         settings.grafana = grafana
+        settings.runtimeSocket = runtime.runtimeSocket
         let context = DriverContext()
         var session = RunSession(scenario: scenario, runID: runID, settings: settings, journal: journal, context: context, log: log)
         let prepared: RunSession.Prepared

@@ -26,14 +26,21 @@ struct DoctorCommand: AsyncParsableCommand {
     /// `-o json` (or the older `--format json`): the checks as JSON.
     @OptionGroup var output: OutputOrFormatOption
 
+    @OptionGroup var runtime: RuntimeOptions
+
     /// --state-dir: whose journal reserve to report.
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let preflight = Preflight()
         let report: PreflightReport
+        var containerProblems: [String: String] = [:]
         if let file {
-            report = await preflight.check(try ScenarioFile.loadOrExit(file))
+            var scenario = try ScenarioFile.loadOrExit(file)
+            if !scenario.containers.isEmpty {
+                (scenario, containerProblems) = await ContainerResolver(socket: runtime.runtimeSocket).resolve(scenario)
+            }
+            report = await preflight.check(scenario)
         } else {
             report = await preflight.checkAllTypes()
         }
@@ -46,7 +53,10 @@ struct DoctorCommand: AsyncParsableCommand {
             print(Self.table(report), terminator: "")
             print(Journal.reserveStatus(directory: global.stateDirectory))
         }
-        if file != nil, !report.passed { throw ExitStatus.preflightFailed }
+        for (container, problem) in containerProblems.sorted(by: { $0.key < $1.key }) {
+            StandardError.write("faultline: \(container) was not found: \(problem)\n")
+        }
+        if file != nil, !report.passed || !containerProblems.isEmpty { throw ExitStatus.preflightFailed }
     }
 
     static func table(_ report: PreflightReport) -> String {

@@ -30,6 +30,8 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(help: "Plan as the agent listening on this port would (its API port is exempt from network faults).")
     var agentPort: UInt16?
 
+    @OptionGroup var runtime: RuntimeOptions
+
     /// --state-dir: where the run would pin its target namespaces (shown in the commands).
     @OptionGroup var global: GlobalOptions
 
@@ -40,9 +42,15 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let scenario = try ScenarioFile.loadOrExit(file)
+        var scenario = try ScenarioFile.loadOrExit(file)
         let id = runID ?? RunID.derived(from: ScenarioFile.contents(file) ?? file)
-        let facts = await HostFactsReader().read(for: scenario, agentPort: agentPort, pins: .init(directory: global.stateDirectory + "/pins", runID: id))
+        // Containers are found as a run would find them now (a run finds them again when it starts).
+        var containerProblems: [String: String] = [:]
+        if !scenario.containers.isEmpty {
+            (scenario, containerProblems) = await ContainerResolver(socket: runtime.runtimeSocket).resolve(scenario)
+        }
+        var facts = await HostFactsReader().read(for: scenario, agentPort: agentPort, pins: .init(directory: global.stateDirectory + "/pins", runID: id))
+        facts.containerProblems = containerProblems
         let plan = Planner(facts: facts).plan(scenario, runID: id)
         switch output.format {
         case .text: print(PlanRenderer.text(plan), terminator: "")

@@ -18,9 +18,11 @@ struct HogCommand: ParsableCommand {
         @Option(help: "Worker threads, or 'all' for one per core.") var workers: String = "all"
         @Option(help: "Busy share of each 100 ms, in percent.") var load: Double = 100
         @Option(help: "How long, like 30s.") var duration: String
+        @Option(help: "A cgroup directory to join first (a container's), so the load counts against its limits.") var cgroup: [String] = []
 
         func run() throws {
             let time = try hogDuration(duration)
+            try Hog.join(cgroups: cgroup)
             guard let share = try? Percent(parsing: "\(load)%"), share.value > 0 else { throw ValidationError("--load must be 1–100") }
             let count = workers == "all" ? ProcessInfo.processInfo.activeProcessorCount : Int(workers) ?? 0
             guard count > 0 else { throw ValidationError("--workers must be a positive number or 'all'") }
@@ -35,12 +37,18 @@ struct HogCommand: ParsableCommand {
         @Option(help: "Bytes to allocate.") var size: UInt64?
         @Option(help: "Fill memory in use up to this percent of the total.") var fillTo: Double?
         @Option(help: "How long, like 30s.") var duration: String
+        @Option(help: "A cgroup directory to join first (a container's), so the memory counts against its limit.") var cgroup: [String] = []
 
         func run() throws {
             let time = try hogDuration(duration)
+            try Hog.join(cgroups: cgroup)
             let bytes: UInt64
             if let size {
                 bytes = size
+            } else if let fillTo, let percent = try? Percent(parsing: "\(fillTo)%"), let (limit, used) = Hog.memoryLimit(cgroups: cgroup) {
+                // In a container with a memory limit, the share is of that limit.
+                let target = UInt64(Double(limit) * percent.fraction)
+                bytes = target > used ? target - used : 0
             } else if let fillTo, let percent = try? Percent(parsing: "\(fillTo)%") {
                 bytes = Hog.bytesToFillMemory(to: percent, meminfo: (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? "")
             } else {

@@ -72,19 +72,54 @@ struct ScenarioDecoder {
 
     func target(_ node: Node, _ path: NodePath) -> NetnsTarget? {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.target) else { return nil }
-        switch (f["netns"], f["pid"]) {
-        case (nil, nil):
-            r.error("a target needs 'netns' (a name, an absolute path or pid:<N>) or 'pid'", at: node, path)
-        case (.some, .some):
-            r.error("give either 'netns' or 'pid', not both", at: f.keyNodes["pid"], path)
-        case (let netns?, nil):
+        let given = ["netns", "pid", "container"].filter { f[$0] != nil }
+        for key in ["runtime", "namespace"] where f[key] != nil && f["container"] == nil {
+            r.error("'\(key)' goes with 'container' (target: {container: NAME, \(key): ...})", at: f.keyNodes[key], path)
+            return nil
+        }
+        guard given.count == 1 else {
+            if given.isEmpty {
+                r.error("a target needs 'netns' (a name, an absolute path or pid:<N>), 'pid' or 'container'", at: node, path)
+            } else {
+                r.error("give one of 'netns', 'pid' or 'container', not \(given.map { "'\($0)'" }.joined(separator: " and "))", at: f.keyNodes[given[1]], path)
+            }
+            return nil
+        }
+        if let netns = f["netns"] {
             guard let text = r.nonEmptyString(netns, path.key("netns")) else { return nil }
             do { return try NetnsTarget(netns: text) } catch { r.error(error.message, at: netns, path.key("netns")) }
-        case (nil, let pid?):
+        } else if let pid = f["pid"] {
             guard let text = r.scalarText(pid, path.key("pid"), what: "a process id") else { return nil }
             do { return try NetnsTarget(pid: text) } catch { r.error(error.message, at: pid, path.key("pid")) }
+        } else if let node = f["container"] {
+            return container(node, f, path)
         }
         return nil
+    }
+
+    /// `container: NAME` with its optional `runtime` and (for containerd) `namespace`.
+    func container(_ node: Node, _ f: Fields, _ path: NodePath) -> NetnsTarget? {
+        guard let text = r.scalarText(node, path.key("container"), what: "a container name or id") else { return nil }
+        let name: String
+        do { name = try ContainerRef.validName(text) } catch {
+            r.error(error.message, at: node, path.key("container"))
+            return nil
+        }
+        let runtime = r.optional(f, "runtime", r.choice(ContainerRuntime.self, what: "container runtime"))
+        var namespace: String?
+        if let node = f["namespace"], let text = r.nonEmptyString(node, path.key("namespace")) {
+            if let runtime, runtime != .containerd {
+                r.error("'namespace' is containerd's (like k8s.io); \(runtime.rawValue) has none", at: node, path.key("namespace"))
+                return nil
+            }
+            do { namespace = try ContainerRef.validNamespace(text) } catch {
+                r.error(error.message, at: node, path.key("namespace"))
+                return nil
+            }
+        }
+        if f["runtime"] != nil, runtime == nil { return nil }
+        // A containerd namespace says which runtime to ask.
+        return .container(ContainerRef(name: name, runtime: runtime ?? (namespace != nil ? .containerd : nil), namespace: namespace))
     }
 
     func notifyHook(_ node: Node, _ path: NodePath) -> NotifyHook? {

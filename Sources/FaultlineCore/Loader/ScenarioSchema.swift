@@ -3,7 +3,7 @@ public enum ScenarioSchema {
     static let root = ["apiVersion", "kind", "metadata", "spec"]
     static let metadata = ["name", "description", "owner", "runbook", "labels"]
     static let spec = ["maxDuration", "target", "steadyState", "notify", "faults"]
-    static let target = ["netns", "pid"]
+    static let target = ["netns", "pid", "container", "runtime", "namespace"]
     static let steadyState = ["probes", "slo", "abortWhen"]
     static let probeKinds = ["http", "tcp", "command", "prometheus"]
     static let probe = ["name", "interval"] + probeKinds + ["rate", "ramp", "spike", "during"]

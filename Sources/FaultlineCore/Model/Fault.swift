@@ -233,6 +233,8 @@ public struct ProcessMatch: Sendable, Hashable, Codable {
     public var user: String?
     /// The most processes the fault may hit; without it, `ProcessMatch.defaultMaxMatches`.
     public var maxMatches: Int?
+    /// Set when the run starts, for a container target: only the container's processes match.
+    public var container: ContainerScope?
 
     /// How many processes a match may hit unless the scenario says more (`maxMatches`): a broad match is a mistake
     /// more often than a plan.
@@ -251,6 +253,22 @@ public struct ProcessMatch: Sendable, Hashable, Codable {
     public var limit: Int { maxMatches ?? Self.defaultMaxMatches }
 
     public var isEmpty: Bool { pid == nil && pidFile == nil && name == nil && cmdline == nil && user == nil }
+}
+
+/// The container a process match is confined to: its PID namespace, and its root for `pidFile`.
+public struct ContainerScope: Sendable, Hashable, Codable {
+    /// `container checkout (podman 3f2a1b9c4d5e, pid 4242)`, for messages.
+    public var container: String
+    /// The identity (inode) of the container's PID namespace: only processes in it match.
+    public var pidNamespace: UInt64
+    /// Its root filesystem as this host reaches it (`/proc/PID/root`): `pidFile` is read under it.
+    public var root: String
+
+    public init(container: String, pidNamespace: UInt64, root: String) {
+        self.container = container
+        self.pidNamespace = pidNamespace
+        self.root = root
+    }
 }
 
 /// Which of the matching processes a kill hits.

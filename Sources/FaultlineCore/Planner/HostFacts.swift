@@ -21,6 +21,11 @@ public struct HostFacts: Sendable, Hashable, Codable {
     public var executable: String = "faultline"
     /// The processes each process fault's match selects now (by fault name); absent when not read.
     public var processMatches: [String: [ProcessIdentity]] = [:]
+    /// Why a container target was not found (by the container as written, `container NAME`).
+    public var containerProblems: [String: String] = [:]
+    /// Each disk-fill fault's directory inside its container, as this host reaches it (by fault name): the
+    /// container's path resolved inside its root (its own links stay inside it).
+    public var containerPaths: [String: String] = [:]
     /// Facts that could not be read, with the reason, for the plan to show.
     public var unreadable: [String] = []
 

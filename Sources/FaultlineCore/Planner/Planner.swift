@@ -25,8 +25,14 @@ public struct Planner: Sendable {
         for pin in facts.namespaces.compactMap(\.pin) {
             notes.append("\(pin.source) is namespace \(pin.identity): pinned at \(pin.path) when the run starts; every command enters it through the pin")
         }
-        if scenario.spec.faults.contains(where: { !$0.type.isNetwork && ($0.target ?? scenario.spec.target) != nil }) {
-            notes.append("targets apply to network faults; process, disk and stress faults act on this host's processes and filesystems")
+        for ref in scenario.containers {
+            guard let found = ref.found else { continue }
+            notes.append("\(ref.name) → \(found.runtime.rawValue) container \(found.shortID) (found through \(found.socket)) → pid \(found.pid)"
+                + " → network namespace /proc/\(found.pid)/ns/net" + (found.pidNamespace.map { ", pid namespace pid:[\($0)]" } ?? "")
+                + ", root \(found.root)" + (found.cgroups.isEmpty ? "" : ", cgroups \(found.cgroups.joined(separator: " "))"))
+        }
+        if scenario.spec.faults.contains(where: { !$0.type.isNetwork && ($0.target ?? scenario.spec.target).map { $0.container == nil } == true }) {
+            notes.append("netns and pid targets apply to network faults; process, disk and stress faults with such a target act on this host's processes and filesystems (a container target confines them to the container)")
         }
         return Plan(
             scenario: scenario.metadata.name.rawValue,
@@ -52,6 +58,10 @@ public struct Planner: Sendable {
             exemptions: [], inject: [], revert: [], checks: []
         )
         context.currentFault = fault.name.rawValue
+        let container = target?.container?.found
+        if let ref = target?.container, ref.found == nil {
+            context.problem("\(ref) was not found: \(facts.containerProblems[ref.description] ?? "it was not looked up")")
+        }
         if fault.type.isNetwork, let target, let namespace = facts.namespace(target), !namespace.exists {
             context.problem("\(target) cannot be entered: \(namespace.unreadable ?? "not found")")
         }
@@ -65,22 +75,32 @@ public struct Planner: Sendable {
             planned.mechanism = "kill(2)"
             planned.every = kill.every
             planned.inject = [.call(.signal(signal: kill.signal, match: kill.match, mode: kill.mode))]
+            if container != nil, kill.match.container == nil { context.problem("the processes of \(target!) cannot be told apart from the host's (its PID namespace was not read)") }
             planned.revert = [.call(.nothing(why: "a killed process is not brought back (its supervisor restarts it)"))]
             planMatches(kill.match, hits: kill.mode == .all ? nil : 1, fault: fault, in: &context)
         case .pauseProcess(let pause):
             planned.mechanism = "kill(2)"
             planned.inject = [.call(.pause(match: pause.match))]
+            if container != nil, pause.match.container == nil { context.problem("the processes of \(target!) cannot be told apart from the host's (its PID namespace was not read)") }
             planned.revert = [.call(.resume)]
             planMatches(pause.match, hits: nil, fault: fault, in: &context)
         case .diskFill(let fill):
-            let file = Self.diskFillFile(fill, runID: context.runID, fault: fault.name.rawValue)
+            var directory = fill
+            if container != nil {
+                // Inside the container: its path as resolved in its root, or nothing is filled.
+                if let path = facts.containerPaths[fault.name.rawValue] { directory.path = path } else {
+                    context.problem("'\(fill.path)' could not be found inside \(target!)")
+                }
+            }
+            let file = Self.diskFillFile(directory, runID: context.runID, fault: fault.name.rawValue)
             planned.mechanism = "fallocate(2)"
-            planned.inject = [.call(.fill(file: file, fill: fill))]
+            planned.inject = [.call(.fill(file: file, fill: directory))]
             planned.revert = [.call(.unlink(file: file))]
         case .cpuStress(let cpu):
             let workers = cpu.workers ?? facts.cpuCount
             planned.mechanism = "child process"
-            planned.inject = [.start([facts.executable, "hog", "cpu", "--workers", workers.map(String.init) ?? "all", "--load", "\(TimeSpan.trim(cpu.load.value))", "--duration", (end - fault.start).description], .cpuHog)]
+            planned.inject = [.start([facts.executable, "hog", "cpu", "--workers", workers.map(String.init) ?? "all", "--load", "\(TimeSpan.trim(cpu.load.value))", "--duration", (end - fault.start).description]
+                                     + Self.cgroupArguments(container, in: &context, target: target), .cpuHog)]
             planned.revert = [.call(.stop(started: .cpuHog, grace: .seconds(5)))]
         case .memoryStress(let memory):
             planned.mechanism = "child process"
@@ -88,7 +108,8 @@ public struct Planner: Sendable {
             case .size(let size): ["--size", "\(size.bytes)"]
             case .fillTo(let percent): ["--fill-to", "\(TimeSpan.trim(percent.value))"]
             }
-            planned.inject = [.start([facts.executable, "hog", "memory"] + amount + ["--duration", (end - fault.start).description], .memoryHog)]
+            planned.inject = [.start([facts.executable, "hog", "memory"] + amount + ["--duration", (end - fault.start).description]
+                                     + Self.cgroupArguments(container, in: &context, target: target), .memoryHog)]
             planned.revert = [.call(.stop(started: .memoryHog, grace: .seconds(5)))]
         }
         return planned
@@ -107,6 +128,14 @@ public struct Planner: Sendable {
                 + (match.maxMatches.map { "maxMatches \($0)" } ?? "the default bound of \(ProcessMatch.defaultMaxMatches)")
                 + ": narrow the match, or set match.maxMatches: \(hit) if every one is meant")
         }
+    }
+
+    /// `--cgroup DIR` for each of a container's cgroups: the hog joins them before it starts, so its load counts
+    /// against the container's limits (as the container's own processes do).
+    static func cgroupArguments(_ container: FoundContainer?, in context: inout PlanContext, target: NetnsTarget?) -> [String] {
+        guard let container else { return [] }
+        if container.cgroups.isEmpty { context.problem("the cgroups of \(target.map { "\($0)" } ?? "the container") could not be read: its stress would not count against its limits") }
+        return container.cgroups.flatMap { ["--cgroup", $0] }
     }
 
     /// The file a disk-fill fault creates in the directory `path` (the plan's `fill` call carries it to the driver).

@@ -1,4 +1,4 @@
-/// Where a fault or probe runs: a named network namespace, a namespace file, or a process's namespace.
+/// Where a fault or probe runs: a named network namespace, a namespace file, a process's namespace, or a container's.
 public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
     /// A name under `/run/netns`.
     case named(String)
@@ -6,6 +6,8 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
     case path(String)
     /// The network namespace of process `pid` (a container, say).
     case pid(Int32)
+    /// A container, found through its runtime when the run starts (`ContainerRef.found`); its main process's namespaces.
+    case container(ContainerRef)
 
     /// Parses the `netns:` form: a name, an absolute path or `pid:<N>`.
     public init(netns text: String) throws(ValueError) {
@@ -46,7 +48,14 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
         case .named(let name): "/run/netns/\(name)"
         case .path(let path): path
         case .pid(let pid): "/proc/\(pid)/ns/net"
+        // Not a path until found: a command given it fails (a run refuses a container it has not found first).
+        case .container(let ref): ref.found.map { "/proc/\($0.pid)/ns/net" } ?? "container:\(ref.name)"
         }
+    }
+
+    /// The container, when the target is one.
+    public var container: ContainerRef? {
+        if case .container(let ref) = self { ref } else { nil }
     }
 
     /// `netns app`, `netns /proc/1/ns/net`, `pid 123`.
@@ -55,15 +64,20 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
         case .named(let name): "netns \(name)"
         case .path(let path): "netns \(path)"
         case .pid(let pid): "pid \(pid)"
+        case .container(let ref): ref.description
         }
     }
 
-    private enum CodingKeys: String, CodingKey { case netns, pid }
+    private enum CodingKeys: String, CodingKey { case netns, pid, container, runtime, namespace, found }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         if let pid = try container.decodeIfPresent(Int32.self, forKey: .pid) {
             self = .pid(pid)
+        } else if let name = try container.decodeIfPresent(String.self, forKey: .container) {
+            self = .container(ContainerRef(name: name, runtime: try container.decodeIfPresent(ContainerRuntime.self, forKey: .runtime),
+                                           namespace: try container.decodeIfPresent(String.self, forKey: .namespace),
+                                           found: try container.decodeIfPresent(FoundContainer.self, forKey: .found)))
         } else {
             let text = try container.decode(String.self, forKey: .netns)
             do { self = try NetnsTarget(netns: text) } catch {
@@ -78,6 +92,11 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
         case .named(let name): try container.encode(name, forKey: .netns)
         case .path(let path): try container.encode(path, forKey: .netns)
         case .pid(let pid): try container.encode(pid, forKey: .pid)
+        case .container(let ref):
+            try container.encode(ref.name, forKey: .container)
+            try container.encodeIfPresent(ref.runtime, forKey: .runtime)
+            try container.encodeIfPresent(ref.namespace, forKey: .namespace)
+            try container.encodeIfPresent(ref.found, forKey: .found)
         }
     }
 }

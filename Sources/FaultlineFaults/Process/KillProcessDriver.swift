@@ -39,7 +39,7 @@ struct KillProcessDriver: FaultDriver {
 /// The processes a match selects now (drivers, and the agent when it checks runs for conflicts).
 public enum ProcessSelection {
     public static func matches(_ match: ProcessMatch, context: DriverContext) -> [ProcessRecord] {
-        let fromFile = match.pidFile.flatMap(ProcessTable.pid(fromFile:))
+        let fromFile = match.pidFromFile()
         let protected = context.protected.union(context.processes.faultlinePIDs())
         return match.select(from: context.processes.all(), pidFromFile: fromFile, protected: protected)
     }

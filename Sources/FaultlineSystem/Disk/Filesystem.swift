@@ -24,6 +24,38 @@ public struct FilesystemUsage: Sendable, Hashable {
 
 /// statvfs, preallocation and removal of fill files.
 public enum Filesystem {
+    /// `path` as a process whose root is `root` sees it (a container's, `/proc/PID/root`): each symbolic link is
+    /// followed inside that root (an absolute link starts again at it, `..` stops at it), as openat2's
+    /// RESOLVE_IN_ROOT does, so a link in the container never leads to this host's own files. Returns the path
+    /// inside the root (starting with `/`); what follows a missing component is kept as written.
+    public static func resolve(_ path: String, inRoot root: String) throws(FaultlineError) -> String {
+        var done: [String] = []
+        var pending = path.split(separator: "/").map(String.init).reversed() as [String]
+        var links = 0
+        while let part = pending.popLast() {
+            if part == "." || part.isEmpty { continue }
+            if part == ".." {
+                _ = done.popLast()
+                continue
+            }
+            let candidate = root + "/" + (done + [part]).joined(separator: "/")
+            var info = stat()
+            guard lstat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else {
+                done.append(part)
+                continue
+            }
+            links += 1
+            guard links <= 40 else { throw FaultlineError(.usage, "'\(path)' has too many symbolic links inside \(root)") }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlink(candidate, &buffer, buffer.count - 1)
+            guard count >= 0 else { throw FaultlineError(.io, "cannot read the link '\(candidate)': \(String(cString: strerror(errno)))") }
+            let target = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if target.hasPrefix("/") { done = [] }
+            pending += target.split(separator: "/").map(String.init).reversed()
+        }
+        return "/" + done.joined(separator: "/")
+    }
+
     public static func usage(of path: String) throws(FaultlineError) -> FilesystemUsage {
         var stats = statvfs()
         guard statvfs(path, &stats) == 0 else {

@@ -41,9 +41,14 @@ public struct HostFactsReader: Sendable {
             let processes = table.all()
             let protected = table.protectedPIDs().union(table.faultlinePIDs())
             for (name, match) in processFaults {
-                let fromFile = match.pidFile.flatMap(ProcessTable.pid(fromFile:))
+                let fromFile = match.pidFromFile()
                 facts.processMatches[name] = match.select(from: processes, pidFromFile: fromFile, protected: protected).map(\.identity)
             }
+        }
+        for fault in scenario.spec.faults {
+            guard case .diskFill(let fill) = fault.action, let found = (fault.target ?? scenario.spec.target)?.container?.found,
+                  let inside = try? Filesystem.resolve(fill.path, inRoot: found.root), DiskFillFault.refusal(of: inside) == nil else { continue }
+            facts.containerPaths[fault.name.rawValue] = found.root + inside
         }
         let network = scenario.spec.faults.filter { $0.type.isNetwork }
         if scenario.spec.faults.contains(where: { [.latency, .packetLoss, .corrupt, .duplicate, .reorder].contains($0.type) }) {

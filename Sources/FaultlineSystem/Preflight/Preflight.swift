@@ -79,6 +79,13 @@ public struct Preflight: Sendable {
                 let delayer = planned.inject.contains { if case .start(_, .delayer) = $0 { true } else { false } }
                 needs = Self.explicit(delayer ? .nfqueue : .netem, replacing: needs)
             }
+            // A disk fill in a container: the directory the plan fills, as this host reaches it.
+            if case .diskFill = fault.action, let planned = planned[fault.name.rawValue] {
+                for case .call(.fill(let file, _)) in planned.inject {
+                    let directory = String(file[..<(file.lastIndex(of: "/") ?? file.endIndex)])
+                    needs = needs.map { $0.kind == .path ? Need(kind: .path, name: directory) : $0 }
+                }
+            }
             return (fault.name.rawValue as String?, fault.type, needs)
         }
         return await check(items)

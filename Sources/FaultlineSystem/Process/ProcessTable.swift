@@ -25,8 +25,8 @@ public struct ProcessTable: Sendable {
 
     /// One process, or nil if it is gone.
     public func read(_ pid: Int32) -> ProcessRecord? {
-        guard let stat = try? String(contentsOfFile: "\(procRoot)/\(pid)/stat", encoding: .utf8),
-              let parsed = Self.parseStat(stat) else { return nil }
+        guard let statText = try? String(contentsOfFile: "\(procRoot)/\(pid)/stat", encoding: .utf8),
+              let parsed = Self.parseStat(statText) else { return nil }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "\(procRoot)/\(pid)/cmdline"))) ?? Data()
         var arguments = cmdline.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         if arguments.last == "" { arguments.removeLast() }
@@ -34,8 +34,14 @@ public struct ProcessTable: Sendable {
         let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }
             .flatMap { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first }
             .flatMap { UInt32($0) } ?? 0
+        // NSpid lists its PID in each PID namespace from the outermost in: the last is its container's view.
+        let nested = status.split(separator: "\n").first { $0.hasPrefix("NSpid:") }
+            .map { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().compactMap { Int32($0) } } ?? []
+        var namespace = stat()
+        let pidNamespace = stat("\(procRoot)/\(pid)/ns/pid", &namespace) == 0 ? UInt64(namespace.st_ino) : nil
         return ProcessRecord(pid: pid, parentPID: parsed.parentPID, name: parsed.name, arguments: arguments,
-                             uid: uid, user: Self.userName(uid), state: parsed.state, startTime: parsed.startTime)
+                             uid: uid, user: Self.userName(uid), state: parsed.state, startTime: parsed.startTime,
+                             pidNamespace: pidNamespace, namespacePID: nested.count > 1 ? nested.last : nil)
     }
 
     /// Fields of /proc/PID/stat; the name sits in parentheses and may itself contain spaces or ')'.
@@ -96,11 +102,20 @@ public struct ProcessTable: Sendable {
         return result
     }
 
-    /// The pid written in a pid file, or nil if it cannot be read.
     /// The PID on the first line of a pid file (PostgreSQL's postmaster.pid has more lines after it).
     public static func pid(fromFile path: String) -> Int32? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         let first = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         return Int32(first.trimmingCharacters(in: .whitespaces))
+    }
+}
+
+extension ProcessMatch {
+    /// The PID in `pidFile` (read inside the container's root when the match is confined to one); nil when unset or unreadable.
+    public func pidFromFile() -> Int32? {
+        guard let pidFile else { return nil }
+        guard let container else { return ProcessTable.pid(fromFile: pidFile) }
+        guard let inside = try? Filesystem.resolve(pidFile, inRoot: container.root) else { return nil }
+        return ProcessTable.pid(fromFile: container.root + inside)
     }
 }

@@ -18,6 +18,38 @@ public enum Hog {
         }
     }
 
+    /// Moves this process into each cgroup directory (a container's: its cpu and memory hierarchies), so that its
+    /// load counts against that cgroup's limits as the container's own processes do.
+    public static func join(cgroups: [String]) throws(FaultlineError) {
+        for directory in cgroups {
+            let path = directory + "/cgroup.procs"
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw FaultlineError(.io, "cannot join the cgroup \(directory): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let text = Array("\(getpid())\n".utf8)
+            guard write(fd, text, text.count) == text.count else {
+                throw FaultlineError(.io, "cannot join the cgroup \(directory): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// The memory limit of the first of `cgroups` that has one, and what the cgroup uses now: cgroup v1's
+    /// memory.limit_in_bytes and memory.usage_in_bytes, or v2's memory.max and memory.current.
+    public static func memoryLimit(cgroups: [String]) -> (limit: UInt64, used: UInt64)? {
+        func number(_ path: String) -> UInt64? {
+            (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        for directory in cgroups {
+            if let limit = number(directory + "/memory.limit_in_bytes"), limit < 1 << 60, let used = number(directory + "/memory.usage_in_bytes") {
+                return (limit, used)
+            }
+            if let limit = number(directory + "/memory.max"), let used = number(directory + "/memory.current") {
+                return (limit, used)
+            }
+        }
+        return nil
+    }
+
     /// `workers` threads, each busy `load` of every 100 ms, for `duration`.
     public static func burnCPU(workers: Int, load: Percent, duration: Duration) -> Never {
         let period: UInt64 = 100_000_000

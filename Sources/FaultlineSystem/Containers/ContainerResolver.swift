@@ -1,0 +1,228 @@
+import FaultlineCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Finds the containers a scenario names through their runtime's own API on its unix socket (the Docker Engine API
+/// of dockerd and of `podman system service`; containerd through `ctr`), and reads from the kernel what a run acts
+/// on: the main process, its PID namespace and its cgroups. Read only: it changes nothing.
+public struct ContainerResolver: Sendable {
+    /// The socket to ask (`--runtime-socket`, `FAULTLINE_RUNTIME_SOCKET`); nil: the usual places.
+    public var socket: String?
+    let runner: any CommandRunner
+    let procRoot: String
+
+    public init(socket: String? = nil, runner: any CommandRunner = SubprocessRunner(), procRoot: String = "/proc") {
+        self.socket = socket
+        self.runner = runner
+        self.procRoot = procRoot
+    }
+
+    /// Where each runtime's socket usually is, in the order they are asked.
+    public static let usualSockets: [(runtime: ContainerRuntime, path: String)] = [
+        (.docker, "/run/docker.sock"), (.docker, "/var/run/docker.sock"),
+        (.podman, "/run/podman/podman.sock"),
+        (.containerd, "/run/containerd/containerd.sock"), (.containerd, "/run/k3s/containerd/containerd.sock"),
+    ]
+
+    /// The environment variable that names the socket when `--runtime-socket` is not given.
+    public static let environmentVariable = "FAULTLINE_RUNTIME_SOCKET"
+
+    /// The scenario with its containers found, and why each one that was not could not be (by `container NAME`).
+    public func resolve(_ scenario: Scenario) async -> (scenario: Scenario, problems: [String: String]) {
+        var found: [ContainerRef: FoundContainer] = [:]
+        var problems: [String: String] = [:]
+        for ref in scenario.containers {
+            switch await find(ref) {
+            case .success(let container): found[ref] = container
+            case .failure(let error): problems[ref.description] = error.message
+            }
+        }
+        return (scenario.withContainers(found), problems)
+    }
+
+    /// The sockets to ask for `ref`, with the runtime each speaks (nil: the Docker API of docker or podman, told apart by asking).
+    func candidates(for ref: ContainerRef) -> [(runtime: ContainerRuntime?, path: String)] {
+        if let socket {
+            let runtime = ref.runtime ?? (socket.split(separator: "/").last?.contains("containerd") == true ? .containerd : nil)
+            return [(runtime, socket)]
+        }
+        var seen = Set<String>()
+        return Self.usualSockets.filter { candidate in
+            guard ref.runtime == nil || ref.runtime == candidate.runtime else { return false }
+            // /var/run is usually a link to /run: ask each socket once.
+            let real = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/var/run")) == "/run" ? candidate.path.replacingOccurrences(of: "/var/run/", with: "/run/") : candidate.path
+            return FileManager.default.fileExists(atPath: candidate.path) && seen.insert(real).inserted
+        }.map { ($0.runtime, $0.path) }
+    }
+
+    /// The container `ref` names, running, with its main process, PID namespace and cgroups.
+    public func find(_ ref: ContainerRef) async -> Result<FoundContainer, FaultlineError> {
+        let sockets = candidates(for: ref)
+        guard !sockets.isEmpty else {
+            let looked = Self.usualSockets.filter { ref.runtime == nil || ref.runtime == $0.runtime }.map(\.path)
+            return .failure(FaultlineError(.preflight, "no container runtime socket found (looked for \(looked.joined(separator: ", "))): give --runtime-socket PATH or set \(Self.environmentVariable)"))
+        }
+        var tried: [String] = []
+        for (runtime, path) in sockets {
+            let answer: Result<FoundContainer?, FaultlineError> = if runtime == .containerd {
+                await askContainerd(ref, socket: path)
+            } else {
+                await askDockerAPI(ref, socket: path, runtime: runtime)
+            }
+            switch answer {
+            case .success(var container?):
+                if let problem = readKernel(&container) { return .failure(FaultlineError(.preflight, problem)) }
+                return .success(container)
+            case .success(nil):
+                tried.append("\(runtime?.rawValue ?? "the runtime") at \(path)")
+            case .failure(let error):
+                return .failure(error)
+            }
+        }
+        return .failure(FaultlineError(.preflight, "no container '\(ref.name)'\(ref.namespace.map { " in containerd namespace \($0)" } ?? "") through \(tried.joined(separator: " or "))"))
+    }
+
+    // MARK: The runtimes
+
+    /// `GET /containers/NAME/json` of the Docker Engine API (dockerd, or podman's compatible service).
+    func askDockerAPI(_ ref: ContainerRef, socket: String, runtime: ContainerRuntime?) async -> Result<FoundContainer?, FaultlineError> {
+        struct Inspect: Decodable {
+            struct State: Decodable {
+                var Pid: Int32?
+                var Running: Bool?
+                var Status: String?
+            }
+            var Id: String
+            var Name: String?
+            var State: State?
+        }
+        let response: UnixSocketHTTP.Response
+        do { response = try await UnixSocketHTTP.get(socket: socket, path: "/containers/\(ref.name)/json") } catch {
+            return .failure(FaultlineError(.preflight, "cannot ask \(runtime?.rawValue ?? "the container runtime") at \(socket): \(error.message)"))
+        }
+        if response.status == 404 { return .success(nil) }
+        guard response.status == 200 else {
+            let message = (try? JSONDecoder().decode([String: String].self, from: response.body))?["message"] ?? String(decoding: response.body.prefix(200), as: UTF8.self)
+            return .failure(FaultlineError(.preflight, "\(socket) answered \(response.status) for container '\(ref.name)': \(message)"))
+        }
+        guard let inspect = try? JSONDecoder().decode(Inspect.self, from: response.body) else {
+            return .failure(FaultlineError(.preflight, "\(socket) described container '\(ref.name)' in a form Faultline cannot read"))
+        }
+        guard inspect.State?.Running == true, let pid = inspect.State?.Pid, pid > 0 else {
+            return .failure(FaultlineError(.preflight, "container '\(ref.name)' is not running (\(inspect.State?.Status ?? "no state")): start it first"))
+        }
+        let name = inspect.Name.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? ref.name
+        let kind: ContainerRuntime = if let runtime { runtime } else { await dockerOrPodman(socket) }
+        return .success(FoundContainer(runtime: kind, socket: socket, id: inspect.Id, name: name, pid: pid))
+    }
+
+    /// Which engine serves the Docker API at `socket`: podman says so in `GET /version`.
+    func dockerOrPodman(_ socket: String) async -> ContainerRuntime {
+        guard let version = try? await UnixSocketHTTP.get(socket: socket, path: "/version"), version.status == 200 else { return .docker }
+        return String(decoding: version.body, as: UTF8.self).localizedCaseInsensitiveContains("podman") ? .podman : .docker
+    }
+
+    /// `ctr task list` in the container's namespace: containerd names containers by id.
+    func askContainerd(_ ref: ContainerRef, socket: String) async -> Result<FoundContainer?, FaultlineError> {
+        let namespace = ref.namespace ?? "default"
+        let result: CommandResult
+        do { result = try await runner.run(["ctr", "--address", socket, "--namespace", namespace, "task", "list"]) } catch {
+            return .failure(FaultlineError(.preflight, "cannot ask containerd at \(socket): \(error.message) (is ctr installed?)"))
+        }
+        guard result.succeeded else {
+            return .failure(FaultlineError(.preflight, "ctr at \(socket) failed: \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))"))
+        }
+        let tasks = Self.tasks(fromCtr: result.standardOutput)
+        guard let task = tasks.first(where: { $0.id == ref.name }) else { return .success(nil) }
+        guard task.status == "RUNNING", task.pid > 0 else {
+            return .failure(FaultlineError(.preflight, "container '\(ref.name)' is not running (\(task.status.lowercased())): start it first"))
+        }
+        return .success(FoundContainer(runtime: .containerd, socket: socket, id: task.id, name: task.id, pid: task.pid))
+    }
+
+    /// The rows of `ctr task list`: TASK PID STATUS.
+    static func tasks(fromCtr text: String) -> [(id: String, pid: Int32, status: String)] {
+        text.split(separator: "\n").dropFirst().compactMap { line in
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 3, let pid = Int32(words[1]) else { return nil }
+            return (String(words[0]), pid, String(words[2]))
+        }
+    }
+
+    // MARK: The kernel's view
+
+    /// Its main process's start time, PID namespace and cgroups; why not, when they cannot be read.
+    func readKernel(_ container: inout FoundContainer) -> String? {
+        let table = ProcessTable(procRoot: procRoot)
+        guard let process = table.read(container.pid) else {
+            return "container '\(container.name)' has pid \(container.pid), which this host does not see (run Faultline in the host's PID namespace: hostPID, --pid host)"
+        }
+        container.startTime = process.startTime
+        guard let namespace = process.pidNamespace else {
+            return "cannot read the PID namespace of container '\(container.name)' (/proc/\(container.pid)/ns/pid): run as root, or with CAP_SYS_PTRACE"
+        }
+        container.pidNamespace = namespace
+        let mounts = (try? String(contentsOfFile: "\(procRoot)/self/mountinfo", encoding: .utf8)) ?? ""
+        let groups = (try? String(contentsOfFile: "\(procRoot)/\(container.pid)/cgroup", encoding: .utf8)) ?? ""
+        container.cgroups = Self.cgroupDirectories(cgroup: groups, mountinfo: mounts).filter { FileManager.default.fileExists(atPath: $0) }
+        return nil
+    }
+
+    /// The directories of a process's cgroups that stress acts through (cpu, cpuacct, memory; the unified
+    /// hierarchy), from its /proc/PID/cgroup and this host's mountinfo.
+    static func cgroupDirectories(cgroup: String, mountinfo: String) -> [String] {
+        // Mount point and root of each hierarchy: the v1 ones by their controllers, the unified one by "".
+        var hierarchies: [Set<Substring>: (point: String, root: String)] = [:]
+        for line in mountinfo.split(separator: "\n") {
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2 else { continue }
+            let before = halves[0].split(separator: " ")
+            let after = halves[1].split(separator: " ")
+            guard before.count >= 5, after.count >= 3 else { continue }
+            let root = unescape(before[3]), point = unescape(before[4])
+            switch after[0] {
+            case "cgroup2": hierarchies[[], default: (point, root)] = hierarchies[[]] ?? (point, root)
+            case "cgroup":
+                let controllers = Set(after[2].split(separator: ",").filter { !["rw", "ro"].contains($0) && !$0.contains("=") && !$0.hasPrefix("no") && $0 != "clone_children" && $0 != "xattr" })
+                if hierarchies[controllers] == nil { hierarchies[controllers] = (point, root) }
+            default: continue
+            }
+        }
+        var result: [String] = []
+        for line in cgroup.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            let controllers = Set(fields[1].split(separator: ","))
+            let wanted = controllers.isEmpty ? fields[0] == "0" : !controllers.isDisjoint(with: ["cpu", "cpuacct", "memory"])
+            guard wanted, let mount = hierarchies[controllers] else { continue }
+            var path = String(fields[2])
+            if mount.root != "/", path.hasPrefix(mount.root) { path = String(path.dropFirst(mount.root.count)) }
+            let directory = mount.point + (path == "/" ? "" : path)
+            if !result.contains(directory) { result.append(directory) }
+        }
+        return result
+    }
+
+    /// mountinfo's octal escapes (`\040` for a space).
+    static func unescape(_ text: Substring) -> String {
+        guard text.contains("\\") else { return String(text) }
+        var bytes: [UInt8] = []
+        var index = text.utf8.startIndex
+        let utf8 = text.utf8
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            if byte == UInt8(ascii: "\\"), let end = utf8.index(index, offsetBy: 4, limitedBy: utf8.endIndex),
+               let value = UInt8(String(decoding: utf8[utf8.index(after: index)..<end], as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                index = end
+            } else {
+                bytes.append(byte)
+                index = utf8.index(after: index)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
