@@ -55,7 +55,8 @@ ENV FAULTLINE_STATE_DIR=/var/lib/faultline
 USER 65532:65532
 WORKDIR /var/lib/faultline
 EXPOSE 7465
-# The health check sends no secret and does not check the agent's certificate.
+# The health check sends no secret and does not check the agent's certificate. scripts/build-image sets the same
+# exec form (it checks that they agree).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 CMD ["faultline", "health", "--url", "https://127.0.0.1:7465"]
 ENTRYPOINT ["faultline", "agent"]
 # A non-loopback address needs a token (-e FAULTLINE_TOKEN=... or --token-file, mode 0600) and HTTPS: mount the
