@@ -10,7 +10,7 @@
 ARG SWIFT_IMAGE=swift:6.3.1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-# ---- build: a static-stdlib release binary, its completions and man page ----
+# ---- build: a static-stdlib release binary (stripped: no debug info in the image), its completions and man page ----
 FROM ${SWIFT_IMAGE} AS build
 # Versions come from the pinned base image's Debian release; exact package pins would break with each security update.
 # hadolint ignore=DL3008
@@ -25,7 +25,7 @@ COPY Sources ./Sources
 COPY Tests ./Tests
 COPY scripts/generate-shell-files.py ./scripts/
 RUN swift build -c release --static-swift-stdlib --product faultline \
- && install -D -m 0755 "$(swift build -c release --show-bin-path)/faultline" /out/bin/faultline \
+ && install -s -D -m 0755 "$(swift build -c release --show-bin-path)/faultline" /out/bin/faultline \
  && python3 scripts/generate-shell-files.py /out/bin/faultline /out
 
 # ---- runtime: Debian slim, iproute2 (tc, ip), iptables (nf_tables), libcap2, libsqlite3 ----
@@ -55,7 +55,8 @@ ENV FAULTLINE_STATE_DIR=/var/lib/faultline
 USER 65532:65532
 WORKDIR /var/lib/faultline
 EXPOSE 7465
-# The health check sends no secret and does not check the agent's certificate.
+# The health check sends no secret and does not check the agent's certificate. scripts/build-image sets the same
+# exec form (it checks that they agree).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 CMD ["faultline", "health", "--url", "https://127.0.0.1:7465"]
 ENTRYPOINT ["faultline", "agent"]
 # A non-loopback address needs a token (-e FAULTLINE_TOKEN=... or --token-file, mode 0600) and HTTPS: mount the

@@ -11,6 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 FAULTLINE=${FAULTLINE:-.build/debug/faultline}
+case "$FAULTLINE" in /*) ;; *) FAULTLINE=$ROOT/$FAULTLINE ;; esac
 HADOLINT_VERSION=2.15.1
 failed=0
 skip() { echo "skipped: $*"; }
@@ -71,7 +72,7 @@ else skip "man page render: no groff"; fi
 unit=deploy/systemd/faultline-agent.service
 if [ -f "$unit" ] && command -v systemd-analyze >/dev/null; then
   # verify wants the ExecStart binary to exist: check a copy that points at the one built here.
-  sed "s|/usr/local/bin/faultline|$ROOT/$FAULTLINE|" "$unit" > "$work/faultline-agent.service"
+  sed "s|/usr/local/bin/faultline|$FAULTLINE|" "$unit" > "$work/faultline-agent.service"
   problems=$(systemd-analyze verify "$work/faultline-agent.service" 2>&1 || true)
   [ -z "$problems" ] && ok "systemd-analyze verify $unit" || fail "systemd-analyze verify $unit: $problems"
 elif [ -f "$unit" ]; then skip "systemd unit check: no systemd-analyze"; fi
