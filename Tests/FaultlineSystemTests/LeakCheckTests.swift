@@ -23,10 +23,11 @@ struct LeakCheckTests {
         let qdiscs = try await output(["tc", "qdisc", "show"]).split(separator: "\n").filter { $0.contains("fa17:") || $0.contains("fa18:") }
         #expect(qdiscs.isEmpty, "Faultline qdiscs in the root namespace: \(qdiscs)")
         let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8).split(separator: "\n")
-            .filter { $0.contains("flt-test") || $0.contains("/pins/") }
+            .filter { $0.contains("flt-test") || $0.contains("/pins/") || $0.contains("/tmp/flt-rt-") }
         #expect(mounts.isEmpty, "mounts left: \(mounts)")
         let processes = ProcessTable().all().filter { process in
             process.name.hasPrefix("flt-sl-") || process.commandLine.contains("netprobe.py")
+                || process.commandLine.contains("flt-marker-") || process.commandLine.contains("/tmp/flt-rt-")
                 || (process.arguments.count > 1 && ["hog", "guard", "run", "agent", "delayer"].contains(process.arguments[1]) && process.arguments[0].hasSuffix("faultline"))
         }
         #expect(processes.isEmpty, "processes left: \(processes.map { "\($0.pid) \($0.commandLine)" })")

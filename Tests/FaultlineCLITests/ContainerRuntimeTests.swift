@@ -1,0 +1,184 @@
+import FaultlineCore
+import FaultlineSystem
+import FaultlineTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Container targets against a real runtime: podman on a private store (scripts/test-runtime), an app container in a
+/// namespace the test made, and `faultline run` naming it only by `target: {container: app}`.
+@Suite(.serialized) struct ContainerRuntimeTests {
+    /// A private runtime from scripts/test-runtime in a short directory (its sockets live there); nil, with the
+    /// reason printed, where it cannot run.
+    static func up(_ runtime: String, _ arguments: [String] = []) async throws -> String? {
+        let directory = "/tmp/flt-rt-\(String(UInt32.random(in: 0x1000_0000 ... 0xffff_ffff), radix: 16))"
+        let result = try await SubprocessRunner().run([TestPaths.root.path + "/scripts/test-runtime", "\(runtime)-up", directory] + arguments,
+                                                      timeout: .seconds(600), outputLimit: 1 << 20)
+        if result.exitCode == 3 {
+            print("container runtime test skipped: \(runtime): \(result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))")
+            return nil
+        }
+        guard result.succeeded else {
+            await down(directory)
+            throw TestFailure("test-runtime \(runtime)-up exited \(result.exitCode): \(result.standardError)\(result.standardOutput)")
+        }
+        return directory
+    }
+
+    static func down(_ directory: String) async {
+        _ = try? await SubprocessRunner().run([TestPaths.root.path + "/scripts/test-runtime", "down", directory], timeout: .seconds(120), outputLimit: 1 << 20)
+    }
+
+    /// Every fault family but kill, at once, in one container: each acts inside it, measured from outside, and
+    /// nothing is left after; then a kill ends the container's main process, and a container that is not there
+    /// stops a run before anything is applied.
+    @Test func podmanContainerTarget() async throws {
+        guard geteuid() == 0 else {
+            print("container runtime test skipped: needs root")
+            return
+        }
+        let net = try await TestNetwork.create()
+        guard let runtime = try await Self.up("podman") else {
+            await net.remove()
+            return
+        }
+        do {
+            try await check(net: net, runtime: runtime)
+        } catch {
+            await Self.down(runtime)
+            await net.remove()
+            throw error
+        }
+        await Self.down(runtime)
+        await net.remove()
+    }
+
+    func check(net: TestNetwork, runtime: String) async throws {
+        let runner = SubprocessRunner()
+        let podman = runtime + "/podman"
+        let marker = "flt-marker-\(String(UInt32.random(in: 0x1000_0000 ... 0xffff_ffff), radix: 16))"
+        // The app: an HTTP server on 8080 in namespace B, then a marked process as the container's main process.
+        let started = try await net.must([podman, "run", "-d", "--name", "app", "--network", "ns:/run/netns/\(net.b)",
+                                          "--tmpfs", "/fill:size=64m", "localhost/faultline-test-base:latest", "sh", "-c",
+                                          "busybox httpd -p 8080 -h /etc && exec python3 -c 'import time; time.sleep(1e6)' \(marker)"])
+        #expect(!started.standardOutput.isEmpty)
+        func markerProcess() -> ProcessRecord? {
+            ProcessTable().all().first { $0.arguments.last == marker && $0.arguments.first?.hasPrefix("python3") == true }
+        }
+        var app: ProcessRecord?
+        for _ in 0..<100 where app == nil {
+            app = markerProcess()
+            if app == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let main = try #require(app, "the container's marked process did not start")
+        #expect(main.namespacePID == 1, "the marked process is the container's pid 1 (exec): \(String(describing: main.namespacePID))")
+        var ready = false
+        for _ in 0..<100 where !ready {
+            ready = try await net.handshakes(from: net.a, to: TestNetwork.addressB, port: 8080, count: 1, timeout: 0.3).failed == 0
+            if !ready { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(ready, "the container's HTTP server did not answer from namespace A")
+
+        let state = runtime + "/state"
+        let scenario = runtime + "/container.yaml"
+        try """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: container-target}
+            spec:
+              maxDuration: 5s
+              target: {container: app}
+              faults:
+                - {name: cut, type: drop, direction: ingress, from: {ports: [8080]}, duration: 4s}
+                - {name: freeze, type: pause-process, match: {cmdline: "\(marker)"}, duration: 4s}
+                - {name: fill, type: disk-fill, path: /fill, size: 16MiB, duration: 4s}
+                - {name: burn, type: cpu-stress, workers: 1, load: 20%, duration: 4s}
+            """.write(toFile: scenario, atomically: true, encoding: .utf8)
+        let socket = ["--runtime-socket", runtime + "/podman.sock", "--state-dir", state]
+
+        // The plan names the container and what it was found to be.
+        let plan = try await runner.run([TestPaths.faultline, "plan", scenario] + socket)
+        #expect(plan.succeeded, "\(plan.standardError)")
+        #expect(plan.standardOutput.contains("app → podman container "), "\(plan.standardOutput)")
+        #expect(plan.standardOutput.contains("→ pid \(main.pid) → network namespace /proc/\(main.pid)/ns/net"), "\(plan.standardOutput)")
+        #expect(plan.standardOutput.contains("python3[\(main.pid), 1 in its container]"), "\(plan.standardOutput)")
+
+        let log = runtime + "/run.log"
+        let clock = ContinuousClock()
+        let began = clock.now
+        let run = try ChildProcess.spawn([TestPaths.faultline, "run", scenario, "--yes", "--report", runtime + "/report"] + socket,
+                                         table: ProcessTable(), output: log)
+        // Wait for the pause: every fault is injected at 0s.
+        var paused = false
+        for _ in 0..<60 where !paused {
+            paused = ProcessTable().read(main.pid).map(\.isStopped) == true
+            if !paused { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(paused, "the container's process was not paused")
+        // The drop is in the container's namespace (B), and not in this test's.
+        let during = try await net.handshakes(from: net.a, to: TestNetwork.addressB, port: 8080, count: 3, timeout: 0.3, gap: 0)
+        #expect(during.failed == 3, "handshakes to the container went through during the drop: \(during.summary)")
+        let chains = try await net.must(["ip", "netns", "exec", net.b, "iptables", "-S"]).standardOutput
+        #expect(chains.contains("-N FAULTLINE-"), "no Faultline chain in the container's namespace")
+        let hostChains = try await runner.run(["iptables", "-S"]).standardOutput
+        #expect(!hostChains.contains("FAULTLINE-"), "a Faultline chain in the machine's own namespace")
+        // The fill is on the container's /fill, not on this host's.
+        let usage = try Filesystem.usage(of: "/proc/\(main.pid)/root/fill")
+        #expect(usage.used >= 16 << 20, "the container's /fill holds \(usage.used) bytes")
+        #expect(!FileManager.default.fileExists(atPath: "/fill"))
+        // The hog is in the container's cgroups.
+        let hog = ProcessTable().all().first { $0.arguments.count > 2 && $0.arguments[1] == "hog" && $0.arguments.contains("--cgroup") && $0.arguments.contains(where: { $0.contains("--duration") }) }
+        let hogCgroup = hog.flatMap { try? String(contentsOfFile: "/proc/\($0.pid)/cgroup", encoding: .utf8) }
+        let appCgroup = try String(contentsOfFile: "/proc/\(main.pid)/cgroup", encoding: .utf8)
+        let memory: (String?) -> Substring? = { text in text?.split(separator: "\n").first { $0.contains(":memory:") || $0.hasPrefix("0::") } }
+        #expect(hog != nil, "no stress process with --cgroup running")
+        #expect(memory(hogCgroup) == memory(appCgroup), "the stress process is in \(String(describing: memory(hogCgroup))), the container in \(String(describing: memory(appCgroup)))")
+
+        let exit = await ChildProcess.waitForExit(run.pid)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(exit == 0, "faultline run exited \(exit): \(output)")
+        #expect(clock.now - began < .seconds(30))
+        // All reverted: reachable, running, empty, no hog, no chain.
+        let after = try await net.handshakes(from: net.a, to: TestNetwork.addressB, port: 8080, count: 3, timeout: 0.5, gap: 0)
+        #expect(after.failed == 0, "the container is not reachable after the run: \(after.summary)")
+        #expect(ProcessTable().read(main.pid).map(\.isStopped) == false, "the container's process is still paused")
+        #expect(try Filesystem.usage(of: "/proc/\(main.pid)/root/fill").used < 1 << 20, "the fill is still in the container")
+        #expect(!(try await net.must(["ip", "netns", "exec", net.b, "iptables", "-S"]).standardOutput.contains("FAULTLINE")))
+        #expect(!ProcessTable().all().contains { $0.arguments.count > 1 && $0.arguments[1] == "hog" && $0.arguments.contains("--cgroup") })
+
+        // A kill hits the container's own main process (pid 1 inside it): the container stops.
+        let kill = runtime + "/kill.yaml"
+        try """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: container-kill}
+            spec:
+              maxDuration: 2s
+              target: {container: app}
+              faults:
+                - {name: end, type: kill-process, match: {pid: 1}}
+            """.write(toFile: kill, atomically: true, encoding: .utf8)
+        let killed = try await runner.run([TestPaths.faultline, "run", kill, "--yes"] + socket, timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(killed.succeeded, "\(killed.standardError)")
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = ProcessTable().read(main.pid).map { $0.startTime != main.startTime || $0.state == "Z" } ?? true
+            if !gone { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(gone, "the container's main process survived the kill")
+
+        // Now it is not running: a run refuses before anything is applied, and says why.
+        var stopped = false
+        for _ in 0..<100 where !stopped {
+            stopped = try await runner.run([podman, "inspect", "--format", "{{.State.Running}}", "app"]).standardOutput.hasPrefix("false")
+            if !stopped { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let refused = try await runner.run([TestPaths.faultline, "run", scenario, "--yes"] + socket, timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(refused.exitCode == 3, "\(refused.standardError)")
+        #expect(refused.standardError.contains("container app was not found: container 'app' is not running"), "\(refused.standardError)")
+    }
+}
