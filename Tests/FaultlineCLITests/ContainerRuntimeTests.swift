@@ -181,4 +181,78 @@ import Glibc
         #expect(refused.exitCode == 3, "\(refused.standardError)")
         #expect(refused.standardError.contains("container app was not found: container 'app' is not running"), "\(refused.standardError)")
     }
+
+    /// docker (dockerd in a namespace of the test's) and containerd alone (ctr, namespace k8s.io): the container is
+    /// found by name (docker) or id (containerd) through the socket, and a pause hits its process and is reverted.
+    @Test(arguments: ["docker", "containerd"])
+    func otherRuntimesFindTheContainer(_ kind: String) async throws {
+        guard geteuid() == 0 else {
+            print("container runtime test skipped: needs root")
+            return
+        }
+        let net = try await TestNetwork.create()
+        let arguments = kind == "docker" ? [net.b, "10.213.77.1/24"] : []
+        guard let runtime = try await Self.up(kind, arguments) else {
+            await net.remove()
+            return
+        }
+        do {
+            try await pause(kind, net: net, runtime: runtime)
+        } catch {
+            await Self.down(runtime)
+            await net.remove()
+            throw error
+        }
+        await Self.down(runtime)
+        await net.remove()
+    }
+
+    func pause(_ kind: String, net: TestNetwork, runtime: String) async throws {
+        let runner = SubprocessRunner()
+        let marker = "flt-marker-\(String(UInt32.random(in: 0x1000_0000 ... 0xffff_ffff), radix: 16))"
+        let command = ["python3", "-c", "import time; time.sleep(1e6)", marker]
+        let target: String
+        let socket: String
+        if kind == "docker" {
+            try await net.must([runtime + "/docker", "run", "-d", "--name", "web", "--network", "none", "localhost/faultline-test-base:latest"] + command)
+            target = "{container: web, runtime: docker}"
+            socket = runtime + "/docker.sock"
+        } else {
+            try await net.must([runtime + "/ctr", "-n", "k8s.io", "run", "-d", "--with-ns", "network:/run/netns/\(net.b)",
+                                "--label", "io.kubernetes.container.name=web", "localhost/faultline-test-base:latest", "web-0123"] + command)
+            target = "{container: web-0123, namespace: k8s.io}"
+            socket = runtime + "/containerd.sock"
+        }
+        var found: ProcessRecord?
+        for _ in 0..<100 where found == nil {
+            found = ProcessTable().all().first { $0.arguments.last == marker }
+            if found == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let main = try #require(found, "the \(kind) container's process did not start")
+        let scenario = runtime + "/pause.yaml"
+        try """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: \(kind)-pause}
+            spec:
+              maxDuration: 3s
+              target: \(target)
+              faults:
+                - {name: freeze, type: pause-process, match: {cmdline: "\(marker)"}, duration: 2s}
+            """.write(toFile: scenario, atomically: true, encoding: .utf8)
+        let options = ["--runtime-socket", socket, "--state-dir", runtime + "/state"]
+        let plan = try await runner.run([TestPaths.faultline, "plan", scenario] + options)
+        #expect(plan.succeeded, "\(plan.standardError)\(plan.standardOutput)")
+        #expect(plan.standardOutput.contains(" → \(kind) container ") && plan.standardOutput.contains("→ pid \(main.pid) →"), "\(plan.standardOutput)")
+        let run = try ChildProcess.spawn([TestPaths.faultline, "run", scenario, "--yes"] + options, table: ProcessTable(), output: runtime + "/run.log")
+        var paused = false
+        for _ in 0..<60 where !paused {
+            paused = ProcessTable().read(main.pid).map(\.isStopped) == true
+            if !paused { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(paused, "the \(kind) container's process was not paused")
+        let exit = await ChildProcess.waitForExit(run.pid)
+        #expect(exit == 0, "faultline run exited \(exit): \((try? String(contentsOfFile: runtime + "/run.log", encoding: .utf8)) ?? "")")
+        #expect(ProcessTable().read(main.pid).map(\.isStopped) == false, "the \(kind) container's process is still paused")
+    }
 }
