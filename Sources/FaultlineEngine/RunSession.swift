@@ -129,7 +129,7 @@ public struct RunSession: Sendable {
         // Containers are found now (a restart since the scenario was written changed their PIDs).
         var scenario = self.scenario
         var containerProblems: [String: String] = [:]
-        if !scenario.containers.isEmpty {
+        if scenario.namesContainers {
             (scenario, containerProblems) = await ContainerResolver(socket: settings.runtimeSocket).resolve(scenario)
         }
         let pins = HostFactsReader.PinSettings(directory: settings.stateDirectory + "/pins", runID: runID)

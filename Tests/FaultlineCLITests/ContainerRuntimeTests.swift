@@ -255,4 +255,97 @@ import Glibc
         #expect(exit == 0, "faultline run exited \(exit): \((try? String(contentsOfFile: runtime + "/run.log", encoding: .utf8)) ?? "")")
         #expect(ProcessTable().read(main.pid).map(\.isStopped) == false, "the \(kind) container's process is still paused")
     }
+
+    /// Pods as the kubelet leaves them in containerd (namespace k8s.io, its labels on sandboxes and containers):
+    /// a label target with `mode: all` pauses the named container of every matching pod (one fault per pod), with
+    /// `mode: one` only one of them, and a pod of another namespace or label never.
+    @Test func podsAreFoundByTheKubeletsLabels() async throws {
+        guard geteuid() == 0 else {
+            print("container runtime test skipped: needs root")
+            return
+        }
+        let net = try await TestNetwork.create()
+        guard let runtime = try await Self.up("containerd") else {
+            await net.remove()
+            return
+        }
+        do {
+            try await pods(net: net, runtime: runtime)
+        } catch {
+            await Self.down(runtime)
+            await net.remove()
+            throw error
+        }
+        await Self.down(runtime)
+        await net.remove()
+    }
+
+    func pods(net: TestNetwork, runtime: String) async throws {
+        let runner = SubprocessRunner()
+        let tag = String(UInt32.random(in: 0x1000_0000 ... 0xffff_ffff), radix: 16)
+        // Two pods of app=checkout in shop, one of app=checkout in another namespace: a sandbox and a `web` each.
+        let pods = [("shop", "checkout-a", "checkout"), ("shop", "checkout-b", "checkout"), ("other", "checkout-c", "checkout")]
+        var web: [String: ProcessRecord] = [:]
+        for (index, (namespace, pod, app)) in pods.enumerated() {
+            let uid = "uid-\(tag)-\(index)"
+            let common = ["io.kubernetes.pod.name=\(pod)", "io.kubernetes.pod.namespace=\(namespace)", "io.kubernetes.pod.uid=\(uid)"]
+            for (kind, id, extra) in [("sandbox", "sb-\(tag)-\(index)", ["app=\(app)"]), ("container", "web-\(tag)-\(index)", ["io.kubernetes.container.name=web"])] {
+                let labels = (common + extra + ["io.cri-containerd.kind=\(kind)"]).flatMap { ["--label", $0] }
+                try await net.must([runtime + "/ctr", "-n", "k8s.io", "run", "-d", "--with-ns", "network:/run/netns/\(net.b)"] + labels
+                                   + ["localhost/faultline-test-base:latest", id, "python3", "-c", "import time; time.sleep(1e6)", "flt-marker-\(id)"])
+            }
+        }
+        for (index, (_, pod, _)) in pods.enumerated() {
+            var found: ProcessRecord?
+            for _ in 0..<100 where found == nil {
+                found = ProcessTable().all().first { $0.arguments.last == "flt-marker-web-\(tag)-\(index)" }
+                if found == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            web[pod] = try #require(found, "pod \(pod)'s web container did not start")
+        }
+        let options = ["--runtime-socket", runtime + "/containerd.sock", "--state-dir", runtime + "/state"]
+        func scenario(_ mode: String) throws -> String {
+            let path = runtime + "/pods-\(mode).yaml"
+            try """
+                apiVersion: faultline/v1
+                kind: Scenario
+                metadata: {name: pods-\(mode)}
+                spec:
+                  maxDuration: 3s
+                  faults:
+                    - name: freeze
+                      type: pause-process
+                      duration: 2s
+                      target: {pod: {namespace: shop, labels: {app: checkout}}, container: web, mode: \(mode)}
+                      match: {cmdline: "flt-marker-web-"}
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        for (mode, hits) in [("all", 2), ("one", 1)] {
+            let file = try scenario(mode)
+            let plan = try await runner.run([TestPaths.faultline, "plan", file] + options)
+            #expect(plan.succeeded, "\(plan.standardError)\(plan.standardOutput)")
+            let listed = ["checkout-a", "checkout-b"].filter { plan.standardOutput.contains("pod shop/\($0) → ") }
+            #expect(listed.count == hits, "mode \(mode): \(plan.standardOutput)")
+            #expect(!plan.standardOutput.contains("checkout-c"))
+            let run = try ChildProcess.spawn([TestPaths.faultline, "run", file, "--yes"] + options, table: ProcessTable(), output: runtime + "/run-\(mode).log")
+            var paused: [String] = []
+            for _ in 0..<60 where paused.count < hits {
+                paused = web.filter { ProcessTable().read($0.value.pid).map(\.isStopped) == true }.keys.sorted()
+                if paused.count < hits { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            paused = web.filter { ProcessTable().read($0.value.pid).map(\.isStopped) == true }.keys.sorted()
+            #expect(paused.count == hits && !paused.contains("checkout-c"), "mode \(mode): paused \(paused)")
+            let exit = await ChildProcess.waitForExit(run.pid)
+            #expect(exit == 0, "mode \(mode): faultline run exited \(exit): \((try? String(contentsOfFile: runtime + "/run-\(mode).log", encoding: .utf8)) ?? "")")
+            #expect(web.values.allSatisfy { ProcessTable().read($0.pid).map(\.isStopped) == false }, "mode \(mode): a web process is still paused")
+        }
+        // A pod that is not on this node: nothing applied, exit 3, and why.
+        let missing = runtime + "/missing.yaml"
+        try String(contentsOfFile: try scenario("all"), encoding: .utf8).replacingOccurrences(of: "app: checkout", with: "app: nowhere")
+            .write(toFile: missing, atomically: true, encoding: .utf8)
+        let refused = try await runner.run([TestPaths.faultline, "run", missing, "--yes"] + options, timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(refused.exitCode == 3 && refused.standardError.contains("no running pod is pods in shop with app=nowhere container web"), "\(refused.standardError)")
+    }
 }

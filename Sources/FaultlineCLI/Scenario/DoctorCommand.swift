@@ -37,7 +37,7 @@ struct DoctorCommand: AsyncParsableCommand {
         var containerProblems: [String: String] = [:]
         if let file {
             var scenario = try ScenarioFile.loadOrExit(file)
-            if !scenario.containers.isEmpty {
+            if scenario.namesContainers {
                 (scenario, containerProblems) = await ContainerResolver(socket: runtime.runtimeSocket).resolve(scenario)
             }
             report = await preflight.check(scenario)

@@ -46,7 +46,7 @@ struct PlanCommand: AsyncParsableCommand {
         let id = runID ?? RunID.derived(from: ScenarioFile.contents(file) ?? file)
         // Containers are found as a run would find them now (a run finds them again when it starts).
         var containerProblems: [String: String] = [:]
-        if !scenario.containers.isEmpty {
+        if scenario.namesContainers {
             (scenario, containerProblems) = await ContainerResolver(socket: runtime.runtimeSocket).resolve(scenario)
         }
         var facts = await HostFactsReader().read(for: scenario, agentPort: agentPort, pins: .init(directory: global.stateDirectory + "/pins", runID: id))

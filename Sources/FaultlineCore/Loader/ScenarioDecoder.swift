@@ -72,6 +72,11 @@ struct ScenarioDecoder {
 
     func target(_ node: Node, _ path: NodePath) -> NetnsTarget? {
         guard let f = r.fields(node, path, allowed: ScenarioSchema.target) else { return nil }
+        if f["pod"] != nil { return pod(f, path) }
+        if let mode = f.keyNodes["mode"] {
+            r.error("'mode' goes with 'pod' (which of the pods that match a fault hits)", at: mode, path)
+            return nil
+        }
         let given = ["netns", "pid", "container"].filter { f[$0] != nil }
         for key in ["runtime", "namespace"] where f[key] != nil && f["container"] == nil {
             r.error("'\(key)' goes with 'container' (target: {container: NAME, \(key): ...})", at: f.keyNodes[key], path)
@@ -94,6 +99,75 @@ struct ScenarioDecoder {
         } else if let node = f["container"] {
             return container(node, f, path)
         }
+        return nil
+    }
+
+    /// `pod: {namespace:, name: | labels:}` with its optional `container` and `mode`.
+    func pod(_ f: Fields, _ path: NodePath) -> NetnsTarget? {
+        for key in ["netns", "pid", "namespace"] where f[key] != nil {
+            r.error(key == "namespace" ? "a pod's namespace goes in pod.namespace" : "give one of 'netns', 'pid', 'container' or 'pod', not 'pod' and '\(key)'",
+                    at: f.keyNodes[key], path)
+            return nil
+        }
+        if let node = f["runtime"], let runtime = r.choice(ContainerRuntime.self, what: "container runtime")(node, path.key("runtime")), runtime != .containerd {
+            r.error("pods are found through the node's containerd; runtime \(runtime.rawValue) has no pods", at: node, path.key("runtime"))
+            return nil
+        }
+        guard let node = f["pod"], let p = r.fields(node, path.key("pod"), allowed: ScenarioSchema.pod) else { return nil }
+        func name(_ key: String, _ node: Node, _ path: NodePath, what: String) -> String? {
+            guard let text = r.nonEmptyString(node, path) else { return nil }
+            do { return try PodRef.validName(text, what: what) } catch { r.error(error.message, at: node, path); return nil }
+        }
+        let namespace = r.required(p, "namespace") { name("namespace", $0, $1, what: "Kubernetes namespace") }
+        let podName = r.optional(p, "name") { name("name", $0, $1, what: "pod name") }
+        let labels = r.optional(p, "labels", r.stringMap)
+        switch (p["name"], p["labels"]) {
+        case (nil, nil):
+            r.error("a pod target needs 'name' or 'labels'", at: node, path.key("pod"))
+            return nil
+        case (.some, .some):
+            r.error("give either 'name' or 'labels', not both", at: p.keyNodes["labels"], path.key("pod"))
+            return nil
+        default: break
+        }
+        if let labels, labels.isEmpty {
+            r.error("'labels' needs at least one label", at: p["labels"], path.key("pod").key("labels"))
+            return nil
+        }
+        let container = r.optional(f, "container") { name("container", $0, $1, what: "container name") }
+        var mode = PodMode.one
+        if let node = f["mode"] {
+            guard let parsed = podMode(node, path.key("mode")) else { return nil }
+            mode = parsed
+        }
+        guard let namespace, p["name"] == nil || podName != nil, p["labels"] == nil || labels != nil, f["container"] == nil || container != nil else { return nil }
+        return .pod(PodRef(namespace: namespace, name: podName, labels: labels, container: container, mode: mode))
+    }
+
+    /// `one`, `all`, `{fixed: N}` or `{percent: P}`.
+    func podMode(_ node: Node, _ path: NodePath) -> PodMode? {
+        if case .scalar(let scalar) = node {
+            switch scalar.string {
+            case "one": return .one
+            case "all": return .all
+            default:
+                r.error("unknown mode '\(scalar.string)' (use one, all, {fixed: N} or {percent: P})", at: node, path)
+                return nil
+            }
+        }
+        guard let m = r.fields(node, path, allowed: ["fixed", "percent"]) else { return nil }
+        if let fixed = m["fixed"] {
+            guard let text = r.scalarText(fixed, path.key("fixed"), what: "a number of pods"), let n = Int(text), n > 0 else {
+                r.error("fixed needs a number of pods above 0", at: fixed, path.key("fixed"))
+                return nil
+            }
+            return .fixed(n)
+        }
+        if let share = m["percent"], let value = percent(share, path.key("percent")) {
+            guard value.value > 0 else { r.error("must be above 0%", at: share, path.key("percent")); return nil }
+            return .percent(value)
+        }
+        if m["percent"] == nil { r.error("a mode mapping needs 'fixed' or 'percent'", at: node, path) }
         return nil
     }
 

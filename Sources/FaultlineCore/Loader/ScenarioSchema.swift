@@ -3,7 +3,9 @@ public enum ScenarioSchema {
     static let root = ["apiVersion", "kind", "metadata", "spec"]
     static let metadata = ["name", "description", "owner", "runbook", "labels"]
     static let spec = ["maxDuration", "target", "steadyState", "notify", "faults"]
-    static let target = ["netns", "pid", "container", "runtime", "namespace"]
+    static let target = ["netns", "pid", "container", "runtime", "namespace", "pod", "mode"]
+    static let pod = ["namespace", "name", "labels"]
+    static let podMode = ["fixed", "percent"]
     static let steadyState = ["probes", "slo", "abortWhen"]
     static let probeKinds = ["http", "tcp", "command", "prometheus"]
     static let probe = ["name", "interval"] + probeKinds + ["rate", "ramp", "spike", "during"]
@@ -50,6 +52,8 @@ public enum ScenarioSchema {
         add("metadata", metadata)
         add("spec", spec)
         add("spec.target", target)
+        add("spec.target.pod", pod)
+        add("spec.target.mode", podMode)
         add("spec.steadyState", steadyState)
         add("spec.steadyState.probes[]", probe)
         add("spec.steadyState.probes[].http", http)

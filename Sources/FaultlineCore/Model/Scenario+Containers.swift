@@ -1,4 +1,7 @@
 extension Scenario {
+    /// Whether a target is a container or pods: found through a runtime when the run starts.
+    public var namesContainers: Bool { !containers.isEmpty || !pods.isEmpty }
+
     /// The containers the scenario names (its default target and each fault's), each once, in order.
     public var containers: [ContainerRef] {
         var result: [ContainerRef] = []
@@ -36,6 +39,39 @@ extension Scenario {
             default: break
             }
             return fault
+        }
+        return copy
+    }
+}
+
+extension Scenario {
+    /// The pod targets the scenario names, each once, in order.
+    public var pods: [PodRef] {
+        var result: [PodRef] = []
+        for ref in ([spec.target] + spec.faults.map(\.target)).compactMap({ $0?.pod }) where !result.contains(ref) {
+            result.append(ref)
+        }
+        return result
+    }
+
+    /// The scenario with each pod target replaced by the containers chosen for it (`chosen`, by the pod target as
+    /// written): a fault whose pods are several becomes one fault per pod, named `NAME-1`, `NAME-2`, ... in the
+    /// order given; the default target becomes the first pod's container (where the probes run). Pod targets with
+    /// nothing chosen stay as written (a run refuses them).
+    public func withPods(_ chosen: [PodRef: [FoundContainer]]) -> Scenario {
+        func container(_ found: FoundContainer) -> NetnsTarget {
+            .container(ContainerRef(name: found.name, runtime: found.runtime, namespace: "k8s.io", found: found))
+        }
+        var copy = self
+        if let ref = spec.target?.pod, let first = chosen[ref]?.first { copy.spec.target = container(first) }
+        copy.spec.faults = spec.faults.flatMap { fault -> [Fault] in
+            guard let ref = (fault.target ?? spec.target)?.pod, let pods = chosen[ref], !pods.isEmpty else { return [fault] }
+            return pods.enumerated().map { index, found in
+                var one = fault
+                if pods.count > 1, let name = try? ResourceName(parsing: "\(fault.name.rawValue)-\(index + 1)") { one.name = name }
+                one.target = container(found)
+                return one
+            }
         }
         return copy
     }

@@ -27,11 +27,11 @@ public struct Planner: Sendable {
         }
         for ref in scenario.containers {
             guard let found = ref.found else { continue }
-            notes.append("\(ref.name) → \(found.runtime.rawValue) container \(found.shortID) (found through \(found.socket)) → pid \(found.pid)"
+            notes.append("\(found.pod.map { "pod \($0) → " } ?? "")\(ref.name) → \(found.runtime.rawValue) container \(found.shortID) (found through \(found.socket)) → pid \(found.pid)"
                 + " → network namespace /proc/\(found.pid)/ns/net" + (found.pidNamespace.map { ", pid namespace pid:[\($0)]" } ?? "")
                 + ", root \(found.root)" + (found.cgroups.isEmpty ? "" : ", cgroups \(found.cgroups.joined(separator: " "))"))
         }
-        if scenario.spec.faults.contains(where: { !$0.type.isNetwork && ($0.target ?? scenario.spec.target).map { $0.container == nil } == true }) {
+        if scenario.spec.faults.contains(where: { !$0.type.isNetwork && ($0.target ?? scenario.spec.target).map { $0.container == nil && $0.pod == nil } == true }) {
             notes.append("netns and pid targets apply to network faults; process, disk and stress faults with such a target act on this host's processes and filesystems (a container target confines them to the container)")
         }
         return Plan(
@@ -59,6 +59,9 @@ public struct Planner: Sendable {
         )
         context.currentFault = fault.name.rawValue
         let container = target?.container?.found
+        if let ref = target?.pod {
+            context.problem("\(ref) was not found: \(facts.containerProblems[ref.description] ?? "it was not looked up")")
+        }
         if let ref = target?.container, ref.found == nil {
             context.problem("\(ref) was not found: \(facts.containerProblems[ref.description] ?? "it was not looked up")")
         }

@@ -8,6 +8,9 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
     case pid(Int32)
     /// A container, found through its runtime when the run starts (`ContainerRef.found`); its main process's namespaces.
     case container(ContainerRef)
+    /// Pods on this node, found through containerd when the run starts; each fault becomes one per pod hit, each
+    /// with that pod's container as its target.
+    case pod(PodRef)
 
     /// Parses the `netns:` form: a name, an absolute path or `pid:<N>`.
     public init(netns text: String) throws(ValueError) {
@@ -50,6 +53,7 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
         case .pid(let pid): "/proc/\(pid)/ns/net"
         // Not a path until found: a command given it fails (a run refuses a container it has not found first).
         case .container(let ref): ref.found.map { "/proc/\($0.pid)/ns/net" } ?? "container:\(ref.name)"
+        case .pod(let ref): "pod:\(ref.namespace)/\(ref.name ?? "-")"
         }
     }
 
@@ -65,15 +69,23 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
         case .path(let path): "netns \(path)"
         case .pid(let pid): "pid \(pid)"
         case .container(let ref): ref.description
+        case .pod(let ref): ref.description
         }
     }
 
-    private enum CodingKeys: String, CodingKey { case netns, pid, container, runtime, namespace, found }
+    /// The pod, when the target is pods (not yet found).
+    public var pod: PodRef? {
+        if case .pod(let ref) = self { ref } else { nil }
+    }
+
+    private enum CodingKeys: String, CodingKey { case netns, pid, container, runtime, namespace, found, pod }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         if let pid = try container.decodeIfPresent(Int32.self, forKey: .pid) {
             self = .pid(pid)
+        } else if let pod = try container.decodeIfPresent(PodRef.self, forKey: .pod) {
+            self = .pod(pod)
         } else if let name = try container.decodeIfPresent(String.self, forKey: .container) {
             self = .container(ContainerRef(name: name, runtime: try container.decodeIfPresent(ContainerRuntime.self, forKey: .runtime),
                                            namespace: try container.decodeIfPresent(String.self, forKey: .namespace),
@@ -97,6 +109,7 @@ public enum NetnsTarget: Sendable, Hashable, Codable, CustomStringConvertible {
             try container.encodeIfPresent(ref.runtime, forKey: .runtime)
             try container.encodeIfPresent(ref.namespace, forKey: .namespace)
             try container.encodeIfPresent(ref.found, forKey: .found)
+        case .pod(let ref): try container.encode(ref, forKey: .pod)
         }
     }
 }

@@ -33,8 +33,8 @@ public struct ContainerResolver: Sendable {
     /// The scenario with its containers found, and why each one that was not could not be (by `container NAME`).
     public func resolve(_ scenario: Scenario) async -> (scenario: Scenario, problems: [String: String]) {
         var found: [ContainerRef: FoundContainer] = [:]
-        var problems: [String: String] = [:]
-        for ref in scenario.containers {
+        var (scenario, problems) = scenario.pods.isEmpty ? (scenario, [:]) : await resolvePods(scenario)
+        for ref in scenario.containers where ref.found == nil {
             switch await find(ref) {
             case .success(let container): found[ref] = container
             case .failure(let error): problems[ref.description] = error.message
@@ -224,5 +224,101 @@ public struct ContainerResolver: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+// MARK: Pods
+
+extension ContainerResolver {
+    /// The kubelet's labels on what containerd runs for a pod.
+    enum KubeletLabel {
+        static let kind = "io.cri-containerd.kind"
+        static let podName = "io.kubernetes.pod.name"
+        static let podNamespace = "io.kubernetes.pod.namespace"
+        static let podUID = "io.kubernetes.pod.uid"
+        static let containerName = "io.kubernetes.container.name"
+    }
+
+    /// One container of containerd's `k8s.io` namespace and its labels.
+    struct LabelledContainer: Sendable, Hashable {
+        var id: String
+        var labels: [String: String]
+    }
+
+    /// The pods `ref` selects among `containers` (their sandboxes, by pod name), and for each the container to act
+    /// on: the named one (running, if several: the latest) or the sandbox.
+    static func select(_ ref: PodRef, among containers: [LabelledContainer], running: Set<String>) -> [(pod: String, id: String?)] {
+        let sandboxes = containers.filter { c in
+            c.labels[KubeletLabel.kind] == "sandbox" && c.labels[KubeletLabel.podNamespace] == ref.namespace
+                && (ref.name.map { c.labels[KubeletLabel.podName] == $0 } ?? true)
+                && (ref.labels ?? [:]).allSatisfy { c.labels[$0.key] == $0.value }
+                && running.contains(c.id)
+        }.sorted { ($0.labels[KubeletLabel.podName] ?? "") < ($1.labels[KubeletLabel.podName] ?? "") }
+        return sandboxes.map { sandbox in
+            let pod = "\(ref.namespace)/\(sandbox.labels[KubeletLabel.podName] ?? sandbox.id)"
+            guard let name = ref.container else { return (pod, sandbox.id) }
+            let id = containers.first { c in
+                c.labels[KubeletLabel.kind] == "container" && c.labels[KubeletLabel.containerName] == name
+                    && c.labels[KubeletLabel.podUID] == sandbox.labels[KubeletLabel.podUID] && running.contains(c.id)
+            }?.id
+            return (pod, id)
+        }
+    }
+
+    /// The containers of each pod target, as many as its mode says, chosen at random among the pods that match;
+    /// why, for those that cannot be found.
+    public func resolvePods(_ scenario: Scenario) async -> (scenario: Scenario, problems: [String: String]) {
+        var chosen: [PodRef: [FoundContainer]] = [:]
+        var problems: [String: String] = [:]
+        for ref in scenario.pods {
+            switch await findPods(ref) {
+            case .success(let found): chosen[ref] = found
+            case .failure(let error): problems[ref.description] = error.message
+            }
+        }
+        return (scenario.withPods(chosen), problems)
+    }
+
+    func findPods(_ ref: PodRef) async -> Result<[FoundContainer], FaultlineError> {
+        guard let socket = candidates(for: ContainerRef(name: "pod", runtime: .containerd)).first?.path else {
+            return .failure(FaultlineError(.preflight, "no containerd socket found (looked for /run/containerd/containerd.sock, /run/k3s/containerd/containerd.sock): give --runtime-socket PATH or set \(Self.environmentVariable)"))
+        }
+        let ctr = ["ctr", "--address", socket, "--namespace", "k8s.io"]
+        let listed: CommandResult
+        let tasks: CommandResult
+        do {
+            listed = try await runner.run(ctr + ["containers", "list", "--quiet", "labels.\"\(KubeletLabel.podNamespace)\"==\(ref.namespace)"])
+            tasks = try await runner.run(ctr + ["task", "list"])
+        } catch {
+            return .failure(FaultlineError(.preflight, "cannot ask containerd at \(socket): \(error.message) (is ctr installed?)"))
+        }
+        guard listed.succeeded, tasks.succeeded else {
+            return .failure(FaultlineError(.preflight, "ctr at \(socket) failed: \((listed.succeeded ? tasks : listed).standardError.trimmingCharacters(in: .whitespacesAndNewlines))"))
+        }
+        let running = Set(Self.tasks(fromCtr: tasks.standardOutput).filter { $0.status == "RUNNING" }.map(\.id))
+        var containers: [LabelledContainer] = []
+        for id in listed.standardOutput.split(separator: "\n").map(String.init) where !id.isEmpty {
+            struct Info: Decodable { var Labels: [String: String]? }
+            guard let info = try? await runner.run(ctr + ["containers", "info", id]), info.succeeded,
+                  let decoded = try? JSONDecoder().decode(Info.self, from: Data(info.standardOutput.utf8)) else { continue }
+            containers.append(LabelledContainer(id: id, labels: decoded.Labels ?? [:]))
+        }
+        let matches = Self.select(ref, among: containers, running: running)
+        guard !matches.isEmpty else {
+            return .failure(FaultlineError(.preflight, "no running pod is \(ref.description.replacingOccurrences(of: " (\(ref.mode))", with: "")) on this node (containerd at \(socket), namespace k8s.io)"))
+        }
+        if let missing = matches.first(where: { $0.id == nil }) {
+            return .failure(FaultlineError(.preflight, "pod \(missing.pod) has no running container '\(ref.container ?? "")'"))
+        }
+        var result: [FoundContainer] = []
+        for match in matches.shuffled().prefix(ref.mode.count(of: matches.count)) {
+            switch await find(ContainerRef(name: match.id!, runtime: .containerd, namespace: "k8s.io")) {
+            case .success(var found):
+                found.pod = match.pod
+                result.append(found)
+            case .failure(let error): return .failure(error)
+            }
+        }
+        return .success(result.sorted { ($0.pod ?? "") < ($1.pod ?? "") })
     }
 }
