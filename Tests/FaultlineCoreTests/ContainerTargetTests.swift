@@ -54,7 +54,7 @@ import Testing
         facts.containerProblems["container 3f2a1b9c"] = "no container '3f2a1b9c' in containerd namespace k8s.io through containerd at /run/containerd/containerd.sock"
         let plan = Planner(facts: facts).plan(scenario, runID: "c0c0c0c0")
         let faults = Dictionary(uniqueKeysWithValues: plan.faults.map { ($0.name, $0) })
-        #expect(faults["fill"]?.inject == [.call(.fill(file: "/proc/4242/root/var/log/.faultline-fill-c0c0c0c0-fill", fill: DiskFillFault(path: "/proc/4242/root/var/log", amount: .size(ByteCount(bytes: 10 << 20)))))])
+        #expect(faults["fill"]?.inject == [.call(.fill(file: "/proc/4242/root/var/log/.faultline-fill-c0c0c0c0-fill", fill: DiskFillFault(path: "/proc/4242/root/var/log", amount: .size(ByteCount(bytes: 10 << 20)), owner: ProcessIdentity(pid: 4242, startTime: 99, name: "checkout"))))])
         #expect(faults["burn"]?.inject == [.start(["/usr/local/bin/faultline", "hog", "cpu", "--workers", "1", "--load", "50", "--duration", "1m",
                                                    "--cgroup", "/sys/fs/cgroup/cpu,cpuacct/libpod-0123", "--cgroup", "/sys/fs/cgroup/memory/libpod-0123"], .cpuHog)])
         #expect(faults["cut"]?.target == "container checkout (podman 0123456789ab, pid 4242)")

@@ -32,6 +32,9 @@ import Glibc
         // cgroup v2 alone, seen from a cgroup namespace whose root is the container's.
         let v2 = "40 30 0:30 /kubepods /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
         #expect(ContainerResolver.cgroupDirectories(cgroup: "0::/kubepods/pod1/ctr\n", mountinfo: v2) == ["/sys/fs/cgroup/pod1/ctr"])
+        // The mount's root is stripped only at a path boundary; a path with '..' is never joined.
+        #expect(ContainerResolver.cgroupDirectories(cgroup: "0::/kubepodsx/ctr\n", mountinfo: v2) == ["/sys/fs/cgroup/kubepodsx/ctr"])
+        #expect(ContainerResolver.cgroupDirectories(cgroup: "0::/../outside\n", mountinfo: v2).isEmpty)
     }
 
     @Test func ctrTasksAreReadByID() {
@@ -80,9 +83,8 @@ import Glibc
         #expect(found.name == "app")
         #expect(found.runtime == .docker)
         #expect(found.startTime == child.startTime)
-        var own = stat()
-        #expect(stat("/proc/self/ns/pid", &own) == 0)
-        #expect(found.pidNamespace == UInt64(own.st_ino))
+        // The "container" is a process of this host's PID namespace: it cannot confine process faults.
+        #expect(found.pidNamespace == nil)
         #expect(!found.cgroups.isEmpty, "no cgroup directory found for pid \(child.pid)")
         let missing = await resolver.find(ContainerRef(name: "nope"))
         #expect(throws: FaultlineError.self) { try missing.get() }

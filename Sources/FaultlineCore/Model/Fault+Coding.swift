@@ -76,6 +76,7 @@ extension DiskFillFault: Codable {
         path = try c.decode(String.self, forKey: AnyKey("path"))
         amount = try FillAmount(from: c)
         reserve = try c.decodeIfPresent(ByteCount.self, forKey: AnyKey("reserve"))
+        owner = try c.decodeIfPresent(ProcessIdentity.self, forKey: AnyKey("owner"))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -83,6 +84,7 @@ extension DiskFillFault: Codable {
         try c.encode(path, forKey: AnyKey("path"))
         try amount.encode(into: &c)
         try c.encodeIfPresent(reserve, forKey: AnyKey("reserve"))
+        try c.encodeIfPresent(owner, forKey: AnyKey("owner"))
     }
 }
 

@@ -309,11 +309,15 @@ public struct DiskFillFault: Sendable, Hashable {
     public var amount: FillAmount
     /// Free space always left on the filesystem, whatever the amount asks.
     public var reserve: ByteCount?
+    /// Set when the run starts, for a container target: the container's main process, through whose root `path`
+    /// is reached; the fill is made only while that same process lives.
+    public var owner: ProcessIdentity?
 
-    public init(path: String, amount: FillAmount, reserve: ByteCount? = nil) {
+    public init(path: String, amount: FillAmount, reserve: ByteCount? = nil, owner: ProcessIdentity? = nil) {
         self.path = path
         self.amount = amount
         self.reserve = reserve
+        self.owner = owner
     }
 
     /// Directories a disk fill never writes into: the root itself and the kernel's own filesystems.

@@ -21,6 +21,11 @@ public struct Planner: Sendable {
         for fault in scenario.spec.faults {
             faults.append(plan(fault, in: &context))
         }
+        // The probes run in the default target: one not found stops the run even when no fault uses it.
+        if let target = scenario.spec.target, target.pod != nil || (target.container.map { $0.found == nil } ?? false),
+           !(scenario.spec.steadyState?.probes ?? []).isEmpty, !scenario.spec.faults.contains(where: { $0.target == nil }) {
+            context.problems.append(PlanProblem(fault: nil, message: "\(target) (where the probes run) was not found: \(facts.containerProblems["\(target)"] ?? "it was not looked up")"))
+        }
         var notes = facts.unreadable
         for pin in facts.namespaces.compactMap(\.pin) {
             notes.append("\(pin.source) is namespace \(pin.identity): pinned at \(pin.path) when the run starts; every command enters it through the pin")
@@ -78,21 +83,32 @@ public struct Planner: Sendable {
             planned.mechanism = "kill(2)"
             planned.every = kill.every
             planned.inject = [.call(.signal(signal: kill.signal, match: kill.match, mode: kill.mode))]
-            if container != nil, kill.match.container == nil { context.problem("the processes of \(target!) cannot be told apart from the host's (its PID namespace was not read)") }
+            if container != nil, kill.match.container == nil { context.problem("the processes of \(target!) cannot be told apart from the host's (it shares this host's PID namespace, or its PID namespace could not be read): process faults need a container with its own") }
             planned.revert = [.call(.nothing(why: "a killed process is not brought back (its supervisor restarts it)"))]
             planMatches(kill.match, hits: kill.mode == .all ? nil : 1, fault: fault, in: &context)
         case .pauseProcess(let pause):
             planned.mechanism = "kill(2)"
             planned.inject = [.call(.pause(match: pause.match))]
-            if container != nil, pause.match.container == nil { context.problem("the processes of \(target!) cannot be told apart from the host's (its PID namespace was not read)") }
+            if container != nil, pause.match.container == nil { context.problem("the processes of \(target!) cannot be told apart from the host's (it shares this host's PID namespace, or its PID namespace could not be read): process faults need a container with its own") }
             planned.revert = [.call(.resume)]
             planMatches(pause.match, hits: nil, fault: fault, in: &context)
         case .diskFill(let fill):
             var directory = fill
             if container != nil {
                 // Inside the container: its path as resolved in its root, or nothing is filled.
+                if let container, let startTime = container.startTime {
+                    directory.owner = ProcessIdentity(pid: container.pid, startTime: startTime, name: container.name)
+                }
                 if let path = facts.containerPaths[fault.name.rawValue] { directory.path = path } else {
                     context.problem("'\(fill.path)' could not be found inside \(target!)")
+                }
+                if let device = facts.containerPathsOnHostDisk[fault.name.rawValue] {
+                    // The container's own layer (or a host path mounted in) lives on one of this host's disks.
+                    if case .fillTo = fill.amount {
+                        context.problem("'\(fill.path)' in \(target!) is on this host's filesystem \(device) (the container's layer or a host path): a fillTo there fills the host's disk; give a size, or a path on a volume or tmpfs of the container")
+                    } else {
+                        context.notes.append("\(fault.name): '\(fill.path)' in \(target!) is on this host's filesystem \(device): the fill takes its room from the host's disk too")
+                    }
                 }
             }
             let file = Self.diskFillFile(directory, runID: context.runID, fault: fault.name.rawValue)

@@ -15,7 +15,12 @@ public enum ResourceClaims {
             var claims: Set<String> = []
             switch fault.action {
             case .diskFill(let fill):
-                claims.insert("directory \(directory(fill.path))")
+                // A container's directory by the container and the path inside it (its /proc/PID/root changes).
+                if let found = (fault.target ?? scenario.spec.target)?.container?.found {
+                    claims.insert("directory \(directory(fill.path)) in container \(found.id)")
+                } else {
+                    claims.insert("directory \(directory(fill.path))")
+                }
             case .pauseProcess, .killProcess:
                 for process in facts.processMatches[planned.name] ?? [] { claims.insert("process \(process.pid) (started \(process.startTime))") }
             default:

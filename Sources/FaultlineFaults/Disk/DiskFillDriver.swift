@@ -22,6 +22,11 @@ struct DiskFillDriver: FaultDriver {
 
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
         guard let fault else { throw FaultlineError(.internalError, "disk-fill driver without a fault") }
+        // In a container: only while its main process is the one found when the run started (else /proc/PID/root
+        // is another process's root, or gone).
+        if let owner = fault.owner, !context.processes.isAlive(owner) {
+            throw FaultlineError(.commandFailed, "the container's main process \(owner.pid) is not the one found when the run started (the container restarted or stopped): nothing was filled")
+        }
         let record = RevertRecord.removeFile(file)
         try await journal.record(record)
         // Measured after the journal write, which may itself have taken room on this filesystem.
@@ -75,11 +80,23 @@ struct DiskFillDriver: FaultDriver {
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
         guard case .removeFile(let path) = record else { return .reverted }
+        if Self.containerGone(path) != nil { return .active }
         return Filesystem.exists(path) ? .active : .reverted
+    }
+
+    /// For a file reached through a container's root (`/proc/PID/root/...`) whose process is gone: the path inside
+    /// the container, where the file may still be (its writable layer or volume outlives the process).
+    static func containerGone(_ path: String) -> String? {
+        let parts = path.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: true)
+        guard parts.count == 4, parts[0] == "proc", Int32(parts[1]) != nil, parts[2] == "root" else { return nil }
+        return Filesystem.exists("/proc/\(parts[1])") ? nil : "/" + parts[3]
     }
 
     func revert(_ record: RevertRecord) async throws(FaultlineError) {
         guard case .removeFile(let path) = record else { return }
+        if let inside = Self.containerGone(path) {
+            throw FaultlineError(.io, "the container whose root held '\(path)' has no process any more (stopped or restarted): the file may still be in it; remove it there, e.g. docker exec NAME rm -f \(ShellQuote.quote(inside)), then 'faultline recover --forget'")
+        }
         try Filesystem.remove(path)
         if Filesystem.exists(path) {
             throw FaultlineError(.io, "'\(path)' is still there after unlink; remove it by hand: rm -f \(ShellQuote.quote(path))")

@@ -43,8 +43,8 @@ struct PauseProcessDriver: FaultDriver {
         guard case .resume(let processes) = record else { return }
         for process in processes { _ = try context.signaller.send(.cont, to: process) }
         guard await wait(processes, until: { !$0.isStopped }) else {
-            let still = processes.compactMap(current).filter(\.isStopped).map(\.identity.description)
-            throw FaultlineError(.commandFailed, "SIGCONT was sent but \(still.joined(separator: ", ")) is still stopped; resume by hand with: kill -CONT \(still.joined(separator: " "))")
+            let still = processes.compactMap(current).filter(\.isStopped)
+            throw FaultlineError(.commandFailed, "SIGCONT was sent but \(still.map(\.identity.description).joined(separator: ", ")) is still stopped; resume by hand with: kill -CONT \(still.map { "\($0.pid)" }.joined(separator: " "))")
         }
     }
 

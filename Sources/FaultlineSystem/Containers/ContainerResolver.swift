@@ -66,6 +66,7 @@ public struct ContainerResolver: Sendable {
             return .failure(FaultlineError(.preflight, "no container runtime socket found (looked for \(looked.joined(separator: ", "))): give --runtime-socket PATH or set \(Self.environmentVariable)"))
         }
         var tried: [String] = []
+        var failures: [String] = []
         for (runtime, path) in sockets {
             let answer: Result<FoundContainer?, FaultlineError> = if runtime == .containerd {
                 await askContainerd(ref, socket: path)
@@ -79,10 +80,13 @@ public struct ContainerResolver: Sendable {
             case .success(nil):
                 tried.append("\(runtime?.rawValue ?? "the runtime") at \(path)")
             case .failure(let error):
-                return .failure(error)
+                // A socket that does not answer (a stale one) does not hide the others.
+                failures.append(error.message)
             }
         }
-        return .failure(FaultlineError(.preflight, "no container '\(ref.name)'\(ref.namespace.map { " in containerd namespace \($0)" } ?? "") through \(tried.joined(separator: " or "))"))
+        if tried.isEmpty, failures.count == 1 { return .failure(FaultlineError(.preflight, failures[0])) }
+        return .failure(FaultlineError(.preflight, "no container '\(ref.name)'\(ref.namespace.map { " in containerd namespace \($0)" } ?? "")"
+            + (tried.isEmpty ? "" : " through \(tried.joined(separator: " or "))") + (failures.isEmpty ? "" : "; \(failures.joined(separator: "; "))")))
     }
 
     // MARK: The runtimes
@@ -164,14 +168,18 @@ public struct ContainerResolver: Sendable {
         guard let namespace = process.pidNamespace else {
             return "cannot read the PID namespace of container '\(container.name)' (/proc/\(container.pid)/ns/pid): run as root, or with CAP_SYS_PTRACE"
         }
-        container.pidNamespace = namespace
+        // A container in this host's PID namespace (--pid host, hostPID) cannot confine process faults.
+        var own = stat(), host = stat()
+        let shared = (stat("\(procRoot)/self/ns/pid", &own) == 0 && UInt64(own.st_ino) == namespace)
+            || (stat("\(procRoot)/1/ns/pid", &host) == 0 && UInt64(host.st_ino) == namespace)
+        container.pidNamespace = shared ? nil : namespace
         let mounts = (try? String(contentsOfFile: "\(procRoot)/self/mountinfo", encoding: .utf8)) ?? ""
         let groups = (try? String(contentsOfFile: "\(procRoot)/\(container.pid)/cgroup", encoding: .utf8)) ?? ""
         container.cgroups = Self.cgroupDirectories(cgroup: groups, mountinfo: mounts).filter { FileManager.default.fileExists(atPath: $0) }
         return nil
     }
 
-    /// The directories of a process's cgroups that stress acts through (cpu, cpuacct, memory; the unified
+    /// The directories of a process's cgroups that stress acts through (cpu, cpuacct, cpuset, memory; the unified
     /// hierarchy), from its /proc/PID/cgroup and this host's mountinfo.
     static func cgroupDirectories(cgroup: String, mountinfo: String) -> [String] {
         // Mount point and root of each hierarchy: the v1 ones by their controllers, the unified one by "".
@@ -196,10 +204,12 @@ public struct ContainerResolver: Sendable {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }
             let controllers = Set(fields[1].split(separator: ","))
-            let wanted = controllers.isEmpty ? fields[0] == "0" : !controllers.isDisjoint(with: ["cpu", "cpuacct", "memory"])
+            let wanted = controllers.isEmpty ? fields[0] == "0" : !controllers.isDisjoint(with: ["cpu", "cpuacct", "cpuset", "memory"])
             guard wanted, let mount = hierarchies[controllers] else { continue }
             var path = String(fields[2])
-            if mount.root != "/", path.hasPrefix(mount.root) { path = String(path.dropFirst(mount.root.count)) }
+            guard !path.split(separator: "/").contains("..") else { continue }
+            if mount.root != "/", path == mount.root || path.hasPrefix(mount.root + "/") { path = String(path.dropFirst(mount.root.count)) }
+            if path.isEmpty { path = "/" }
             let directory = mount.point + (path == "/" ? "" : path)
             if !result.contains(directory) { result.append(directory) }
         }

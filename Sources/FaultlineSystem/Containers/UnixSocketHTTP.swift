@@ -61,6 +61,7 @@ public enum UnixSocketHTTP {
         while true {
             let n = recv(fd, &buffer, buffer.count, 0)
             if n == 0 { break }
+            if n < 0, errno == EINTR { continue }
             guard n > 0 else {
                 let code = errno
                 throw FaultlineError(.io, code == EAGAIN || code == EWOULDBLOCK ? "\(path) did not answer within \(timeout)" : "cannot read from \(path): \(String(cString: strerror(code)))")
@@ -92,7 +93,7 @@ public enum UnixSocketHTTP {
         var index = data.startIndex
         while let line = data[index...].firstRange(of: Data("\r\n".utf8)) {
             let sizeText = String(decoding: data[index..<line.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0 else {
                 throw FaultlineError(.io, "\(path) sent a bad chunk")
             }
             if size == 0 { return result }

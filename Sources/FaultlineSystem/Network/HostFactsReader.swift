@@ -49,6 +49,10 @@ public struct HostFactsReader: Sendable {
             guard case .diskFill(let fill) = fault.action, let found = (fault.target ?? scenario.spec.target)?.container?.found,
                   let inside = try? Filesystem.resolve(fill.path, inRoot: found.root), DiskFillFault.refusal(of: inside) == nil else { continue }
             facts.containerPaths[fault.name.rawValue] = found.root + inside
+            var there = stat(), root = stat()
+            if stat(found.root + inside, &there) == 0, stat("/", &root) == 0, there.st_dev == root.st_dev {
+                facts.containerPathsOnHostDisk[fault.name.rawValue] = "/"
+            }
         }
         let network = scenario.spec.faults.filter { $0.type.isNetwork }
         if scenario.spec.faults.contains(where: { [.latency, .packetLoss, .corrupt, .duplicate, .reorder].contains($0.type) }) {

@@ -133,7 +133,7 @@ public struct Preflight: Sendable {
             result = Self.explicit(latency.engine, replacing: result)
         case .packetLoss(let loss) where (loss.engine ?? .auto) != .auto:
             result = Self.explicit(loss.engine ?? .auto, replacing: result)
-        case .diskFill(let fill):
+        case .diskFill(let fill) where target?.container == nil && target?.pod == nil:
             result.append(Need(kind: .path, name: fill.path))
         default:
             break
@@ -223,7 +223,9 @@ public struct Preflight: Sendable {
                 case .path:
                     var info = stat()
                     let resolved = realpath(need.name, nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) }
-                    if let resolved, let why = DiskFillFault.refusal(of: resolved), resolved != need.name {
+                    // A container's directory (/proc/PID/root/...) was resolved inside its root already; realpath
+                    // would read the root link as this host's /.
+                    if let resolved, !need.name.hasPrefix("/proc/"), let why = DiskFillFault.refusal(of: resolved), resolved != need.name {
                         check.status = .missing
                         check.detail = "resolves to \(resolved), which \(why.hasPrefix("is") ? why : "is refused: \(why)")"
                         check.fix = "'\(need.name)' must lead to a directory on a real filesystem, not through a link to \(resolved)"
