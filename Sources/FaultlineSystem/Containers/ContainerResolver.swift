@@ -123,10 +123,11 @@ public struct ContainerResolver: Sendable {
         return .success(FoundContainer(runtime: kind, socket: socket, id: inspect.Id, name: name, pid: pid))
     }
 
-    /// Which engine serves the Docker API at `socket`: podman says so in `GET /version`.
+    /// Which engine serves the Docker API at `socket`: podman's `GET /_ping` sends Libpod-Api-Version (its
+    /// /version takes half a second: it gathers the host's details).
     func dockerOrPodman(_ socket: String) async -> ContainerRuntime {
-        guard let version = try? await UnixSocketHTTP.get(socket: socket, path: "/version"), version.status == 200 else { return .docker }
-        return String(decoding: version.body, as: UTF8.self).localizedCaseInsensitiveContains("podman") ? .podman : .docker
+        guard let ping = try? await UnixSocketHTTP.get(socket: socket, path: "/_ping") else { return .docker }
+        return ping.header("Libpod-Api-Version") != nil || ping.header("Server")?.hasPrefix("Libpod") == true ? .podman : .docker
     }
 
     /// `ctr task list` in the container's namespace: containerd names containers by id.

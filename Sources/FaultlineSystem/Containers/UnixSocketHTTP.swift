@@ -12,6 +12,14 @@ public enum UnixSocketHTTP {
     public struct Response: Sendable {
         public var status: Int
         public var body: Data
+        /// Header lines as sent (`Name: value`).
+        public var headers: [String] = []
+
+        /// The value of header `name` (case-insensitive), if sent.
+        public func header(_ name: String) -> String? {
+            headers.first { $0.lowercased().hasPrefix(name.lowercased() + ":") }
+                .map { String($0.dropFirst(name.count + 1)).trimmingCharacters(in: .whitespaces) }
+        }
     }
 
     /// `GET path` on the socket at `socket`.
@@ -85,7 +93,7 @@ public enum UnixSocketHTTP {
         var body = Data(answer[end.upperBound...])
         let chunked = head.dropFirst().contains { $0.lowercased().hasPrefix("transfer-encoding:") && $0.lowercased().contains("chunked") }
         if chunked { body = try dechunk(body, from: path) }
-        return Response(status: status, body: body)
+        return Response(status: status, body: body, headers: head.dropFirst().map(String.init))
     }
 
     static func dechunk(_ data: Data, from path: String) throws(FaultlineError) -> Data {
