@@ -30,6 +30,7 @@ EXIT_CODES = [
 
 ENVIRONMENT = [
     ("FAULTLINE_STATE_DIR", "where the journal lives (default /var/lib/faultline as root, else $XDG_STATE_HOME/faultline)."),
+    ("FAULTLINE_RUNTIME_SOCKET", "the container runtime's socket that container and pod targets are found through (run, plan, doctor, agent; --runtime-socket)."),
     ("FAULTLINE_TOKEN", "the agent's API token (agent and controller commands), instead of --token-file."),
     ("FAULTLINE_AGENT", "the agent URL(s) the controller commands talk to, instead of --agent."),
     ("XDG_STATE_HOME", "the base of the default state directory when not root."),

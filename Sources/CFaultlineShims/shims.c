@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 #include "faultline_shims.h"
@@ -69,4 +70,10 @@ int faultline_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int faultline_set_child_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+long long faultline_filesystem_type(const char *path) {
+    struct statfs info;
+    if (statfs(path, &info) != 0) return -1;
+    return (long long)info.f_type;
 }

@@ -14,6 +14,7 @@ import Glibc
     @Test func cgroupsOfAHybridHostAreTheCPUAndMemoryHierarchies() {
         let mountinfo = """
             25 30 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+            27 25 0:24 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
             26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
             30 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,cpu,cpuacct
             31 25 0:28 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,memory
@@ -21,6 +22,7 @@ import Glibc
             """
         let cgroup = """
             12:pids:/libpod_parent/libpod-abc
+            1:name=systemd:/libpod_parent/libpod-abc
             4:memory:/libpod_parent/libpod-abc
             3:cpu,cpuacct:/libpod_parent/libpod-abc
             0::/libpod_parent/libpod-abc

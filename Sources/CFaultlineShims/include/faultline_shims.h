@@ -16,6 +16,8 @@ int faultline_pidfd_send_signal(int pidfd, int sig);
 int faultline_set_parent_death_signal(int sig);
 /// fallocate(2) with mode 0; returns 0 or -1 with errno set.
 int faultline_fallocate(int fd, long long offset, long long length);
+/// The filesystem type (statfs f_type, e.g. 0x794c7630 for overlayfs) of the filesystem holding `path`; -1 on error.
+long long faultline_filesystem_type(const char *path);
 
 /// setns(2) into the network namespace open at fd; returns 0 or -1 with errno set.
 int faultline_setns_net(int fd);

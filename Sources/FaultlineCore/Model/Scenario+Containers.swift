@@ -64,14 +64,27 @@ extension Scenario {
         }
         var copy = self
         if let ref = spec.target?.pod, let first = chosen[ref]?.first { copy.spec.target = container(first) }
+        var renamed: [ResourceName: ResourceName] = [:]
         copy.spec.faults = spec.faults.flatMap { fault -> [Fault] in
             guard let ref = (fault.target ?? spec.target)?.pod, let pods = chosen[ref], !pods.isEmpty else { return [fault] }
             return pods.enumerated().map { index, found in
                 var one = fault
-                if pods.count > 1, let name = try? ResourceName(parsing: "\(fault.name.rawValue)-\(index + 1)") { one.name = name }
+                if pods.count > 1, let name = try? ResourceName(parsing: "\(fault.name.rawValue)-\(index + 1)") {
+                    one.name = name
+                    if index == 0 { renamed[fault.name] = name }
+                }
                 one.target = container(found)
                 return one
             }
+        }
+        // A probe that runs during a fault that became several runs during the first: they share one window.
+        if var steady = copy.spec.steadyState {
+            steady.probes = steady.probes.map { probe in
+                var probe = probe
+                if let during = probe.during, let name = renamed[during] { probe.during = name }
+                return probe
+            }
+            copy.spec.steadyState = steady
         }
         return copy
     }

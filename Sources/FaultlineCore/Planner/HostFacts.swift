@@ -26,8 +26,8 @@ public struct HostFacts: Sendable, Hashable, Codable {
     /// Each disk-fill fault's directory inside its container, as this host reaches it (by fault name): the
     /// container's path resolved inside its root (its own links stay inside it).
     public var containerPaths: [String: String] = [:]
-    /// Disk-fill faults whose directory in a container is on the same filesystem as this host's root (by fault
-    /// name: which one).
+    /// Disk-fill faults whose directory in a container takes its room from this host's disks (its root filesystem,
+    /// or the container's overlay layer), by fault name: which, in words.
     public var containerPathsOnHostDisk: [String: String] = [:]
     /// Facts that could not be read, with the reason, for the plan to show.
     public var unreadable: [String] = []

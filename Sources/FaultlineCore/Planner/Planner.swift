@@ -105,9 +105,9 @@ public struct Planner: Sendable {
                 if let device = facts.containerPathsOnHostDisk[fault.name.rawValue] {
                     // The container's own layer (or a host path mounted in) lives on one of this host's disks.
                     if case .fillTo = fill.amount {
-                        context.problem("'\(fill.path)' in \(target!) is on this host's filesystem \(device) (the container's layer or a host path): a fillTo there fills the host's disk; give a size, or a path on a volume or tmpfs of the container")
+                        context.problem("'\(fill.path)' in \(target!) is on \(device): a fillTo there fills this host's disk; give a size, or a path on a volume or tmpfs of the container")
                     } else {
-                        context.notes.append("\(fault.name): '\(fill.path)' in \(target!) is on this host's filesystem \(device): the fill takes its room from the host's disk too")
+                        context.notes.append("\(fault.name): '\(fill.path)' in \(target!) is on \(device): the fill takes its room from this host's disk too")
                     }
                 }
             }

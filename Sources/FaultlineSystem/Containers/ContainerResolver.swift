@@ -196,7 +196,8 @@ public struct ContainerResolver: Sendable {
             case "cgroup2": hierarchies[[], default: (point, root)] = hierarchies[[]] ?? (point, root)
             case "cgroup":
                 let controllers = Set(after[2].split(separator: ",").filter { !["rw", "ro"].contains($0) && !$0.contains("=") && !$0.hasPrefix("no") && $0 != "clone_children" && $0 != "xattr" })
-                if hierarchies[controllers] == nil { hierarchies[controllers] = (point, root) }
+                // A named v1 hierarchy (name=systemd) has no controllers: not the unified one.
+                if !controllers.isEmpty, hierarchies[controllers] == nil { hierarchies[controllers] = (point, root) }
             default: continue
             }
         }

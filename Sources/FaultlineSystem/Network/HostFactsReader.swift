@@ -1,3 +1,4 @@
+import CFaultlineShims
 import FaultlineCore
 import Foundation
 
@@ -51,7 +52,10 @@ public struct HostFactsReader: Sendable {
             facts.containerPaths[fault.name.rawValue] = found.root + inside
             var there = stat(), root = stat()
             if stat(found.root + inside, &there) == 0, stat("/", &root) == 0, there.st_dev == root.st_dev {
-                facts.containerPathsOnHostDisk[fault.name.rawValue] = "/"
+                facts.containerPathsOnHostDisk[fault.name.rawValue] = "this host's root filesystem"
+            } else if faultline_filesystem_type(found.root + inside) == 0x794C_7630 {
+                // overlayfs: the container's writable layer, whose room is the runtime's storage on this host.
+                facts.containerPathsOnHostDisk[fault.name.rawValue] = "the container's writable layer (an overlay on the runtime's storage)"
             }
         }
         let network = scenario.spec.faults.filter { $0.type.isNetwork }
