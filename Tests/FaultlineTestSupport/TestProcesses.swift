@@ -49,6 +49,23 @@ public final class TestSleepers: @unchecked Sendable {
             for _ in 0..<200 where !ChildProcess.reap(child.pid) { usleep(5_000) }
         }
         children.removeAll()
+        // A faultline process of the test's with its state or files in this folder (a detached guard finishing its
+        // revert, an agent's run) would make the folder again after it is removed (the journal and the claim locks
+        // create their directory): wait up to 10 s for such processes to end, then end them.
+        let folder = directory.path + "/"
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            let users = ProcessTable().all().filter { process in
+                process.state != "Z" && process.arguments.contains { $0.hasPrefix(folder) }
+            }
+            if users.isEmpty { break }
+            if Date() > deadline {
+                for process in users { _ = try? ProcessSignaller().send(.kill, to: process.identity) }
+                usleep(100_000)
+                break
+            }
+            usleep(50_000)
+        }
         try? FileManager.default.removeItem(at: directory)
     }
 }
