@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 # What the build, the demo and the tests need; the tests also check what ships (image, completions, man page).
 APT_PACKAGES := libcap-dev libcap2-bin iproute2 iptables util-linux mount e2fsprogs procps python3 python3-venv curl gzip iputils-ping
-TEST_PACKAGES := buildah debootstrap zsh fish mandoc groff-base prometheus openssl podman runc conmon containerd docker.io
+TEST_PACKAGES := buildah debootstrap zsh fish mandoc groff-base prometheus openssl podman runc conmon containerd docker.io dnsmasq-base
 SWIFT ?= swift
 # The toolchain where it is usually unpacked, also under sudo (whose PATH leaves it out).
 export PATH := $(PATH):/opt/swift/usr/bin

@@ -30,6 +30,27 @@ struct ControllerUnitTests {
         #expect(throws: FaultlineError.self) { try ControllerOptions.parse(["--agent", "ftp://x"]).endpoints() }
     }
 
+    @Test("dns:NAME:PORT finds one agent per address of the name, over https by default, checked for the name")
+    func dnsDiscovery() throws {
+        #expect(try AgentDiscovery.parse("dns:faultline-agents.faultline.svc.cluster.local:7465")
+            == AgentDiscovery(scheme: "https", host: "faultline-agents.faultline.svc.cluster.local", port: 7465))
+        #expect(try AgentDiscovery.parse("dns:http://agents.local:80/") == AgentDiscovery(scheme: "http", host: "agents.local", port: 80))
+        for bad in ["dns:agents", "dns:agents:0", "dns:agents:70000", "dns::7465", "dns:bad_name:7465", "dns:-a.b:7465", "dns:a..b:7465",
+                    "dns:ftp://a:1", "dns:\(String(repeating: "a", count: 64)).b:7465", "dns:a b:7465"] {
+            #expect(throws: FaultlineError.self, "\(bad)") { try AgentDiscovery.parse(bad) }
+        }
+        do throws(FaultlineError) {
+            _ = try AgentDiscovery.parse("dns:agents")
+        } catch {
+            #expect(error.message == "'dns:agents': expected dns:NAME:PORT (e.g. dns:faultline-agents.faultline.svc.cluster.local:7465)")
+        }
+        // localhost resolves through /etc/hosts: one agent per address, named by it, the URL keeps the name.
+        let endpoints = try ControllerOptions.parse(["--agents", "dns:localhost:7465"]).endpoints()
+        #expect(!endpoints.isEmpty)
+        #expect(endpoints.allSatisfy { $0.url == "https://localhost:7465" && $0.address != nil && $0.isLoopback }, "\(endpoints)")
+        #expect(endpoints.contains { $0.name == "127.0.0.1:7465" && $0.dnsOverride == ["localhost": "127.0.0.1"] }, "\(endpoints)")
+    }
+
     @Test("the worst exit code wins: 4 > 3 > 2 > 130 > 1 > 0")
     func worst() {
         #expect(worstExit([]) == 0)

@@ -19,22 +19,25 @@ struct FleetTests {
         let fleet: TestFleet
         let directory: String
         let agents: [TestAgent]
+        /// `--agents dns:NAME:7465` instead of the inventory, for agents whose certificate lists only NAME.
+        var discovery: String? = nil
         var inventory: String { directory + "/fleet.txt" }
         var tokenFile: String { directory + "/token" }
         /// The CA that signed the agents' certificates (the fleet speaks HTTPS across its network).
         var caFile: String { directory + "/ca.pem" }
 
-        /// Runs `faultline ARGS --agents fleet.txt --token-file F` in the controller's namespace.
-        func controller(_ arguments: [String]) async throws -> (exit: Int32, output: String) {
-            let (child, log) = try startController(arguments)
+        /// Runs `faultline ARGS --agents fleet.txt --token-file F` in the controller's namespace (`agents`: another
+        /// `--agents` value, e.g. dns:NAME:PORT).
+        func controller(_ arguments: [String], agents: String? = nil) async throws -> (exit: Int32, output: String) {
+            let (child, log) = try startController(arguments, agents: agents)
             let exit = await ChildProcess.waitForExit(child.pid)
             return (exit, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
         }
 
-        func startController(_ arguments: [String]) throws -> (ProcessIdentity, String) {
+        func startController(_ arguments: [String], agents: String? = nil) throws -> (ProcessIdentity, String) {
             let log = "\(directory)/controller-\(UInt32.random(in: 0 ... .max)).log"
             let argv = ["/usr/sbin/ip", "netns", "exec", fleet.controller, TestPaths.faultline] + arguments
-                + ["--agents", inventory, "--token-file", tokenFile, "--ca-file", caFile]
+                + ["--agents", agents ?? discovery ?? inventory, "--token-file", tokenFile, "--ca-file", caFile]
             return (try ChildProcess.spawn(argv, table: ProcessTable(), output: log), log)
         }
 
@@ -87,7 +90,8 @@ struct FleetTests {
     }
 
     /// Builds the fleet, runs `body`, and always stops the agents (SIGTERM reverts) and removes the namespaces.
-    func withFleet(_ body: (Setup) async throws -> Void) async throws {
+    /// `dnsName`: the only name the agents' certificate lists (no addresses): the controller finds them through DNS.
+    func withFleet(dnsName: String? = nil, _ body: (Setup) async throws -> Void) async throws {
         let fleet = try await TestFleet.create(count: 3)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-fleet-\(UInt32.random(in: 0 ... .max))").path
         var agents: [TestAgent] = []
@@ -95,7 +99,8 @@ struct FleetTests {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             _ = FileManager.default.createFile(atPath: directory + "/token", contents: Data(Self.token.utf8), attributes: [.posixPermissions: 0o600])
             // Off loopback the agents serve HTTPS: one certificate for the members' addresses, checked by the controller.
-            let pki = try await TestPKI.make(directory, agentNames: fleet.members.indices.map { "IP:\(TestFleet.address($0))" }.joined(separator: ","))
+            let names = dnsName.map { ["DNS:\($0)"] } ?? fleet.members.indices.map { "IP:\(TestFleet.address($0))" }
+            let pki = try await TestPKI.make(directory, agentNames: names.joined(separator: ","))
             var inventory = "# the test fleet\n"
             for index in fleet.members.indices {
                 try await fleet.serve(member: index, port: 8080)
@@ -105,7 +110,7 @@ struct FleetTests {
                 inventory += "host-\(index + 1) https://\(TestFleet.address(index)):7465\n"
             }
             try inventory.write(toFile: directory + "/fleet.txt", atomically: true, encoding: .utf8)
-            try await body(Setup(fleet: fleet, directory: directory, agents: agents))
+            try await body(Setup(fleet: fleet, directory: directory, agents: agents, discovery: dnsName.map { "dns:\($0):7465" }))
             for index in fleet.members.indices {
                 let left = try await fleet.leftovers(member: index)
                 #expect(left.isEmpty, "member \(index) still has: \(left)")
@@ -152,6 +157,50 @@ struct FleetTests {
             }
             let runs = try await setup.runs()
             #expect(runs.count == 3 && runs.allSatisfy { $0["state"] as? String == "aborted" })
+        }
+    }
+
+    @Test("agents found through DNS (dnsmasq answering one name with three addresses, as a headless Service does): submit, status and abort --all reach all three; a name without addresses exits 3")
+    func discoveredThroughDNS() async throws {
+        guard let dnsmasq = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            print("skipped: agents found through DNS: no dnsmasq (apt-get install dnsmasq-base)")
+            return
+        }
+        let name = "agents.flt-test.example"
+        try await withFleet(dnsName: name) { setup in
+            let addresses = setup.fleet.members.indices.map { TestFleet.address($0) }
+            let dns = try await TestDNS.start(dnsmasq, namespace: setup.fleet.controller, directory: setup.directory,
+                                              records: addresses.map { ($0, name) } + [(addresses[0], "other.flt-test.example")])
+            defer { dns.stop() }
+            let agents = "dns:\(name):7465"
+            let file = try setup.scenario("fleet-dns")
+            let (exit, output) = try await setup.controller(["submit", file], agents: agents)
+            #expect(exit == 0, "\(output)")
+            for address in addresses {
+                #expect(output.contains("\(address):7465") && output.components(separatedBy: " running ").count - 1 == 3, "\(output)")
+            }
+            _ = try await setup.waitForFaults("fleet-dns", state: "active")
+            let (statusExit, status) = try await setup.controller(["status", "-o", "json"], agents: agents)
+            #expect(statusExit == 0, "\(status)")
+            let object = try JSONSerialization.jsonObject(with: Data((status.split(separator: "\n").last ?? "").utf8)) as? [String: Any]
+            let entries = object?["agents"] as? [[String: Any]] ?? []
+            #expect(Set(entries.compactMap { $0["address"] as? String }) == Set(addresses), "\(status)")
+            #expect(entries.allSatisfy { $0["url"] as? String == "https://\(name):7465" }, "\(status)")
+            let (abortExit, aborted) = try await setup.controller(["abort", "--all"], agents: agents)
+            #expect(abortExit == 0, "\(aborted)")
+            #expect(aborted.split(separator: "\n").filter { $0.hasPrefix("10.213.") && $0.contains(" aborted ") }.count == 3, "\(aborted)")
+            for index in setup.fleet.members.indices {
+                let after = try await setup.fleet.connect(to: index, port: 8080, count: 3, timeout: 1)
+                #expect(after.ok == 3, "member \(index) serves again: \(after)")
+            }
+            let runs = try await setup.runs().filter { $0["scenario"] as? String == "fleet-dns" }
+            #expect(runs.count == 3 && runs.allSatisfy { $0["state"] as? String == "aborted" }, "\(runs)")
+            // A name the server does not know: nothing to reach, exit 3, and the name said.
+            let (noneExit, none) = try await setup.controller(["status"], agents: "dns:nobody.flt-test.example:7465")
+            #expect(noneExit == 3 && none.contains("dns:nobody.flt-test.example: no agent found"), "\(noneExit): \(none)")
+            // The certificate is checked for the name: the same agent under a name its certificate does not list is refused.
+            let (wrongExit, wrong) = try await setup.controller(["status"], agents: "dns:other.flt-test.example:7465")
+            #expect(wrongExit == 3 && wrong.contains("certificate"), "exit \(wrongExit): \(wrong)")
         }
     }
 

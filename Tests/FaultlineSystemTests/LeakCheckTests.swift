@@ -28,6 +28,7 @@ struct LeakCheckTests {
         let processes = ProcessTable().all().filter { process in
             process.name.hasPrefix("flt-sl-") || process.commandLine.contains("netprobe.py")
                 || process.commandLine.contains("flt-marker-") || process.commandLine.contains("/tmp/flt-rt-")
+                || (process.name == "dnsmasq" && process.commandLine.contains("faultline-fleet-"))
                 || (process.arguments.count > 1 && ["hog", "guard", "run", "agent", "delayer"].contains(process.arguments[1]) && process.arguments[0].hasSuffix("faultline"))
         }
         #expect(processes.isEmpty, "processes left: \(processes.map { "\($0.pid) \($0.commandLine)" })")
@@ -37,5 +38,7 @@ struct LeakCheckTests {
                     .contains { name.hasPrefix($0) }
             }
         #expect(temporary.isEmpty, "temporary files left: \(temporary)")
+        let resolvers = ((try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? []).filter { $0.hasPrefix("flt-") }
+        #expect(resolvers.isEmpty, "/etc/netns entries left (a test DNS server's resolv.conf): \(resolvers)")
     }
 }

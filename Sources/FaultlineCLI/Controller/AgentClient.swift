@@ -13,10 +13,22 @@ struct AgentEndpoint: Sendable, Hashable {
     var name: String
     /// Base URL without a trailing slash, e.g. http://10.0.0.5:7465.
     var url: String
+    /// The address to connect to instead of the URL's host (an agent found through DNS): the URL's host is still
+    /// the name its TLS certificate is checked for and the server name sent.
+    var address: String? = nil
+
+    /// The host name to address mapping of the HTTP client that talks to it (empty: the URL's host is resolved).
+    var dnsOverride: [String: String] {
+        guard let address, let host = URLComponents(string: url)?.host else { return [:] }
+        return [host: address]
+    }
+
+    /// Where it is, for messages: the URL, and the address when it was found through DNS.
+    var location: String { address.map { "\(url) (address \($0))" } ?? url }
 
     /// Whether it is an agent on this host's loopback.
     var isLoopback: Bool {
-        guard let host = URLComponents(string: url)?.host else { return false }
+        guard let host = address ?? URLComponents(string: url)?.host else { return false }
         return AgentConfiguration.isLoopback(host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")))
     }
 }
@@ -83,19 +95,27 @@ struct AgentClient: Sendable {
 
     static let decoder = JSONDecoder.api
 
-    static let clients = Mutex<[ClientTLS: HTTPClient]>([:])
+    /// What an HTTP client is made for: the TLS settings and where names point (an agent found through DNS).
+    struct ClientKey: Hashable {
+        var tls: ClientTLS
+        var dnsOverride: [String: String]
+    }
+
+    static let clients = Mutex<[ClientKey: HTTPClient]>([:])
 
     /// One HTTP client per TLS setting for the process: a refused or unanswered connection fails fast (no retries
     /// until the deadline), so an unreachable agent is named at once and the others go on.
-    static func http(tls: ClientTLS) throws(FaultlineError) -> HTTPClient {
-        if let made = clients.withLock({ $0[tls] }) { return made }
+    static func http(tls: ClientTLS, dnsOverride: [String: String] = [:]) throws(FaultlineError) -> HTTPClient {
+        let key = ClientKey(tls: tls, dnsOverride: dnsOverride)
+        if let made = clients.withLock({ $0[key] }) { return made }
         var configuration = HTTPClient.Configuration(tlsConfiguration: try tls.configuration())
+        configuration.dnsOverride = dnsOverride
         configuration.timeout = .init(connect: .seconds(3))
         configuration.connectionPool.retryConnectionEstablishment = false
         return clients.withLock { clients in
-            if let made = clients[tls] { return made }
+            if let made = clients[key] { return made }
             let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            clients[tls] = made
+            clients[key] = made
             return made
         }
     }
@@ -133,7 +153,7 @@ struct AgentClient: Sendable {
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response: HTTPClientResponse
         do { response = try await http.execute(request, timeout: timeout) } catch {
-            throw .unreachable("\(endpoint.name) is unreachable at \(endpoint.url): \(reason(error))")
+            throw .unreachable("\(endpoint.name) is unreachable at \(endpoint.location): \(reason(error))")
         }
         if !(200..<300).contains(Int(response.status.code)) {
             let data = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()

@@ -6,6 +6,7 @@ import Foundation
 struct AgentEntry<Value: Encodable>: Encodable {
     var agent: String
     var url: String
+    var address: String?
     var key: String
     var value: Value?
     var failure: AgentFailure?
@@ -13,6 +14,7 @@ struct AgentEntry<Value: Encodable>: Encodable {
     init(_ client: AgentClient, _ key: String, value: Value?, failure: AgentFailure? = nil) {
         agent = client.endpoint.name
         url = client.endpoint.url
+        address = client.endpoint.address
         self.key = key
         self.value = value
         self.failure = failure
@@ -34,6 +36,7 @@ struct AgentEntry<Value: Encodable>: Encodable {
         var container = encoder.container(keyedBy: Key.self)
         try container.encode(agent, forKey: Key("agent"))
         try container.encode(url, forKey: Key("url"))
+        try container.encodeIfPresent(address, forKey: Key("address"))
         try container.encodeIfPresent(value, forKey: Key(key))
         try container.encodeIfPresent(failure?.message, forKey: Key("error"))
         if let details = failure?.details, !details.isEmpty { try container.encode(details, forKey: Key("details")) }

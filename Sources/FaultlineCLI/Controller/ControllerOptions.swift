@@ -7,7 +7,9 @@ struct ControllerOptions: ParsableArguments {
     @Option(name: .customLong("agent"), help: "An agent URL (repeatable; env FAULTLINE_AGENT, a comma list). Default http://127.0.0.1:7465.")
     var agentURLs: [String] = []
 
-    @Option(name: .customLong("agents"), help: "An inventory file: one agent per line, 'URL' or 'NAME URL'; # comments.")
+    @Option(name: .customLong("agents"), help: ArgumentHelp(
+        "An inventory file (one agent per line, 'URL' or 'NAME URL'; # comments), or dns:NAME:PORT: one agent per A/AAAA record of NAME (a headless Service), over https with the certificate checked for NAME (dns:http://NAME:PORT for plain HTTP).",
+        valueName: "file|dns:NAME:PORT"))
     var inventory: String?
 
     @OptionGroup var token: TokenOptions
@@ -16,7 +18,10 @@ struct ControllerOptions: ParsableArguments {
     /// The agents, in the order given; a usage error names a bad entry.
     func endpoints() throws(FaultlineError) -> [AgentEndpoint] {
         var entries: [(String?, String)] = agentURLs.map { (nil, $0) }
-        if let inventory {
+        var discovered: [AgentEndpoint] = []
+        if let inventory, inventory.hasPrefix("dns:") {
+            discovered = try AgentDiscovery.parse(inventory).endpoints()
+        } else if let inventory {
             guard let text = try? String(contentsOfFile: inventory, encoding: .utf8) else {
                 throw FaultlineError(.usage, "cannot read inventory file '\(inventory)'")
             }
@@ -32,10 +37,10 @@ struct ControllerOptions: ParsableArguments {
                 }
             }
         }
-        if entries.isEmpty, let fromEnvironment = ProcessInfo.processInfo.environment["FAULTLINE_AGENT"], !fromEnvironment.isEmpty {
+        if entries.isEmpty, discovered.isEmpty, let fromEnvironment = ProcessInfo.processInfo.environment["FAULTLINE_AGENT"], !fromEnvironment.isEmpty {
             entries = fromEnvironment.split(separator: ",").map { (nil, $0.trimmingCharacters(in: .whitespaces)) }
         }
-        if entries.isEmpty { entries = [(nil, "http://127.0.0.1:7465")] }
+        if entries.isEmpty, discovered.isEmpty { entries = [(nil, "http://127.0.0.1:7465")] }
         var seen: Set<String> = []
         var endpoints: [AgentEndpoint] = []
         for (name, raw) in entries {
@@ -46,6 +51,9 @@ struct ControllerOptions: ParsableArguments {
             let base = url.hasSuffix("/") ? String(url.dropLast()) : url
             guard seen.insert(base).inserted else { continue }
             endpoints.append(AgentEndpoint(name: name ?? "\(host):\(parsed.port ?? 7465)", url: base))
+        }
+        for endpoint in discovered where seen.insert(endpoint.url + " " + (endpoint.address ?? "")).inserted {
+            endpoints.append(endpoint)
         }
         return endpoints
     }
@@ -62,10 +70,15 @@ struct ControllerOptions: ParsableArguments {
             let token = try token.token()
             // Without one, a loopback agent is asked with the token it made for itself, if this user can read it.
             let local = token == nil ? try TokenOptions.secret(file: Self.readableLocalTokenFile, environment: "") : nil
-            let http = try AgentClient.http(tls: tls.settings())
+            let settings = try tls.settings()
             return try endpoints().map { endpoint in
-                AgentClient(endpoint: endpoint, token: token ?? (endpoint.isLoopback ? local : nil), http: http)
+                AgentClient(endpoint: endpoint, token: token ?? (endpoint.isLoopback ? local : nil),
+                            http: try AgentClient.http(tls: settings, dnsOverride: endpoint.dnsOverride))
             }
+        } catch let error as FaultlineError where error.code == .preflight {
+            // No agent behind a DNS name: nothing could be reached (SPEC §2: unreachable is 3).
+            StandardError.write("faultline: \(error)\n")
+            throw ExitStatus.preflightFailed
         } catch {
             StandardError.write("faultline: \(error)\n")
             throw ExitStatus.invalid
