@@ -20,7 +20,7 @@ import Yams
         return try #require(containers.first { ($0["image"] as? String)?.contains("faultline") == true }, "no faultline container in the \(kind)")
     }
 
-    @Test(arguments: ["kubernetes/sidecar.yaml", "kubernetes/daemonset.yaml"])
+    @Test(arguments: ["kubernetes/sidecar.yaml", "kubernetes/daemonset.yaml", "kubernetes/cronjob.yaml"])
     func everyDocumentParsesWithAKindAndAPIVersion(_ file: String) throws {
         let documents = try Self.documents(file)
         #expect(documents.count >= 2)
