@@ -38,6 +38,10 @@ struct LeakCheckTests {
                     .contains { name.hasPrefix($0) }
             }
         #expect(temporary.isEmpty, "temporary files left: \(temporary)")
+        if Privilege.hasTool("buildah") {
+            let images = try await output(["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"]).split(separator: "\n").filter { $0.contains("faultline-sidecar-test") }
+            #expect(images.isEmpty, "test images left in buildah's store: \(images)")
+        }
         let resolvers = ((try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? []).filter { $0.hasPrefix("flt-") }
         #expect(resolvers.isEmpty, "/etc/netns entries left (a test DNS server's resolv.conf): \(resolvers)")
     }
