@@ -121,13 +121,18 @@ extension RunRegistry {
         return RunSession(scenario: scenario, runID: runID, settings: settings, journal: journal, context: context, log: log)
     }
 
-    /// Plans the scenario here and runs the preflight: 409 naming a leftover in the way, 422 with the failed checks
-    /// when it cannot run; nothing is applied.
+    /// Plans the scenario here and runs the preflight: 422 `no_pods_here` when a pod target has no pod on this node
+    /// (a fleet's other agents may have them), 409 naming a leftover in the way, 422 with the failed checks when it
+    /// cannot run; nothing is applied.
     func admit(_ scenario: Scenario, runID: String) async throws(AgentError) -> (RunSession, RunSession.Prepared) {
         let session = session(scenario, runID: runID)
         let prepared: RunSession.Prepared
         do { prepared = try await session.prepare(recovering: true) } catch {
             throw AgentError(.internalServerError, "journal", "cannot read the journal to check what earlier runs left: \(error); nothing was applied")
+        }
+        if !prepared.absentPods.isEmpty {
+            throw AgentError(.unprocessableContent, "no_pods_here", "none of the scenario's pods runs on this node; nothing was applied",
+                             details: prepared.refusals.map { AgentError.Detail(path: nil, line: nil, column: nil, message: "\($0)") })
         }
         // A leftover in the way is named first: it is why the plan may also find the target taken.
         for case .leftover(let conflict) in prepared.refusals {

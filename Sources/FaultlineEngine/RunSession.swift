@@ -98,6 +98,9 @@ public struct RunSession: Sendable {
         public let claims: [String: Set<String>]
         /// Why it cannot run; empty when it can.
         public let refusals: [Refusal]
+        /// The pod targets no running pod of this host matches (each also a refusal): an agent of a fleet has
+        /// nothing to do then, which is not a failure.
+        public var absentPods: Set<String> = []
     }
 
     public let scenario: Scenario
@@ -129,8 +132,10 @@ public struct RunSession: Sendable {
         // Containers are found now (a restart since the scenario was written changed their PIDs).
         var scenario = self.scenario
         var containerProblems: [String: String] = [:]
+        var absentPods: Set<String> = []
         if scenario.namesContainers {
-            (scenario, containerProblems) = await ContainerResolver(socket: settings.runtimeSocket).resolve(scenario)
+            let resolution = await ContainerResolver(socket: settings.runtimeSocket).resolve(scenario)
+            (scenario, containerProblems, absentPods) = (resolution.scenario, resolution.problems, resolution.absentPods)
         }
         let pins = HostFactsReader.PinSettings(directory: settings.stateDirectory + "/pins", runID: runID)
         var facts = if let read = settings.facts { await read(scenario, pins) } else {
@@ -159,7 +164,7 @@ public struct RunSession: Sendable {
         refusals += conflicts.map(Refusal.leftover)
         refusals += plan.problems.map { Refusal.planProblem("\($0)") }
         refusals += preflight.checks.filter { $0.status == .missing }.map { Refusal.preflight($0.problem) }
-        return Prepared(scenario: scenario, plan: plan, preflight: preflight, facts: facts, claims: claims, refusals: refusals)
+        return Prepared(scenario: scenario, plan: plan, preflight: preflight, facts: facts, claims: claims, refusals: refusals, absentPods: absentPods)
     }
 
     /// Takes the state directory's locks on what the run acts on (shared by `faultline run` and the agent, so two runs

@@ -347,5 +347,36 @@ import Glibc
             .write(toFile: missing, atomically: true, encoding: .utf8)
         let refused = try await runner.run([TestPaths.faultline, "run", missing, "--yes"] + options, timeout: .seconds(60), outputLimit: 1 << 20)
         #expect(refused.exitCode == 3 && refused.standardError.contains("no running pod is pods in shop with app=nowhere container web"), "\(refused.standardError)")
+
+        // Two nodes' agents (here: two agents, one asking this containerd, one another containerd without pods): the
+        // agent whose node runs none of the pods has nothing to do, which is fine as long as another took the run.
+        guard let empty = try await Self.up("containerd") else { return }
+        var agents: [TestAgent] = []
+        do {
+            for (name, socket) in [("pods", runtime), ("none", empty)] {
+                agents.append(try await TestAgent.start(directory: runtime, state: runtime + "/agent-\(name)", token: "fleet-token-\(tag)",
+                                                        extra: ["--runtime-socket", socket + "/containerd.sock"]))
+            }
+            let tokenFile = runtime + "/fleet-token"
+            _ = FileManager.default.createFile(atPath: tokenFile, contents: Data("fleet-token-\(tag)".utf8), attributes: [.posixPermissions: 0o600])
+            let controller = ["--token-file", tokenFile] + agents.flatMap { ["--agent", $0.url] }
+            let fleet = try await runner.run([TestPaths.faultline, "submit", try scenario("all"), "--wait"] + controller,
+                                             timeout: .seconds(60), outputLimit: 1 << 20)
+            let rows = fleet.standardOutput.split(separator: "\n")
+            #expect(fleet.exitCode == 0, "submit to both exited \(fleet.exitCode): \(fleet.standardOutput)\(fleet.standardError)")
+            #expect(rows.contains { $0.hasPrefix(agents[1].url.replacingOccurrences(of: "http://", with: "")) && $0.contains("no pods here") }, "\(fleet.standardOutput)")
+            #expect(rows.contains { $0.hasPrefix(agents[0].url.replacingOccurrences(of: "http://", with: "")) && $0.contains(" running ") }, "\(fleet.standardOutput)")
+            #expect(web.values.allSatisfy { ProcessTable().read($0.pid).map(\.isStopped) == false }, "a web process is still paused after --wait")
+            // Sent only where no pod runs, nothing runs anywhere: exit 3, and it says so.
+            let nowhere = try await runner.run([TestPaths.faultline, "submit", try scenario("all"), "--agent", agents[1].url, "--token-file", tokenFile],
+                                               timeout: .seconds(60), outputLimit: 1 << 20)
+            #expect(nowhere.exitCode == 3 && nowhere.standardError.contains("no agent runs the scenario's pods"), "\(nowhere.exitCode): \(nowhere.standardOutput)\(nowhere.standardError)")
+        } catch {
+            for agent in agents { _ = await agent.stop() }
+            await Self.down(empty)
+            throw error
+        }
+        for agent in agents { #expect(await agent.stop() == 0, "\(agent.output)") }
+        await Self.down(empty)
     }
 }

@@ -106,7 +106,8 @@ import Glibc
                 - {name: a, type: pause-process, match: {name: sleep}}
                 - {name: b, type: drop, target: {container: nope}}
             """, file: "r.yaml")
-        let (resolved, problems) = await resolver.resolve(scenario)
+        let resolution = await resolver.resolve(scenario)
+        let (resolved, problems) = (resolution.scenario, resolution.problems)
         #expect(resolved.spec.target?.namespacePath == "/proc/\(child.pid)/ns/net")
         #expect(problems == ["container nope": "no container 'nope' through the runtime at \(server.socket)"])
     }

@@ -53,6 +53,9 @@ struct AgentFailure: Error, Sendable, CustomStringConvertible {
     /// What a table shows in the state column.
     var label: String { kind == .unreachable ? "unreachable" : "error \(status)" }
 
+    /// The agent's node runs none of the scenario's pods (422 `no_pods_here`): nothing to do there.
+    var isNoPodsHere: Bool { kind == .refused && code == "no_pods_here" }
+
     /// The exit code it stands for (SPEC §2): unreachable, unauthorised, conflicting or failed preflight 3; bad input 2.
     var exitCode: Int32 {
         switch (kind, status) {

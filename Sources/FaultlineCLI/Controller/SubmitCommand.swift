@@ -113,12 +113,17 @@ struct SubmitCommand: AsyncParsableCommand {
                 switch result {
                 case .success(let created): [client.endpoint.name, created.id, created.state.rawValue,
                                              created.scheduledAt.map { "at " + ISO8601DateFormatter().string(from: $0) } ?? ""]
-                case .failure(let failure): [client.endpoint.name, "-", "refused", failure.description]
+                case .failure(let failure): [client.endpoint.name, "-", failure.isNoPodsHere ? "no pods here" : "refused", failure.description]
                 }
             }), terminator: "")
         }
-        let failures: [AgentFailure] = results.compactMap { $0.1.failure }
         let submitted: [(AgentClient, String)] = results.compactMap { client, result in (try? result.get()).map { (client, $0.id) } }
+        // An agent whose node runs none of the scenario's pods has nothing to do: fine while another agent took the
+        // run; when none did, the pods are nowhere (exit 3).
+        let failures: [AgentFailure] = results.compactMap { $0.1.failure }.filter { !$0.isNoPodsHere || submitted.isEmpty }
+        if submitted.isEmpty, failures.contains(where: \.isNoPodsHere) {
+            StandardError.write("faultline: no agent runs the scenario's pods: nothing was applied anywhere\n")
+        }
         guard wait || lease != nil, !submitted.isEmpty else {
             if json { try printJSON(AgentEntries(agents: results.map { AgentEntry($0, "run", $1.map(SubmittedRun.accepted)) })) }
             if !failures.isEmpty { throw ExitCode(worstExit(failures.map(\.exitCode))) }

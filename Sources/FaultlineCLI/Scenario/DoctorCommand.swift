@@ -38,7 +38,8 @@ struct DoctorCommand: AsyncParsableCommand {
         if let file {
             var scenario = try ScenarioFile.loadOrExit(file)
             if scenario.namesContainers {
-                (scenario, containerProblems) = await ContainerResolver(socket: runtime.runtimeSocket).resolve(scenario)
+                let resolution = await ContainerResolver(socket: runtime.runtimeSocket).resolve(scenario)
+            (scenario, containerProblems) = (resolution.scenario, resolution.problems)
             }
             report = await preflight.check(scenario)
         } else {

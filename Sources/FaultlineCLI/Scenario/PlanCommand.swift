@@ -47,7 +47,8 @@ struct PlanCommand: AsyncParsableCommand {
         // Containers are found as a run would find them now (a run finds them again when it starts).
         var containerProblems: [String: String] = [:]
         if scenario.namesContainers {
-            (scenario, containerProblems) = await ContainerResolver(socket: runtime.runtimeSocket).resolve(scenario)
+            let resolution = await ContainerResolver(socket: runtime.runtimeSocket).resolve(scenario)
+            (scenario, containerProblems) = (resolution.scenario, resolution.problems)
         }
         var facts = await HostFactsReader().read(for: scenario, agentPort: agentPort, pins: .init(directory: global.stateDirectory + "/pins", runID: id))
         facts.containerProblems = containerProblems

@@ -30,17 +30,29 @@ public struct ContainerResolver: Sendable {
     /// The environment variable that names the socket when `--runtime-socket` is not given.
     public static let environmentVariable = "FAULTLINE_RUNTIME_SOCKET"
 
-    /// The scenario with its containers found, and why each one that was not could not be (by `container NAME`).
-    public func resolve(_ scenario: Scenario) async -> (scenario: Scenario, problems: [String: String]) {
+    /// What finding a scenario's containers and pods gave.
+    public struct Resolution: Sendable {
+        /// The scenario with what was found filled in.
+        public var scenario: Scenario
+        /// Why each container or pod target that was not found could not be (by its description, `container NAME`).
+        public var problems: [String: String]
+        /// The pod targets (by description) no running pod of this node matches: nothing to do here, which an agent
+        /// of a fleet says apart from a failure.
+        public var absentPods: Set<String>
+    }
+
+    /// The scenario with its containers and pods found, and why each one that was not could not be.
+    public func resolve(_ scenario: Scenario) async -> Resolution {
         var found: [ContainerRef: FoundContainer] = [:]
-        var (scenario, problems) = scenario.pods.isEmpty ? (scenario, [:]) : await resolvePods(scenario)
-        for ref in scenario.containers where ref.found == nil {
+        var resolution = scenario.pods.isEmpty ? Resolution(scenario: scenario, problems: [:], absentPods: []) : await resolvePods(scenario)
+        for ref in resolution.scenario.containers where ref.found == nil {
             switch await find(ref) {
             case .success(let container): found[ref] = container
-            case .failure(let error): problems[ref.description] = error.message
+            case .failure(let error): resolution.problems[ref.description] = error.message
             }
         }
-        return (scenario.withContainers(found), problems)
+        resolution.scenario = resolution.scenario.withContainers(found)
+        return resolution
     }
 
     /// The sockets to ask for `ref`, with the runtime each speaks (nil: the Docker API of docker or podman, told apart by asking).
@@ -279,20 +291,28 @@ extension ContainerResolver {
 
     /// The containers of each pod target, as many as its mode says, chosen at random among the pods that match;
     /// why, for those that cannot be found.
-    public func resolvePods(_ scenario: Scenario) async -> (scenario: Scenario, problems: [String: String]) {
+    public func resolvePods(_ scenario: Scenario) async -> Resolution {
         var chosen: [PodRef: [FoundContainer]] = [:]
         var problems: [String: String] = [:]
+        var absent: Set<String> = []
         for ref in scenario.pods {
             switch await findPods(ref) {
+            case .success(let found) where found.isEmpty:
+                absent.insert(ref.description)
+                problems[ref.description] = "no running pod is \(ref.description.replacingOccurrences(of: " (\(ref.mode))", with: "")) on this node (containerd at \(podSocket ?? "?"), namespace k8s.io)"
             case .success(let found): chosen[ref] = found
             case .failure(let error): problems[ref.description] = error.message
             }
         }
-        return (scenario.withPods(chosen), problems)
+        return Resolution(scenario: scenario.withPods(chosen), problems: problems, absentPods: absent)
     }
 
+    /// The containerd socket pods are found through.
+    var podSocket: String? { candidates(for: ContainerRef(name: "pod", runtime: .containerd)).first?.path }
+
+    /// The pods' containers `ref` takes on this node (none: no running pod matches), or why they cannot be found.
     func findPods(_ ref: PodRef) async -> Result<[FoundContainer], FaultlineError> {
-        guard let socket = candidates(for: ContainerRef(name: "pod", runtime: .containerd)).first?.path else {
+        guard let socket = podSocket else {
             return .failure(FaultlineError(.preflight, "no containerd socket found (looked for /run/containerd/containerd.sock, /run/k3s/containerd/containerd.sock): give --runtime-socket PATH or set \(Self.environmentVariable)"))
         }
         let ctr = ["ctr", "--address", socket, "--namespace", "k8s.io"]
@@ -316,9 +336,7 @@ extension ContainerResolver {
             containers.append(LabelledContainer(id: id, labels: decoded.Labels ?? [:]))
         }
         let matches = Self.select(ref, among: containers, running: running)
-        guard !matches.isEmpty else {
-            return .failure(FaultlineError(.preflight, "no running pod is \(ref.description.replacingOccurrences(of: " (\(ref.mode))", with: "")) on this node (containerd at \(socket), namespace k8s.io)"))
-        }
+        guard !matches.isEmpty else { return .success([]) }
         if let missing = matches.first(where: { $0.id == nil }) {
             return .failure(FaultlineError(.preflight, "pod \(missing.pod) has no running container '\(ref.container ?? "")'"))
         }
