@@ -89,6 +89,10 @@ extension ExperimentRunner {
             }
             _ = await stop.sleep(until: end)
             progress.update(name) { $0.reverting = true }
+            if let restarted = restartedContainer(of: fault) {
+                progress.update(name) { $0.note = restarted }
+                log.log(.note(.warning, .revert, restarted, fault: name))
+            }
             let began = ContinuousClock.now
             do throws(FaultlineError) {
                 try await driver.revert(record)
@@ -106,6 +110,17 @@ extension ExperimentRunner {
             }
             group.cancelAll()
         }
+    }
+
+    /// Why the container (or pod's container) the fault acts on is no longer the one found when the run started:
+    /// its process ended, so the runtime restarted or stopped it during the fault. Nil when it is the same, or the
+    /// fault's target is no container.
+    func restartedContainer(of fault: Fault) -> String? {
+        guard let ref = (fault.target ?? scenario.spec.target)?.container, let found = ref.found, let startTime = found.startTime,
+              !context.processes.isAlive(ProcessIdentity(pid: found.pid, startTime: startTime, name: found.name)) else { return nil }
+        let how = fault.type.isNetwork ? "the revert goes through the network namespace held since the start"
+            : "what the fault did to that process ended with it"
+        return "\(ref) was restarted or stopped during the fault: its process \(found.pid) is gone; \(how)"
     }
 
     /// Starts the guard in its own session, so a Ctrl-C to the runner's terminal does not reach it, with its output

@@ -93,7 +93,7 @@ public struct ExperimentRunner: Sendable {
                     return RunReport.FaultRecord(name: planned.name, type: planned.type, target: planned.target, summary: planned.summary,
                                                  injectedAt: entry.injectedAt, revertedAt: entry.revertedAt,
                                                  injectCommands: planned.inject.map(Self.text), revertCommands: planned.revert.map(Self.text),
-                                                 state: entry.state, error: entry.error ?? entry.degraded)
+                                                 state: entry.state, error: entry.error ?? entry.degraded, note: entry.note)
                 },
                 probes: ledger.samples, review: RunReport.reviewTemplate)
         }

@@ -26,7 +26,7 @@ public enum ReportRenderer {
         if let runbook = report.runbook { out += "| runbook | \(markdownRunbook(runbook)) |\n" }
         out += "\n## Faults\n\n| fault | type | target | injected | reverted | state |\n| --- | --- | --- | --- | --- | --- |\n"
         for fault in report.faults {
-            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state.rawValue + (fault.error.map { ": \($0)" } ?? ""))) |\n"
+            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state.rawValue + (fault.error.map { ": \($0)" } ?? "") + (fault.note.map { " (\($0))" } ?? ""))) |\n"
         }
         for fault in report.faults {
             out += "\n### \(markdownCell(fault.name))\n\n\(markdownText(fault.summary))\n\nInject:\n\n```\n\(fault.injectCommands.joined(separator: "\n"))\n```\n\nRevert:\n\n```\n\(fault.revertCommands.joined(separator: "\n"))\n```\n"
@@ -117,7 +117,7 @@ public enum ReportRenderer {
 
     public static func html(_ report: RunReport) -> String {
         let rows = report.faults.map { fault in
-            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state.rawValue))</td></tr>"
+            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state.rawValue + (fault.note.map { " (\($0))" } ?? "")))</td></tr>"
         }.joined()
         let slo = report.slo.map { "<p>SLO \($0.met ? "met" : "<b>missed</b>"): \($0.good) of \($0.total) results good (objective \(TimeSpan.trim($0.objective))%), \(Int(($0.budgetUsed * 100).rounded()))% of the error budget used.</p>" } ?? ""
         let abort = report.abortReason.map { "<p class=\"abort\">Aborted at \(seconds(report.abortedAt)): \(escape($0))</p>" } ?? ""

@@ -13,6 +13,8 @@ extension ExperimentRunner {
             var reverting = false
             /// Why it did not fully act, when it did not (its delayer or hog ended early, less was filled than asked).
             var degraded: String?
+            /// What happened to its target while it was in place (its container restarted), for the report.
+            var note: String?
             /// Its inject ended only after the method had (a slow inject past maxDuration): nothing watched it.
             var afterMethod = false
 

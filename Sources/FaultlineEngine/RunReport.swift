@@ -15,9 +15,11 @@ public struct RunReport: Sendable, Codable {
         public var revertCommands: [String]
         public var state: FaultRunState
         public var error: String?
+        /// What happened to its target while it was in place (its container restarted: the PID changed).
+        public var note: String?
 
         public init(name: String, type: FaultType, target: String, summary: String, injectedAt: Double?, revertedAt: Double?,
-                    injectCommands: [String], revertCommands: [String], state: FaultRunState, error: String?) {
+                    injectCommands: [String], revertCommands: [String], state: FaultRunState, error: String?, note: String? = nil) {
             self.name = name
             self.type = type
             self.target = target
@@ -28,6 +30,7 @@ public struct RunReport: Sendable, Codable {
             self.revertCommands = revertCommands
             self.state = state
             self.error = error
+            self.note = note
         }
     }
 

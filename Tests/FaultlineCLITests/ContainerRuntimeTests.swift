@@ -180,6 +180,46 @@ import Glibc
         let refused = try await runner.run([TestPaths.faultline, "run", scenario, "--yes"] + socket, timeout: .seconds(60), outputLimit: 1 << 20)
         #expect(refused.exitCode == 3, "\(refused.standardError)")
         #expect(refused.standardError.contains("container app was not found: container 'app' is not running"), "\(refused.standardError)")
+
+        // Started again, then restarted during a drop: the report says so, and the revert still goes through the
+        // network namespace held since the start (here the same namespace B, which the container joins again).
+        try await net.must([podman, "start", "app"])
+        var up = false
+        for _ in 0..<100 where !up {
+            up = try await net.handshakes(from: net.a, to: TestNetwork.addressB, port: 8080, count: 1, timeout: 0.3).failed == 0
+            if !up { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(up, "the started container does not serve")
+        let restart = runtime + "/restart.yaml"
+        try """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: container-restart}
+            spec:
+              maxDuration: 8s
+              target: {container: app}
+              faults:
+                - {name: cut, type: drop, direction: ingress, from: {ports: [8080]}, duration: 6s}
+            """.write(toFile: restart, atomically: true, encoding: .utf8)
+        let restartLog = runtime + "/restart.log"
+        let restartRun = try ChildProcess.spawn([TestPaths.faultline, "run", restart, "--yes", "--report", runtime + "/restart-report"] + socket,
+                                                table: ProcessTable(), output: restartLog)
+        var dropped = false
+        for _ in 0..<100 where !dropped {
+            dropped = try await net.handshakes(from: net.a, to: TestNetwork.addressB, port: 8080, count: 1, timeout: 0.2).failed == 1
+            if !dropped { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(dropped, "the drop never acted")
+        try await net.must([podman, "restart", "--time", "0", "app"])
+        let restartExit = await ChildProcess.waitForExit(restartRun.pid)
+        #expect(restartExit == 0, "\((try? String(contentsOfFile: restartLog, encoding: .utf8)) ?? "")")
+        let report = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: runtime + "/restart-report/report.json"))) as? [String: Any]
+        let faults = report?["faults"] as? [[String: Any]] ?? []
+        #expect(faults.first?["state"] as? String == "reverted", "\(faults)")
+        #expect((faults.first?["note"] as? String)?.contains("was restarted or stopped during the fault") == true, "\(faults)")
+        #expect(!(try await net.must(["ip", "netns", "exec", net.b, "iptables", "-S"]).standardOutput.contains("FAULTLINE")), "the drop is left in the namespace")
+        let served = try await net.handshakes(from: net.a, to: TestNetwork.addressB, port: 8080, count: 3, timeout: 1, gap: 0.2)
+        #expect(served.failed == 0, "the restarted container is not reachable after the run: \(served.summary)")
     }
 
     /// docker (dockerd in a namespace of the test's) and containerd alone (ctr, namespace k8s.io): the container is
