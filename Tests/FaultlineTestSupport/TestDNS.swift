@@ -13,10 +13,13 @@ import Glibc
 public final class TestDNS: Sendable {
     let process: ProcessIdentity
     let netnsDirectory: String
+    /// Whether /etc/netns was made here (then it goes again once empty).
+    let madeParent: Bool
 
-    init(process: ProcessIdentity, netnsDirectory: String) {
+    init(process: ProcessIdentity, netnsDirectory: String, madeParent: Bool) {
         self.process = process
         self.netnsDirectory = netnsDirectory
+        self.madeParent = madeParent
     }
 
     /// Starts dnsmasq for `records` (address, name) in `namespace` and waits until the first name answers with all
@@ -25,6 +28,7 @@ public final class TestDNS: Sendable {
         let hosts = directory + "/dns-hosts"
         try records.map { "\($0.0) \($0.1)\n" }.joined().write(toFile: hosts, atomically: true, encoding: .utf8)
         let netnsDirectory = "/etc/netns/\(namespace)"
+        let madeParent = !FileManager.default.fileExists(atPath: "/etc/netns")
         try FileManager.default.createDirectory(atPath: netnsDirectory, withIntermediateDirectories: true)
         try "nameserver 127.0.0.1\n".write(toFile: netnsDirectory + "/resolv.conf", atomically: true, encoding: .utf8)
         let process: ProcessIdentity
@@ -36,9 +40,10 @@ public final class TestDNS: Sendable {
                                              table: ProcessTable(), output: directory + "/dnsmasq.log")
         } catch {
             try? FileManager.default.removeItem(atPath: netnsDirectory)
+            if madeParent { rmdir("/etc/netns") }
             throw error
         }
-        let dns = TestDNS(process: process, netnsDirectory: netnsDirectory)
+        let dns = TestDNS(process: process, netnsDirectory: netnsDirectory, madeParent: madeParent)
         guard let name = records.first?.1 else { return dns }
         let wanted = Set(records.filter { $0.1 == name }.map(\.0))
         var last = ""
@@ -57,6 +62,6 @@ public final class TestDNS: Sendable {
         _ = try? ProcessSignaller().send(.kill, to: process)
         for _ in 0..<200 where !ChildProcess.reap(process.pid) { usleep(5_000) }
         try? FileManager.default.removeItem(atPath: netnsDirectory)
-        rmdir("/etc/netns")  // only when empty: another namespace's files stay
+        if madeParent { rmdir("/etc/netns") }  // only when empty: another namespace's files stay
     }
 }
