@@ -247,6 +247,91 @@ import Glibc
         await net.remove()
     }
 
+    /// A node whose kubelet runs pods through dockerd (cri-dockerd): sandboxes and containers labelled as
+    /// cri-dockerd labels them; a pod target through the Docker API pauses the named container of each pod hit.
+    @Test func podsThroughTheDockerAPI() async throws {
+        guard geteuid() == 0 else {
+            print("container runtime test skipped: needs root")
+            return
+        }
+        let net = try await TestNetwork.create()
+        guard let runtime = try await Self.up("docker", [net.b, "10.213.78.1/24"]) else {
+            await net.remove()
+            return
+        }
+        do {
+            try await dockerPods(runtime: runtime)
+        } catch {
+            await Self.down(runtime)
+            await net.remove()
+            throw error
+        }
+        await Self.down(runtime)
+        await net.remove()
+    }
+
+    func dockerPods(runtime: String) async throws {
+        let runner = SubprocessRunner()
+        let tag = String(UInt32.random(in: 0x1000_0000 ... 0xffff_ffff), radix: 16)
+        let pods = [("shop", "checkout-a", "checkout"), ("shop", "checkout-b", "checkout"), ("shop", "cart-a", "cart")]
+        var web: [String: ProcessRecord] = [:]
+        for (index, (namespace, pod, app)) in pods.enumerated() {
+            let common = ["io.kubernetes.pod.name=\(pod)", "io.kubernetes.pod.namespace=\(namespace)", "io.kubernetes.pod.uid=uid-\(tag)-\(index)"]
+            for (kind, extra) in [("podsandbox", ["app=\(app)"]), ("container", ["io.kubernetes.container.name=web"])] {
+                let marker = "flt-marker-\(kind)-\(tag)-\(index)"
+                let labels = (common + extra + ["io.kubernetes.docker.type=\(kind)"]).flatMap { ["--label", $0] }
+                let started = try await runner.run([runtime + "/docker", "run", "-d", "--network", "none"] + labels
+                                                   + ["localhost/faultline-test-base:latest", "python3", "-c", "import time; time.sleep(1e6)", marker],
+                                                   timeout: .seconds(60), outputLimit: 1 << 20)
+                guard started.succeeded else { throw TestFailure("docker run: \(started.standardError)") }
+            }
+        }
+        for (index, (_, pod, _)) in pods.enumerated() {
+            var found: ProcessRecord?
+            for _ in 0..<100 where found == nil {
+                found = ProcessTable().all().first { $0.arguments.last == "flt-marker-container-\(tag)-\(index)" }
+                if found == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            web[pod] = try #require(found, "pod \(pod)'s web container did not start")
+        }
+        let scenario = runtime + "/docker-pods.yaml"
+        try """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: docker-pods}
+            spec:
+              maxDuration: 3s
+              faults:
+                - name: freeze
+                  type: pause-process
+                  duration: 2s
+                  target: {pod: {namespace: shop, labels: {app: checkout}}, container: web, mode: all}
+                  match: {cmdline: "flt-marker-container-"}
+            """.write(toFile: scenario, atomically: true, encoding: .utf8)
+        let options = ["--runtime-socket", runtime + "/docker.sock", "--state-dir", runtime + "/state"]
+        let plan = try await runner.run([TestPaths.faultline, "plan", scenario] + options)
+        #expect(plan.succeeded, "\(plan.standardError)\(plan.standardOutput)")
+        #expect(plan.standardOutput.contains("pod shop/checkout-a → ") && plan.standardOutput.contains("pod shop/checkout-b → "), "\(plan.standardOutput)")
+        #expect(!plan.standardOutput.contains("cart-a"), "\(plan.standardOutput)")
+        let log = runtime + "/docker-pods.log"
+        let run = try ChildProcess.spawn([TestPaths.faultline, "run", scenario, "--yes"] + options, table: ProcessTable(), output: log)
+        var paused: [String] = []
+        for _ in 0..<60 where paused.count < 2 {
+            paused = web.filter { ProcessTable().read($0.value.pid).map(\.isStopped) == true }.keys.sorted()
+            if paused.count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(paused == ["checkout-a", "checkout-b"], "paused \(paused)")
+        let exit = await ChildProcess.waitForExit(run.pid)
+        #expect(exit == 0, "faultline run exited \(exit): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(web.values.allSatisfy { ProcessTable().read($0.pid).map(\.isStopped) == false }, "a web process is still paused")
+        // No pod of that label: nothing applied, exit 3, and where it looked.
+        let missing = runtime + "/docker-missing.yaml"
+        try String(contentsOfFile: scenario, encoding: .utf8).replacingOccurrences(of: "app: checkout", with: "app: nowhere")
+            .write(toFile: missing, atomically: true, encoding: .utf8)
+        let refused = try await runner.run([TestPaths.faultline, "run", missing, "--yes"] + options, timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(refused.exitCode == 3 && refused.standardError.contains("on this node (the Docker API at \(runtime)/docker.sock)"), "\(refused.standardError)")
+    }
+
     func pause(_ kind: String, net: TestNetwork, runtime: String) async throws {
         let runner = SubprocessRunner()
         let marker = "flt-marker-\(String(UInt32.random(in: 0x1000_0000 ... 0xffff_ffff), radix: 16))"

@@ -110,7 +110,7 @@ struct ScenarioDecoder {
             return nil
         }
         if let node = f["runtime"], let runtime = r.choice(ContainerRuntime.self, what: "container runtime")(node, path.key("runtime")), runtime != .containerd {
-            r.error("pods are found through the node's containerd; runtime \(runtime.rawValue) has no pods", at: node, path.key("runtime"))
+            r.error("pods are found through the node's containerd, else its Docker API (cri-dockerd): leave 'runtime' out, or write containerd; runtime \(runtime.rawValue) is not for pods", at: node, path.key("runtime"))
             return nil
         }
         guard let node = f["pod"], let p = r.fields(node, path.key("pod"), allowed: ScenarioSchema.pod) else { return nil }

@@ -261,6 +261,8 @@ extension ContainerResolver {
         static let podNamespace = "io.kubernetes.pod.namespace"
         static let podUID = "io.kubernetes.pod.uid"
         static let containerName = "io.kubernetes.container.name"
+        /// cri-dockerd's (and dockershim's) mark of a sandbox (`podsandbox`) or a container (`container`).
+        static let dockerType = "io.kubernetes.docker.type"
     }
 
     /// One container of containerd's `k8s.io` namespace and its labels.
@@ -299,7 +301,7 @@ extension ContainerResolver {
             switch await findPods(ref) {
             case .success(let found) where found.isEmpty:
                 absent.insert(ref.description)
-                problems[ref.description] = "no running pod is \(ref.description.replacingOccurrences(of: " (\(ref.mode))", with: "")) on this node (containerd at \(podSocket ?? "?"), namespace k8s.io)"
+                problems[ref.description] = "no running pod is \(ref.description.replacingOccurrences(of: " (\(ref.mode))", with: "")) on this node (\(podSocket.map(Self.podSource) ?? "no runtime"))"
             case .success(let found): chosen[ref] = found
             case .failure(let error): problems[ref.description] = error.message
             }
@@ -307,19 +309,57 @@ extension ContainerResolver {
         return Resolution(scenario: scenario.withPods(chosen), problems: problems, absentPods: absent)
     }
 
-    /// The containerd socket pods are found through.
-    var podSocket: String? { candidates(for: ContainerRef(name: "pod", runtime: .containerd)).first?.path }
+    /// The socket pods are found through: the node's containerd, else a Docker API (dockerd with cri-dockerd).
+    var podSocket: (runtime: ContainerRuntime?, path: String)? {
+        let sockets = candidates(for: ContainerRef(name: "pod")).filter { $0.runtime != .podman }
+        return sockets.first { $0.runtime == .containerd } ?? sockets.first
+    }
+
+    /// Where pods were looked for, for messages.
+    static func podSource(_ socket: (runtime: ContainerRuntime?, path: String)) -> String {
+        socket.runtime == .containerd ? "containerd at \(socket.path), namespace k8s.io" : "the Docker API at \(socket.path)"
+    }
 
     /// The pods' containers `ref` takes on this node (none: no running pod matches), or why they cannot be found.
     func findPods(_ ref: PodRef) async -> Result<[FoundContainer], FaultlineError> {
         guard let socket = podSocket else {
-            return .failure(FaultlineError(.preflight, "no containerd socket found (looked for /run/containerd/containerd.sock, /run/k3s/containerd/containerd.sock): give --runtime-socket PATH or set \(Self.environmentVariable)"))
+            let looked = Self.usualSockets.filter { $0.runtime != .podman }.map(\.path)
+            return .failure(FaultlineError(.preflight, "no containerd or Docker socket found (looked for \(looked.joined(separator: ", "))): give --runtime-socket PATH or set \(Self.environmentVariable)"))
         }
+        let listed = socket.runtime == .containerd ? await listContainerd(namespace: ref.namespace, socket: socket.path)
+            : await listDockerAPI(namespace: ref.namespace, socket: socket.path)
+        let containers: [LabelledContainer]
+        let running: Set<String>
+        switch listed {
+        case .success(let found): (containers, running) = found
+        case .failure(let error): return .failure(error)
+        }
+        let matches = Self.select(ref, among: containers, running: running)
+        guard !matches.isEmpty else { return .success([]) }
+        if let missing = matches.first(where: { $0.id == nil }) {
+            return .failure(FaultlineError(.preflight, "pod \(missing.pod) has no running container '\(ref.container ?? "")'"))
+        }
+        var result: [FoundContainer] = []
+        for match in matches.shuffled().prefix(ref.mode.count(of: matches.count)) {
+            let runtime = socket.runtime == .containerd ? ContainerRuntime.containerd : socket.runtime
+            switch await find(ContainerRef(name: match.id!, runtime: runtime, namespace: runtime == .containerd ? "k8s.io" : nil)) {
+            case .success(var found):
+                found.pod = match.pod
+                result.append(found)
+            case .failure(let error): return .failure(error)
+            }
+        }
+        return .success(result.sorted { ($0.pod ?? "") < ($1.pod ?? "") })
+    }
+
+    /// The containers of containerd's `k8s.io` namespace whose pod is in `namespace`, with their labels, and which
+    /// of them run (`ctr`).
+    func listContainerd(namespace: String, socket: String) async -> Result<([LabelledContainer], Set<String>), FaultlineError> {
         let ctr = ["ctr", "--address", socket, "--namespace", "k8s.io"]
         let listed: CommandResult
         let tasks: CommandResult
         do {
-            listed = try await runner.run(ctr + ["containers", "list", "--quiet", "labels.\"\(KubeletLabel.podNamespace)\"==\(ref.namespace)"])
+            listed = try await runner.run(ctr + ["containers", "list", "--quiet", "labels.\"\(KubeletLabel.podNamespace)\"==\(namespace)"])
             tasks = try await runner.run(ctr + ["task", "list"])
         } catch {
             return .failure(FaultlineError(.preflight, "cannot ask containerd at \(socket): \(error.message) (is ctr installed?)"))
@@ -335,20 +375,33 @@ extension ContainerResolver {
                   let decoded = try? JSONDecoder().decode(Info.self, from: Data(info.standardOutput.utf8)) else { continue }
             containers.append(LabelledContainer(id: id, labels: decoded.Labels ?? [:]))
         }
-        let matches = Self.select(ref, among: containers, running: running)
-        guard !matches.isEmpty else { return .success([]) }
-        if let missing = matches.first(where: { $0.id == nil }) {
-            return .failure(FaultlineError(.preflight, "pod \(missing.pod) has no running container '\(ref.container ?? "")'"))
+        return .success((containers, running))
+    }
+
+    /// The same through the Docker Engine API (a node whose kubelet runs pods through dockerd and cri-dockerd):
+    /// `GET /containers/json` filtered by the pod namespace label. cri-dockerd marks sandboxes and containers with
+    /// `io.kubernetes.docker.type` (`podsandbox`, `container`), read here as containerd's kinds.
+    func listDockerAPI(namespace: String, socket: String) async -> Result<([LabelledContainer], Set<String>), FaultlineError> {
+        struct Listed: Decodable {
+            var Id: String
+            var Labels: [String: String]?
+            var State: String?
         }
-        var result: [FoundContainer] = []
-        for match in matches.shuffled().prefix(ref.mode.count(of: matches.count)) {
-            switch await find(ContainerRef(name: match.id!, runtime: .containerd, namespace: "k8s.io")) {
-            case .success(var found):
-                found.pod = match.pod
-                result.append(found)
-            case .failure(let error): return .failure(error)
-            }
+        let filter = "{\"label\":[\"\(KubeletLabel.podNamespace)=\(namespace)\"]}"
+        let query = filter.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let response: UnixSocketHTTP.Response
+        do { response = try await UnixSocketHTTP.get(socket: socket, path: "/containers/json?all=1&filters=\(query)") } catch {
+            return .failure(FaultlineError(.preflight, "cannot ask the Docker API at \(socket): \(error.message)"))
         }
-        return .success(result.sorted { ($0.pod ?? "") < ($1.pod ?? "") })
+        guard response.status == 200, let listed = try? JSONDecoder().decode([Listed].self, from: response.body) else {
+            return .failure(FaultlineError(.preflight, "\(socket) answered \(response.status) to a list of pod \(namespace)'s containers: \(String(decoding: response.body.prefix(200), as: UTF8.self))"))
+        }
+        let kinds = ["podsandbox": "sandbox", "container": "container"]
+        let containers = listed.map { entry in
+            var labels = entry.Labels ?? [:]
+            if labels[KubeletLabel.kind] == nil, let kind = labels[KubeletLabel.dockerType].flatMap({ kinds[$0] }) { labels[KubeletLabel.kind] = kind }
+            return LabelledContainer(id: entry.Id, labels: labels)
+        }
+        return .success((containers, Set(listed.filter { $0.State == "running" }.map(\.Id))))
     }
 }
