@@ -28,6 +28,17 @@ RUN swift build -c release --static-swift-stdlib --product faultline \
  && install -s -D -m 0755 "$(swift build -c release --show-bin-path)/faultline" /out/bin/faultline \
  && python3 scripts/generate-shell-files.py /out/bin/faultline /out
 
+# ---- ctr: the containerd CLI (only that binary of Debian's containerd package), with which container and pod
+# targets are found on containerd nodes ----
+FROM ${RUNTIME_IMAGE} AS ctr
+WORKDIR /tmp/containerd
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get download containerd \
+ && dpkg-deb -x containerd_*.deb . \
+ && install -D -m 0755 usr/bin/ctr /out/ctr \
+ && rm -rf /var/lib/apt/lists/*
+
 # ---- runtime: Debian slim, iproute2 (tc, ip), iptables (nf_tables), libcap2, libsqlite3 ----
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
@@ -38,6 +49,7 @@ LABEL org.opencontainers.image.title="faultline" \
       org.opencontainers.image.documentation="https://github.com/faultline/faultline#readme"
 # libcap2-bin (setcap) comes with iproute2, which depends on it; it sets the binary's file capabilities.
 COPY --from=build /out/bin/faultline /usr/local/bin/faultline
+COPY --from=ctr /out/ctr /usr/local/bin/ctr
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
