@@ -83,6 +83,7 @@ extension RunRegistry {
         }
         schedule.lastRunID = runID
         schedule.lastFiredAt = now
+        schedule.lastSkipReason = nil
         store(schedule)
 
         let scenario: Scenario
@@ -101,6 +102,13 @@ extension RunRegistry {
             }
             log(.info, .schedule, "schedule \(schedule.id) starts run \(runID) of \(scenario.metadata.name)", run: runID)
             start(run, session, prepared)
+        } catch where error.code == "no_pods_here" && schedule.kind == .cron {
+            // A fleet's schedule fires on every node; one that runs none of the pods has nothing to do, which is
+            // fine: no run is made, and the schedule says why.
+            schedule.lastRunID = original.lastRunID
+            schedule.lastSkipReason = "none of the scenario's pods ran on this node at \(ISO8601DateFormatter().string(from: now)); no run was made"
+            store(schedule)
+            log(.info, .schedule, "schedule \(schedule.id) of \(scenario.metadata.name): none of its pods runs on this node; nothing to do")
         } catch {
             let detail = error.details.map(\.message).joined(separator: "; ")
             refuse(run, reason: error.message + (detail.isEmpty ? "" : ": " + detail), exit: 3)
@@ -209,6 +217,7 @@ extension RunRegistry {
     static func status(_ schedule: ScheduleEntry) -> ScheduleStatus {
         ScheduleStatus(id: schedule.id, kind: schedule.kind.rawValue, scenario: schedule.scenario, cron: schedule.cron, timeZone: schedule.timeZone,
                        at: schedule.at, nextAt: schedule.nextAt, leaseSeconds: schedule.lease, state: schedule.state.rawValue,
-                       createdAt: schedule.createdAt, lastRunID: schedule.lastRunID, lastFiredAt: schedule.lastFiredAt, missed: schedule.missed)
+                       createdAt: schedule.createdAt, lastRunID: schedule.lastRunID, lastFiredAt: schedule.lastFiredAt,
+                       lastSkipReason: schedule.lastSkipReason, missed: schedule.missed)
     }
 }

@@ -64,6 +64,15 @@ extension RunRegistry {
             guard at < Date().addingTimeInterval(366 * 86_400) else {
                 throw AgentError.badRequest("'at' \(ISO8601DateFormatter().string(from: at)) is more than a year away: schedule it closer, or use a cron schedule")
             }
+            // A fleet's one-shot game day goes to every node; one that runs none of its pods says so now, as for a
+            // run that starts at once (pods that leave before the time make the run fail then, with the reason).
+            if !scenario.pods.isEmpty {
+                let found = await ContainerResolver(socket: configuration.runtimeSocket).resolvePods(scenario)
+                if !found.absentPods.isEmpty {
+                    throw AgentError(.unprocessableContent, "no_pods_here", "none of the scenario's pods runs on this node; nothing was scheduled",
+                                     details: found.absentPods.sorted().map { AgentError.Detail(path: nil, line: nil, column: nil, message: found.problems[$0] ?? $0) })
+                }
+            }
             let schedule = ScheduleEntry(id: id, kind: .at, scenario: scenario.metadata.name.rawValue, source: text, cron: nil,
                                          timeZone: "UTC", at: at, nextAt: at, lease: options.lease?.seconds, createdAt: Date())
             do { try journal.save(schedule) } catch { throw AgentError(.internalServerError, "journal", error.description) }

@@ -123,6 +123,9 @@ public struct ScheduleStatus: Codable, Sendable, Hashable {
     public var createdAt: Date
     public var lastRunID: String?
     public var lastFiredAt: Date?
+    /// Why the last firing started no run (none of the scenario's pods runs on this agent's node); absent once one
+    /// starts.
+    public var lastSkipReason: String?
     /// Times it was due while the agent was down; they were not run late.
     public var missed: [Date]
 }

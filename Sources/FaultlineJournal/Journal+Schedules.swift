@@ -26,12 +26,15 @@ public struct ScheduleEntry: Sendable, Hashable, Codable {
     public var createdAt: Date
     public var lastRunID: String?
     public var lastFiredAt: Date?
+    /// Why the last firing started no run (a cron schedule whose pods run on none of this agent's node); nil once
+    /// one starts.
+    public var lastSkipReason: String?
     /// Times it was due while the agent was not running; reported, never run late.
     public var missed: [Date]
     public var state: State
 
     public init(id: String, kind: Kind, scenario: String, source: String, cron: String?, timeZone: String, at: Date?, nextAt: Date?,
-                lease: Double?, createdAt: Date, lastRunID: String? = nil, lastFiredAt: Date? = nil, missed: [Date] = [], state: State = .active) {
+                lease: Double?, createdAt: Date, lastRunID: String? = nil, lastFiredAt: Date? = nil, lastSkipReason: String? = nil, missed: [Date] = [], state: State = .active) {
         self.id = id
         self.kind = kind
         self.scenario = scenario
@@ -44,6 +47,7 @@ public struct ScheduleEntry: Sendable, Hashable, Codable {
         self.createdAt = createdAt
         self.lastRunID = lastRunID
         self.lastFiredAt = lastFiredAt
+        self.lastSkipReason = lastSkipReason
         self.missed = missed
         self.state = state
     }
@@ -56,11 +60,11 @@ extension Journal {
         try write { db in
             try db.execute(sql: """
                 INSERT OR REPLACE INTO schedule (id, kind, scenario, source, cron, timeZone, at, nextAt, lease, createdAt,
-                  lastRunID, lastFiredAt, missed, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  lastRunID, lastFiredAt, lastSkipReason, missed, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [schedule.id, schedule.kind.rawValue, schedule.scenario, schedule.source, schedule.cron, schedule.timeZone,
                                  schedule.at?.timeIntervalSince1970, schedule.nextAt?.timeIntervalSince1970, schedule.lease,
                                  schedule.createdAt.timeIntervalSince1970, schedule.lastRunID, schedule.lastFiredAt?.timeIntervalSince1970,
-                                 missed, schedule.state.rawValue])
+                                 schedule.lastSkipReason, missed, schedule.state.rawValue])
         }
     }
 
@@ -91,7 +95,7 @@ extension Journal {
             cron: row["cron"], timeZone: row["timeZone"], at: (row["at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             nextAt: (row["nextAt"] as Double?).map(Date.init(timeIntervalSince1970:)), lease: row["lease"],
             createdAt: Date(timeIntervalSince1970: row["createdAt"]), lastRunID: row["lastRunID"],
-            lastFiredAt: (row["lastFiredAt"] as Double?).map(Date.init(timeIntervalSince1970:)), missed: missed,
+            lastFiredAt: (row["lastFiredAt"] as Double?).map(Date.init(timeIntervalSince1970:)), lastSkipReason: row["lastSkipReason"], missed: missed,
             state: ScheduleEntry.State(rawValue: row["state"]) ?? .active)
     }
 }

@@ -133,6 +133,9 @@ public final class Journal: Sendable {
                   action TEXT NOT NULL, target TEXT, status INTEGER NOT NULL, result TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v5-schedule-skips") { db in
+            try db.execute(sql: "ALTER TABLE schedule ADD COLUMN lastSkipReason TEXT")
+        }
         return migrator
     }
 

@@ -1,3 +1,4 @@
+@testable import FaultlineAgent
 import FaultlineCore
 import FaultlineSystem
 import FaultlineTestSupport
@@ -496,6 +497,21 @@ import Glibc
             let nowhere = try await runner.run([TestPaths.faultline, "submit", try scenario("all"), "--agent", agents[1].url, "--token-file", tokenFile],
                                                timeout: .seconds(60), outputLimit: 1 << 20)
             #expect(nowhere.exitCode == 3 && nowhere.standardError.contains("no agent runs the scenario's pods"), "\(nowhere.exitCode): \(nowhere.standardOutput)\(nowhere.standardError)")
+            // A one-shot run is judged when it is submitted: only the agent with the pods schedules it.
+            let later = try await runner.run([TestPaths.faultline, "submit", try scenario("all"), "--in", "10m"] + controller,
+                                             timeout: .seconds(60), outputLimit: 1 << 20)
+            let laterRows = later.standardOutput.split(separator: "\n")
+            #expect(later.exitCode == 0, "submit --in to both exited \(later.exitCode): \(later.standardOutput)\(later.standardError)")
+            #expect(laterRows.contains { $0.hasPrefix(agents[1].url.replacingOccurrences(of: "http://", with: "")) && $0.contains("no pods here") }, "\(later.standardOutput)")
+            #expect(laterRows.contains { $0.hasPrefix(agents[0].url.replacingOccurrences(of: "http://", with: "")) && $0.contains(" scheduled ") }, "\(later.standardOutput)")
+            let laterNowhere = try await runner.run([TestPaths.faultline, "submit", try scenario("all"), "--in", "10m", "--agent", agents[1].url, "--token-file", tokenFile],
+                                                    timeout: .seconds(60), outputLimit: 1 << 20)
+            #expect(laterNowhere.exitCode == 3 && laterNowhere.standardError.contains("no agent runs the scenario's pods"), "\(laterNowhere.exitCode): \(laterNowhere.standardError)")
+            let cancelled = try await runner.run([TestPaths.faultline, "abort", "--all"] + controller, timeout: .seconds(60), outputLimit: 1 << 20)
+            #expect(cancelled.succeeded, "\(cancelled.standardOutput)\(cancelled.standardError)")
+            // A cron schedule is kept on every node; fired where none of the pods runs, it makes no run and says why.
+            try await cronFiresWithoutPods(scenario: try String(contentsOfFile: try scenario("all"), encoding: .utf8),
+                                           socket: empty + "/containerd.sock", state: runtime + "/agent-cron")
         } catch {
             for agent in agents { _ = await agent.stop() }
             await Self.down(empty)
@@ -503,5 +519,28 @@ import Glibc
         }
         for agent in agents { #expect(await agent.stop() == 0, "\(agent.output)") }
         await Self.down(empty)
+    }
+
+    /// The agent's registry in this process, asking a containerd that runs no pods, fires a cron schedule of a pod
+    /// target at once (instead of at the next minute): no run is made, and the schedule's lastSkipReason says why.
+    func cronFiresWithoutPods(scenario: String, socket: String, state: String) async throws {
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let credentials = try AgentCredentials(fixed: [AgentCredential(name: "ops", role: .operate, token: String(repeating: "o", count: 40))],
+                                               file: nil, minimumLength: 32)
+        var configuration = AgentConfiguration(host: "127.0.0.1", port: 0, credentials: credentials, stateDirectory: state,
+                                               executable: TestPaths.faultline, forwarded: [])
+        configuration.runtimeSocket = socket
+        let registry = try RunRegistry(configuration: configuration) { _ in }
+        await registry.prepare()
+        let created = try registry.schedule(ScheduleRequest(scenario: scenario, cron: "@daily", timeZone: nil, lease: nil, id: nil), source: "pods.yaml")
+        let entry = try #require(registry.schedules.withLock { $0[created.id] })
+        await registry.fire(entry, now: Date())
+        let after = try #require(registry.listSchedules().first { $0.id == created.id })
+        #expect(after.lastRunID == nil && after.lastFiredAt != nil, "\(after)")
+        #expect(after.lastSkipReason?.contains("none of the scenario's pods ran on this node") == true, "\(after)")
+        #expect(after.state == "active" && after.nextAt != nil)
+        let made = registry.runs.withLock { Array($0.keys) }
+        #expect(made.isEmpty, "a run was made: \(made)")
+        registry.stopAll()
     }
 }

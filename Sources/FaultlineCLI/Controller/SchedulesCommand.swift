@@ -38,9 +38,11 @@ struct SchedulesCommand: AsyncParsableCommand {
             case .success(let schedules):
                 rows += schedules.map { schedule in
                     let when = schedule.cron.map { "\($0) (\(schedule.timeZone))" } ?? schedule.at.map { "at " + format.string(from: $0) } ?? "-"
-                    let missed = schedule.missed.isEmpty ? "" : "missed \(schedule.missed.count), last \(format.string(from: schedule.missed.last!))"
+                    var notes: [String] = []
+                    if let last = schedule.missed.last { notes.append("missed \(schedule.missed.count), last \(format.string(from: last))") }
+                    if let skipped = schedule.lastSkipReason { notes.append("last time: " + skipped) }
                     return [client.endpoint.name, schedule.id, schedule.scenario, when, schedule.nextAt.map { format.string(from: $0) } ?? "-",
-                            schedule.state, schedule.lastRunID ?? "-", missed]
+                            schedule.state, schedule.lastRunID ?? "-", notes.joined(separator: "; ")]
                 }
             case .failure(let failure):
                 codes.append(failure.exitCode)
