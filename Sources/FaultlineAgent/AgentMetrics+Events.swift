@@ -14,6 +14,8 @@ extension AgentMetrics {
             if let type { injected(type, ok: false, becameActive: false) }
         case .reverted(_, let seconds, _):
             if let type { reverted(type, ok: true, seconds: seconds, wasActive: previous == .active) }
+        case .evidence(_, let evidence):
+            if let type { self.evidence(type, evidence) }
         case .revertFailed(_, _, let seconds):
             if let type { reverted(type, ok: false, seconds: seconds, wasActive: previous == .active) }
         default: break

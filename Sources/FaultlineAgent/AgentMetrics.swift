@@ -24,6 +24,10 @@ public final class AgentMetrics: Sendable {
     static let probeLatency = Family(name: "faultline_probe_latency_seconds", help: "Steady-state probe latency, by probe.")
     static let runs = Family(name: "faultline_runs_total", help: "Runs that ended, by result.")
     static let aborts = Family(name: "faultline_aborts_total", help: "Runs aborted, by reason.")
+    static let hits = Family(name: "faultline_fault_hits_total",
+                             help: "What faults acted on, read before each revert, by fault type and unit (packets, processes, bytes, cpu-seconds).")
+    static let idle = Family(name: "faultline_faults_without_effect_total",
+                             help: "Faults that acted on nothing while in place (their runs end inconclusive), by fault type.")
 
     /// Where this agent's metrics live. `faultline agent` also points swift-metrics at it, so that `/metrics` shows
     /// the HTTP server's request metrics too.
@@ -40,6 +44,7 @@ public final class AgentMetrics: Sendable {
                 _ = registry.makeCounter(descriptor: Self.injections.descriptor, labels: Self.outcome(type, ok: ok))
                 _ = registry.makeCounter(descriptor: Self.reverts.descriptor, labels: Self.outcome(type, ok: ok))
             }
+            _ = registry.makeCounter(descriptor: Self.idle.descriptor, labels: [("type", type)])
         }
         _ = registry.makeValueHistogram(descriptor: Self.revertDuration.descriptor, buckets: Self.buckets)
         for result in RunState.results { _ = registry.makeCounter(descriptor: Self.runs.descriptor, labels: [("result", result.rawValue)]) }
@@ -60,6 +65,11 @@ public final class AgentMetrics: Sendable {
     func probed(_ probe: String, ok: Bool, latency: Double) {
         registry.makeCounter(descriptor: Self.probeResults.descriptor, labels: [("probe", probe), ("result", ok ? "ok" : "failed")]).increment()
         registry.makeValueHistogram(descriptor: Self.probeLatency.descriptor, labels: [("probe", probe)], buckets: Self.buckets).record(latency)
+    }
+
+    func evidence(_ type: String, _ evidence: FaultEvidence) {
+        registry.makeCounter(descriptor: Self.hits.descriptor, labels: [("type", type), ("unit", evidence.unit)]).increment(by: evidence.hits)
+        if evidence.hits == 0 { registry.makeCounter(descriptor: Self.idle.descriptor, labels: [("type", type)]).increment() }
     }
 
     func ended(_ result: RunState) { registry.makeCounter(descriptor: Self.runs.descriptor, labels: [("result", result.rawValue)]).increment() }

@@ -158,6 +158,8 @@ final class AgentRun: Sendable {
                     fault.state = .reverted
                     fault.revertedAt = date
                 }
+            case .evidence(let fault, let evidence):
+                change(fault) { $0.evidence = evidence }
             case .revertFailed(let fault, let error, _):
                 change(fault) { fault in
                     fault.state = .revertFailed

@@ -40,6 +40,8 @@ public struct RunStatus: Codable, Sendable, Hashable {
         public var injectedAt: Date?
         public var revertedAt: Date?
         public var error: String?
+        /// What shows it acted, read just before its revert.
+        public var evidence: FaultEvidence?
     }
 }
 

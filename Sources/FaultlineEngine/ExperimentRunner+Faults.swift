@@ -93,6 +93,16 @@ extension ExperimentRunner {
                 progress.update(name) { $0.note = restarted }
                 log.log(.note(.warning, .revert, restarted, fault: name))
             }
+            // What it did, read while it is still in place (its counters go with its chain).
+            do throws(FaultlineError) {
+                if let evidence = try await driver.evidence(record) {
+                    progress.update(name) { $0.evidence = evidence }
+                    log.log(.evidence(fault: name, evidence: evidence))
+                }
+            } catch {
+                progress.update(name) { $0.evidenceError = error.description }
+                log.log(.note(.warning, .evidence, "cannot read what the fault did: \(error)", fault: name))
+            }
             let began = ContinuousClock.now
             do throws(FaultlineError) {
                 try await driver.revert(record)

@@ -93,7 +93,8 @@ public struct ExperimentRunner: Sendable {
                     return RunReport.FaultRecord(name: planned.name, type: planned.type, target: planned.target, summary: planned.summary,
                                                  injectedAt: entry.injectedAt, revertedAt: entry.revertedAt,
                                                  injectCommands: planned.inject.map(Self.text), revertCommands: planned.revert.map(Self.text),
-                                                 state: entry.state, error: entry.error ?? entry.degraded, note: entry.note)
+                                                 state: entry.state, error: entry.error ?? entry.degraded, note: entry.note,
+                                                 evidence: entry.evidence)
                 },
                 probes: ledger.samples, review: RunReport.reviewTemplate)
         }
@@ -228,6 +229,15 @@ public struct ExperimentRunner: Sendable {
             // ...nor about one that went in only after the method had ended...
             if let late = plan.faults.first(where: { progress[$0.name].afterMethod }) {
                 return (.inconclusive, 5, "fault '\(late.name)' went in only after the method had ended (its inject took until +\(String(format: "%.1f", progress[late.name].injectedAt ?? 0)) s): nothing watched the steady state while it was in place")
+            }
+            // ...nor about one that acted on nothing (no packet matched its rules, no process was stopped), or whose
+            // effect could not be read...
+            let injected = plan.faults.filter { progress[$0.name].injectedAt != nil }
+            if let idle = injected.first(where: { progress[$0.name].evidence?.hits == 0 }), let evidence = progress[idle.name].evidence {
+                return (.inconclusive, 5, "fault '\(idle.name)' acted on nothing while it was in place (\(evidence.detail)): the steady state held because nothing happened")
+            }
+            if let unread = injected.first(where: { progress[$0.name].evidence == nil && progress[$0.name].evidenceError != nil }) {
+                return (.inconclusive, 5, "what fault '\(unread.name)' did cannot be read (\(progress[unread.name].evidenceError ?? "")): nothing shows it acted")
             }
             // ...nor when a probe that should have watched the method has no result from it.
             let watched = Set(ledger.samples.filter { $0.phase == .method }.map(\.probe))

@@ -18,7 +18,7 @@ public enum RunEvent: Sendable, Hashable {
         case injectFailed = "inject-failed"
         case revert
         case revertFailed = "revert-failed"
-        case degraded, engine, probe, abort, interrupted, deviated, after, end
+        case degraded, engine, evidence, probe, abort, interrupted, deviated, after, end
         case journal, pin, `guard`, recover, recovered, leftover, forgotten, notify, audit
         case schedule
         case scheduleMissed = "schedule-missed"
@@ -43,6 +43,8 @@ public enum RunEvent: Sendable, Hashable {
     case revertFailed(fault: String, error: String, seconds: Double?)
     /// A fault did not fully act while in place.
     case degraded(fault: String, why: String)
+    /// What shows a fault acted, read just before its revert (zero hits: it did nothing).
+    case evidence(fault: String, evidence: FaultEvidence)
     /// A fault's userspace engine reported something.
     case engine(fault: String, level: Level, message: String)
     /// One probe result (debug: the log shows it only at that level; metrics count it).
@@ -62,6 +64,7 @@ public enum RunEvent: Sendable, Hashable {
     public var level: Level {
         switch self {
         case .started, .methodStarted, .injected, .reverted: .info
+        case .evidence(_, let evidence): evidence.hits > 0 ? .info : .warning
         case .injectFailed(_, _, let again): again ? .warning : .error
         case .revertFailed, .degraded, .aborted: .error
         case .engine(_, let level, _): level
@@ -82,6 +85,7 @@ public enum RunEvent: Sendable, Hashable {
         case .reverted: .revert
         case .revertFailed: .revertFailed
         case .degraded: .degraded
+        case .evidence: .evidence
         case .engine: .engine
         case .probed, .probeFailed, .probeChanged: .probe
         case .aborted: .abort
@@ -100,6 +104,8 @@ public enum RunEvent: Sendable, Hashable {
         case .reverted(_, _, let by): by.map { "reverted by the \($0)" } ?? "reverted"
         case .revertFailed(_, let error, _): "revert failed: \(error)"
         case .degraded(_, let why): "the fault did not fully act: \(why)"
+        case .evidence(_, let evidence):
+            evidence.hits > 0 ? "acted on \(evidence.amount): \(evidence.detail)" : "acted on nothing: \(evidence.detail)"
         case .engine(_, _, let message): message
         case .probed(_, let phase, let ok, let latency): "\(phase.rawValue): \(ok ? "ok" : "failed") in \(Int((latency * 1000).rounded()))ms"
         case .probeFailed(_, let phase, let detail): "\(phase.rawValue): \(detail)"
@@ -114,7 +120,7 @@ public enum RunEvent: Sendable, Hashable {
     public var fault: String? {
         switch self {
         case .injected(let fault, _, _), .injectFailed(let fault, _, _), .reverted(let fault, _, _), .revertFailed(let fault, _, _),
-             .degraded(let fault, _), .engine(let fault, _, _):
+             .degraded(let fault, _), .evidence(let fault, _), .engine(let fault, _, _):
             fault
         case .note(_, _, _, let fault, _): fault
         default: nil

@@ -15,6 +15,10 @@ extension ExperimentRunner {
             var degraded: String?
             /// What happened to its target while it was in place (its container restarted), for the report.
             var note: String?
+            /// What shows it acted, read before its revert.
+            var evidence: FaultEvidence?
+            /// Why what it did could not be read, when it could not.
+            var evidenceError: String?
             /// Its inject ended only after the method had (a slow inject past maxDuration): nothing watched it.
             var afterMethod = false
 

@@ -17,9 +17,12 @@ public struct RunReport: Sendable, Codable {
         public var error: String?
         /// What happened to its target while it was in place (its container restarted: the PID changed).
         public var note: String?
+        /// What shows it acted, read before its revert; absent when it was not injected (or its driver reads none).
+        public var evidence: FaultEvidence?
 
         public init(name: String, type: FaultType, target: String, summary: String, injectedAt: Double?, revertedAt: Double?,
-                    injectCommands: [String], revertCommands: [String], state: FaultRunState, error: String?, note: String? = nil) {
+                    injectCommands: [String], revertCommands: [String], state: FaultRunState, error: String?, note: String? = nil,
+                    evidence: FaultEvidence? = nil) {
             self.name = name
             self.type = type
             self.target = target
@@ -31,6 +34,7 @@ public struct RunReport: Sendable, Codable {
             self.state = state
             self.error = error
             self.note = note
+            self.evidence = evidence
         }
     }
 
@@ -88,6 +92,9 @@ public struct RunReport: Sendable, Codable {
     public var startedAt: Date
     public var endedAt: Date
     public var state: RunState
+    /// SPEC's verdict: `held`, `deviated`, `aborted`, `inconclusive`, `interrupted` or `failed` (absent in reports
+    /// written before it was added).
+    public var verdict: String?
     public var exitCode: Int32
     public var abortReason: String?
     /// What stopped it early, when something did.
@@ -114,6 +121,7 @@ public struct RunReport: Sendable, Codable {
         self.startedAt = startedAt
         self.endedAt = endedAt
         self.state = state
+        self.verdict = Self.verdict(state: state, exitCode: exitCode)
         self.exitCode = exitCode
         self.abortReason = abortReason
         self.abortCause = abortCause
@@ -126,6 +134,17 @@ public struct RunReport: Sendable, Codable {
         self.faults = faults
         self.probes = probes
         self.review = review
+    }
+
+    /// What a run's end says, in SPEC's words: `held` (exit 0), `deviated` or `aborted` (1), `failed` (4),
+    /// `inconclusive` (5), `interrupted` (130).
+    public static func verdict(state: RunState, exitCode: Int32) -> String {
+        switch state {
+        case .succeeded: "held"
+        case .aborted where exitCode == 130: "interrupted"
+        case .failed: "failed"
+        default: state.rawValue
+        }
     }
 
     /// The blameless review template.

@@ -18,10 +18,15 @@ public protocol FaultDriver: Sendable {
     /// Reports what happens to the fault while it is in place (a userspace engine's warnings and
     /// statistics) until it ends or the task is cancelled. Most faults have nothing to say.
     func watch(report: @escaping @Sendable (FaultReport) -> Void) async
+    /// What shows the fault described by `record` acted, read while it is still in place (its rules' counters go
+    /// with its chain): packets, processes, bytes, CPU time. Nil when the driver has nothing to read; throws when
+    /// it cannot be read.
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence?
 }
 
 extension FaultDriver {
     public func watch(report: @escaping @Sendable (FaultReport) -> Void) async {}
+    public func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? { nil }
 }
 
 /// A line a fault's engine reports while it runs.
@@ -70,9 +75,9 @@ public enum Drivers {
             case .start(let argv, .cpuHog), .start(let argv, .memoryHog):
                 var grace = TimeSpan.seconds(5)
                 for case .call(.stop(_, let stopGrace)) in planned.revert { grace = stopGrace }
-                return StressDriver(argv: argv, context: context, grace: .microseconds(grace.microseconds))
+                return StressDriver(argv: argv, context: context, grace: .microseconds(grace.microseconds), memory: action == .start(argv, .memoryHog))
             case .call(.signal(let signal, let match, let mode)):
-                return KillProcessDriver(fault: KillProcessFault(match: match, signal: signal, mode: mode), context: context)
+                return KillProcessDriver(fault: KillProcessFault(match: match, signal: signal, mode: mode), context: context, tally: SignalTally())
             case .call(.pause(let match)): return PauseProcessDriver(match: match, context: context)
             case .call(.fill(let file, let fill)): return DiskFillDriver(fault: fill, file: file, context: context)
             case .command, .call: continue
@@ -88,7 +93,7 @@ public enum Drivers {
         case .resume: PauseProcessDriver(match: ProcessMatch(), context: context)
         case .removeFile(let path): DiskFillDriver(fault: nil, file: path, context: context)
         case .stopProcess: StressDriver(argv: [], context: context)
-        case .signalled: KillProcessDriver(fault: nil, context: context)
+        case .signalled: KillProcessDriver(fault: nil, context: context, tally: nil)
         case .steps: StepsDriver(context: context)
         case .inNamespace: PinnedNamespaceDriver(context: context)
         }

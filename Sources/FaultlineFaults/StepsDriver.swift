@@ -26,6 +26,15 @@ struct StepsDriver: FaultDriver {
         return .partial(left.joined(separator: "; "))
     }
 
+    /// The evidence of its first step that has any (the rules that feed a delayer, before the delayer).
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        guard case .steps(let steps) = record else { return nil }
+        for step in steps {
+            if let found = try await Drivers.driver(for: step, context: context).evidence(step) { return found }
+        }
+        return nil
+    }
+
     /// Reverts every step, even after one fails; throws what failed.
     func revert(_ record: RevertRecord) async throws(FaultlineError) {
         guard case .steps(let steps) = record else { return }

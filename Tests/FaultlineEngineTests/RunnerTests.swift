@@ -169,6 +169,29 @@ import Testing
         #expect(report.abortReason?.contains("the hog ended early") == true)
     }
 
+    @Test("a fault that acted on nothing proves nothing: inconclusive, exit 5, its evidence in the report and the events")
+    func actedOnNothing() async throws {
+        let rig = try Rig()
+        let report = try await rig.run(faults: Self.stress("idle"), scripts: ["idle": .init(hits: 0)])
+        #expect(report.state == .inconclusive && report.exitCode == 5 && report.verdict == "inconclusive", "\(report.state)")
+        #expect(report.abortReason?.contains("fault 'idle' acted on nothing while it was in place") == true, "\(report.abortReason ?? "")")
+        #expect(report.faults.first?.evidence == FaultEvidence(hits: 0, unit: "packets", detail: "0 packets dropped by the fake"))
+        #expect(rig.events.withLock { $0 }.contains { if case .evidence("idle", let evidence) = $0 { evidence.hits == 0 } else { false } })
+        // Unreadable counters prove nothing either.
+        let unread = try await Rig().run(faults: Self.stress("blind"), scripts: ["blind": .init(hits: nil)])
+        #expect(unread.state == .inconclusive && unread.exitCode == 5, "\(unread.state)")
+        #expect(unread.abortReason?.contains("what fault 'blind' did cannot be read (the fake's counters are gone)") == true, "\(unread.abortReason ?? "")")
+        #expect(unread.faults.first?.evidence == nil)
+        // A fault that acted: held, and its evidence says on what.
+        let held = try await Rig().run(faults: Self.stress("busy"))
+        #expect(held.state == .succeeded && held.exitCode == 0 && held.verdict == "held")
+        #expect(held.faults.first?.evidence?.hits == 7)
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(held)) as? [String: Any]
+        let fault = (json?["faults"] as? [[String: Any]])?.first
+        #expect(json?["verdict"] as? String == "held")
+        #expect((fault?["evidence"] as? [String: Any])?["unit"] as? String == "packets")
+    }
+
     @Test("a probe with no result from the method proves nothing: inconclusive, exit 5")
     func silentProbe() async throws {
         let rig = try Rig()

@@ -16,12 +16,15 @@ public final class FakeDriver: FaultDriver, Sendable {
         public var degrades: String?
         /// The inject takes this long.
         public var applyDelay: Duration?
+        /// What it says it acted on before its revert (packets); nil: it cannot be read.
+        public var hits: Double?
 
-        public init(applyFails: String? = nil, revertFails: String? = nil, degrades: String? = nil, applyDelay: Duration? = nil) {
+        public init(applyFails: String? = nil, revertFails: String? = nil, degrades: String? = nil, applyDelay: Duration? = nil, hits: Double? = 7) {
             self.applyFails = applyFails
             self.revertFails = revertFails
             self.degrades = degrades
             self.applyDelay = applyDelay
+            self.hits = hits
         }
     }
 
@@ -59,6 +62,11 @@ public final class FakeDriver: FaultDriver, Sendable {
     public func revert(_ record: RevertRecord) async throws(FaultlineError) {
         calls.withLock { $0.append("revert") }
         if let message = script.revertFails { throw FaultlineError(.commandFailed, message) }
+    }
+
+    public func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        guard let hits = script.hits else { throw FaultlineError(.commandFailed, "the fake's counters are gone") }
+        return FaultEvidence(hits: hits, unit: "packets", detail: "\(Int(hits)) packets dropped by the fake")
     }
 
     public func watch(report: @escaping @Sendable (FaultReport) -> Void) async {

@@ -53,6 +53,12 @@ public struct ProcessIdentity: Sendable, Hashable, Codable, CustomStringConverti
 
     /// `app[4242]`, or `app[4242, 1 in its container]`.
     public var description: String { "\(name)[\(pid)\(namespacePID.map { ", \($0) in its container" } ?? "")]" }
+
+    /// "web[412], web[433] and 3 more": the first five of `processes`.
+    public static func listed(_ processes: [ProcessIdentity]) -> String {
+        let shown = processes.prefix(5).map(\.description).joined(separator: ", ")
+        return processes.count > 5 ? "\(shown) and \(processes.count - 5) more" : shown
+    }
 }
 
 extension ProcessMatch: CustomStringConvertible {

@@ -1,5 +1,6 @@
 import FaultlineCore
 import FaultlineSystem
+import Foundation
 import Synchronization
 
 /// disk-fill: one preallocated file on the filesystem of `path`, sized from statvfs; removed on revert.
@@ -76,6 +77,21 @@ struct DiskFillDriver: FaultDriver {
             }
             try? await Task.sleep(for: .milliseconds(200))
         }
+    }
+
+    /// The bytes the fill file really holds on its filesystem (its allocated blocks), read before it is removed.
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        guard case .removeFile(let path) = record else { return nil }
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw FaultlineError(.io, "cannot read the fill file '\(path)': \(String(cString: strerror(errno)))")
+        }
+        let bytes = UInt64(info.st_blocks) * 512
+        var detail = "'\(path)' holds \(ByteCount(bytes: bytes))"
+        if let fault, let usage = try? Filesystem.usage(of: fault.path) {
+            detail += "; its filesystem is \(Int((Double(usage.used) / Double(max(usage.used + usage.available, 1)) * 100).rounded(.down)))% full"
+        }
+        return FaultEvidence(hits: Double(bytes), unit: "bytes", detail: detail)
     }
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {

@@ -87,6 +87,11 @@ struct DelayerDriver: FaultDriver {
         try await StepsDriver(context: context).revert(record)
     }
 
+    /// The packets its rules sent to the delayer's queue.
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        try await StepsDriver(context: context).evidence(record)
+    }
+
     /// Forwards the delayer's warnings and its closing statistics; a delayer that exits while the
     /// fault is in place is reported (traffic then passes undelayed: the rule has --queue-bypass).
     func watch(report: @escaping @Sendable (FaultReport) -> Void) async {

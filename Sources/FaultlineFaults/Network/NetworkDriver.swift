@@ -73,6 +73,46 @@ struct NetworkDriver: FaultDriver {
         return (active, gone)
     }
 
+    /// The packets its rules sent to their verdict (DROP, REJECT, the delayer's NFQUEUE) and its qdisc handled,
+    /// read from the counters before its chain and qdisc go.
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        if case .inNamespace = record { return try await PinnedNamespaceDriver(context: context).evidence(record) }
+        guard case .commands(_, let checks) = record else { return nil }
+        var packets = 0
+        var parts: [String] = []
+        var sources: [String] = []
+        for check in checks {
+            switch check {
+            case .chain(let namespace, let tool, let chain, let table):
+                let counters = try await state.chainCounters(namespace: namespace, tool: tool, chain: chain, table: table ?? "filter")
+                sources.append("\(tool) chain \(chain)")
+                for (target, verb) in [("DROP", "dropped"), ("REJECT", "rejected"), ("NFQUEUE", "sent to the delayer")] {
+                    let matched = counters.filter { $0.target == target }
+                    let count = matched.reduce(0) { $0 + $1.packets }
+                    packets += count
+                    if count > 0 {
+                        parts.append("\(count) packet\(count == 1 ? "" : "s") (\(matched.reduce(0) { $0 + $1.bytes }) bytes) \(verb) by \(tool)")
+                    }
+                }
+            case .rootQdisc(let namespace, let device, _):
+                guard let leaf = try await state.qdiscStatistics(namespace: namespace, device: device, handle: Planner.leafHandle) else {
+                    throw FaultlineError(.commandFailed, "the fault's qdisc \(Planner.leafHandle) on '\(device)' is gone: what it did cannot be read")
+                }
+                sources.append("\(leaf.kind) qdisc on \(device)")
+                packets += leaf.packets
+                if leaf.packets > 0 || leaf.drops > 0 {
+                    var text = "\(leaf.packets) packet\(leaf.packets == 1 ? "" : "s") (\(leaf.bytes) bytes) through its \(leaf.kind) qdisc on \(device)"
+                    if leaf.drops > 0 { text += ", \(leaf.drops) dropped" }
+                    if leaf.overlimits > 0 { text += ", \(leaf.overlimits) over its limit" }
+                    parts.append(text)
+                }
+            }
+        }
+        guard !sources.isEmpty else { return nil }
+        return FaultEvidence(hits: Double(packets), unit: "packets",
+                             detail: parts.isEmpty ? "no packet matched (\(sources.joined(separator: ", ")))" : parts.joined(separator: "; "))
+    }
+
     func revert(_ record: RevertRecord) async throws(FaultlineError) {
         if case .inNamespace = record { return try await PinnedNamespaceDriver(context: context).revert(record) }
         guard case .commands(let commands, let checks) = record else { return }

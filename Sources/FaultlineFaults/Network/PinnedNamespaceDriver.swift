@@ -23,6 +23,16 @@ struct PinnedNamespaceDriver: FaultDriver {
         }
     }
 
+    /// Read through the pin only, like the revert.
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        guard case .inNamespace(let pin, let inner) = record else { return nil }
+        switch locate(pin) {
+        case .pinned: return try await Drivers.driver(for: inner, context: context).evidence(inner)
+        case .gone: throw FaultlineError(.commandFailed, "its namespace \(pin.source) is gone: what the fault did cannot be read")
+        case .lost(let why): throw FaultlineError(.commandFailed, why)
+        }
+    }
+
     func revert(_ record: RevertRecord) async throws(FaultlineError) {
         guard case .inNamespace(let pin, let inner) = record else { return }
         switch locate(pin) {

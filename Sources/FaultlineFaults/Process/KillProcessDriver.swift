@@ -1,11 +1,14 @@
 import FaultlineCore
 import FaultlineSystem
+import Synchronization
 
 /// kill-process: sends the signal to the matching processes (all, the oldest, or one at random).
 /// Nothing can be undone; `every` repeats are the caller's, by applying again.
 struct KillProcessDriver: FaultDriver {
     let fault: KillProcessFault?
     let context: DriverContext
+    /// The processes signalled by every apply of this fault (its `every` repeats too).
+    let tally: SignalTally?
 
     func apply(journal: any RevertJournal) async throws(FaultlineError) -> RevertRecord {
         guard let fault else { throw FaultlineError(.internalError, "kill-process driver without a fault") }
@@ -21,8 +24,17 @@ struct KillProcessDriver: FaultDriver {
             hit.append(process.identity)
         }
         let record = RevertRecord.signalled(hit)
+        tally?.add(hit)
         try await journal.record(record)
         return record
+    }
+
+    /// Every process a signal reached, over all of its applies.
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        guard let tally, let fault else { return nil }
+        let hit = tally.all
+        return FaultEvidence(hits: Double(hit.count), unit: "processes",
+                             detail: "\(fault.signal.name) sent to " + (hit.isEmpty ? "none" : ProcessIdentity.listed(hit)))
     }
 
     /// Active once every signalled process is gone (for SIGKILL) or was signalled (other signals).
@@ -53,4 +65,11 @@ public enum ProcessSelection {
             + "narrow the match, or set match.maxMatches: \(targets.count) if every one is meant; nothing was signalled")
     }
 
+}
+
+/// The processes a kill-process fault signalled, over its applies.
+final class SignalTally: Sendable {
+    private let hit = Mutex<[ProcessIdentity]>([])
+    func add(_ processes: [ProcessIdentity]) { hit.withLock { $0 += processes } }
+    var all: [ProcessIdentity] { hit.withLock { $0 } }
 }

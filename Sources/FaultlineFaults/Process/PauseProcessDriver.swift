@@ -30,6 +30,18 @@ struct PauseProcessDriver: FaultDriver {
         return record
     }
 
+    /// The processes it stopped and that are still stopped, read before they are resumed.
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        guard case .resume(let processes) = record else { return nil }
+        let stopped = processes.compactMap(current).filter(\.isStopped).map(\.identity)
+        let gone = processes.filter { current($0) == nil }.count
+        var detail = "stopped (SIGSTOP): " + (stopped.isEmpty ? "none any more" : ProcessIdentity.listed(stopped))
+        if gone > 0 { detail += "; \(gone) ended while paused" }
+        let running = processes.count - stopped.count - gone
+        if running > 0 { detail += "; \(running) running again (resumed by something else)" }
+        return FaultEvidence(hits: Double(stopped.count), unit: "processes", detail: detail)
+    }
+
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {
         guard case .resume(let processes) = record else { return .reverted }
         let living = processes.compactMap(current)

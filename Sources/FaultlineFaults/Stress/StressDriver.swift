@@ -9,6 +9,8 @@ struct StressDriver: FaultDriver {
     let context: DriverContext
     /// How long each of SIGTERM and SIGKILL is given (the plan's `stop` call says it; 5 s for a record alone).
     var grace: Duration = .seconds(5)
+    /// A memory hog (its evidence is the memory it touched), else a CPU hog (the CPU time it burned).
+    var memory = false
 
     /// How long a hog that ends at once is waited for (an allocation that fails ends it within milliseconds).
     let startCheck: Duration = .milliseconds(150)
@@ -54,6 +56,21 @@ struct StressDriver: FaultDriver {
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// The CPU time the hog burned, or the memory it touched (its peak resident size), read before it is stopped.
+    func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        guard case .stopProcess(let child) = record else { return nil }
+        guard let usage = context.processes.usage(child) else {
+            throw FaultlineError(.commandFailed, "the stress process \(child) was gone before its revert: what it did cannot be read")
+        }
+        if memory {
+            let mebibytes = String(format: "%.1f", Double(usage.peakResidentBytes) / 1_048_576)
+            return FaultEvidence(hits: Double(usage.peakResidentBytes), unit: "bytes",
+                                 detail: "the stress process \(child) touched \(mebibytes) MiB (its peak resident memory); \(String(format: "%.2f", usage.cpuSeconds)) s of CPU")
+        }
+        return FaultEvidence(hits: (usage.cpuSeconds * 100).rounded() / 100, unit: "cpu-seconds",
+                             detail: "the stress process \(child) burned \(String(format: "%.2f", usage.cpuSeconds)) s of CPU")
     }
 
     func verify(_ record: RevertRecord) async throws(FaultlineError) -> FaultState {

@@ -44,6 +44,22 @@ public struct ProcessTable: Sendable {
                              pidNamespace: pidNamespace, namespacePID: nested.count > 1 ? nested.last : nil)
     }
 
+    /// The CPU time `identity` used (its own and its waited-for children's, user and system) and its peak resident
+    /// memory; nil once it is gone.
+    public func usage(_ identity: ProcessIdentity) -> (cpuSeconds: Double, peakResidentBytes: UInt64)? {
+        guard let statText = try? String(contentsOfFile: "\(procRoot)/\(identity.pid)/stat", encoding: .utf8),
+              let parsed = Self.parseStat(statText), parsed.startTime == identity.startTime,
+              let close = statText.lastIndex(of: ")") else { return nil }
+        let fields = statText[statText.index(after: close)...].split(separator: " ")
+        // utime(14) stime(15) cutime(16) cstime(17): indexes 11 to 14 after the name.
+        let ticks = fields[11...14].compactMap { Double($0) }.reduce(0, +)
+        let status = (try? String(contentsOfFile: "\(procRoot)/\(identity.pid)/status", encoding: .utf8)) ?? ""
+        let peak = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
+            .flatMap { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first }
+            .flatMap { UInt64($0) }.map { $0 * 1024 } ?? 0
+        return (ticks / Double(max(sysconf(Int32(_SC_CLK_TCK)), 1)), peak)
+    }
+
     /// Fields of /proc/PID/stat; the name sits in parentheses and may itself contain spaces or ')'.
     static func parseStat(_ text: String) -> (name: String, state: String, parentPID: Int32, startTime: UInt64)? {
         guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")") else { return nil }
