@@ -42,6 +42,9 @@ struct RunEndToEndTests {
                   - name: web
                     interval: 200ms
                     http: {url: "http://\(TestNetwork.addressB):8080/", timeout: 300ms}
+                  - name: closed-port
+                    interval: 200ms
+                    tcp: {address: "\(TestNetwork.addressB):9999", timeout: 300ms, expect: unreachable}
                 slo: {objective: 90%}
                 abortWhen: {consecutiveFailures: 3}
             """
@@ -142,9 +145,14 @@ struct RunEndToEndTests {
             #expect((report["slo"] as? [String: Any])?["met"] as? Bool == true)
             let faults = report["faults"] as? [[String: Any]]
             #expect(faults?.first?["state"] as? String == "reverted")
+            // The closed-port probe's connection attempts are what the drop acted on.
+            let evidence = faults?.first?["evidence"] as? [String: Any]
+            #expect((evidence?["hits"] as? Double ?? 0) > 0 && evidence?["unit"] as? String == "packets", "\(evidence ?? [:])")
+            #expect((evidence?["detail"] as? String)?.contains("dropped by iptables") == true, "\(evidence ?? [:])")
+            #expect(report["verdict"] as? String == "held")
             // The JUnit file is XML; the HTML report carries its chart inline.
             let xml = try await SubprocessRunner().run(["/usr/bin/python3", "-c", "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); print(r.get('tests'), r.get('failures'))", setup.directory + "/junit.xml"])
-            #expect(xml.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "2 0", "\(xml.standardError)")
+            #expect(xml.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "3 0", "\(xml.standardError)")
             let html = try String(contentsOfFile: setup.directory + "/out/report.html", encoding: .utf8)
             #expect(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"960\""))
             #expect(html.contains("class=\"fault\""))
@@ -162,6 +170,7 @@ struct RunEndToEndTests {
                     probes:
                       - {name: local-web, interval: 200ms, http: {url: "http://127.0.0.1:8080/", timeout: 500ms}}
                       - {name: local-port, interval: 200ms, tcp: {address: "127.0.0.1:8080", timeout: 500ms}}
+                      - {name: closed-port, interval: 200ms, tcp: {address: "\(TestNetwork.addressA):9999", timeout: 300ms, expect: unreachable}}
                     abortWhen: {consecutiveFailures: 2}
                 """
             let file = try setup.file("in-target", faults: "    - {name: unused, type: drop, duration: 1s, to: {ports: [9999], protocol: tcp}}",
@@ -169,8 +178,41 @@ struct RunEndToEndTests {
             let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"])
             #expect(result.exit == 0, "\(result.output)")
             let probes = try report(setup.directory + "/out")["probes"] as? [[String: Any]] ?? []
-            #expect(probes.count >= 6)
+            #expect(probes.count >= 9)
             #expect(probes.allSatisfy { $0["ok"] as? Bool == true })
+        }
+    }
+
+    @Test("a fault that matches nothing proves nothing: an ingress drop written with the service's port as 'to' (the remote end) drops no packet, and the run is inconclusive (exit 5), not held; written with 'from', it cuts the service off")
+    func aFaultThatMatchesNothingIsInconclusive() async throws {
+        try await withSetup { setup in
+            // The faults act in B (the service's namespace); the probes run in A, as the service's clients.
+            let steady = """
+                  steadyState:
+                    probes:
+                      - {name: web, interval: 200ms, http: {url: "http://\(TestNetwork.addressB):8080/", timeout: 300ms}}
+                    abortWhen: {consecutiveFailures: 3}
+                """
+            let wrong = try setup.file("wrong-end", faults: "    - {name: cut, type: drop, duration: 2s, direction: ingress, to: {ports: [8080], protocol: tcp}, target: {netns: \(setup.net.b)}}",
+                                       steadyState: steady)
+            let result = try await setup.run(["run", wrong, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/wrong"])
+            #expect(result.exit == 5, "\(result.output)")
+            #expect(result.output.contains("acted on nothing"), "\(result.output)")
+            let wrongReport = try report(setup.directory + "/wrong")
+            #expect(wrongReport["state"] as? String == "inconclusive" && wrongReport["verdict"] as? String == "inconclusive" && wrongReport["exitCode"] as? Int == 5)
+            #expect((wrongReport["abortReason"] as? String)?.contains("fault 'cut' acted on nothing while it was in place") == true, "\(wrongReport["abortReason"] ?? "")")
+            let evidence = (wrongReport["faults"] as? [[String: Any]])?.first?["evidence"] as? [String: Any]
+            #expect(evidence?["hits"] as? Double == 0 && evidence?["unit"] as? String == "packets", "\(evidence ?? [:])")
+            #expect((evidence?["detail"] as? String)?.contains("no packet matched") == true, "\(evidence ?? [:])")
+            #expect(try await setup.net.must(["ip", "netns", "exec", setup.net.b, "iptables", "-S"]).standardOutput.contains("FAULTLINE") == false)
+
+            // The local end is 'from': the same drop cuts the service off, and its evidence counts the packets.
+            let right = try setup.file("right-end", faults: "    - {name: cut, type: drop, start: 500ms, duration: 3s, direction: ingress, from: {ports: [8080], protocol: tcp}, target: {netns: \(setup.net.b)}}",
+                                       steadyState: steady)
+            let cut = try await setup.run(["run", right, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/right"])
+            #expect(cut.exit == 1, "\(cut.output)")
+            let dropped = (try report(setup.directory + "/right")["faults"] as? [[String: Any]])?.first?["evidence"] as? [String: Any]
+            #expect((dropped?["hits"] as? Double ?? 0) > 0 && (dropped?["detail"] as? String)?.contains("dropped by iptables") == true, "\(dropped ?? [:])")
         }
     }
 

@@ -237,6 +237,10 @@ extension RunEndToEndTests {
               ("rate: 50\n        spike: {at: 2s, for: 1s, rate: 400}", "/spiky", 600.0),
           ])
     func loadArrivesAtTheSetRate(_ load: String, _ path: String, _ expected: Double) async throws {
+        // The one fault pauses a process of the test's: it acts, and touches nothing the load reaches.
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        _ = try sleepers.start()
         try await withSetup { setup in
             let received = setup.directory + "/requests.log"
             let (service, port) = try await setup.startServer("counting", Self.countingService, output: received)
@@ -248,8 +252,8 @@ extension RunEndToEndTests {
                         http: {url: "http://127.0.0.1:\(port)\(path)", timeout: 2s}
                         \(load)
                 """
-            // The method lasts 5 s: the one fault (on an unused port) lasts that long.
-            let file = try setup.file("loaded", faults: "    - {name: unused-port, type: drop, duration: 5s, to: {ports: [9999], protocol: tcp}}",
+            // The method lasts 5 s: the one fault lasts that long.
+            let file = try setup.file("loaded", faults: "    - {name: bystander, type: pause-process, duration: 5s, match: {name: \(sleepers.name)}}",
                                       steadyState: steadyState, maxDuration: "20s")
             let result = try await setup.run(["run", file, "--yes", "--state-dir", setup.state, "--report", setup.directory + "/out"])
             #expect(result.exit == 0, "\(result.output)")
@@ -311,12 +315,16 @@ extension RunEndToEndTests {
 
     @Test("load into a target namespace comes from inside it (a thread in the namespace, not a helper process per request), at the set rate")
     func loadIntoATargetNamespace() async throws {
+        // The one fault pauses a process of the test's: it acts, and touches nothing the load reaches.
+        let sleepers = try TestSleepers()
+        defer { sleepers.removeAll() }
+        _ = try sleepers.start()
         try await withSetup { setup in
             // The service listens on loopback inside namespace A only; the runner stays in this machine's namespace.
             let received = setup.directory + "/requests.log"
             let (service, port) = try await setup.startServer("counting", Self.countingService, output: received)
             defer { setup.stop(service) }
-            let file = try setup.file("inside", faults: "    - {name: unused-port, type: drop, duration: 5s, to: {ports: [9999], protocol: tcp}}",
+            let file = try setup.file("inside", faults: "    - {name: bystander, type: pause-process, duration: 5s, match: {name: \(sleepers.name)}}",
                                       steadyState: """
                                             steadyState:
                                               probes:
