@@ -5,6 +5,12 @@ import Foundation
 public enum ReportRenderer {
     static func seconds(_ value: Double?) -> String { value.map { String(format: "+%.1fs", $0) } ?? "—" }
 
+    /// "12 packets: 12 packets (720 bytes) dropped by iptables"; "nothing: ..." for a fault that acted on nothing.
+    static func actedOn(_ fault: RunReport.FaultRecord) -> String {
+        guard let evidence = fault.evidence else { return fault.injectedAt == nil ? "—" : "not read" }
+        return (evidence.hits > 0 ? evidence.amount : "nothing") + ": " + evidence.detail
+    }
+
     public static func markdown(_ report: RunReport) -> String {
         var out = "# Game day: \(report.scenario)\n\n"
         if let description = report.description { out += "\(markdownText(description))\n\n" }
@@ -14,7 +20,7 @@ public enum ReportRenderer {
             | run | `\(report.runID)` on \(markdownCell(report.host)) by \(markdownCell(report.user)) |\(report.traceID.map { "\n| trace | `\($0)` |" } ?? "")
             | started | \(ISO8601DateFormatter().string(from: report.startedAt)) |
             | ended | \(ISO8601DateFormatter().string(from: report.endedAt)) |
-            | result | **\(report.state.rawValue)** (exit \(report.exitCode)) |
+            | verdict | **\(report.verdict ?? report.state.rawValue)** (exit \(report.exitCode)) |
             | steady state before / after | \(report.steadyStateBefore ? "held" : "did not hold") / \(report.steadyStateAfter.map { $0 ? "held" : "did not hold" } ?? "not checked") |
 
             """
@@ -22,11 +28,13 @@ public enum ReportRenderer {
             out += "| SLO | \(slo.met ? "met" : "missed"): \(slo.good) of \(slo.total) results good (objective \(TimeSpan.trim(slo.objective))%), \(Int((slo.budgetUsed * 100).rounded()))% of the error budget used |\n"
         }
         // Abort reasons, errors and probe details carry what the service or a command answered: inert text too.
-        if let abort = report.abortReason { out += "| abort | \(markdownCell(abort)) at \(seconds(report.abortedAt)) |\n" }
+        if let abort = report.abortReason {
+            out += report.abortedAt == nil ? "| why | \(markdownCell(abort)) |\n" : "| abort | \(markdownCell(abort)) at \(seconds(report.abortedAt)) |\n"
+        }
         if let runbook = report.runbook { out += "| runbook | \(markdownRunbook(runbook)) |\n" }
-        out += "\n## Faults\n\n| fault | type | target | injected | reverted | state |\n| --- | --- | --- | --- | --- | --- |\n"
+        out += "\n## Faults\n\n| fault | type | target | injected | reverted | state | acted on |\n| --- | --- | --- | --- | --- | --- | --- |\n"
         for fault in report.faults {
-            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state.rawValue + (fault.error.map { ": \($0)" } ?? "") + (fault.note.map { " (\($0))" } ?? ""))) |\n"
+            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state.rawValue + (fault.error.map { ": \($0)" } ?? "") + (fault.note.map { " (\($0))" } ?? ""))) | \(markdownCell(actedOn(fault))) |\n"
         }
         for fault in report.faults {
             out += "\n### \(markdownCell(fault.name))\n\n\(markdownText(fault.summary))\n\nInject:\n\n```\n\(fault.injectCommands.joined(separator: "\n"))\n```\n\nRevert:\n\n```\n\(fault.revertCommands.joined(separator: "\n"))\n```\n"
@@ -117,10 +125,12 @@ public enum ReportRenderer {
 
     public static func html(_ report: RunReport) -> String {
         let rows = report.faults.map { fault in
-            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state.rawValue + (fault.note.map { " (\($0))" } ?? "")))</td></tr>"
+            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state.rawValue + (fault.note.map { " (\($0))" } ?? "")))</td><td>\(escape(actedOn(fault)))</td></tr>"
         }.joined()
         let slo = report.slo.map { "<p>SLO \($0.met ? "met" : "<b>missed</b>"): \($0.good) of \($0.total) results good (objective \(TimeSpan.trim($0.objective))%), \(Int(($0.budgetUsed * 100).rounded()))% of the error budget used.</p>" } ?? ""
-        let abort = report.abortReason.map { "<p class=\"abort\">Aborted at \(seconds(report.abortedAt)): \(escape($0))</p>" } ?? ""
+        let abort = report.abortReason.map { reason in
+            report.abortedAt.map { "<p class=\"abort\">Aborted at \(seconds($0)): \(escape(reason))</p>" } ?? "<p class=\"abort\">Why: \(escape(reason))</p>"
+        } ?? ""
         let runbook = report.runbook.map { "<p>Runbook: \(htmlRunbook($0))</p>" } ?? ""
         let description = report.description.map { "<p class=\"description\">\(escape($0))</p>" } ?? ""
         let traced = tracedFailures(report)
@@ -132,12 +142,12 @@ public enum ReportRenderer {
             <html lang="en"><head><meta charset="utf-8"><title>Faultline: \(escape(report.scenario))</title>
             <style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}.abort{color:#b00}</style>
             </head><body>
-            <h1>\(escape(report.scenario)) — \(escape(report.state.rawValue)) (exit \(report.exitCode))</h1>
+            <h1>\(escape(report.scenario)) — \(escape(report.verdict ?? report.state.rawValue)) (exit \(report.exitCode))</h1>
             <p>Run <code>\(report.runID)</code>\(report.traceID.map { " (trace <code>\($0)</code>)" } ?? "") on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>
             \(description)\(abort)\(slo)\(runbook)
             \(svg(report))
             <h2>Faults</h2>
-            <table><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th></tr>\(rows)</table>
+            <table><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th><th>acted on</th></tr>\(rows)</table>
             \(traces)
             <h2>Review (blameless)</h2>
             <ul><li>What happened:</li><li>How it was detected:</li><li>What would detect it sooner:</li><li>Follow-ups:</li></ul>

@@ -185,20 +185,34 @@ public struct RunReport: Sendable, Codable {
             }
             cases.append("<testcase classname=\"\(escape(scenario)).probes\" name=\"\(escape(name))\" time=\"\(String(format: "%.3f", samples.map(\.latency).reduce(0, +)))\">\(body)</testcase>")
         }
+        var errors = 0
+        var skipped = 0
         for fault in faults {
             var body = ""
-            if fault.state != .reverted && fault.state != .notInjected {
+            if fault.state == .notInjected {
+                // Never reached (the run stopped before its time): nothing to judge.
+                skipped += 1
+                body = "<skipped message=\"not injected: the run ended before its time\"/>"
+            } else if fault.state != .reverted {
                 failures += 1
                 let what = fault.state == .degraded ? "did not fully act" : "revert: \(fault.state.rawValue)"
                 body = "<failure message=\"\(escape(what))\">\(escape(fault.error ?? ""))</failure>"
+            } else if let evidence = fault.evidence, evidence.hits == 0 {
+                // It acted on nothing: the run proved nothing about it (inconclusive), an error rather than a failure.
+                errors += 1
+                body = "<error message=\"acted on nothing\">\(escape(evidence.detail))</error>"
             }
-            cases.append("<testcase classname=\"\(escape(scenario)).reverts\" name=\"\(escape(fault.name))\">\(body)</testcase>")
+            if let evidence = fault.evidence, evidence.hits > 0 {
+                body += "<system-out>\(escape("acted on \(evidence.amount): \(evidence.detail)"))</system-out>"
+            }
+            let time = fault.injectedAt.map { from in max(0, (fault.revertedAt ?? from) - from) } ?? 0
+            cases.append("<testcase classname=\"\(escape(scenario)).faults\" name=\"\(escape(fault.name))\" time=\"\(String(format: "%.3f", time))\">\(body)</testcase>")
         }
         let seconds = endedAt.timeIntervalSince(startedAt)
         return """
             <?xml version="1.0" encoding="UTF-8"?>
-            <testsuites name="faultline" tests="\(cases.count)" failures="\(failures)" time="\(String(format: "%.3f", seconds))">
-            <testsuite name="\(escape(scenario))" tests="\(cases.count)" failures="\(failures)" time="\(String(format: "%.3f", seconds))" timestamp="\(ISO8601DateFormatter().string(from: startedAt))">
+            <testsuites name="faultline" tests="\(cases.count)" failures="\(failures)" errors="\(errors)" skipped="\(skipped)" time="\(String(format: "%.3f", seconds))">
+            <testsuite name="\(escape(scenario))" tests="\(cases.count)" failures="\(failures)" errors="\(errors)" skipped="\(skipped)" time="\(String(format: "%.3f", seconds))" timestamp="\(ISO8601DateFormatter().string(from: startedAt))">
             \(cases.joined(separator: "\n"))
             </testsuite>
             </testsuites>

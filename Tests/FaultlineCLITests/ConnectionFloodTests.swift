@@ -103,7 +103,7 @@ struct ConnectionFloodTests {
     func revertFindsDescriptorsDuringAFlood() async throws {
         let directory = try makeTestDirectory("flood")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let namespace = try await TestNamespace.create(address: "10.213.0.1/24")
+        let namespace = try await TestNamespace.create(address: "10.213.0.1/24", chatter: true)
         do {
             try await withTestAgent(directory: directory, state: directory + "/state", token: Self.token,
                                     wrapper: ["/usr/bin/prlimit", "--nofile=512:512", "--"]) { agent in

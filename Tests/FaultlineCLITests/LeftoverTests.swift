@@ -15,7 +15,7 @@ import Glibc
 struct LeftoverTests {
     @Test("a revert-failed leftover blocks only a run on the same interface (exit 3, naming it); others go on; recover --forget after a manual cleanup unblocks")
     func aLeftoverBlocksOnlyWhatConflicts() async throws {
-        let namespace = try await TestNamespace.create(address: "10.213.0.1/24")
+        let namespace = try await TestNamespace.create(address: "10.213.0.1/24", chatter: true)
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         do {
@@ -97,7 +97,7 @@ struct LeftoverTests {
 
     @Test("two runs started at the same instant on one interface: one runs, the other refuses before applying anything (exit 3, naming the run that holds it)")
     func twoRunsOnOneInterface() async throws {
-        let namespace = try await TestNamespace.create(address: "10.213.0.1/24")
+        let namespace = try await TestNamespace.create(address: "10.213.0.1/24", chatter: true)
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         do {

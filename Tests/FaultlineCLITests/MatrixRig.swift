@@ -37,7 +37,7 @@ struct MatrixRig {
             let mounted = try await SubprocessRunner().run(["mount", "-t", "tmpfs", "-o", "size=\(stateOnFill ? 16 : 32)m", "flt-test-matrix", fill],
                                                            timeout: .seconds(10), outputLimit: 1 << 16)
             guard mounted.succeeded else { throw TestFailure("cannot mount a tmpfs on \(fill): \(mounted.standardError)") }
-            namespace = try await TestNamespace.create(address: "10.213.0.1/24")
+            namespace = try await TestNamespace.create(address: "10.213.0.1/24", chatter: true)
             sleepers = [try TestSleepers(), try TestSleepers()]
             let frozen = [try sleepers[0].start(["300"]), try sleepers[0].start(["299", "1"])]
             return MatrixRig(directory: directory, namespace: namespace!, sleepers: sleepers[0], frozen: frozen, victims: sleepers[1],

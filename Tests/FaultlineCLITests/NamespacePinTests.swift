@@ -63,7 +63,7 @@ struct NamespacePinTests {
     }
 
     func withSetup(_ body: (Setup) async throws -> Void) async throws {
-        let namespace = try await TestNamespace.create(address: "10.213.0.1/24")
+        let namespace = try await TestNamespace.create(address: "10.213.0.1/24", chatter: true)
         let sleepers = try TestSleepers()
         defer { sleepers.removeAll() }
         do {

@@ -23,7 +23,8 @@ public struct TestNamespace {
     public let name: String
     public let runner = SubprocessRunner()
 
-    public static func create(address: String = "10.213.0.1/24") async throws -> TestNamespace {
+    /// `chatter`: with a steady stream of packets inside it (`startChatter`), for faults that must act on something.
+    public static func create(address: String = "10.213.0.1/24", chatter: Bool = false) async throws -> TestNamespace {
         await removeStale()
         let namespace = TestNamespace(name: "flt-test-\(getpid())-\(UInt16.random(in: 0 ... .max))")
         try await namespace.must(["ip", "netns", "add", namespace.name])
@@ -33,6 +34,7 @@ public struct TestNamespace {
                 try await namespace.must(["ip", "-n", namespace.name, "link", "set", device, "up"])
             }
             try await namespace.must(["ip", "-n", namespace.name, "addr", "add", address, "dev", "eth0"])
+            if chatter { try await namespace.startChatter() }
         } catch {
             await namespace.remove()
             throw error
@@ -84,7 +86,45 @@ public struct TestNamespace {
         throw TestFailure("'\(argv.joined(separator: " "))' did not come up in \(name)")
     }
 
+    /// A low, steady stream of packets inside the namespace, so that a fault on it acts on something (its evidence):
+    /// every 50 ms a TCP SYN to 10.213.0.2:9 and a UDP broadcast to 10.213.0.255:9 out of eth0 (the broadcast needs
+    /// no neighbour, so it passes eth0's qdisc every time), and a UDP datagram out of eth1 (to 10.213.5.2, routed
+    /// there). Nothing answers; nothing leaves the namespace.
+    /// It ends with `remove()`, or by itself once the namespace or the test process is gone.
+    public func startChatter() async throws {
+        try await inside(["ip", "route", "replace", "10.213.5.0/24", "dev", "eth1"])
+        let script = """
+            import os, socket, sys, time
+            name, parent = sys.argv[1], os.getppid()
+            while os.path.exists("/run/netns/" + name) and os.getppid() == parent:
+                for address, kind in ((("10.213.0.2", 9), socket.SOCK_STREAM), (("10.213.5.2", 9), socket.SOCK_DGRAM)):
+                    s = socket.socket(socket.AF_INET, kind)
+                    s.setblocking(False)
+                    try:
+                        s.connect(address) if kind == socket.SOCK_STREAM else s.sendto(b"x", address)
+                    except OSError:
+                        pass
+                    s.close()
+                # A broadcast needs no neighbour: it goes through eth0's qdisc every time.
+                b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                b.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                try:
+                    b.sendto(b"x", ("10.213.0.255", 9))
+                except OSError:
+                    pass
+                b.close()
+                time.sleep(0.05)
+            """
+        _ = try ChildProcess.spawn(["/usr/sbin/ip", "netns", "exec", name, "python3", "-c", script, name, Self.chatterMarker], table: ProcessTable())
+    }
+
+    static let chatterMarker = "flt-test-chatter"
+
     public func remove() async {
+        for process in ProcessTable().all() where process.arguments.contains(Self.chatterMarker) && process.arguments.contains(name) {
+            _ = try? ProcessSignaller().send(.kill, to: process.identity)
+            _ = await ChildProcess.waitForExit(process.pid)
+        }
         _ = try? await runner.run(["ip", "netns", "del", name])
     }
 }
