@@ -77,7 +77,8 @@ public final class LiveView: Sendable {
         for fault in source.plan.faults {
             let entry = source.progress[fault.name]
             let state = entry.state == .notInjected ? (seconds < fault.start.seconds ? "pending" : "starting") : entry.state.rawValue
-            lines.append("  \(fault.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(fault.type.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)) \(state.padding(toLength: 14, withPad: " ", startingAt: 0)) +\(fault.start) → +\(fault.end)")
+            lines.append("  \(fault.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(fault.type.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)) \(state.padding(toLength: 14, withPad: " ", startingAt: 0)) +\(fault.start) → +\(fault.end)"
+                + (entry.evidence.map { $0.hits > 0 ? "  acted on \($0.amount)" : "  acted on nothing" } ?? ""))
         }
         let samples = source.ledger.samples
         var names: [String] = []

@@ -11,6 +11,69 @@ public enum ReportRenderer {
         return (evidence.hits > 0 ? evidence.amount : "nothing") + ": " + evidence.detail
     }
 
+    /// "met: 9 of 198 results bad, 4.5% of the run, 4.5× the 1% budget (objective 99% good)"; no "0 of 0".
+    static func sloWords(_ slo: RunReport.SLOVerdict) -> String {
+        guard slo.total > 0 else { return "not judged: no probe result during the method" }
+        let bad = slo.total - slo.good
+        let share = Double(bad) / Double(slo.total)
+        let budget = (100 - slo.objective) / 100
+        var text = "\(slo.met ? "met" : "missed"): \(bad) of \(slo.total) results bad, \(percent(share)) of the run"
+        if budget > 0 { text += ", \(String(format: share / budget < 10 ? "%.1f" : "%.0f", share / budget))× the \(TimeSpan.trim(100 - slo.objective))% budget" }
+        return text + " (objective \(TimeSpan.trim(slo.objective))% good)"
+    }
+
+    static func percent(_ fraction: Double) -> String {
+        let value = fraction * 100
+        return (value == value.rounded() ? String(Int(value)) : String(format: value < 10 ? "%.1f" : "%.0f", value)) + "%"
+    }
+
+    static func milliseconds(_ seconds: Double?) -> String {
+        guard let seconds else { return "—" }
+        return seconds < 0.01 ? String(format: "%.1f ms", seconds * 1000) : "\(Int((seconds * 1000).rounded())) ms"
+    }
+
+    /// "baseline (to +2.0s)", "fault a (+2.0s to +4.0s)", "between (+4.0s to +6.0s)", "after (from +8.0s)".
+    static func phaseText(_ row: RunReport.ImpactRow) -> String {
+        switch row.phase {
+        case .baseline: "baseline" + (row.to.map { " (to \(seconds($0)))" } ?? "")
+        case .fault: "fault \(row.fault ?? "")" + (row.from.map { " (\(seconds($0)) to \(row.to.map(seconds) ?? "the end"))" } ?? "")
+        case .between: "between" + (row.from.map { " (\(seconds($0)) to \(seconds(row.to)))" } ?? "")
+        case .after: "after" + (row.from.map { " (from \(seconds($0)))" } ?? "")
+        }
+    }
+
+    /// For each fault: which probes saw it and how soon, and how soon they recovered after its revert.
+    static func detectionLines(_ report: RunReport) -> [String] {
+        (report.detection ?? []).map { seen in
+            var line = "fault \(seen.fault): probe \(seen.probe) saw it \(String(format: "%.1f", seen.seconds)) s after the inject (\(seconds(seen.at)))"
+            if let back = report.recovery?.first(where: { $0.fault == seen.fault && $0.probe == seen.probe }) {
+                line += back.seconds.map { "; back within its baseline \(String(format: "%.1f", $0)) s after the revert" } ?? "; not back within its baseline by the end of the run"
+            }
+            return line
+        }
+    }
+
+    static func impactMarkdown(_ report: RunReport) -> String {
+        guard let rows = report.impact, !rows.isEmpty else { return "" }
+        var out = "\n## Impact\n\n| probe | phase | results | bad | p50 | p95 | p99 |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+        for row in rows {
+            out += "| \(markdownCell(row.probe)) | \(markdownCell(phaseText(row))) | \(row.count) | \(row.count == 0 ? "—" : percent(row.errorRate)) | \(milliseconds(row.p50)) | \(milliseconds(row.p95)) | \(milliseconds(row.p99)) |\n"
+        }
+        let lines = detectionLines(report)
+        out += lines.isEmpty ? "\nNo probe saw a fault (no bad result while one was in place).\n" : "\n" + lines.map { "- \(markdownText($0))\n" }.joined()
+        return out
+    }
+
+    static func impactHTML(_ report: RunReport) -> String {
+        guard let rows = report.impact, !rows.isEmpty else { return "" }
+        let cells = rows.map { row in
+            "<tr><td>\(escape(row.probe))</td><td>\(escape(phaseText(row)))</td><td>\(row.count)</td><td>\(row.count == 0 ? "—" : percent(row.errorRate))</td><td>\(milliseconds(row.p50))</td><td>\(milliseconds(row.p95))</td><td>\(milliseconds(row.p99))</td></tr>"
+        }.joined()
+        let lines = detectionLines(report)
+        let seen = lines.isEmpty ? "<p>No probe saw a fault (no bad result while one was in place).</p>" : "<ul>" + lines.map { "<li>\(escape($0))</li>" }.joined() + "</ul>"
+        return "<h2>Impact</h2><table id=\"impact\"><tr><th>probe</th><th>phase</th><th>results</th><th>bad</th><th>p50</th><th>p95</th><th>p99</th></tr>\(cells)</table>\(seen)"
+    }
+
     public static func markdown(_ report: RunReport) -> String {
         var out = "# Game day: \(report.scenario)\n\n"
         if let description = report.description { out += "\(markdownText(description))\n\n" }
@@ -24,14 +87,13 @@ public enum ReportRenderer {
             | steady state before / after | \(report.steadyStateBefore ? "held" : "did not hold") / \(report.steadyStateAfter.map { $0 ? "held" : "did not hold" } ?? "not checked") |
 
             """
-        if let slo = report.slo {
-            out += "| SLO | \(slo.met ? "met" : "missed"): \(slo.good) of \(slo.total) results good (objective \(TimeSpan.trim(slo.objective))%), \(Int((slo.budgetUsed * 100).rounded()))% of the error budget used |\n"
-        }
+        if let slo = report.slo { out += "| SLO | \(sloWords(slo)) |\n" }
         // Abort reasons, errors and probe details carry what the service or a command answered: inert text too.
         if let abort = report.abortReason {
             out += report.abortedAt == nil ? "| why | \(markdownCell(abort)) |\n" : "| abort | \(markdownCell(abort)) at \(seconds(report.abortedAt)) |\n"
         }
         if let runbook = report.runbook { out += "| runbook | \(markdownRunbook(runbook)) |\n" }
+        out += impactMarkdown(report)
         out += "\n## Faults\n\n| fault | type | target | injected | reverted | state | acted on |\n| --- | --- | --- | --- | --- | --- | --- |\n"
         for fault in report.faults {
             out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state.rawValue + (fault.error.map { ": \($0)" } ?? "") + (fault.note.map { " (\($0))" } ?? ""))) | \(markdownCell(actedOn(fault))) |\n"
@@ -127,7 +189,7 @@ public enum ReportRenderer {
         let rows = report.faults.map { fault in
             "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state.rawValue + (fault.note.map { " (\($0))" } ?? "")))</td><td>\(escape(actedOn(fault)))</td></tr>"
         }.joined()
-        let slo = report.slo.map { "<p>SLO \($0.met ? "met" : "<b>missed</b>"): \($0.good) of \($0.total) results good (objective \(TimeSpan.trim($0.objective))%), \(Int(($0.budgetUsed * 100).rounded()))% of the error budget used.</p>" } ?? ""
+        let slo = report.slo.map { "<p>SLO \(escape(sloWords($0))).</p>" } ?? ""
         let abort = report.abortReason.map { reason in
             report.abortedAt.map { "<p class=\"abort\">Aborted at \(seconds($0)): \(escape(reason))</p>" } ?? "<p class=\"abort\">Why: \(escape(reason))</p>"
         } ?? ""
@@ -146,6 +208,7 @@ public enum ReportRenderer {
             <p>Run <code>\(report.runID)</code>\(report.traceID.map { " (trace <code>\($0)</code>)" } ?? "") on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>
             \(description)\(abort)\(slo)\(runbook)
             \(svg(report))
+            \(impactHTML(report))
             <h2>Faults</h2>
             <table><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th><th>acted on</th></tr>\(rows)</table>
             \(traces)

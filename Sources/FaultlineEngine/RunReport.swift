@@ -108,6 +108,13 @@ public struct RunReport: Sendable, Codable {
     public var slo: SLOVerdict?
     public var faults: [FaultRecord]
     public var probes: [ProbeSample]
+    /// Each probe phase by phase: the baseline, each fault's window, the gaps, after the last revert (absent in
+    /// reports written before it was added; so are `detection` and `recovery`).
+    public var impact: [ImpactRow]?
+    /// Each fault's first bad result per probe: the time to detect it.
+    public var detection: [Detection]?
+    /// From each revert until the probes that saw the fault are back within their baseline: the time to recover.
+    public var recovery: [Recovery]?
     public var review: [String: String]
 
     public init(scenario: String, description: String?, runID: String, host: String, user: String, startedAt: Date, endedAt: Date,
@@ -133,6 +140,10 @@ public struct RunReport: Sendable, Codable {
         self.slo = slo
         self.faults = faults
         self.probes = probes
+        let detection = Self.detection(probes: probes, faults: faults)
+        self.impact = Self.impact(probes: probes, faults: faults)
+        self.detection = detection
+        self.recovery = Self.recovery(probes: probes, faults: faults, detection: detection)
         self.review = review
     }
 

@@ -75,7 +75,7 @@ import Testing
         let markdown = ReportRenderer.markdown(report)
         #expect(!markdown.contains("<img") && !markdown.contains("<script") && !markdown.contains("<b>"), "\(markdown)")
         #expect(markdown.contains("| abort | probe 'web' failed: body &lt;img src=x onerror=alert(1)&gt; \\| \\[x\\](javascript:1) at +6.9s |\n"), "\(markdown)")
-        #expect(markdown.contains("| reverted: tc said: &lt;b&gt;no&lt;/b&gt; # heading |\n"), "one line, no heading: \(markdown)")
+        #expect(markdown.contains("| reverted: tc said: &lt;b&gt;no&lt;/b&gt; # heading | not read |\n"), "one line, no heading: \(markdown)")
         #expect(markdown.contains("| status 500: &lt;script&gt;alert(2)&lt;/script&gt; |"), "\(markdown)")
         #expect(!ReportRenderer.html(report).contains("<img"))
     }

@@ -1,4 +1,5 @@
 import FaultlineCore
+import Foundation
 import Testing
 
 /// Problems the planner reports: each once, and only what is really wrong.
@@ -18,5 +19,48 @@ import Testing
         facts.resolvedHosts["db.nowhere.invalid"] = .failed("Name or service not known")
         let plan = Planner(facts: facts).plan(scenario, runID: "t7t7t7t7")
         #expect(plan.problems.map(\.message) == ["host 'db.nowhere.invalid' did not resolve: Name or service not known"], "\(plan.problems)")
+    }
+
+    /// A scenario with one drop in netns `app`, whose facts say it listens on 8080 and has address 10.213.1.2.
+    static func lint(_ fault: String) throws -> Plan {
+        let scenario = try ScenarioLoader.load(yaml: """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: lint}
+            spec:
+              maxDuration: 1m
+              target: {netns: app}
+              faults:
+                - \(fault)
+            """, file: "lint.yaml")
+        var namespace = NamespaceFacts(target: scenario.spec.target, interfaces: ["lo", "eth0"])
+        namespace.listeningPorts = [22, 8080]
+        namespace.addresses = ["127.0.0.1", "10.213.1.2"]
+        var facts = HostFacts()
+        facts.namespaces = [namespace]
+        return Planner(facts: facts).plan(scenario, runID: "l1l1l1l1")
+    }
+
+    @Test("plan-time lint from the target's facts: an ingress drop whose 'to' names a port the target listens on, a 'from' port nothing listens on, a 'to' host that is the target's own address; none for what is right")
+    func filtersThatCannotMatchAreWarned() throws {
+        let swapped = try Self.lint("{name: cut, type: drop, direction: ingress, to: {ports: [8080], protocol: tcp}}")
+        #expect(swapped.problems.isEmpty)
+        #expect(swapped.warnings.map(\.fault) == ["cut"])
+        #expect(swapped.warnings.first?.message.contains("did you mean 'from: {ports: [8080]}'?") == true, "\(swapped.warnings)")
+        #expect(PlanRenderer.text(swapped).contains("Warnings (the run would start, but check these):\n  - "), "\(PlanRenderer.text(swapped))")
+        let json = try JSONSerialization.jsonObject(with: Data(PlanRenderer.json(swapped).utf8)) as? [String: Any]
+        #expect((json?["warnings"] as? [[String: Any]])?.first?["fault"] as? String == "cut", "\(json ?? [:])")
+
+        let nobody = try Self.lint("{name: cut, type: drop, direction: ingress, from: {ports: [9999], protocol: tcp}}")
+        #expect(nobody.warnings.first?.message.contains("no socket in netns app listens on port 9999") == true, "\(nobody.warnings)")
+
+        let own = try Self.lint("{name: cut, type: drop, direction: egress, to: {hosts: [10.213.1.2]}}")
+        #expect(own.warnings.first?.message.contains("10.213.1.2 is an address of netns app itself") == true, "\(own.warnings)")
+
+        for right in ["{name: cut, type: drop, direction: ingress, from: {ports: [8080], protocol: tcp}}",
+                      "{name: cut, type: drop, direction: egress, to: {hosts: [10.213.1.9], ports: [5432]}}",
+                      "{name: cut, type: drop, direction: egress, to: {ports: [8080]}}"] {
+            #expect(try Self.lint(right).warnings.isEmpty, "\(right)")
+        }
     }
 }

@@ -105,9 +105,10 @@ struct StatusCommand: AsyncParsableCommand {
         if let lease = run.leaseExpiresAt { lines.append("  lease until \(format.string(from: lease))") }
         let rows = run.faults.map { fault in
             ["  " + fault.name, fault.type, fault.target, fault.state.rawValue,
-             fault.injectedAt.map { format.string(from: $0) } ?? "-", fault.revertedAt.map { format.string(from: $0) } ?? "-", fault.error ?? ""]
+             fault.injectedAt.map { format.string(from: $0) } ?? "-", fault.revertedAt.map { format.string(from: $0) } ?? "-",
+             fault.evidence.map { $0.hits > 0 ? $0.amount : "nothing" } ?? "-", fault.error ?? ""]
         }
-        var text = lines.joined(separator: "\n") + "\n" + table(["  FAULT", "TYPE", "TARGET", "STATE", "INJECTED", "REVERTED", "ERROR"], rows)
+        var text = lines.joined(separator: "\n") + "\n" + table(["  FAULT", "TYPE", "TARGET", "STATE", "INJECTED", "REVERTED", "ACTED ON", "ERROR"], rows)
         if let probes = run.probes, !probes.isEmpty {
             let milliseconds = { (seconds: Double) in String(format: "%.1f ms", seconds * 1000) }
             text += table(["  PROBE", "RESULTS", "GOOD", "BAD", "LATEST", "P95", "LAST"], probes.map { probe in

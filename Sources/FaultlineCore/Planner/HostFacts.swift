@@ -67,6 +67,10 @@ public struct NamespaceFacts: Sendable, Hashable, Codable {
     /// Its identity when read; the pin the run will hold it by (commands enter through it), when the run pins.
     public var identity: NamespaceIdentity?
     public var pin: PinnedNamespace?
+    /// Ports a socket listens on (TCP) or is bound to (UDP) in it; nil when they could not be read.
+    public var listeningPorts: [UInt16]?
+    /// Its interfaces' addresses (without prefix length); nil when they could not be read.
+    public var addresses: [String]?
 
     public init(target: NetnsTarget?, interfaces: [String]? = nil, rootQdiscs: [String: RootQdisc] = [:], unreadable: String? = nil, exists: Bool = true) {
         self.target = target

@@ -11,6 +11,9 @@ public struct Plan: Sendable, Hashable, Codable {
     public var faults: [PlannedFault]
     /// Reasons the run would not start as planned.
     public var problems: [PlanProblem]
+    /// What looks wrong from the target's facts but does not stop the run: a filter that can never match what was
+    /// probably meant (an ingress drop whose `to` names a port the target listens on).
+    public var warnings: [PlanProblem] = []
 }
 
 /// One moment of the timeline.

@@ -24,6 +24,9 @@ public enum PlanRenderer {
             out += "  Inject:\n" + fault.inject.map { "    \(line($0))\n" }.joined()
             out += "  Revert:\n" + fault.revert.map { "    \(line($0))\n" }.joined()
         }
+        if !plan.warnings.isEmpty {
+            out += "\nWarnings (the run would start, but check these):\n" + plan.warnings.map { "  - \($0)\n" }.joined()
+        }
         if !plan.problems.isEmpty {
             out += "\nProblems (the run would not start until they are fixed):\n" + plan.problems.map { "  - \($0)\n" }.joined()
         }

@@ -13,6 +13,8 @@ extension Planner {
         let connmark: UInt32? = probability == nil ? nil : context.nextConnmark << 24
         if probability != nil { context.nextConnmark += 1 }
 
+        lintFilters(to: drop.to, from: drop.from, toHosts: toHosts, directions: drop.direction == .both ? [.egress, .ingress] : [drop.direction],
+                    target: target, context: &context)
         let exemptions = dropExemptions(drop, target: target, toHosts: toHosts)
         planned.exemptions = exemptions.map(\.exemption)
         let directions: [TrafficDirection] = drop.direction == .both ? [.egress, .ingress] : [drop.direction]
@@ -176,5 +178,34 @@ struct IptablesMatch: Hashable {
             }
         }
         return result
+    }
+}
+
+extension Planner {
+    /// Warnings from the target's facts about a filter that cannot match what was probably meant: `to` is the remote
+    /// end, `from` the local one, and the two are easy to swap.
+    func lintFilters(to: TrafficFilter?, from: TrafficFilter?, toHosts: [IPNetwork]?, directions: [TrafficDirection], target: NetnsTarget?,
+                     context: inout PlanContext) {
+        guard let facts = facts.namespace(target) else { return }
+        let place = target.map { "\($0)" } ?? "this host's namespace"
+        if let listening = facts.listeningPorts {
+            let local = (to?.ports ?? []).filter { range in listening.contains { range.contains($0) } }
+            if !local.isEmpty, directions.contains(.ingress), from?.ports == nil {
+                let list = local.map(\.description).joined(separator: ", ")
+                context.warning("'to' is the remote end, but \(place) listens on port \(list): ingress packets carry it as their destination, the local end, so 'to: {ports: [\(list)]}' drops no packet to that service; did you mean 'from: {ports: [\(list)]}'?")
+            }
+            let unused = (from?.ports ?? []).filter { range in !listening.contains { range.contains($0) } }
+            if !unused.isEmpty, directions.contains(.ingress) {
+                let list = unused.map(\.description).joined(separator: ", ")
+                context.warning("'from' is the local end, but no socket in \(place) listens on port \(list): no service there receives that traffic; did you mean 'to: {ports: [\(list)]}' (the remote end)?")
+            }
+        }
+        if let addresses = facts.addresses, let toHosts {
+            let own = toHosts.filter { network in network.prefix == (network.family == .ipv4 ? 32 : 128) && addresses.contains(network.address) }
+            if !own.isEmpty {
+                let list = own.map(\.address).joined(separator: ", ")
+                context.warning("'to' is the remote end, but \(list) is an address of \(place) itself: its own traffic to it goes over loopback, which the fault does not touch; did you mean 'from' (the local end), or the address of the other side?")
+            }
+        }
     }
 }

@@ -48,7 +48,8 @@ public struct Planner: Sendable {
             steadyState: PlanSummary.steadyState(scenario.spec.steadyState),
             timeline: timeline(faults, maxDuration: scenario.spec.maxDuration),
             faults: faults,
-            problems: context.problems
+            problems: context.problems,
+            warnings: context.warnings
         )
     }
 
@@ -217,6 +218,7 @@ struct PlanContext {
     var currentFault: String?
     var notes: [String] = []
     var problems: [PlanProblem] = []
+    var warnings: [PlanProblem] = []
     var nextChain = 1
     var nextConnmark: UInt32 = 1
 
@@ -227,6 +229,10 @@ struct PlanContext {
 
     mutating func problem(_ message: String) {
         problems.append(PlanProblem(fault: currentFault, message: message))
+    }
+
+    mutating func warning(_ message: String) {
+        warnings.append(PlanProblem(fault: currentFault, message: message))
     }
 
     var nextQueue: UInt16 = 0

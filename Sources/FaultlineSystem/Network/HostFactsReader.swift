@@ -124,7 +124,7 @@ public struct HostFactsReader: Sendable {
             prefix = ["nsenter", "--net=\(path)", "--"]
         }
         do {
-            let links = try await runner.run(prefix + ["ip", "-j", "link", "show"])
+            let links = try await runner.run(prefix + ["ip", "-j", "addr", "show"])
             let qdiscs = try await runner.run(prefix + ["tc", "-j", "-d", "qdisc", "show"])
             guard links.succeeded, qdiscs.succeeded else {
                 let failed = links.succeeded ? qdiscs : links
@@ -132,11 +132,36 @@ public struct HostFactsReader: Sendable {
                 return facts
             }
             facts.interfaces = try Self.interfaces(fromIPLinkJSON: links.standardOutput)
+            facts.addresses = Self.addresses(fromIPAddrJSON: links.standardOutput)
             facts.rootQdiscs = try Self.rootQdiscs(fromTCJSON: qdiscs.standardOutput)
+            // What listens there, for the plan's warnings about filters that cannot match (a missing ss is no error).
+            if let sockets = try? await runner.run(prefix + ["ss", "-H", "-l", "-t", "-u", "-n"]), sockets.succeeded {
+                facts.listeningPorts = Self.listeningPorts(fromSS: sockets.standardOutput)
+            }
         } catch {
             facts.unreadable = "\(error)"
         }
         return facts
+    }
+
+    /// The local addresses in `ip -j addr show`.
+    static func addresses(fromIPAddrJSON text: String) -> [String]? {
+        struct Link: Decodable {
+            struct Address: Decodable { var local: String? }
+            var addr_info: [Address]?
+        }
+        guard let links = try? JSONDecoder().decode([Link].self, from: Data(text.utf8)) else { return nil }
+        return links.flatMap { ($0.addr_info ?? []).compactMap(\.local) }
+    }
+
+    /// The local ports of `ss -H -l -t -u -n` (`tcp LISTEN 0 4096 0.0.0.0:8080 0.0.0.0:*`, `[::]:53`, `*:8080`).
+    public static func listeningPorts(fromSS text: String) -> [UInt16] {
+        let ports = text.split(separator: "\n").compactMap { line -> UInt16? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 5, let colon = fields[4].lastIndex(of: ":") else { return nil }
+            return UInt16(fields[4][fields[4].index(after: colon)...])
+        }
+        return Array(Set(ports)).sorted()
     }
 
     static func interfaces(fromIPLinkJSON text: String) throws -> [String] {
