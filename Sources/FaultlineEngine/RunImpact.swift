@@ -32,7 +32,8 @@ extension RunReport {
     }
 
     /// How long a probe took, after a fault's revert, to be back within its baseline (report.json `recovery[]`):
-    /// its first good result no slower than the baseline's p95. `seconds` nil: it never came back in the run.
+    /// its first good result no slower than the baseline's p95 with some slack (`recoveredBound`). `seconds` nil: it
+    /// never came back in the run.
     public struct Recovery: Sendable, Codable, Hashable {
         public var fault: String
         public var probe: String
@@ -79,17 +80,21 @@ extension RunReport {
     }
 
     /// For each fault that was reverted and each probe it was seen by (a detection), the time from the revert to the
-    /// probe's first result back within its baseline (good, and no slower than the baseline's p95).
+    /// probe's first result back within its baseline (good, and no slower than `recoveredBound` of its p95).
     public static func recovery(probes samples: [ProbeSample], faults: [FaultRecord], detection: [Detection]) -> [Recovery] {
         let baseline = impact(probes: samples, faults: faults).filter { $0.phase == .baseline }
         return windows(faults).filter(\.reverted).flatMap { window in
             detection.filter { $0.fault == window.name }.map { seen in
-                let bound = baseline.first { $0.probe == seen.probe }?.p95 ?? .infinity
+                let bound = baseline.first { $0.probe == seen.probe }?.p95.map(recoveredBound) ?? .infinity
                 let back = samples.first { $0.probe == seen.probe && $0.at >= window.to && $0.good && $0.latency <= bound }
                 return Recovery(fault: window.name, probe: seen.probe, seconds: back.map { $0.at - window.to })
             }
         }
     }
+
+    /// The latency a probe is back within its baseline at: the baseline's p95 and 20% more, at least 5 ms more (a
+    /// p95 of a few fast results is no bound a healthy service keeps to the tenth of a millisecond).
+    static func recoveredBound(_ p95: Double) -> Double { p95 + max(p95 * 0.2, 0.005) }
 
     struct Window {
         var name: String
