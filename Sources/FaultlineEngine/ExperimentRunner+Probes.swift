@@ -83,6 +83,7 @@ extension ExperimentRunner {
             if let abort = ledger.record(probe, outcome, phase: .method, at: at, traceID: traceID) {
                 if aborts.claim() {
                     log.log(.aborted(cause: .condition, reason: abort, probe: probe.name.rawValue))
+                    logRunbook()
                     span.event("abort", ["faultline.abort.reason": abort])
                 }
                 stop.fire(.abort(.condition, abort, probe: probe.name.rawValue))

@@ -166,6 +166,7 @@ public struct ExperimentRunner: Sendable {
                 await stop.wait()
                 if case .abort(let cause, let why, _) = stop.reason, aborts.claim() {
                     log.log(.aborted(cause: cause, reason: why, probe: nil))
+                    logRunbook()
                     span.event("abort", ["faultline.abort.reason": why])
                 }
             }
@@ -258,6 +259,12 @@ public struct ExperimentRunner: Sendable {
         log.log(.ended(run: settings.runID, state: state, exitCode: exit, reason: abortReason))
         return report(state: state, exit: exit, before: true, after: after, abortReason: abortReason, abortCause: abortCause, abortProbe: abortProbe,
                       abortedAt: abortedAt)
+    }
+
+    /// On an abort, the scenario's runbook, right after the abort line: what the operator reads next.
+    func logRunbook() {
+        guard let runbook = scenario.metadata.runbook else { return }
+        log.log(.note(.error, .abort, "runbook: \(runbook)"))
     }
 
     func abortReasonText(_ reason: StopReason?) -> String? {

@@ -194,7 +194,8 @@ public struct RunSession: Sendable {
         runner.drivers = settings.drivers
         let runnerSettings = runner
         let name = scenario.metadata.name.rawValue
-        let couriers = [WebhookNotifier.courier(hooks: WebhookNotifier.hooks(scenario, adding: settings.notify), run: runID, scenario: name, log: log),
+        let couriers = [WebhookNotifier.courier(hooks: WebhookNotifier.hooks(scenario, adding: settings.notify), run: runID, scenario: name,
+                                                runbook: scenario.metadata.runbook, log: log),
                         GrafanaAnnotator.courier(settings.grafana, run: runID, scenario: name, log: log)].compactMap { $0 }
         let (scenario, journal, context) = (prepared.scenario, self.journal, self.context)
         let probes = settings.probes.map { $0(scenario, executable) } ?? ProbeExecutor(target: scenario.spec.target, executable: executable)

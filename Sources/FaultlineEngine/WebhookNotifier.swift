@@ -15,6 +15,8 @@ public enum WebhookNotifier {
         var message: String
         var fault: String?
         var probe: String?
+        /// The scenario's runbook, on abort, failed-revert and end messages.
+        var runbook: String?
     }
 
     /// The scenario's hooks, then one for every event at each of `urls` (`--notify`) the scenario does not name already.
@@ -24,7 +26,7 @@ public enum WebhookNotifier {
     }
 
     /// A courier with one lane per hook, or nil without hooks; each POST gives up after `timeout`.
-    public static func courier(hooks: [NotifyHook], run: String, scenario: String, log: EventLog,
+    public static func courier(hooks: [NotifyHook], run: String, scenario: String, runbook: String? = nil, log: EventLog,
                                timeout: Duration = .seconds(5)) -> EventCourier? {
         guard !hooks.isEmpty else { return nil }
         let host = ProcessInfo.processInfo.hostName
@@ -32,9 +34,11 @@ public enum WebhookNotifier {
             EventCourier.Lane(name: "notify: '\(hook.url)'", accepts: { event in kind(of: event).map(hook.events.contains) ?? false }) { event, date in
                 guard let kind = kind(of: event) else { return }
                 let subject = event.fault.map { " [\($0)]" } ?? event.probe.map { " (\($0))" } ?? ""
-                let message = Message(text: "faultline · \(scenario) · run \(run) on \(host)\(subject): \(event.message)", event: kind.rawValue,
-                                      run: run, scenario: scenario, host: host, at: ISO8601DateFormatter.withFractions.string(from: date),
-                                      message: event.message, fault: event.fault, probe: event.probe)
+                let book = kind == .start ? nil : runbook
+                let message = Message(text: "faultline · \(scenario) · run \(run) on \(host)\(subject): \(event.message)" + (book.map { " · runbook: \($0)" } ?? ""),
+                                      event: kind.rawValue, run: run, scenario: scenario, host: host,
+                                      at: ISO8601DateFormatter.withFractions.string(from: date),
+                                      message: event.message, fault: event.fault, probe: event.probe, runbook: book)
                 await post(message, to: hook, timeout: timeout, log: log)
             }
         }

@@ -460,6 +460,13 @@ struct RunEndToEndTests {
             #expect(message["scenario"] as? String == "told")
             #expect(message["run"] as? String == report["runID"] as? String)
             #expect((message["text"] as? String)?.hasPrefix("faultline · told · run ") == true, "\(message)")
+            // The abort carries the runbook, in the message and on the terminal, right after the abort line.
+            let abort = try #require(lines.first { $0.hasPrefix("/ok ") && $0.contains("\"event\":\"abort\"") })
+            let aborted = try JSONSerialization.jsonObject(with: Data(abort.dropFirst(4).utf8)) as? [String: Any] ?? [:]
+            #expect(aborted["runbook"] as? String == "https://wiki.example/runbooks/told", "\(aborted)")
+            #expect((aborted["text"] as? String)?.hasSuffix(" · runbook: https://wiki.example/runbooks/told") == true, "\(aborted)")
+            #expect(message["runbook"] == nil, "the start message has no runbook: \(message)")
+            #expect(result.output.contains("runbook: https://wiki.example/runbooks/told"), "\(result.output)")
             #expect(try await setup.chains().isEmpty)
         }
     }
