@@ -115,16 +115,7 @@ public enum ReportRenderer {
             }
             if traced.count > tracedLimit { out += "\n\(traced.count - tracedLimit) more in report.json.\n" }
         }
-        out += """
-
-            ## Review (blameless)
-
-            - **What happened:**
-            - **How it was detected:**
-            - **What would detect it sooner:**
-            - **Follow-ups:**
-
-            """
+        out += "\n## Review (blameless)\n" + reviewMarkdown(report, level: "###")
         return out
     }
 
@@ -212,8 +203,7 @@ public enum ReportRenderer {
             <h2>Faults</h2>
             <table><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th><th>acted on</th></tr>\(rows)</table>
             \(traces)
-            <h2>Review (blameless)</h2>
-            <ul><li>What happened:</li><li>How it was detected:</li><li>What would detect it sooner:</li><li>Follow-ups:</li></ul>
+            \(reviewHTML(report))
             </body></html>
 
             """

@@ -145,6 +145,10 @@ public struct RunReport: Sendable, Codable {
         self.detection = detection
         self.recovery = Self.recovery(probes: probes, faults: faults, detection: detection)
         self.review = review
+        // What the run knows goes in; what only people know is left for them.
+        let sections = ReportRenderer.reviewSections(self)
+        if self.review["whatHappened"]?.isEmpty ?? true { self.review["whatHappened"] = sections[0].lines.joined(separator: "\n") }
+        if self.review["howItWasDetected"]?.isEmpty ?? true { self.review["howItWasDetected"] = (sections[1].lines + sections[2].lines).joined(separator: "\n") }
     }
 
     /// What a run's end says, in SPEC's words: `held` (exit 0), `deviated` or `aborted` (1), `failed` (4),
@@ -194,7 +198,9 @@ public struct RunReport: Sendable, Codable {
                 let lines = bad.prefix(5).map { "\($0.phase.rawValue) +\(String(format: "%.1f", $0.at))s: \($0.detail)" + ($0.traceID.map { " (trace \($0))" } ?? "") }
                 body = "<failure message=\"\(bad.count) of \(samples.count) results bad\">\(escape(lines.joined(separator: "\n")))</failure>"
             }
-            cases.append("<testcase classname=\"\(escape(scenario)).probes\" name=\"\(escape(name))\" time=\"\(String(format: "%.3f", samples.map(\.latency).reduce(0, +)))\">\(body)</testcase>")
+            // Its time is the span it watched, first result to last (its latencies overlap: their sum is no time).
+            let span = (samples.map(\.at).max() ?? 0) - (samples.map(\.at).min() ?? 0)
+            cases.append("<testcase classname=\"\(escape(scenario)).probes\" name=\"\(escape(name))\" time=\"\(String(format: "%.3f", span))\">\(body)</testcase>")
         }
         var errors = 0
         var skipped = 0
@@ -235,10 +241,10 @@ public struct RunReport: Sendable, Codable {
 extension RunReport {
     /// The forms a report takes: the files of `--report DIR`, JUnit for `--junit`, and the agent's `?format=`.
     public enum Format: String, Sendable, CaseIterable, Codable {
-        case json, md, html, junit
+        case json, md, html, junit, review
 
         /// What `--report DIR` writes.
-        public static let files: [Format] = [.json, .md, .html]
+        public static let files: [Format] = [.json, .md, .html, .review]
 
         public var fileName: String {
             switch self {
@@ -246,6 +252,7 @@ extension RunReport {
             case .md: "report.md"
             case .html: "report.html"
             case .junit: "junit.xml"
+            case .review: "review.md"
             }
         }
 
@@ -253,7 +260,7 @@ extension RunReport {
         public var contentType: String {
             switch self {
             case .json: "application/json"
-            case .md: "text/markdown; charset=utf-8"
+            case .md, .review: "text/markdown; charset=utf-8"
             case .html: "text/html; charset=utf-8"
             case .junit: "application/xml"
             }
@@ -267,6 +274,7 @@ extension RunReport {
         case .md: Data(ReportRenderer.markdown(self).utf8)
         case .html: Data(ReportRenderer.html(self).utf8)
         case .junit: Data(junit().utf8)
+        case .review: Data(ReportRenderer.review(self).utf8)
         }
     }
 

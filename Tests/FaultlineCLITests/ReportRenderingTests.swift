@@ -27,6 +27,36 @@ import Testing
                          probes: probes, review: RunReport.reviewTemplate)
     }
 
+    @Test("the record of the game day: the verdict heads it, the SLO in words, the impact per phase, what each fault acted on, a review prefilled with what the run knows (also review.md), JUnit with real durations")
+    func theReportIsTheRecord() throws {
+        var report = Self.sampleReport()
+        report.faults[0].evidence = FaultEvidence(hits: 42, unit: "packets", detail: "42 packets (2520 bytes) dropped by iptables")
+        report = RunReport(scenario: report.scenario, description: nil, runID: report.runID, host: report.host, user: report.user,
+                           startedAt: report.startedAt, endedAt: report.endedAt, state: report.state, exitCode: report.exitCode,
+                           abortReason: report.abortReason, abortedAt: report.abortedAt, runbook: "https://wiki.example/runbooks/checkout",
+                           steadyStateBefore: true, steadyStateAfter: true, slo: report.slo, faults: report.faults, probes: report.probes,
+                           review: RunReport.reviewTemplate)
+        let markdown = ReportRenderer.markdown(report)
+        #expect(markdown.contains("| verdict | **aborted** (exit 1) |"), "\(markdown)")
+        #expect(markdown.contains("| SLO | missed: 8 of 40 results bad, 20% of the run, 20× the 1% budget (objective 99% good) |"), "\(markdown)")
+        #expect(markdown.contains("| checkout | fault db-latency (+4.8s to +7.0s) |"), "\(markdown)")
+        #expect(markdown.contains("| 42 packets: 42 packets (2520 bytes) dropped by iptables |"), "\(markdown)")
+        #expect(markdown.contains("fault db-latency: probe checkout saw it 0.2 s after the inject (+5.0s)"), "\(markdown)")
+        let review = ReportRenderer.review(report)
+        #expect(review.contains("- At +4.8s, db-latency went in on this host: drop traffic; it acted on 42 packets (42 packets (2520 bytes) dropped by iptables); reverted at +7.0s, after 2.2 s."), "\(review)")
+        #expect(review.contains("## What surprised us\n\n- _(for the team)_"), "\(review)")
+        #expect(review.contains("runbook: <https://wiki.example/runbooks/checkout>"), "\(review)")
+        #expect(report.review["whatHappened"]?.contains("db-latency went in") == true)
+        #expect(try String(decoding: report.rendered(.review), as: UTF8.self) == review)
+        #expect(RunReport.Format.files.map(\.fileName).contains("review.md"))
+        let html = ReportRenderer.html(report)
+        #expect(html.contains("<h1>checkout-db-latency — aborted (exit 1)</h1>") && html.contains("<table id=\"impact\">") && html.contains("<h3>What happened</h3>"))
+        // A probe's JUnit time is the span it watched (0 to 9.75 s), not the sum of its overlapping latencies.
+        let junit = report.junit()
+        #expect(junit.contains("name=\"checkout\" time=\"9.500\"") && junit.contains("classname=\"checkout-db-latency.faults\" name=\"db-latency\" time=\"2.200\""), "\(junit)")
+        #expect(junit.contains("<system-out>acted on 42 packets: 42 packets (2520 bytes) dropped by iptables</system-out>"), "\(junit)")
+    }
+
     @Test func theChartIsInlineSVGWithFaultWindowsAndTheAbort() {
         let html = ReportRenderer.html(Self.sampleReport())
         #expect(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"960\" height=\"240\""))

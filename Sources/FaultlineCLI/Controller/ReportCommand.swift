@@ -21,7 +21,7 @@ struct ReportCommand: AsyncParsableCommand {
     @Argument(help: "The run id.")
     var id: String
 
-    @Option(help: "json, md, html or junit.")
+    @Option(help: "json, md, html, junit or review (the prefilled blameless review, review.md).")
     var format: RunReport.Format = .md
 
     @Option(name: [.short, .customLong("output")], help: "Write it to this file (atomically) instead of standard output.")
@@ -31,7 +31,7 @@ struct ReportCommand: AsyncParsableCommand {
 
     func validate() throws {
         // Elsewhere -o says the output format: here it names a file, and a file named json is surely a mistake.
-        if let output, ["json", "text", "md", "html", "junit"].contains(output) {
+        if let output, ["json", "text", "md", "html", "junit", "review"].contains(output) {
             throw ValidationError("-o names the file to write the report to; for the report's format use --format \(output == "text" ? "md" : output)")
         }
     }
