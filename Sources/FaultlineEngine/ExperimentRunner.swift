@@ -82,8 +82,8 @@ public struct ExperimentRunner: Sendable {
         let clock = ContinuousClock()
 
         func report(state: RunState, exit: Int32, before: Bool, after: Bool?, abortReason: String? = nil, abortCause: AbortCause? = nil,
-                    abortProbe: String? = nil, abortedAt: Double? = nil) -> RunReport {
-            RunReport(
+                    abortProbe: String? = nil, abortedAt: Double? = nil, recoveredAfter: Double? = nil) -> RunReport {
+            var report = RunReport(
                 scenario: scenario.metadata.name.rawValue, description: scenario.metadata.description, runID: settings.runID,
                 host: ProcessInfo.processInfo.hostName, user: ProcessInfo.processInfo.userName, startedAt: startedAt, endedAt: Date(),
                 state: state, exitCode: exit, abortReason: abortReason, abortCause: abortCause, abortProbe: abortProbe, abortedAt: abortedAt, runbook: scenario.metadata.runbook,
@@ -97,6 +97,9 @@ public struct ExperimentRunner: Sendable {
                                                  evidence: entry.evidence)
                 },
                 probes: ledger.samples, review: RunReport.reviewTemplate)
+            report.recoveryWindow = scenario.spec.steadyState?.recoveryWindow?.seconds
+            report.recoveredAfter = recoveredAfter
+            return report
         }
 
         // 1. Steady state before: every probe must pass once, or nothing is injected.
@@ -210,9 +213,16 @@ public struct ExperimentRunner: Sendable {
         // 4. Steady state after, unless interrupted.
         let reason = stop.reason
         var after: Bool?
+        var recoveredAfter: Double?
+        let window = scenario.spec.steadyState?.recoveryWindow
         if reason != .interrupted {
-            log.log(.note(.info, .after, "checking the steady state after the method"))
-            after = await checkAll(ledger, phase: .after, at: offset(), span: span)
+            if let window {
+                (after, recoveredAfter) = await watchRecovery(ledger, window: window, offset: offset, span: span,
+                                                              since: plan.faults.compactMap { progress[$0.name].revertedAt }.max() ?? offset())
+            } else {
+                log.log(.note(.info, .after, "checking the steady state after the method"))
+                after = await checkAll(ledger, phase: .after, at: offset(), span: span)
+            }
         }
 
         let revertFailed = plan.faults.contains { progress[$0.name].state == .revertFailed } || leftovers.contains { $0.error != nil }
@@ -221,6 +231,9 @@ public struct ExperimentRunner: Sendable {
             if revertFailed { return (.failed, 4, abortReasonText(reason)) }
             if reason == .interrupted { return (.aborted, 130, "interrupted") }
             if case .abort(_, let why, _) = reason { return (.aborted, 1, why) }
+            if after == false, let window {
+                return (.deviated, 1, "the steady state did not come back within the recovery window of \(window) after the last revert")
+            }
             if after == false { return (.deviated, 1, nil) }
             if let slo, !slo.met { return (.deviated, 1, nil) }
             // A held steady state proves nothing about a fault that did not fully act...
@@ -258,7 +271,32 @@ public struct ExperimentRunner: Sendable {
         let (abortCause, abortProbe): (AbortCause?, String?) = if case .abort(let cause, _, let probe) = reason { (cause, probe) } else { (nil, nil) }
         log.log(.ended(run: settings.runID, state: state, exitCode: exit, reason: abortReason))
         return report(state: state, exit: exit, before: true, after: after, abortReason: abortReason, abortCause: abortCause, abortProbe: abortProbe,
-                      abortedAt: abortedAt)
+                      abortedAt: abortedAt, recoveredAfter: recoveredAfter)
+    }
+
+    /// After the last revert, checks the probes again and again (at their shortest interval, 100 ms to 5 s) until they
+    /// all pass or `window` is over: whether they came back, and how long after the last revert (`since`) they did.
+    func watchRecovery(_ ledger: ProbeLedger, window: TimeSpan, offset: @escaping @Sendable () -> Double, span: RunSpan,
+                       since: Double) async -> (Bool, Double?) {
+        log.log(.note(.info, .after, "watching the recovery: the probes have up to \(window) to pass again"))
+        let clock = ContinuousClock()
+        let deadline = clock.now + .microseconds(window.microseconds)
+        let shortest = (scenario.spec.steadyState?.probes ?? []).filter { $0.during == nil }.map(\.interval.microseconds).min() ?? 1_000_000
+        let step = Duration.microseconds(min(max(shortest, 100_000), 5_000_000))
+        while true {
+            let next = clock.now + step
+            let at = offset()
+            if await checkAll(ledger, phase: .after, at: at, span: span) {
+                let took = max(0, at - since)
+                log.log(.note(.info, .after, "recovered: the probes pass again \(String(format: "%.1f", took)) s after the last revert"))
+                return (true, took)
+            }
+            if next >= deadline {
+                log.log(.note(.error, .after, "not recovered: the probes still fail \(window) after the method (the recovery window)"))
+                return (false, nil)
+            }
+            try? await clock.sleep(until: next)
+        }
     }
 
     /// On an abort, the scenario's runbook, right after the abort line: what the operator reads next.

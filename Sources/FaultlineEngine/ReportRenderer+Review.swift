@@ -41,6 +41,7 @@ extension ReportRenderer {
 
         var detected = detectionLines(report).map { $0 + "." }
         if detected.isEmpty { detected = ["No probe saw a fault: no bad result while one was in place."] }
+        if let recovery = recoveryWords(report) { detected.append("The steady state after the method: \(recovery).") }
 
         return [
             ReviewSection(title: "What happened", lines: happened),

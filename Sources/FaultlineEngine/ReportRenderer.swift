@@ -22,6 +22,14 @@ public enum ReportRenderer {
         return text + " (objective \(TimeSpan.trim(slo.objective))% good)"
     }
 
+    /// "back 3.2 s after the last revert (recovery window 30s)", or that it was not; nil without a window.
+    static func recoveryWords(_ report: RunReport) -> String? {
+        guard let window = report.recoveryWindow else { return nil }
+        let limit = TimeSpan(microseconds: Int64((window * 1_000_000).rounded()))
+        if let took = report.recoveredAfter { return "back \(String(format: "%.1f", took)) s after the last revert (recovery window \(limit))" }
+        return report.steadyStateAfter == false ? "not back within the recovery window of \(limit)" : "not watched (the run was interrupted)"
+    }
+
     static func percent(_ fraction: Double) -> String {
         let value = fraction * 100
         return (value == value.rounded() ? String(Int(value)) : String(format: value < 10 ? "%.1f" : "%.0f", value)) + "%"
@@ -88,6 +96,7 @@ public enum ReportRenderer {
 
             """
         if let slo = report.slo { out += "| SLO | \(sloWords(slo)) |\n" }
+        if let recovery = recoveryWords(report) { out += "| recovery | \(recovery) |\n" }
         // Abort reasons, errors and probe details carry what the service or a command answered: inert text too.
         if let abort = report.abortReason {
             out += report.abortedAt == nil ? "| why | \(markdownCell(abort)) |\n" : "| abort | \(markdownCell(abort)) at \(seconds(report.abortedAt)) |\n"
@@ -180,7 +189,7 @@ public enum ReportRenderer {
         let rows = report.faults.map { fault in
             "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state.rawValue + (fault.note.map { " (\($0))" } ?? "")))</td><td>\(escape(actedOn(fault)))</td></tr>"
         }.joined()
-        let slo = report.slo.map { "<p>SLO \(escape(sloWords($0))).</p>" } ?? ""
+        let slo = (report.slo.map { "<p>SLO \(escape(sloWords($0))).</p>" } ?? "") + (recoveryWords(report).map { "<p>Recovery: \(escape($0)).</p>" } ?? "")
         let abort = report.abortReason.map { reason in
             report.abortedAt.map { "<p class=\"abort\">Aborted at \(seconds($0)): \(escape(reason))</p>" } ?? "<p class=\"abort\">Why: \(escape(reason))</p>"
         } ?? ""

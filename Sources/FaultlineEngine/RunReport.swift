@@ -105,6 +105,10 @@ public struct RunReport: Sendable, Codable {
     public var runbook: String?
     public var steadyStateBefore: Bool
     public var steadyStateAfter: Bool?
+    /// The scenario's recovery window, in seconds, when it has one.
+    public var recoveryWindow: Double?
+    /// With a recovery window: how long after the last revert the probes passed again; absent when they did not.
+    public var recoveredAfter: Double?
     public var slo: SLOVerdict?
     public var faults: [FaultRecord]
     public var probes: [ProbeSample]

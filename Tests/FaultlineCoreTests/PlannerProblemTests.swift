@@ -64,3 +64,32 @@ import Testing
         }
     }
 }
+
+/// `steadyState.recoveryWindow`: a duration, with probes, at most an hour.
+@Suite struct RecoveryWindowDecodingTests {
+    static func load(_ steadyState: String) throws -> Scenario {
+        try ScenarioLoader.load(yaml: """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: recovery}
+            spec:
+              maxDuration: 1m
+              steadyState:
+            \(steadyState)
+              faults:
+                - {name: burn, type: cpu-stress, duration: 10s}
+            """, file: "recovery.yaml")
+    }
+
+    @Test("recoveryWindow is read; without probes, too long or not a duration it is an error that says where")
+    func decoded() throws {
+        let scenario = try Self.load("    probes: [{name: web, tcp: {address: \"127.0.0.1:80\"}}]\n    recoveryWindow: 30s")
+        #expect(scenario.spec.steadyState?.recoveryWindow == .seconds(30))
+        for (text, message) in [("    recoveryWindow: 30s", "recoveryWindow needs at least one probe"),
+                                ("    probes: [{name: web, tcp: {address: \"127.0.0.1:80\"}}]\n    recoveryWindow: 2h", "recoveryWindow 2h is longer than 1h"),
+                                ("    probes: [{name: web, tcp: {address: \"127.0.0.1:80\"}}]\n    recoveryWindow: soon", "recovery.yaml:")] {
+            #expect(throws: (any Error).self) { try Self.load(text) }
+            do { _ = try Self.load(text) } catch { #expect("\(error)".contains(message), "\(error)") }
+        }
+    }
+}

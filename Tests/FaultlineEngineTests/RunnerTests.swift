@@ -192,6 +192,38 @@ import Testing
         #expect((fault?["evidence"] as? [String: Any])?["unit"] as? String == "packets")
     }
 
+    @Test("a recovery window: after the last revert the probes are checked until they pass; back in time: held, with how long it took; never back: deviated, exit 1, with why")
+    func recoveryWindow() async throws {
+        // Bad from the start of the method until 400 ms after the fault's end (a 300 ms fault from +0s).
+        func probes(backAfter: Duration) -> ScriptedProbes {
+            let began = Mutex<ContinuousClock.Instant?>(nil)
+            return ScriptedProbes { _, call in
+                let start = began.withLock { start in
+                    if call > 1, start == nil { start = .now }
+                    return start
+                }
+                guard let start else { return Self.good }
+                return ContinuousClock.now - start < .milliseconds(300) + backAfter ? Self.failing : Self.good
+            }
+        }
+        let window = """
+                probes:
+                  - {name: web, http: {url: "http://127.0.0.1:9/"}, interval: 100ms}
+                recoveryWindow: 2s
+            """
+        let back = try await Rig().run(faults: Self.stress("burn"), steadyState: window, probes: probes(backAfter: .milliseconds(400)))
+        #expect(back.state == .succeeded && back.exitCode == 0, "\(back.state) \(back.abortReason ?? "")")
+        #expect(back.recoveryWindow == 2 && (back.recoveredAfter ?? 0) > 0.2 && (back.recoveredAfter ?? 9) < 1.5, "\(back.recoveredAfter ?? -1)")
+        #expect(back.probes.filter { $0.phase == .after }.count >= 3, "checked again and again after the method")
+        #expect(ReportRenderer.markdown(back).contains("| recovery | back "), "\(ReportRenderer.markdown(back))")
+
+        let never = try await Rig().run(faults: Self.stress("burn"), steadyState: window, probes: probes(backAfter: .seconds(60)))
+        #expect(never.state == .deviated && never.exitCode == 1, "\(never.state)")
+        #expect(never.abortReason == "the steady state did not come back within the recovery window of 2s after the last revert", "\(never.abortReason ?? "")")
+        #expect(never.recoveredAfter == nil && never.steadyStateAfter == false)
+        #expect(ReportRenderer.markdown(never).contains("| recovery | not back within the recovery window of 2s |"))
+    }
+
     @Test("a probe with no result from the method proves nothing: inconclusive, exit 5")
     func silentProbe() async throws {
         let rig = try Rig()

@@ -17,7 +17,16 @@ extension ScenarioDecoder {
             r.error("burnRate needs an slo: add steadyState.slo with an objective", at: f["abortWhen"].flatMap { $0["burnRate"] },
                     path.key("abortWhen").key("burnRate"))
         }
-        return SteadyState(probes: probes ?? [], slo: slo, abortWhen: abortWhen)
+        let recoveryWindow = r.optional(f, "recoveryWindow", positiveDuration)
+        if let windowNode = f.keyNodes["recoveryWindow"] {
+            if probeCount == 0 {
+                r.error("recoveryWindow needs at least one probe in steadyState.probes to watch the recovery", at: windowNode, path.key("recoveryWindow"))
+            } else if let recoveryWindow, recoveryWindow > SteadyState.maximumRecoveryWindow {
+                r.error("recoveryWindow \(recoveryWindow) is longer than \(SteadyState.maximumRecoveryWindow): a service that takes longer to recover has not recovered",
+                        at: f["recoveryWindow"] ?? windowNode, path.key("recoveryWindow"))
+            }
+        }
+        return SteadyState(probes: probes ?? [], slo: slo, abortWhen: abortWhen, recoveryWindow: recoveryWindow)
     }
 
     func probes(_ node: Node, _ path: NodePath) -> [Probe]? {

@@ -6,7 +6,7 @@ public enum ScenarioSchema {
     static let target = ["netns", "pid", "container", "runtime", "namespace", "pod", "mode"]
     static let pod = ["namespace", "name", "labels"]
     static let podMode = ["fixed", "percent"]
-    static let steadyState = ["probes", "slo", "abortWhen"]
+    static let steadyState = ["probes", "slo", "abortWhen", "recoveryWindow"]
     static let probeKinds = ["http", "tcp", "command", "prometheus"]
     static let probe = ["name", "interval"] + probeKinds + ["rate", "ramp", "spike", "during"]
     static let http = ["url", "method", "headers", "body", "timeout", "expect"]

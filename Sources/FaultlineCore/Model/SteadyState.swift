@@ -3,12 +3,19 @@ public struct SteadyState: Sendable, Hashable, Codable {
     public var probes: [Probe]
     public var slo: SLO?
     public var abortWhen: AbortConditions?
+    /// After the last revert, how long the probes may take to come back (checked until they all pass, at most this
+    /// long); without it, one check after the method.
+    public var recoveryWindow: TimeSpan?
 
-    public init(probes: [Probe] = [], slo: SLO? = nil, abortWhen: AbortConditions? = nil) {
+    public init(probes: [Probe] = [], slo: SLO? = nil, abortWhen: AbortConditions? = nil, recoveryWindow: TimeSpan? = nil) {
         self.probes = probes
         self.slo = slo
         self.abortWhen = abortWhen
+        self.recoveryWindow = recoveryWindow
     }
+
+    /// The longest recovery window a scenario may ask for.
+    public static let maximumRecoveryWindow = TimeSpan.seconds(3600)
 }
 
 /// The service level the hypothesis requires of probe results.
