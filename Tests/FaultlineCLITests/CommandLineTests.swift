@@ -78,6 +78,16 @@ import Testing
         #expect(result.standardOutput.contains("Run it now? [y/N]") && result.standardOutput.contains("nothing was applied"), "\(result.standardOutput)")
         #expect(!result.standardOutput.contains("injected"), "\(result.standardOutput)")
         #expect(try Journal(directory: state).runs().isEmpty, "a declined run is not even journalled")
+        #expect(result.standardOutput.contains("About to run declined: 1 fault(s) for at most 10s — burn: cpu-stress on this host, +0s to +5s."),
+                "the summary stands right above the prompt: \(result.standardOutput)")
+
+        // Output piped (`2>&1 | tee log`) while a person sits at the terminal: still asked; an empty answer is no.
+        let piped = ShellQuote.join([Self.executable, "run", file, "--state-dir", state]) + " 2>&1 | cat > " + ShellQuote.quote(state + ".log")
+        let asked = try await SubprocessRunner().run(["/bin/sh", "-c", "printf '\\n' | script -qec \(ShellQuote.quote(piped)) /dev/null"],
+                                                     timeout: .seconds(60), outputLimit: 1 << 20)
+        #expect(asked.standardOutput.contains("Run it now? [y/N]") && asked.standardOutput.contains("nothing was applied"), "\(asked.standardOutput)")
+        #expect(try Journal(directory: state).runs().isEmpty, "nothing ran: \((try? String(contentsOfFile: state + ".log", encoding: .utf8)) ?? "")")
+        try? FileManager.default.removeItem(atPath: state + ".log")
     }
 
     @Test func validateReportsEveryErrorWithPositionAndExitsTwo() async throws {

@@ -39,10 +39,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Write report.json, report.md and report.html into this directory.")
     var report: String?
 
-    @Option(help: "Write a JUnit XML file: one test case per probe and per fault revert.")
+    @Option(help: "Write a JUnit XML file: one test case per probe and per fault (an error for one that acted on nothing).")
     var junit: String?
 
-    @Flag(help: "Do not ask before running, even on a terminal.")
+    @Flag(help: "Do not ask before running (it asks whenever standard input is a terminal).")
     var yes = false
 
     @OptionGroup var observability: ObservabilityOptions
@@ -95,10 +95,16 @@ struct RunCommand: AsyncParsableCommand {
                                           : "faultline: preflight failed; nothing was applied\n")
             throw ExitStatus.preflightFailed
         }
-        if isatty(0) == 1 && isatty(2) == 1 && !yes {
-            FileHandle.standardOutput.write(Data((PlanRenderer.text(prepared.plan) + "\nRun it now? [y/N] ").utf8))
-            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                print("nothing was applied")
+        // Asked whenever a person can answer (standard input is a terminal), wherever the output goes: with
+        // `2>&1 | tee log` too. The question goes to the terminal itself; no answer is no.
+        if isatty(0) == 1 && !yes {
+            let plan = prepared.plan
+            let faults = plan.faults.map { "\($0.name): \($0.type.rawValue) on \($0.target), +\($0.start) to +\($0.end)" }
+            let summary = "About to run \(plan.scenario): \(plan.faults.count) fault(s) for at most \(plan.maxDuration) — " + faults.joined(separator: "; ") + "."
+            let terminal = Self.terminal()
+            terminal.write(Data((PlanRenderer.text(plan) + "\n" + summary + "\nRun it now? [y/N] ").utf8))
+            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased().trimmingCharacters(in: .whitespaces)) else {
+                terminal.write(Data("nothing was applied\n".utf8))
                 throw ExitStatus.declined
             }
         }
@@ -133,6 +139,12 @@ struct RunCommand: AsyncParsableCommand {
     func write(_ result: RunReport) throws {
         if let report { try RunSession.writeReports(result, to: report) }
         if let junit { try result.rendered(.junit).write(to: URL(fileURLWithPath: junit), options: .atomic) }
+    }
+
+    /// The controlling terminal, for the question before a run; standard output when there is none to open.
+    static func terminal() -> FileHandle {
+        let fd = open("/dev/tty", O_WRONLY | O_NOCTTY | O_CLOEXEC)
+        return fd >= 0 ? FileHandle(fileDescriptor: fd, closeOnDealloc: true) : FileHandle.standardOutput
     }
 }
 
