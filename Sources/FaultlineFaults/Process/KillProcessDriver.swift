@@ -52,8 +52,12 @@ struct KillProcessDriver: FaultDriver {
 public enum ProcessSelection {
     public static func matches(_ match: ProcessMatch, context: DriverContext) -> [ProcessRecord] {
         let fromFile = match.pidFromFile()
+        // The processes first, then Faultline's among them: a guard or agent that starts in between is in the
+        // second read only, never matched unprotected (read the other way round, a run starting meanwhile had its
+        // guard paused by a `name: faultline` match).
+        let processes = context.processes.all()
         let protected = context.protected.union(context.processes.faultlinePIDs())
-        return match.select(from: context.processes.all(), pidFromFile: fromFile, protected: protected)
+        return match.select(from: processes, pidFromFile: fromFile, protected: protected)
     }
 
     /// Refuses to hit more processes than the match allows (`maxMatches`), naming them.
