@@ -15,10 +15,19 @@ public final class LiveView: Sendable {
     private let state = Mutex(State())
     private let write: @Sendable (String) -> Void
     let width: Int
+    /// Red for failing probes and faults that acted on nothing, green for passing ones.
+    let colour: Bool
 
-    public init(width: Int = 100, write: @escaping @Sendable (String) -> Void) {
+    public init(width: Int = 100, colour: Bool = false, write: @escaping @Sendable (String) -> Void) {
         self.width = width
+        self.colour = colour
         self.write = write
+    }
+
+    /// Whether a terminal should get colour: not when NO_COLOR is set (https://no-color.org) or TERM is dumb.
+    public static var terminalHasColour: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["NO_COLOR"].map(\.isEmpty) ?? true && environment["TERM"].map { $0 != "dumb" && !$0.isEmpty } ?? false
     }
 
     func attach(_ source: Source) {
@@ -73,7 +82,9 @@ public final class LiveView: Sendable {
 
     func render(_ source: Source) -> [String] {
         let seconds = (ContinuousClock.now - source.methodStart).seconds
-        var lines = ["── run \(source.plan.runID) · \(source.plan.scenario) · elapsed \(Self.clock(seconds)) · remaining \(Self.clock(source.plan.maxDuration.seconds - seconds)) ──"]
+        // The method ends with its last fault (or maxDuration): that is the real end, maxDuration only the bound.
+        let end = min(source.plan.faults.map(\.end.seconds).max() ?? source.plan.maxDuration.seconds, source.plan.maxDuration.seconds)
+        var lines = ["── run \(source.plan.runID) · \(source.plan.scenario) · elapsed \(Self.clock(seconds)) · ends in \(Self.clock(end - seconds)) (at most \(Self.clock(source.plan.maxDuration.seconds - seconds))) ──"]
         for fault in source.plan.faults {
             let entry = source.progress[fault.name]
             let state = entry.state == .notInjected ? (seconds < fault.start.seconds ? "pending" : "starting") : entry.state.rawValue
@@ -83,15 +94,34 @@ public final class LiveView: Sendable {
         let samples = source.ledger.samples
         var names: [String] = []
         for sample in samples where !names.contains(sample.probe) { names.append(sample.probe) }
+        let steadyState = source.ledger.steadyState
         for name in names {
-            let recent = samples.filter { $0.probe == name }.suffix(24)
+            let own = samples.filter { $0.probe == name }
+            let recent = own.suffix(24)
             guard let last = recent.last else { continue }
             let status = last.good ? "ok  " : "FAIL"
-            lines.append("  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(status) \(String(format: "%7.1f ms", last.latency * 1000)) \(Self.sparkline(recent.map(\.latency)))  \(last.good ? "" : String(last.detail.prefix(40)))")
+            // The share of bad results in the burn-rate window (else the last 24), and the burn against its limit:
+            // the latest result alone hides a service failing one request in twenty.
+            var share = ""
+            if let burn = steadyState?.abortWhen?.burnRate, let objective = steadyState?.slo?.objective {
+                let window = own.filter { $0.phase == .method && $0.at >= last.at - burn.window.seconds }
+                let bad = Double(window.filter { !$0.good }.count) / Double(max(window.count, 1))
+                share = "bad \(Self.percent(bad)) in \(burn.window), burn \(String(format: "%.1f", bad / max(1 - objective.fraction, 1e-9)))× (aborts over \(TimeSpan.trim(burn.factor))×)"
+            } else {
+                share = "bad \(Self.percent(Double(recent.filter { !$0.good }.count) / Double(recent.count))) of the last \(recent.count)"
+            }
+            lines.append("  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(status) \(String(format: "%7.1f ms", last.latency * 1000)) \(Self.sparkline(recent.map(\.latency)))  \(share)\(last.good ? "" : "  " + String(last.detail.prefix(40)))")
         }
         if let slo = source.ledger.verdict(), slo.total > 0 {
             lines.append("  SLO \(TimeSpan.trim(slo.objective))%: \(String(format: "%.1f", Double(slo.good) / Double(slo.total) * 100))% good, \(Int((max(0, 1 - slo.budgetUsed)) * 100))% of the error budget left")
         }
-        return lines.map { String($0.prefix(width)) }
+        return lines.map { line in
+            let cut = String(line.prefix(width))
+            guard colour else { return cut }
+            return cut.replacingOccurrences(of: " FAIL ", with: " \u{1B}[31mFAIL\u{1B}[0m ").replacingOccurrences(of: " ok   ", with: " \u{1B}[32mok\u{1B}[0m   ")
+                .replacingOccurrences(of: "acted on nothing", with: "\u{1B}[31macted on nothing\u{1B}[0m")
+        }
     }
+
+    static func percent(_ fraction: Double) -> String { "\(Int((fraction * 100).rounded()))%" }
 }

@@ -74,3 +74,27 @@ extension ReportRenderer {
         }.joined()
     }
 }
+
+extension ReportRenderer {
+    /// What the live view leaves on the terminal when the run is over: the verdict, each fault with what it acted on
+    /// and what each probe saw during it, the SLO and recovery, and where the reports are.
+    public static func terminalSummary(_ report: RunReport, files: [String]) -> String {
+        var lines = ["── run \(report.runID) · \(report.scenario): \(report.verdict ?? report.state.rawValue) (exit \(report.exitCode)) ──"]
+        if let reason = report.abortReason { lines.append("  \(report.abortedAt == nil ? "why" : "abort"): \(reason)") }
+        let rows = report.impact ?? []
+        for fault in report.faults {
+            let acted = fault.injectedAt == nil ? "not injected" : fault.evidence == nil ? "what it acted on was not read" : "acted on " + actedOn(fault)
+            var line = "  \(fault.name): \(fault.type.rawValue), " + acted
+            let seen = rows.filter { $0.phase == .fault && $0.fault == fault.name && $0.count > 0 }.map { row in
+                let baseline = rows.first { $0.probe == row.probe && $0.phase == .baseline }?.p95
+                return "\(row.probe) \(percent(row.errorRate)) bad, p95 \(milliseconds(row.p95))" + (baseline.map { " (baseline \(milliseconds($0)))" } ?? "")
+            }
+            if !seen.isEmpty { line += "; " + seen.joined(separator: "; ") }
+            lines.append(line)
+        }
+        if let slo = report.slo { lines.append("  SLO \(sloWords(slo))") }
+        if let recovery = recoveryWords(report) { lines.append("  recovery: \(recovery)") }
+        if !files.isEmpty { lines.append("  reports: " + files.joined(separator: ", ")) }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

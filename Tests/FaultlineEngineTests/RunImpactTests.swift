@@ -1,4 +1,6 @@
 import FaultlineCore
+import FaultlineProbes
+import Foundation
 @testable import FaultlineEngine
 import Testing
 
@@ -62,5 +64,52 @@ import Testing
                                review: [:])
         #expect(report.impact?.count == 3 && report.detection?.count == 1 && report.recovery?.first?.seconds == 0.5)
         #expect(report.verdict == "deviated")
+    }
+}
+
+/// The live view's block and the summary it leaves at the end. No terminal needed: the lines are checked.
+@Suite struct LiveViewTests {
+    @Test("each probe shows its bad share in the burn-rate window and the burn against its limit, the header the real end, a fault what it acted on; colour only when asked; the summary at the end has the verdict, impact per fault and the reports")
+    func linesSayWhatMatters() throws {
+        let scenario = try ScenarioLoader.load(yaml: """
+            apiVersion: faultline/v1
+            kind: Scenario
+            metadata: {name: live}
+            spec:
+              maxDuration: 2m
+              steadyState:
+                probes:
+                  - {name: web, tcp: {address: "127.0.0.1:9"}, interval: 1s}
+                slo: {objective: 90%}
+                abortWhen: {burnRate: {factor: 5, window: 10s}}
+              faults:
+                - {name: burn, type: cpu-stress, start: 5s, duration: 25s}
+            """, file: "live.yaml")
+        let plan = Planner(facts: HostFacts()).plan(scenario, runID: "l1v3l1v3")
+        let ledger = ProbeLedger(steadyState: scenario.spec.steadyState)
+        let probe = try #require(scenario.spec.steadyState?.probes.first)
+        for index in 0..<10 {
+            _ = ledger.record(probe, ProbeOutcome(ok: index % 2 == 0, latency: 0.01, detail: index % 2 == 0 ? "connected" : "refused", status: nil),
+                              phase: .method, at: Double(index))
+        }
+        let progress = ExperimentRunner.FaultProgress()
+        progress.update("burn") { $0.state = .active; $0.evidence = FaultEvidence(hits: 0, unit: "cpu-seconds", detail: "none") }
+        let source = RunMonitor.Source(plan: plan, progress: progress, ledger: ledger, methodStart: .now)
+        let plain = LiveView(width: 200) { _ in }.render(source)
+        #expect(plain[0].contains("ends in 30s (at most 2m00s)"), "\(plain[0])")
+        #expect(plain.contains { $0.contains("acted on nothing") }, "\(plain)")
+        #expect(plain.contains { $0.contains("FAIL") && $0.contains("bad 50% in 10s, burn 5.0× (aborts over 5×)") }, "\(plain)")
+        #expect(!plain.joined().contains("\u{1B}["))
+        let coloured = LiveView(width: 200, colour: true) { _ in }.render(source)
+        #expect(coloured.contains { $0.contains("\u{1B}[31mFAIL\u{1B}[0m") }, "\(coloured)")
+
+        let report = RunReport(scenario: "live", description: nil, runID: "l1v3l1v3", host: "h", user: "u", startedAt: .now, endedAt: .now,
+                               state: .inconclusive, exitCode: 5, abortReason: "fault 'burn' acted on nothing", abortedAt: nil, runbook: nil,
+                               steadyStateBefore: true, steadyStateAfter: true, slo: ledger.verdict(),
+                               faults: [RunImpactTests.fault("burn", 5, 30)], probes: ledger.samples, review: [:])
+        let summary = ReportRenderer.terminalSummary(report, files: ["out/report.html", "out/junit.xml"])
+        #expect(summary.hasPrefix("── run l1v3l1v3 · live: inconclusive (exit 5) ──\n  why: fault 'burn' acted on nothing\n"), "\(summary)")
+        #expect(summary.contains("  burn: drop, what it acted on was not read; web 60% bad, p95 10 ms (baseline 10 ms)"), "\(summary)")
+        #expect(summary.hasSuffix("  reports: out/report.html, out/junit.xml\n"), "\(summary)")
     }
 }

@@ -58,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let runID = RunID.random()
         // On a terminal (and with text logs) a live view redraws below the log lines; else one line per event.
-        let live: LiveView? = isatty(2) == 1 && global.logFormat == .text ? LiveView { StandardError.write($0) } : nil
+        let live: LiveView? = isatty(2) == 1 && global.logFormat == .text ? LiveView(colour: LiveView.terminalHasColour) { StandardError.write($0) } : nil
         let log = global.eventLog(run: runID, scenario: scenario.metadata.name.rawValue, live: live)
         let journal: Journal
         do { journal = try Journal(directory: global.stateDirectory) } catch {
@@ -133,6 +133,11 @@ struct RunCommand: AsyncParsableCommand {
         let result = await traces.around { await running.execute(prepared, stop: stop, live: live) }
         signals.cancel()
         try write(result)
+        // The live view does not just vanish: it leaves what the run found.
+        if live != nil {
+            let files = (report.map { directory in RunReport.Format.files.map { directory + "/" + $0.fileName } } ?? []) + (junit.map { [$0] } ?? [])
+            StandardError.write(ReportRenderer.terminalSummary(result, files: files))
+        }
         if result.exitCode != 0 { throw ExitCode(result.exitCode) }
     }
 
