@@ -1,4 +1,5 @@
 import ArgumentParser
+import FaultlineCore
 
 /// The exit codes of SPEC §2.
 public enum ExitStatus {
@@ -24,6 +25,12 @@ extension Faultline {
             }
             exit()
         } catch {
+            // A mistyped command: say which one was meant, as git does, rather than "unexpected arguments".
+            if let unknown = unknownCommand(arguments ?? Array(CommandLine.arguments.dropFirst())) {
+                StandardError.write("faultline: '\(unknown.word)' is not a faultline command"
+                    + (unknown.suggestion.map { " (did you mean '\($0)'?)" } ?? "") + "\nRun 'faultline --help' for the commands.\n")
+                exit(withError: ExitStatus.invalid)
+            }
             if exitCode(for: error) == .validationFailure {
                 StandardError.write(fullMessage(for: error) + "\n" + "Run 'faultline --help' for usage.\n")
                 exit(withError: ExitStatus.invalid)
@@ -34,6 +41,21 @@ extension Faultline {
 }
 
 extension Faultline {
+    /// The first word of `arguments` that is not a global option or its value, when it names no command: with the
+    /// nearest command name, if one is near.
+    static func unknownCommand(_ arguments: [String]) -> (word: String, suggestion: String?)? {
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let word = arguments[index]
+            if globalOptions.contains(word) { index += 2; continue }
+            if word.hasPrefix("-") { return nil }
+            let names = configuration.subcommands.map { $0.configuration.commandName ?? "" } + ["help"]
+            if names.contains(word) { return nil }
+            return (word, Spelling.suggest(word, among: names.filter { !["guard", "hog", "delayer", "probe", "help"].contains($0) }))
+        }
+        return nil
+    }
+
     /// The options the README calls global, each with a value.
     static let globalOptions: Set<String> = ["--state-dir", "--log-format", "--log-level", "--agent", "--agents", "--token-file",
                                              "--ca-file", "--client-cert", "--client-key"]

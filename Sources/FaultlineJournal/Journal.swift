@@ -71,9 +71,29 @@ public final class Journal: Sendable {
             _ = try database.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
             try Self.migrator.migrate(database)
         } catch {
-            throw FaultlineError(.io, "cannot open the journal in \(directory)", cause: "\(error)")
+            throw FaultlineError(.io, "cannot open the journal in \(directory)", cause: Self.reason(error))
         }
         reserveProblem = Self.keepReserve(at: reservePath)
+    }
+
+    /// Why the journal cannot be opened, in words: a missing permission says what would give it, not Foundation's
+    /// NSCocoaErrorDomain dump.
+    static func reason(_ error: any Error) -> String {
+        let nsError = error as NSError
+        var posix: Int?
+        var current: NSError? = nsError
+        while let found = current {
+            if found.domain == NSPOSIXErrorDomain { posix = found.code; break }
+            current = found.userInfo[NSUnderlyingErrorKey] as? NSError
+        }
+        let permission = posix == Int(EACCES) || posix == Int(EPERM) || posix == Int(EROFS)
+            || (nsError.domain == NSCocoaErrorDomain && [257, 513, 642].contains(nsError.code))
+        if permission {
+            let path = (nsError.userInfo[NSFilePathErrorKey] as? String).map { " ('\($0)')" } ?? ""
+            return "permission denied\(path): run as root (or with CAP_DAC_OVERRIDE), or give --state-dir a directory you can write"
+        }
+        if let posix, let text = strerror(Int32(posix)) { return String(cString: text) }
+        return nsError.domain == NSCocoaErrorDomain ? nsError.localizedDescription : "\(error)"
     }
 
     /// Why the disk-full reserve could not be kept (too little room), or nil when it is there.

@@ -90,6 +90,25 @@ import Testing
         try? FileManager.default.removeItem(atPath: state + ".log")
     }
 
+    @Test("a mistyped command says which one was meant (exit 2); a journal that cannot be opened says what would open it, and recover then exits 3, not 4")
+    func mistakesAreSaidInWords() async throws {
+        let typo = try await SubprocessRunner().run([Self.executable, "--state-dir", "/tmp/none", "rnu", "x.yaml"], timeout: .seconds(30), outputLimit: 1 << 20)
+        #expect(typo.exitCode == 2 && typo.standardError.hasPrefix("faultline: 'rnu' is not a faultline command (did you mean 'run'?)"), "\(typo.standardError)")
+        let far = try await SubprocessRunner().run([Self.executable, "zzzzzz"], timeout: .seconds(30), outputLimit: 1 << 20)
+        #expect(far.exitCode == 2 && far.standardError.hasPrefix("faultline: 'zzzzzz' is not a faultline command\n"), "\(far.standardError)")
+        guard geteuid() == 0 else {
+            print("the permission half skipped: needs root to run as nobody")
+            return
+        }
+        let denied = try await SubprocessRunner().run(["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
+                                                       Self.executable, "recover", "--state-dir", "/root/faultline-no-access"],
+                                                      timeout: .seconds(30), outputLimit: 1 << 20)
+        #expect(denied.exitCode == 3, "\(denied.standardError)")
+        #expect(denied.standardError.contains("permission denied") && denied.standardError.contains("or give --state-dir a directory you can write")
+                && !denied.standardError.contains("NSCocoaErrorDomain"), "\(denied.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: "/root/faultline-no-access"))
+    }
+
     @Test func validateReportsEveryErrorWithPositionAndExitsTwo() async throws {
         let file = try temporaryFile("""
             apiVersion: faultline/v1

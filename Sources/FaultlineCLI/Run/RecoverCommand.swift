@@ -35,9 +35,11 @@ struct RecoverCommand: AsyncParsableCommand {
 
     func run() async throws {
         let journal: Journal
+        // Nothing was checked or reverted: a journal that cannot be opened is a failed precondition (3), not a
+        // failed revert (4).
         do { journal = try Journal(directory: global.stateDirectory) } catch {
             StandardError.write("faultline: \(error)\n")
-            throw ExitStatus.revertFailed
+            throw ExitStatus.preflightFailed
         }
         let log = global.eventLog(run: "-", scenario: "-")
         if let runID = forget.first {
