@@ -26,7 +26,7 @@ struct LeakCheckTests {
             .filter { $0.contains("flt-test") || $0.contains("/pins/") || $0.contains("/tmp/flt-rt-") }
         #expect(mounts.isEmpty, "mounts left: \(mounts)")
         let processes = ProcessTable().all().filter { process in
-            process.name.hasPrefix("flt-sl-") || process.commandLine.contains("netprobe.py")
+            process.name.hasPrefix("flt-sl-") || process.commandLine.contains("netprobe.py") || process.commandLine.contains("flt-test-chatter")
                 || process.commandLine.contains("flt-marker-") || process.commandLine.contains("/tmp/flt-rt-")
                 || (process.name == "dnsmasq" && process.commandLine.contains("faultline-fleet-"))
                 || (process.arguments.count > 1 && ["hog", "guard", "run", "agent", "delayer"].contains(process.arguments[1]) && process.arguments[0].hasSuffix("faultline"))
