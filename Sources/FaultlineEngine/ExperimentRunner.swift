@@ -250,8 +250,9 @@ public struct ExperimentRunner: Sendable {
             if let idle = injected.first(where: { progress[$0.name].evidence?.hits == 0 }), let evidence = progress[idle.name].evidence {
                 return (.inconclusive, 5, "fault '\(idle.name)' acted on nothing while it was in place (\(evidence.detail)): the steady state held because nothing happened")
             }
-            if let unread = injected.first(where: { progress[$0.name].evidence == nil && progress[$0.name].evidenceError != nil }) {
-                return (.inconclusive, 5, "what fault '\(unread.name)' did cannot be read (\(progress[unread.name].evidenceError ?? "")): nothing shows it acted")
+            if let unread = injected.first(where: { progress[$0.name].evidence == nil }) {
+                let why = progress[unread.name].evidenceError ?? "nothing was read before its revert"
+                return (.inconclusive, 5, "what fault '\(unread.name)' did cannot be read (\(why)): nothing shows it acted")
             }
             // ...nor when a probe that should have watched the method has no result from it.
             let watched = Set(ledger.samples.filter { $0.phase == .method }.map(\.probe))

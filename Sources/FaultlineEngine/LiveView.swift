@@ -106,9 +106,9 @@ public final class LiveView: Sendable {
             if let burn = steadyState?.abortWhen?.burnRate, let objective = steadyState?.slo?.objective {
                 let window = own.filter { $0.phase == .method && $0.at >= last.at - burn.window.seconds }
                 let bad = Double(window.filter { !$0.good }.count) / Double(max(window.count, 1))
-                share = "bad \(Self.percent(bad)) in \(burn.window), burn \(String(format: "%.1f", bad / max(1 - objective.fraction, 1e-9)))× (aborts over \(TimeSpan.trim(burn.factor))×)"
+                share = "bad \(ReportRenderer.percent(bad)) in \(burn.window), burn \(String(format: "%.1f", bad / max(1 - objective.fraction, 1e-9)))× (aborts over \(TimeSpan.trim(burn.factor))×)"
             } else {
-                share = "bad \(Self.percent(Double(recent.filter { !$0.good }.count) / Double(recent.count))) of the last \(recent.count)"
+                share = "bad \(ReportRenderer.percent(Double(recent.filter { !$0.good }.count) / Double(recent.count))) of the last \(recent.count)"
             }
             lines.append("  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(status) \(String(format: "%7.1f ms", last.latency * 1000)) \(Self.sparkline(recent.map(\.latency)))  \(share)\(last.good ? "" : "  " + String(last.detail.prefix(40)))")
         }
@@ -122,6 +122,4 @@ public final class LiveView: Sendable {
                 .replacingOccurrences(of: "acted on nothing", with: "\u{1B}[31macted on nothing\u{1B}[0m")
         }
     }
-
-    static func percent(_ fraction: Double) -> String { "\(Int((fraction * 100).rounded()))%" }
 }

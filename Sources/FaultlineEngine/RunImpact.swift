@@ -81,8 +81,8 @@ extension RunReport {
 
     /// For each fault that was reverted and each probe it was seen by (a detection), the time from the revert to the
     /// probe's first result back within its baseline (good, and no slower than `recoveredBound` of its p95).
-    public static func recovery(probes samples: [ProbeSample], faults: [FaultRecord], detection: [Detection]) -> [Recovery] {
-        let baseline = impact(probes: samples, faults: faults).filter { $0.phase == .baseline }
+    public static func recovery(probes samples: [ProbeSample], faults: [FaultRecord], impact: [ImpactRow], detection: [Detection]) -> [Recovery] {
+        let baseline = impact.filter { $0.phase == .baseline }
         return windows(faults).filter(\.reverted).flatMap { window in
             detection.filter { $0.fault == window.name }.map { seen in
                 let bound = baseline.first { $0.probe == seen.probe }?.p95.map(recoveredBound) ?? .infinity

@@ -145,9 +145,10 @@ public struct RunReport: Sendable, Codable {
         self.faults = faults
         self.probes = probes
         let detection = Self.detection(probes: probes, faults: faults)
-        self.impact = Self.impact(probes: probes, faults: faults)
+        let impact = Self.impact(probes: probes, faults: faults)
+        self.impact = impact
         self.detection = detection
-        self.recovery = Self.recovery(probes: probes, faults: faults, detection: detection)
+        self.recovery = Self.recovery(probes: probes, faults: faults, impact: impact, detection: detection)
         self.review = review
         // What the run knows goes in; what only people know is left for them.
         let sections = ReportRenderer.reviewSections(self)

@@ -191,9 +191,22 @@ struct FailurePathMatrixTests {
                 let degraded: Set<String> = path == .stateFilesystemFull ? ["fill"] : []
                 #expect(faults.count == 7 && faults.allSatisfy { $0["state"] as? String == (degraded.contains($0["name"] as? String ?? "") ? "degraded" : "reverted") },
                         "\(faults.map { "\($0["name"] ?? "") \($0["state"] ?? "")" })")
+                Self.expectEvidence(faults, acted: path.endsByItself)
             } else {
                 #expect(rig.report() == nil, "a killed runner wrote no report; this one is from elsewhere")
             }
+        }
+    }
+
+    /// Every family of the matrix says what it acted on, in its unit, read before its revert whichever way the run
+    /// ended (a report is written); `acted`: more than nothing (a run stopped early may end before a fault's first
+    /// packet or CPU tick).
+    static func expectEvidence(_ faults: [[String: Any]], acted: Bool) {
+        let units = ["shape": "packets", "cut": "packets", "slow": "packets", "freeze": "processes", "fill": "bytes", "burn": "cpu-seconds", "hog": "bytes"]
+        for fault in faults {
+            let name = fault["name"] as? String ?? ""
+            let evidence = fault["evidence"] as? [String: Any]
+            #expect(evidence?["unit"] as? String == units[name] && (evidence?["hits"] as? Double ?? -1) >= (acted ? 1e-9 : 0), "fault \(name): \(evidence ?? [:])")
         }
     }
 
@@ -316,6 +329,7 @@ struct FailurePathMatrixTests {
                 status = try await agent.waitForRun(id, timeout: .seconds(20)) { ["succeeded", "failed", "aborted", "deviated", "inconclusive"].contains($0["state"] as? String ?? "") }
                 let report = try #require(rig.report(run: id), "no report.json in the run's folder")
                 #expect(report["state"] as? String == path.state.rawValue && report["exitCode"] as? Int == path.exitCode, "\(report["state"] ?? "-") \(report["exitCode"] ?? "-")")
+                Self.expectEvidence(report["faults"] as? [[String: Any]] ?? [], acted: path == .descriptorExhaustion)
                 #expect(ProcessTable().isAlive(agent.child), "the agent is still up: \(agent.output)")
                 #expect(await agent.stop() == 0, "the agent exits 0 on SIGTERM: \(agent.output)")
             }

@@ -48,12 +48,12 @@ import Testing
         let faults = [Self.fault("a", 2, 4), Self.fault("b", 6, 8)]
         let detection = RunReport.detection(probes: samples, faults: faults)
         #expect(detection == [RunReport.Detection(fault: "a", probe: "web", at: 2.5, seconds: 0.5)])
-        let recovery = RunReport.recovery(probes: samples, faults: faults, detection: detection)
+        let recovery = RunReport.recovery(probes: samples, faults: faults, impact: RunReport.impact(probes: samples, faults: faults), detection: detection)
         #expect(recovery == [RunReport.Recovery(fault: "a", probe: "web", seconds: 0.5)])
         // A probe still bad at the end never recovered.
         let stuck = Self.samples(badFrom: 2.5, badTo: 99)
         let seen = RunReport.detection(probes: stuck, faults: [Self.fault("a", 2, 4)])
-        #expect(RunReport.recovery(probes: stuck, faults: [Self.fault("a", 2, 4)], detection: seen) == [RunReport.Recovery(fault: "a", probe: "web", seconds: nil)])
+        #expect(RunReport.recovery(probes: stuck, faults: [Self.fault("a", 2, 4)], impact: RunReport.impact(probes: stuck, faults: [Self.fault("a", 2, 4)]), detection: seen) == [RunReport.Recovery(fault: "a", probe: "web", seconds: nil)])
     }
 
     @Test("the report carries impact, detection and recovery in report.json")

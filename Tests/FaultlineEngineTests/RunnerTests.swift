@@ -182,6 +182,10 @@ import Testing
         #expect(unread.state == .inconclusive && unread.exitCode == 5, "\(unread.state)")
         #expect(unread.abortReason?.contains("what fault 'blind' did cannot be read (the fake's counters are gone)") == true, "\(unread.abortReason ?? "")")
         #expect(unread.faults.first?.evidence == nil)
+        // A driver with nothing to read proves nothing either: no evidence is never taken for "it acted".
+        let blind = try await Rig().run(faults: Self.stress("mute"), scripts: ["mute": .init(readsEvidence: false)])
+        #expect(blind.state == .inconclusive && blind.exitCode == 5, "\(blind.state)")
+        #expect(blind.abortReason?.contains("what fault 'mute' did cannot be read (nothing was read before its revert)") == true, "\(blind.abortReason ?? "")")
         // A fault that acted: held, and its evidence says on what.
         let held = try await Rig().run(faults: Self.stress("busy"))
         #expect(held.state == .succeeded && held.exitCode == 0 && held.verdict == "held")

@@ -18,8 +18,12 @@ public final class FakeDriver: FaultDriver, Sendable {
         public var applyDelay: Duration?
         /// What it says it acted on before its revert (packets); nil: it cannot be read.
         public var hits: Double?
+        /// False: it has nothing to read at all (no evidence, no error), as a driver without an evidence source.
+        public var readsEvidence: Bool
 
-        public init(applyFails: String? = nil, revertFails: String? = nil, degrades: String? = nil, applyDelay: Duration? = nil, hits: Double? = 7) {
+        public init(applyFails: String? = nil, revertFails: String? = nil, degrades: String? = nil, applyDelay: Duration? = nil, hits: Double? = 7,
+                    readsEvidence: Bool = true) {
+            self.readsEvidence = readsEvidence
             self.applyFails = applyFails
             self.revertFails = revertFails
             self.degrades = degrades
@@ -65,6 +69,7 @@ public final class FakeDriver: FaultDriver, Sendable {
     }
 
     public func evidence(_ record: RevertRecord) async throws(FaultlineError) -> FaultEvidence? {
+        guard script.readsEvidence else { return nil }
         guard let hits = script.hits else { throw FaultlineError(.commandFailed, "the fake's counters are gone") }
         return FaultEvidence(hits: hits, unit: "packets", detail: "\(Int(hits)) packets dropped by the fake")
     }
