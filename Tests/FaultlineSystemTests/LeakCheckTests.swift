@@ -22,6 +22,8 @@ struct LeakCheckTests {
         }
         let qdiscs = try await output(["tc", "qdisc", "show"]).split(separator: "\n").filter { $0.contains("fa17:") || $0.contains("fa18:") }
         #expect(qdiscs.isEmpty, "Faultline qdiscs in the root namespace: \(qdiscs)")
+        let ifbs = try await output(["ip", "-o", "link", "show", "type", "ifb"]).split(separator: "\n").filter { $0.contains(": flt") }
+        #expect(ifbs.isEmpty, "Faultline ifb devices (ingress faults) in the root namespace: \(ifbs)")
         let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8).split(separator: "\n")
             .filter { $0.contains("flt-test") || $0.contains("/pins/") || $0.contains("/tmp/flt-rt-") }
         #expect(mounts.isEmpty, "mounts left: \(mounts)")

@@ -27,9 +27,10 @@ public struct NamespacedRunner: CommandRunner {
 /// Loads a scenario from text and plans it against the facts of this host.
 public enum ScenarioHarness {
     public static func plan(_ yaml: String, runID: String = "t2t2t2t2", runner: any CommandRunner = SubprocessRunner(),
-                            agentPort: UInt16? = nil) async throws -> (Scenario, Plan) {
+                            agentPort: UInt16? = nil, executable: String? = nil) async throws -> (Scenario, Plan) {
         let scenario = try ScenarioLoader.load(yaml: yaml, file: "test.yaml")
-        let facts = await HostFactsReader(runner: runner).read(for: scenario, agentPort: agentPort)
+        var facts = await HostFactsReader(runner: runner).read(for: scenario, agentPort: agentPort)
+        if let executable { facts.executable = executable }
         let plan = Planner(facts: facts).plan(scenario, runID: runID)
         guard plan.problems.isEmpty else { throw TestFailure("plan problems: \(plan.problems)") }
         return (scenario, plan)

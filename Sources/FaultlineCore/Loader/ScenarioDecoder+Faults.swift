@@ -27,12 +27,12 @@ extension ScenarioDecoder {
         for (i, (_, a)) in faults.enumerated() {
             guard let sa = a.action.shaping else { continue }
             for (j, (index, b)) in faults.enumerated() where j > i {
-                guard let sb = b.action.shaping, sa.interface == sb.interface,
+                guard let sb = b.action.shaping, sa.interface == sb.interface, sa.direction == sb.direction,
                       (a.target ?? defaultTarget)?.namespacePath == (b.target ?? defaultTarget)?.namespacePath else { continue }
                 let endA = a.duration.map { a.start + $0 } ?? maxDuration
                 let endB = b.duration.map { b.start + $0 } ?? maxDuration
                 guard a.start < endB, b.start < endA else { continue }
-                r.error("faults '\(a.name)' and '\(b.name)' both shape interface '\(sa.interface)' between \(max(a.start, b.start)) and \(min(endA, endB)); one interface takes one tc fault at a time: give them windows that do not overlap",
+                r.error("faults '\(a.name)' and '\(b.name)' both shape the \(sa.direction.rawValue) of interface '\(sa.interface)' between \(max(a.start, b.start)) and \(min(endA, endB)); one direction of an interface takes one tc fault at a time: give them windows that do not overlap",
                         at: items[index]["interface"], path.index(index).key("interface"))
             }
         }
@@ -112,21 +112,21 @@ extension ScenarioDecoder {
         for key in ["correlation", "distribution"] where f.has(key) && !f.has("jitter") {
             r.error("'\(key)' shapes the jitter: add 'jitter'", at: f.keyNodes[key], f.path)
         }
-        let (to, except) = (r.optional(f, "to", filter), r.optional(f, "except", filter))
+        let (to, from, except, direction) = shapingFilters(f)
         let engine = r.optional(f, "engine", r.choice(NetemEngine.self, what: "engine"))
         guard let interface, let delay else { return nil }
         return LatencyFault(interface: interface, delay: delay, jitter: jitter, correlation: correlation,
-                            distribution: distribution, to: to, except: except, engine: engine ?? .auto)
+                            distribution: distribution, to: to, from: from, except: except, direction: direction, engine: engine ?? .auto)
     }
 
     func netemRate(_ f: Fields) -> NetemRateFault? {
         let interface = r.required(f, "interface", self.interface)
         let value = r.required(f, "percent", positivePercent)
         let correlation = r.optional(f, "correlation", percent)
-        let (to, except) = (r.optional(f, "to", filter), r.optional(f, "except", filter))
+        let (to, from, except, direction) = shapingFilters(f)
         let engine = r.optional(f, "engine", r.choice(NetemEngine.self, what: "engine"))
         guard let interface, let value else { return nil }
-        return NetemRateFault(interface: interface, percent: value, correlation: correlation, to: to, except: except,
+        return NetemRateFault(interface: interface, percent: value, correlation: correlation, to: to, from: from, except: except, direction: direction,
                               engine: f.has("engine") ? engine : nil)
     }
 
@@ -136,9 +136,9 @@ extension ScenarioDecoder {
         let correlation = r.optional(f, "correlation", percent)
         let gap = r.optional(f, "gap") { node, path in r.int(node, path, range: 1...1_000_000) }
         let delay = r.required(f, "delay", positiveDuration, why: "reorder holds back the other packets by this delay")
-        let (to, except) = (r.optional(f, "to", filter), r.optional(f, "except", filter))
+        let (to, from, except, direction) = shapingFilters(f)
         guard let interface, let value, let delay else { return nil }
-        return ReorderFault(interface: interface, percent: value, correlation: correlation, gap: gap, delay: delay, to: to, except: except)
+        return ReorderFault(interface: interface, percent: value, correlation: correlation, gap: gap, delay: delay, to: to, from: from, except: except, direction: direction)
     }
 
     func bandwidth(_ f: Fields) -> BandwidthFault? {
@@ -146,9 +146,20 @@ extension ScenarioDecoder {
         let rate = r.required(f, "rate", r.value(BitRate.self, what: "a rate"))
         let burst = r.optional(f, "burst", positiveBytes)
         let limit = r.optional(f, "limit", positiveBytes)
-        let (to, except) = (r.optional(f, "to", filter), r.optional(f, "except", filter))
+        let (to, from, except, direction) = shapingFilters(f)
         guard let interface, let rate else { return nil }
-        return BandwidthFault(interface: interface, rate: rate, burst: burst, limit: limit, to: to, except: except)
+        return BandwidthFault(interface: interface, rate: rate, burst: burst, limit: limit, to: to, from: from, except: except, direction: direction)
+    }
+
+    /// `to` (the remote end), `from` (the local end), `except` and `direction` of a tc fault: egress or ingress, not both.
+    func shapingFilters(_ f: Fields) -> (to: TrafficFilter?, from: TrafficFilter?, except: TrafficFilter?, direction: TrafficDirection?) {
+        let (to, from, except) = (r.optional(f, "to", filter), r.optional(f, "from", filter), r.optional(f, "except", filter))
+        let direction = r.optional(f, "direction", r.choice(TrafficDirection.self, what: "direction"))
+        if direction == .both {
+            r.error("a tc fault shapes one direction: egress (what the interface sends) or ingress (what it receives); for both, add a second fault with the other direction", at: f.values["direction"], f.path.key("direction"))
+            return (to, from, except, nil)
+        }
+        return (to, from, except, direction)
     }
 
     func drop(_ f: Fields) -> DropFault? {

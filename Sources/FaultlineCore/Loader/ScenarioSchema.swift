@@ -30,12 +30,12 @@ public enum ScenarioSchema {
 
     /// The parameters of each fault type, besides the common keys.
     static let faultParameters: [FaultType: [String]] = [
-        .latency: ["interface", "delay", "jitter", "correlation", "distribution", "to", "except", "engine"],
-        .packetLoss: ["interface", "percent", "correlation", "to", "except", "engine"],
-        .corrupt: ["interface", "percent", "correlation", "to", "except"],
-        .duplicate: ["interface", "percent", "correlation", "to", "except"],
-        .reorder: ["interface", "percent", "correlation", "gap", "delay", "to", "except"],
-        .bandwidth: ["interface", "rate", "burst", "limit", "to", "except"],
+        .latency: ["interface", "delay", "jitter", "correlation", "distribution", "to", "from", "except", "direction", "engine"],
+        .packetLoss: ["interface", "percent", "correlation", "to", "from", "except", "direction", "engine"],
+        .corrupt: ["interface", "percent", "correlation", "to", "from", "except", "direction"],
+        .duplicate: ["interface", "percent", "correlation", "to", "from", "except", "direction"],
+        .reorder: ["interface", "percent", "correlation", "gap", "delay", "to", "from", "except", "direction"],
+        .bandwidth: ["interface", "rate", "burst", "limit", "to", "from", "except", "direction"],
         .drop: ["direction", "to", "from", "except", "probability", "reject"],
         .killProcess: ["match", "signal", "mode", "every"],
         .pauseProcess: ["match"],

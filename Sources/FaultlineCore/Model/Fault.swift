@@ -40,7 +40,7 @@ public enum FaultType: String, Sendable, Hashable, Codable, CaseIterable {
     case cpuStress = "cpu-stress"
     case memoryStress = "memory-stress"
 
-    /// Faults shaped with tc on an interface's egress.
+    /// Faults shaped with tc on an interface's egress (or its ingress, through an ifb device).
     public var isTrafficControl: Bool {
         switch self {
         case .latency, .packetLoss, .corrupt, .duplicate, .reorder, .bandwidth: true
@@ -88,20 +88,43 @@ public enum FaultAction: Sendable, Hashable {
     public var filters: [TrafficFilter] {
         switch self {
         case .drop(let drop): [drop.to, drop.from, drop.except].compactMap { $0 }
-        default: [shaping?.to, shaping?.except].compactMap { $0 }
+        default: [shaping?.to, shaping?.from, shaping?.except].compactMap { $0 }
         }
     }
 
-    /// The interface a tc fault shapes, and its filters.
-    public var shaping: (interface: InterfaceName, to: TrafficFilter?, except: TrafficFilter?)? {
+    /// The interface a tc fault shapes, the direction and its filters.
+    public var shaping: Shaping? {
         switch self {
-        case .latency(let f): (f.interface, f.to, f.except)
-        case .packetLoss(let f), .corrupt(let f), .duplicate(let f): (f.interface, f.to, f.except)
-        case .reorder(let f): (f.interface, f.to, f.except)
-        case .bandwidth(let f): (f.interface, f.to, f.except)
+        case .latency(let f): Shaping(interface: f.interface, to: f.to, from: f.from, except: f.except, direction: f.direction)
+        case .packetLoss(let f), .corrupt(let f), .duplicate(let f): Shaping(interface: f.interface, to: f.to, from: f.from, except: f.except, direction: f.direction)
+        case .reorder(let f): Shaping(interface: f.interface, to: f.to, from: f.from, except: f.except, direction: f.direction)
+        case .bandwidth(let f): Shaping(interface: f.interface, to: f.to, from: f.from, except: f.except, direction: f.direction)
         default: nil
         }
     }
+}
+
+/// What a tc fault (latency, packet-loss, corrupt, duplicate, reorder, bandwidth) shapes: an interface's egress or
+/// ingress, the traffic of `to` (remote end) and `from` (local end), less `except`.
+public struct Shaping: Sendable, Hashable {
+    public var interface: InterfaceName
+    public var to: TrafficFilter?
+    public var from: TrafficFilter?
+    public var except: TrafficFilter?
+    /// egress or ingress (never both: a fault shapes one direction).
+    public var direction: TrafficDirection
+
+    public init(interface: InterfaceName, to: TrafficFilter?, from: TrafficFilter?, except: TrafficFilter?, direction: TrafficDirection?) {
+        self.interface = interface
+        self.to = to
+        self.from = from
+        self.except = except
+        self.direction = direction ?? .egress
+    }
+
+    public var isIngress: Bool { direction == .ingress }
+    /// Whether it shapes only some traffic (`to` or `from`), sending the rest to the clean class.
+    public var isFiltered: Bool { to != nil || from != nil }
 }
 
 /// How latency and loss are injected: tc netem, a userspace NFQUEUE delayer, or whichever the kernel allows.
@@ -121,18 +144,25 @@ public struct LatencyFault: Sendable, Hashable, Codable {
     public var jitter: TimeSpan?
     public var correlation: Percent?
     public var distribution: DelayDistribution?
+    /// The remote end: destination on egress, source on ingress.
     public var to: TrafficFilter?
+    /// The local end: source on egress (a service's own port), destination on ingress.
+    public var from: TrafficFilter?
     public var except: TrafficFilter?
+    /// egress (nil) shapes what the interface sends; ingress what it receives, through an ifb device.
+    public var direction: TrafficDirection?
     public var engine: NetemEngine = .auto
 
-    public init(interface: InterfaceName, delay: TimeSpan, jitter: TimeSpan? = nil, correlation: Percent? = nil, distribution: DelayDistribution? = nil, to: TrafficFilter? = nil, except: TrafficFilter? = nil, engine: NetemEngine = .auto) {
+    public init(interface: InterfaceName, delay: TimeSpan, jitter: TimeSpan? = nil, correlation: Percent? = nil, distribution: DelayDistribution? = nil, to: TrafficFilter? = nil, from: TrafficFilter? = nil, except: TrafficFilter? = nil, direction: TrafficDirection? = nil, engine: NetemEngine = .auto) {
         self.interface = interface
         self.delay = delay
         self.jitter = jitter
         self.correlation = correlation
         self.distribution = distribution
         self.to = to
+        self.from = from
         self.except = except
+        self.direction = direction
         self.engine = engine
     }
 }
@@ -142,17 +172,24 @@ public struct NetemRateFault: Sendable, Hashable, Codable {
     public var interface: InterfaceName
     public var percent: Percent
     public var correlation: Percent?
+    /// The remote end: destination on egress, source on ingress.
     public var to: TrafficFilter?
+    /// The local end: source on egress (a service's own port), destination on ingress.
+    public var from: TrafficFilter?
     public var except: TrafficFilter?
+    /// egress (nil) shapes what the interface sends; ingress what it receives, through an ifb device.
+    public var direction: TrafficDirection?
     /// Only `packet-loss` may choose an engine; `duplicate` follows engine auto (netem, else the nfqueue delayer); `corrupt` always uses netem.
     public var engine: NetemEngine?
 
-    public init(interface: InterfaceName, percent: Percent, correlation: Percent? = nil, to: TrafficFilter? = nil, except: TrafficFilter? = nil, engine: NetemEngine? = nil) {
+    public init(interface: InterfaceName, percent: Percent, correlation: Percent? = nil, to: TrafficFilter? = nil, from: TrafficFilter? = nil, except: TrafficFilter? = nil, direction: TrafficDirection? = nil, engine: NetemEngine? = nil) {
         self.interface = interface
         self.percent = percent
         self.correlation = correlation
         self.to = to
+        self.from = from
         self.except = except
+        self.direction = direction
         self.engine = engine
     }
 }
@@ -164,17 +201,24 @@ public struct ReorderFault: Sendable, Hashable, Codable {
     public var correlation: Percent?
     public var gap: Int?
     public var delay: TimeSpan
+    /// The remote end: destination on egress, source on ingress.
     public var to: TrafficFilter?
+    /// The local end: source on egress (a service's own port), destination on ingress.
+    public var from: TrafficFilter?
     public var except: TrafficFilter?
+    /// egress (nil) shapes what the interface sends; ingress what it receives, through an ifb device.
+    public var direction: TrafficDirection?
 
-    public init(interface: InterfaceName, percent: Percent, correlation: Percent? = nil, gap: Int? = nil, delay: TimeSpan, to: TrafficFilter? = nil, except: TrafficFilter? = nil) {
+    public init(interface: InterfaceName, percent: Percent, correlation: Percent? = nil, gap: Int? = nil, delay: TimeSpan, to: TrafficFilter? = nil, from: TrafficFilter? = nil, except: TrafficFilter? = nil, direction: TrafficDirection? = nil) {
         self.interface = interface
         self.percent = percent
         self.correlation = correlation
         self.gap = gap
         self.delay = delay
         self.to = to
+        self.from = from
         self.except = except
+        self.direction = direction
     }
 }
 
@@ -184,16 +228,23 @@ public struct BandwidthFault: Sendable, Hashable, Codable {
     public var rate: BitRate
     public var burst: ByteCount?
     public var limit: ByteCount?
+    /// The remote end: destination on egress, source on ingress.
     public var to: TrafficFilter?
+    /// The local end: source on egress (a service's own port), destination on ingress.
+    public var from: TrafficFilter?
     public var except: TrafficFilter?
+    /// egress (nil) shapes what the interface sends; ingress what it receives, through an ifb device.
+    public var direction: TrafficDirection?
 
-    public init(interface: InterfaceName, rate: BitRate, burst: ByteCount? = nil, limit: ByteCount? = nil, to: TrafficFilter? = nil, except: TrafficFilter? = nil) {
+    public init(interface: InterfaceName, rate: BitRate, burst: ByteCount? = nil, limit: ByteCount? = nil, to: TrafficFilter? = nil, from: TrafficFilter? = nil, except: TrafficFilter? = nil, direction: TrafficDirection? = nil) {
         self.interface = interface
         self.rate = rate
         self.burst = burst
         self.limit = limit
         self.to = to
+        self.from = from
         self.except = except
+        self.direction = direction
     }
 }
 

@@ -60,6 +60,8 @@ public struct NamespaceFacts: Sendable, Hashable, Codable {
     public var interfaces: [String]?
     /// The current root qdisc of each interface.
     public var rootQdiscs: [String: RootQdisc] = [:]
+    /// The kind (ingress or clsact) of each interface's ingress qdisc, where it has one.
+    public var ingressQdiscs: [String: String]? = nil
     /// Why this namespace could not be read, if it could not.
     public var unreadable: String?
     /// False when the namespace is known not to exist.

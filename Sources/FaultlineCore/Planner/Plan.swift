@@ -72,6 +72,9 @@ public enum StateCheck: Sendable, Hashable, Codable {
     case rootQdisc(namespace: String?, device: String, previous: RootQdisc?)
     /// An iptables or ip6tables chain (of `table`, filter when nil): present while active, gone after revert.
     case chain(namespace: String?, tool: String, chain: String, table: String? = nil)
+    /// An ingress tc fault: the interface's ingress qdisc that redirects to `ifb`, and that ifb device with the
+    /// fault's qdiscs: present while active, both gone after revert.
+    case ingress(namespace: String?, device: String, ifb: String)
 
 }
 

@@ -1,24 +1,25 @@
 /// One-line descriptions of faults, filters and probes for plans and reports.
 enum PlanSummary {
     static func describe(_ action: FaultAction, facts: HostFacts) -> String {
+        let on = action.shaping.map(onInterface) ?? ""
         switch action {
         case .latency(let f):
             var text = "delay \(f.delay)"
             if let jitter = f.jitter { text += " ± \(jitter)" }
             if let correlation = f.correlation { text += " (correlation \(correlation))" }
             if let distribution = f.distribution { text += ", \(distribution.rawValue) distribution" }
-            return text + onInterface(f.interface, f.to, f.except)
+            return text + on
         case .packetLoss(let f):
-            return "lose \(f.percent) of packets" + correlation(f.correlation) + onInterface(f.interface, f.to, f.except)
+            return "lose \(f.percent) of packets" + correlation(f.correlation) + on
         case .corrupt(let f):
-            return "corrupt \(f.percent) of packets" + correlation(f.correlation) + onInterface(f.interface, f.to, f.except)
+            return "corrupt \(f.percent) of packets" + correlation(f.correlation) + on
         case .duplicate(let f):
-            return "duplicate \(f.percent) of packets" + correlation(f.correlation) + onInterface(f.interface, f.to, f.except)
+            return "duplicate \(f.percent) of packets" + correlation(f.correlation) + on
         case .reorder(let f):
             return "send \(f.percent) of packets at once, delay the rest \(f.delay)" + (f.gap.map { " (gap \($0))" } ?? "")
-                + correlation(f.correlation) + onInterface(f.interface, f.to, f.except)
+                + correlation(f.correlation) + on
         case .bandwidth(let f):
-            return "limit to \(f.rate)" + onInterface(f.interface, f.to, f.except)
+            return "limit to \(f.rate)" + on
         case .drop(let f):
             var text = "\(f.reject ? "reject" : "drop") \(f.probability.value < 100 ? "\(f.probability) of " : "")\(f.direction == .both ? "" : "\(f.direction.rawValue) ")traffic"
             if let to = f.to { text += " with remote \(describe(to))" }
@@ -41,10 +42,13 @@ enum PlanSummary {
 
     static func correlation(_ value: Percent?) -> String { value.map { " (correlation \($0))" } ?? "" }
 
-    static func onInterface(_ interface: InterfaceName, _ to: TrafficFilter?, _ except: TrafficFilter?) -> String {
-        var text = " on \(interface) egress"
-        text += to.map { " to \(describe($0))" } ?? " (all traffic)"
-        if let except { text += ", except \(describe(except))" }
+    /// " on eth0 egress to hosts 10.0.0.5 from ports 8080, except ...", " on eth0 ingress (all traffic)".
+    static func onInterface(_ shaping: Shaping) -> String {
+        var text = " on \(shaping.interface) \(shaping.direction.rawValue)"
+        if !shaping.isFiltered { text += " (all traffic)" }
+        if let to = shaping.to { text += (shaping.isIngress ? " from remote " : " to ") + describe(to) }
+        if let from = shaping.from { text += (shaping.isIngress ? " to local " : " from local ") + describe(from) }
+        if let except = shaping.except { text += ", except \(describe(except))" }
         return text
     }
 

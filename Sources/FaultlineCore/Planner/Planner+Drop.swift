@@ -190,12 +190,14 @@ extension Planner {
         let place = target.map { "\($0)" } ?? "this host's namespace"
         if let listening = facts.listeningPorts {
             let local = (to?.ports ?? []).filter { range in listening.contains { range.contains($0) } }
+            let list = local.map(\.description).joined(separator: ", ")
             if !local.isEmpty, directions.contains(.ingress), from?.ports == nil {
-                let list = local.map(\.description).joined(separator: ", ")
-                context.warning("'to' is the remote end, but \(place) listens on port \(list): ingress packets carry it as their destination, the local end, so 'to: {ports: [\(list)]}' drops no packet to that service; did you mean 'from: {ports: [\(list)]}'?")
+                context.warning("'to' is the remote end, but \(place) listens on port \(list): ingress packets carry it as their destination, the local end, so 'to: {ports: [\(list)]}' matches no packet sent to that service; did you mean 'from: {ports: [\(list)]}'?")
             }
+            // On egress, 'to' naming a port the target also listens on is common and right (services that all listen
+            // on 8080 call each other on 8080): no warning there; a fault that matched nothing shows in its evidence.
             let unused = (from?.ports ?? []).filter { range in !listening.contains { range.contains($0) } }
-            if !unused.isEmpty, directions.contains(.ingress) {
+            if !unused.isEmpty {
                 let list = unused.map(\.description).joined(separator: ", ")
                 context.warning("'from' is the local end, but no socket in \(place) listens on port \(list): no service there receives that traffic; did you mean 'to: {ports: [\(list)]}' (the remote end)?")
             }

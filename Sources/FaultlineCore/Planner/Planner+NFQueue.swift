@@ -7,8 +7,8 @@ extension Planner {
 
     /// latency, packet-loss and duplicate with the userspace engine: a `faultline delayer` process bound to an
     /// NFQUEUE queue, and per address family a mangle `FAULTLINE-<run>-<n>` chain hooked first into
-    /// POSTROUTING for the interface (egress, like netem): exemptions and `except` RETURN, the `to`
-    /// traffic (or all) goes to the queue with `--queue-bypass`, so traffic flows if the delayer dies.
+    /// POSTROUTING for the interface (egress, like netem) or PREROUTING (ingress): exemptions and `except` RETURN,
+    /// the `to`/`from` traffic (or all) goes to the queue with `--queue-bypass`, so traffic flows if the delayer dies.
     /// The copies the delayer sends again (packets made on this host) carry a mark and pass first.
     func planNFQueue(_ action: FaultAction, target: NetnsTarget?, into planned: inout PlannedFault, context: inout PlanContext) {
         guard let shaping = action.shaping else { return }
@@ -17,9 +17,13 @@ extension Planner {
         let queue = context.queueNumber()
         planned.mechanism = "nfqueue (userspace delayer, queue \(queue))"
         let toHosts = networks(shaping.to?.hosts, context: &context)
+        let fromHosts = networks(shaping.from?.hosts, context: &context)
         let exceptHosts = networks(shaping.except?.hosts, context: &context)
+        if shaping.isIngress, case .duplicate = action {
+            context.problem("the userspace nfqueue engine cannot duplicate packets an interface receives (its copies go out, not in): duplicate with direction: ingress needs sch_netem (modprobe sch_netem)")
+        }
 
-        let exemptions = exemptPorts(target: target, to: shaping.to)
+        let exemptions = exemptPorts(target: target, to: shaping.to, from: shaping.from)
         planned.exemptions = exemptions.map(\.exemption)
 
         var delayer = [facts.executable, "delayer", "--queue", "\(queue)", "--limit", "\(Self.delayerLimit)", "--interface", device]
@@ -40,7 +44,10 @@ extension Planner {
         }
         planned.inject = [.start(inNamespace(target, delayer), .delayer)]
 
-        let families = IPFamily.allCases.filter { family in toHosts == nil || toHosts!.contains { $0.family == family } }
+        let families = IPFamily.allCases.filter { family in
+            [toHosts, fromHosts].allSatisfy { hosts in hosts == nil || hosts!.contains { $0.family == family } }
+        }
+        let direction = shaping.direction
         let chain = context.chainName()
         let comment = ["-m", "comment", "--comment", context.comment]
         for family in families {
@@ -56,18 +63,19 @@ extension Planner {
                 }
             }
             for match in IptablesMatch.rules(remote: shaping.except, remoteHosts: exceptHosts, local: nil, localHosts: nil,
-                                             direction: .egress, family: family) {
+                                             direction: direction, family: family) {
                 planned.inject.append(rule(["-A", chain] + match.arguments + comment + ["-j", "RETURN"]))
             }
-            let matches = shaping.to == nil ? [IptablesMatch(protocol: nil, arguments: [])]
-                : IptablesMatch.rules(remote: shaping.to, remoteHosts: toHosts, local: nil, localHosts: nil, direction: .egress, family: family)
+            let matches = !shaping.isFiltered ? [IptablesMatch(protocol: nil, arguments: [])]
+                : IptablesMatch.rules(remote: shaping.to, remoteHosts: toHosts, local: shaping.from, localHosts: fromHosts, direction: direction, family: family)
             for match in matches {
                 planned.inject.append(rule(["-A", chain] + match.arguments + comment + ["-j", "NFQUEUE", "--queue-num", "\(queue)", "--queue-bypass"]))
             }
-            planned.inject.append(rule(["-I", "POSTROUTING", "1", "-o", device] + comment + ["-j", chain]))
+            let (hook, side) = shaping.isIngress ? ("PREROUTING", "-i") : ("POSTROUTING", "-o")
+            planned.inject.append(rule(["-I", hook, "1", side, device] + comment + ["-j", chain]))
             planned.checks.append(.chain(namespace: namespacePath(target), tool: tool, chain: chain, table: "mangle"))
             planned.revert += [
-                rule(["-D", "POSTROUTING", "-o", device] + comment + ["-j", chain]),
+                rule(["-D", hook, side, device] + comment + ["-j", chain]),
                 rule(["-F", chain]),
                 rule(["-X", chain]),
             ]

@@ -1,25 +1,41 @@
 extension Planner {
     /// tc faults: an htb root with a clean default class and a fault class whose leaf is netem or tbf;
-    /// u32 filters send exempt and `except` traffic to the clean class and `to` traffic to the fault class.
+    /// u32 filters send exempt and `except` traffic to the clean class and `to`/`from` traffic to the fault class.
+    /// Egress shapes the interface's own root; ingress redirects what the interface receives (an ingress qdisc
+    /// with a mirred filter) to an ifb device made for the fault, whose root carries the same tree.
     func planTrafficControl(_ action: FaultAction, target: NetnsTarget?, into planned: inout PlannedFault, context: inout PlanContext) {
         guard let shaping = action.shaping else { return }
-        let device = shaping.interface.rawValue
+        let interface = shaping.interface.rawValue
+        var scratch = context  // the hosts are resolved (with their notes and problems) where the filters are planned
+        lintFilters(to: shaping.to, from: shaping.from, toHosts: networks(shaping.to?.hosts, context: &scratch),
+                    directions: [shaping.direction], target: target, context: &context)
         if engine(for: action, context: &context) == .nfqueue {
             planNFQueue(action, target: target, into: &planned, context: &context)
             return
         }
         guard let leaf = leafQdisc(action) else { return }
-        planned.mechanism = leaf.first == "netem" ? "tc netem" : "tc tbf"
-        let previous = previousRoot(device, target: target, context: &context)
+        planned.mechanism = (leaf.first == "netem" ? "tc netem" : "tc tbf") + (shaping.isIngress ? " on an ifb device (ingress)" : "")
+        func tc(_ arguments: [String]) -> PlanAction { .command(inNamespace(target, ["tc"] + arguments)) }
+        func ip(_ arguments: [String]) -> PlanAction { .command(inNamespace(target, ["ip"] + arguments)) }
 
-        let to = filterSelectors(shaping.to, context: &context)
-        let except = filterSelectors(shaping.except, context: &context)
-        let exemptions = trafficControlExemptions(target: target, to: shaping.to)
+        let device: String
+        var previous: RootQdisc?
+        var inject: [PlanAction] = []
+        if shaping.isIngress {
+            checkIngress(interface, target: target, context: &context)
+            device = context.ifbName()
+            inject += [ip(["link", "add", device, "type", "ifb"]), ip(["link", "set", "dev", device, "up"])]
+        } else {
+            device = interface
+            previous = previousRoot(interface, target: target, context: &context)
+        }
+        let to = filterSelectors(remote: shaping.to, local: shaping.from, ingress: shaping.isIngress, context: &context)
+        let except = filterSelectors(remote: shaping.except, local: nil, ingress: shaping.isIngress, context: &context)
+        let exemptions = trafficControlExemptions(target: target, to: shaping.to, from: shaping.from)
         planned.exemptions = exemptions.map(\.exemption)
 
-        func tc(_ arguments: [String]) -> PlanAction { .command(inNamespace(target, ["tc"] + arguments)) }
-        var inject: [PlanAction] = [
-            tc(["qdisc", "replace", "dev", device, "root", "handle", Self.rootHandle, "htb", "default", shaping.to == nil ? "2" : "1"]),
+        inject += [
+            tc(["qdisc", "replace", "dev", device, "root", "handle", Self.rootHandle, "htb", "default", shaping.isFiltered ? "1" : "2"]),
             tc(["class", "add", "dev", device, "parent", Self.rootHandle, "classid", Self.cleanClass, "htb", "rate", "100gbit"]),
             tc(["class", "add", "dev", device, "parent", Self.rootHandle, "classid", Self.faultClass, "htb", "rate", "100gbit"]),
             tc(["qdisc", "add", "dev", device, "parent", Self.faultClass, "handle", Self.leafHandle] + leaf),
@@ -37,6 +53,21 @@ extension Planner {
                                  + selector.matches + ["flowid", group.classID]))
             }
         }
+        if shaping.isIngress {
+            // The tree is ready before the first packet is redirected into it.
+            inject += [
+                tc(["qdisc", "add", "dev", interface, "handle", Self.ingressHandle, "ingress"]),
+                tc(["filter", "add", "dev", interface, "parent", Self.ingressHandle, "protocol", "all", "prio", "1", "u32",
+                    "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", device]),
+            ]
+            planned.inject = inject
+            planned.checks = [.ingress(namespace: namespacePath(target), device: interface, ifb: device)]
+            planned.revert = [
+                tc(["qdisc", "del", "dev", interface, "handle", Self.ingressHandle, "ingress"]),
+                ip(["link", "del", device]),
+            ]
+            return
+        }
         planned.inject = inject
         planned.checks = [.rootQdisc(namespace: namespacePath(target), device: device,
                                      previous: previous.map { $0.isKernelDefault ? RootQdisc(kind: $0.kind, handle: "0:") : $0 })]
@@ -45,6 +76,15 @@ extension Planner {
         } else {
             planned.revert = [tc(["qdisc", "del", "dev", device, "root", "handle", Self.rootHandle])]
         }
+    }
+
+    /// Problems for an ingress fault on an interface that is missing or whose ingress is taken (an ingress or clsact
+    /// qdisc Faultline did not make, or one an earlier run left).
+    func checkIngress(_ device: String, target: NetnsTarget?, context: inout PlanContext) {
+        checkInterface(device, target: target, context: &context)
+        guard let namespace = facts.namespace(target), namespace.unreadable == nil, let kind = namespace.ingressQdiscs?[device] else { return }
+        let place = target?.description ?? "this host's namespace"
+        context.problem("interface '\(device)' in \(place) already has an \(kind) qdisc (an earlier run's, if 'faultline recover' finds one, else another tool's): an ingress fault needs the interface's ingress free")
     }
 
     /// The leaf qdisc's kind and parameters (netem or tbf).
@@ -147,8 +187,8 @@ extension Planner {
     }
 
     /// Exempt traffic for a tc fault: SSH both ways, and the agent's port in the agent's own namespace.
-    func trafficControlExemptions(target: NetnsTarget?, to: TrafficFilter?) -> [(exemption: Exemption, selectors: [U32Selector])] {
-        exemptPorts(target: target, to: to).map { port, exemption in
+    func trafficControlExemptions(target: NetnsTarget?, to: TrafficFilter?, from: TrafficFilter?) -> [(exemption: Exemption, selectors: [U32Selector])] {
+        exemptPorts(target: target, to: to, from: from).map { port, exemption in
             let selectors = ["sport", "dport"].flatMap { field in
                 IPFamily.allCases.map { U32Selector.port(family: $0, protocol: .tcp, field: field, block: (port, 0xffff)) }
             }
@@ -156,9 +196,9 @@ extension Planner {
         }
     }
 
-    /// TCP ports a shaping fault leaves alone (both directions), unless `to` names them.
-    func exemptPorts(target: NetnsTarget?, to: TrafficFilter?) -> [(port: UInt16, exemption: Exemption)] {
-        let named = to?.ports ?? []
+    /// TCP ports a shaping fault leaves alone (both directions), unless `to` or `from` names them.
+    func exemptPorts(target: NetnsTarget?, to: TrafficFilter?, from: TrafficFilter?) -> [(port: UInt16, exemption: Exemption)] {
+        let named = (to?.ports ?? []) + (from?.ports ?? [])
         var result: [(UInt16, Exemption)] = []
         func exempt(_ port: UInt16, _ reason: String) {
             guard !named.contains(where: { $0.contains(port) }) else { return }
@@ -169,11 +209,13 @@ extension Planner {
         return result
     }
 
-    /// u32 selectors for a filter's destination side; nil for no filter (all traffic).
-    func filterSelectors(_ filter: TrafficFilter?, context: inout PlanContext) -> [U32Selector]? {
-        guard let filter else { return nil }
-        let hosts = networks(filter.hosts, context: &context)
-        return U32Selector.destination(hosts: hosts, ports: filter.ports, protocol: filter.protocol)
+    /// u32 selectors for traffic whose remote end is `remote` and local end is `local` (the destination and source on
+    /// egress, the other way round on ingress); nil for no filter at all (all traffic).
+    func filterSelectors(remote: TrafficFilter?, local: TrafficFilter?, ingress: Bool, context: inout PlanContext) -> [U32Selector]? {
+        guard remote != nil || local != nil else { return nil }
+        return U32Selector.matching(remoteHosts: networks(remote?.hosts, context: &context), remotePorts: remote?.ports,
+                                    localHosts: networks(local?.hosts, context: &context), localPorts: local?.ports,
+                                    protocol: remote?.protocol ?? local?.protocol, ingress: ingress)
     }
 
     /// Wraps argv to run in the target's network namespace.
@@ -213,27 +255,41 @@ struct U32Selector: Hashable {
 
     static func hex(_ value: UInt16) -> String { "0x" + String(value, radix: 16) }
 
-    /// Selectors for traffic to `hosts` (any when nil), `ports` and `protocol`.
-    static func destination(hosts: [IPNetwork]?, ports: [PortRange]?, protocol proto: TrafficProtocol?) -> [U32Selector] {
-        let families: [(IPFamily, [IPNetwork?])] = IPFamily.allCases.compactMap { family in
-            guard let hosts else { return (family, [nil]) }
+    /// Selectors for traffic between a remote end (`remoteHosts`, any when nil; `remotePorts`) and a local end, with
+    /// `protocol`: on egress the remote end is the destination, on ingress the source.
+    static func matching(remoteHosts: [IPNetwork]?, remotePorts: [PortRange]?, localHosts: [IPNetwork]? = nil, localPorts: [PortRange]? = nil,
+                         protocol proto: TrafficProtocol?, ingress: Bool = false) -> [U32Selector] {
+        let (remoteAddress, localAddress) = ingress ? ("src", "dst") : ("dst", "src")
+        let (remotePort, localPort) = ingress ? ("sport", "dport") : ("dport", "sport")
+        func side(_ hosts: [IPNetwork]?, _ family: IPFamily) -> [IPNetwork?]? {
+            guard let hosts else { return [nil] }
             let own = hosts.filter { $0.family == family }
-            return own.isEmpty ? nil : (family, own)
+            return own.isEmpty ? nil : own
         }
-        let protocols: [TrafficProtocol?] = ports != nil ? (proto.map { [$0] } ?? [.tcp, .udp]) : [proto == .all ? nil : proto]
-        let blocks: [(value: UInt16, mask: UInt16)?] = ports.map { $0.flatMap(\.maskedBlocks) } ?? [nil]
+        let anyPorts = remotePorts != nil || localPorts != nil
+        let protocols: [TrafficProtocol?] = anyPorts ? (proto.map { [$0] } ?? [.tcp, .udp]) : [proto == .all ? nil : proto]
+        let remoteBlocks: [(value: UInt16, mask: UInt16)?] = remotePorts.map { $0.flatMap(\.maskedBlocks) } ?? [nil]
+        let localBlocks: [(value: UInt16, mask: UInt16)?] = localPorts.map { $0.flatMap(\.maskedBlocks) } ?? [nil]
         var result: [U32Selector] = []
-        for (family, networks) in families {
+        for family in IPFamily.allCases {
+            // A family that one side's hosts leave out has no traffic between the two.
+            guard let remotes = side(remoteHosts, family), let locals = side(localHosts, family) else { continue }
             let ip = family == .ipv4 ? "ip" : "ip6"
-            for network in networks {
-                for proto in protocols {
-                    for block in blocks {
-                        var matches: [String] = []
-                        if let network { matches += ["match", ip, "dst", network.description] }
-                        if let proto, let number = protocolNumber(proto, family) { matches += ["match", ip, "protocol", number, "0xff"] }
-                        if let block { matches += ["match", ip, "dport", "\(block.value)", hex(block.mask)] }
-                        if matches.isEmpty { matches = ["match", "u32", "0", "0"] }
-                        result.append(U32Selector(family: family, matches: matches))
+            for remote in remotes {
+                for local in locals {
+                    for proto in protocols {
+                        for remoteBlock in remoteBlocks {
+                            for localBlock in localBlocks {
+                                var matches: [String] = []
+                                if let remote { matches += ["match", ip, remoteAddress, remote.description] }
+                                if let local { matches += ["match", ip, localAddress, local.description] }
+                                if let proto, let number = protocolNumber(proto, family) { matches += ["match", ip, "protocol", number, "0xff"] }
+                                if let block = remoteBlock { matches += ["match", ip, remotePort, "\(block.value)", hex(block.mask)] }
+                                if let block = localBlock { matches += ["match", ip, localPort, "\(block.value)", hex(block.mask)] }
+                                if matches.isEmpty { matches = ["match", "u32", "0", "0"] }
+                                result.append(U32Selector(family: family, matches: matches))
+                            }
+                        }
                     }
                 }
             }

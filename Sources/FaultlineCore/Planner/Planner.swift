@@ -5,6 +5,8 @@ public struct Planner: Sendable {
     public static let leafHandle = "fa18:"
     public static let cleanClass = "fa17:1"
     public static let faultClass = "fa17:2"
+    /// The ingress qdisc an ingress tc fault adds to its interface (the kernel's fixed handle for it).
+    public static let ingressHandle = "ffff:"
     /// Connection-mark bits Faultline uses for per-connection TCP drops.
     public static let connmarkMask: UInt32 = 0xff00_0000
     /// Seconds iptables waits for the xtables lock.
@@ -250,4 +252,13 @@ struct PlanContext {
     }
 
     var comment: String { "faultline:\(runID):\(currentFault ?? "-")" }
+
+    var nextIFB = 1
+
+    /// The ifb device of the next ingress tc fault: `flt<run>i<n>` (the run id hashed when it is long), at most 15
+    /// characters as the kernel allows.
+    mutating func ifbName() -> String {
+        defer { nextIFB += 1 }
+        return "flt\(runID.count <= 8 ? runID : RunID.derived(from: runID))i\(nextIFB)"
+    }
 }

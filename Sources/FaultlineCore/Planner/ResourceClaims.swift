@@ -25,11 +25,10 @@ public enum ResourceClaims {
                 for process in facts.processMatches[planned.name] ?? [] { claims.insert("process \(process.pid) (started \(process.startTime))") }
             default:
                 for check in planned.checks {
-                    if case .rootQdisc(let path, let device, _) = check {
-                        let key = planned.namespace.map { namespaceKey(identity: $0.identity, path: $0.source) }
-                            ?? namespaceKey(identity: facts.namespace(fault.target ?? scenario.spec.target)?.identity, path: path)
-                        claims.insert("interface \(device) in \(key)")
-                    }
+                    guard let (path, device) = interface(of: check) else { continue }
+                    let key = planned.namespace.map { namespaceKey(identity: $0.identity, path: $0.source) }
+                        ?? namespaceKey(identity: facts.namespace(fault.target ?? scenario.spec.target)?.identity, path: path)
+                    claims.insert("interface \(device) in \(key)")
                 }
             }
             result[planned.name] = claims
@@ -47,7 +46,7 @@ public enum ResourceClaims {
         switch record {
         case .commands(_, let checks):
             return Set(checks.compactMap { check in
-                guard case .rootQdisc(let path, let device, _) = check else { return nil }
+                guard let (path, device) = interface(of: check) else { return nil }
                 let key = pin.map { namespaceKey(identity: $0.identity, path: $0.source) }
                     ?? namespaceKey(identity: path.flatMap(identify), path: path)
                 return "interface \(device) in \(key)"
@@ -62,6 +61,15 @@ public enum ResourceClaims {
             return of(inner, namespace: pinned, identify: identify)
         case .stopProcess, .signalled:
             return []
+        }
+    }
+
+    /// The namespace path and the interface (with "ingress" for the ingress side) a tc check stands for.
+    static func interface(of check: StateCheck) -> (path: String?, device: String)? {
+        switch check {
+        case .rootQdisc(let path, let device, _): (path, device)
+        case .ingress(let path, let device, _): (path, device + " ingress")
+        case .chain: nil
         }
     }
 

@@ -68,6 +68,11 @@ struct NetworkDriver: FaultDriver {
                 } else {
                     gone.append(chain)
                 }
+            case .ingress(let namespace, let device, let ifb):
+                var left: [String] = []
+                if try await state.ingressQdisc(namespace: namespace, device: device) == "ingress" { left.append("\(device) has an ingress qdisc") }
+                if try await state.linkExists(namespace: namespace, name: ifb) { left.append("ifb device \(ifb) exists") }
+                if left.isEmpty { gone.append("\(device) ingress") } else { active += left }
             }
         }
         return (active, gone)
@@ -94,7 +99,7 @@ struct NetworkDriver: FaultDriver {
                         parts.append("\(count) packet\(count == 1 ? "" : "s") (\(matched.reduce(0) { $0 + $1.bytes }) bytes) \(verb) by \(tool)")
                     }
                 }
-            case .rootQdisc(let namespace, let device, _):
+            case .rootQdisc(let namespace, let device, _), .ingress(let namespace, _, ifb: let device):
                 guard let leaf = try await state.qdiscStatistics(namespace: namespace, device: device, handle: Planner.leafHandle) else {
                     throw FaultlineError(.commandFailed, "the fault's qdisc \(Planner.leafHandle) on '\(device)' is gone: what it did cannot be read")
                 }

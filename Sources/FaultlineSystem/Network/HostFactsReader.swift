@@ -134,6 +134,7 @@ public struct HostFactsReader: Sendable {
             facts.interfaces = try Self.interfaces(fromIPLinkJSON: links.standardOutput)
             facts.addresses = Self.addresses(fromIPAddrJSON: links.standardOutput)
             facts.rootQdiscs = try Self.rootQdiscs(fromTCJSON: qdiscs.standardOutput)
+            facts.ingressQdiscs = try Self.ingressQdiscs(fromTCJSON: qdiscs.standardOutput)
             // What listens there, for the plan's warnings about filters that cannot match (a missing ss is no error).
             if let sockets = try? await runner.run(prefix + ["ss", "-H", "-l", "-t", "-u", "-n"]), sockets.succeeded {
                 facts.listeningPorts = Self.listeningPorts(fromSS: sockets.standardOutput)
@@ -167,6 +168,17 @@ public struct HostFactsReader: Sendable {
     static func interfaces(fromIPLinkJSON text: String) throws -> [String] {
         struct Link: Decodable { var ifname: String }
         return try JSONDecoder().decode([Link].self, from: Data(text.utf8)).map(\.ifname)
+    }
+
+    /// The ingress or clsact qdisc of each device that has one, from `tc -j qdisc show` (its parent is ffff:fff1).
+    /// `device` names the device of a `tc qdisc show dev DEVICE`, whose entries leave it out.
+    public static func ingressQdiscs(fromTCJSON text: String, device: String? = nil) throws -> [String: String] {
+        struct Entry: Decodable { var kind: String; var dev: String?; var parent: String? }
+        var result: [String: String] = [:]
+        for entry in try JSONDecoder().decode([Entry].self, from: Data(text.utf8)) where entry.kind == "ingress" || entry.kind == "clsact" {
+            if let name = entry.dev ?? device { result[name] = entry.kind }
+        }
+        return result
     }
 
     /// Root qdiscs per device from `tc -j qdisc show`; pfifo and bfifo carry what restores them.

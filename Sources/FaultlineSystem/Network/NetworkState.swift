@@ -24,6 +24,34 @@ public struct NetworkState: Sendable {
         }
     }
 
+    /// The kind of `device`'s ingress qdisc (ingress or clsact), nil when it has none.
+    public func ingressQdisc(namespace: String?, device: String) async throws(FaultlineError) -> String? {
+        let result = try await runner.run(Self.prefix(namespace) + ["tc", "-j", "qdisc", "show", "dev", device])
+        guard result.succeeded else {
+            // The device itself gone (a container's veth with it) takes its qdiscs along.
+            if try await !linkExists(namespace: namespace, name: device) { return nil }
+            throw FaultlineError(.commandFailed, "cannot read the qdiscs of '\(device)'", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        do {
+            return try HostFactsReader.ingressQdiscs(fromTCJSON: result.standardOutput, device: device)[device]
+        } catch {
+            throw FaultlineError(.commandFailed, "cannot parse the qdiscs of '\(device)'", cause: "\(error)")
+        }
+    }
+
+    /// Whether a network device named `name` exists (`ip -j link show`).
+    public func linkExists(namespace: String?, name: String) async throws(FaultlineError) -> Bool {
+        let result = try await runner.run(Self.prefix(namespace) + ["ip", "-j", "link", "show"])
+        guard result.succeeded else {
+            throw FaultlineError(.commandFailed, "cannot list the network devices", cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        do {
+            return try HostFactsReader.interfaces(fromIPLinkJSON: result.standardOutput).contains(name)
+        } catch {
+            throw FaultlineError(.commandFailed, "cannot parse the network devices", cause: "\(error)")
+        }
+    }
+
     /// Whether the iptables (or ip6tables) chain exists in `table`. Reads the whole table:
     /// iptables-nft answers `-S MISSING` with "incompatible" rather than "no such chain".
     public func chainExists(namespace: String?, tool: String, chain: String, table: String = "filter") async throws(FaultlineError) -> Bool {
