@@ -45,6 +45,13 @@ for word in delayer hog guard probe; do
 done
 options=$(bash -c 'shopt -s extglob; source "$1"; COMP_WORDS=(faultline run --ju); COMP_CWORD=2; COMP_LINE="faultline run --ju"; COMP_POINT=${#COMP_LINE}; _faultline faultline --ju run; printf "%s\n" "${COMPREPLY[@]}"' _ "$share/bash-completion/completions/faultline")
 grep -qx -- "--junit" <<<"$options" && ok "bash completes the visible commands only, and 'faultline run --ju' to --junit" || fail "bash completion of 'faultline run --ju' lacks --junit (got: $(echo $options))"
+# Scenario arguments complete scenario files (YAML or JSON) and directories, not other files; file options any file.
+mkdir -p "$work/files/scenarios" && touch "$work/files/game.yaml" "$work/files/notes.txt"
+files=$(cd "$work/files" && bash -c 'shopt -s extglob; source "$1"; COMP_WORDS=(faultline run ""); COMP_CWORD=2; COMP_LINE="faultline run "; COMP_POINT=${#COMP_LINE}; _faultline faultline "" run; printf "%s\n" "${COMPREPLY[@]}"' _ "$share/bash-completion/completions/faultline")
+if grep -qx game.yaml <<<"$files" && grep -q scenarios <<<"$files" && ! grep -qx notes.txt <<<"$files"; then ok "bash completes 'faultline run ' with scenario files and directories only"
+else fail "bash completion of 'faultline run ' (got: $(echo $files))"; fi
+files=$(cd "$work/files" && bash -c 'shopt -s extglob; source "$1"; COMP_WORDS=(faultline run game.yaml --junit ""); COMP_CWORD=4; COMP_LINE="faultline run game.yaml --junit "; COMP_POINT=${#COMP_LINE}; _faultline faultline "" --junit; printf "%s\n" "${COMPREPLY[@]}"' _ "$share/bash-completion/completions/faultline")
+grep -qx notes.txt <<<"$files" && ok "bash completes a file option (--junit) with any file" || fail "bash completion of '--junit ' (got: $(echo $files))"
 if command -v zsh >/dev/null; then
   zsh -n "$share/zsh/site-functions/_faultline" && ok "zsh parses the completion script" || fail "zsh -n"
 else skip "zsh completion: no zsh (apt-get install zsh)"; fi
@@ -53,6 +60,9 @@ if command -v fish >/dev/null; then
   completions=$(fish --no-config -c "source $share/fish/vendor_completions.d/faultline.fish; complete -C 'faultline '" | cut -f1)
   if grep -qx doctor <<<"$completions" && ! grep -qx delayer <<<"$completions"; then ok "fish completes the visible commands only"
   else fail "fish completion (got: $(echo $completions))"; fi
+  completions=$(cd "$work/files" && fish --no-config -c "source $share/fish/vendor_completions.d/faultline.fish; complete -C 'faultline plan '" | cut -f1)
+  if grep -qx game.yaml <<<"$completions" && ! grep -qx notes.txt <<<"$completions"; then ok "fish completes 'faultline plan ' with scenario files"
+  else fail "fish completion of 'faultline plan ' (got: $(echo $completions))"; fi
 else skip "fish completion: no fish (apt-get install fish)"; fi
 page=$share/man/man1/faultline.1
 if command -v mandoc >/dev/null; then

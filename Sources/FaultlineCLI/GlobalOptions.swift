@@ -8,7 +8,7 @@ import Glibc
 
 /// Options every command that runs or reverts faults takes (SPEC §2).
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Where the journal lives (default: /var/lib/faultline as root, else $XDG_STATE_HOME/faultline; env FAULTLINE_STATE_DIR).")
+    @Option(help: "Where the journal lives (default: /var/lib/faultline as root, else $XDG_STATE_HOME/faultline; env FAULTLINE_STATE_DIR).", completion: .directory)
     var stateDir: String?
 
     @Option(help: "Log format on stderr: text or json.")

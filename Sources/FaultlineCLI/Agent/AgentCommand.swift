@@ -32,16 +32,16 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var token: TokenOptions
 
-    @Option(help: ArgumentHelp("Named tokens with roles: 'NAME ROLE TOKEN' lines, ROLE read or operate (mode 0600; read again when it changes).", valueName: "file"))
+    @Option(help: ArgumentHelp("Named tokens with roles: 'NAME ROLE TOKEN' lines, ROLE read or operate (mode 0600; read again when it changes).", valueName: "file"), completion: .file())
     var tokensFile: String?
 
-    @Option(help: ArgumentHelp("Serve HTTPS with this certificate chain (PEM); read again when it changes.", valueName: "file"))
+    @Option(help: ArgumentHelp("Serve HTTPS with this certificate chain (PEM); read again when it changes.", valueName: "file"), completion: .file())
     var tlsCert: String?
 
-    @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert; read again when it changes.", valueName: "file"))
+    @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert; read again when it changes.", valueName: "file"), completion: .file())
     var tlsKey: String?
 
-    @Option(help: ArgumentHelp("Require client certificates signed by these CA certificates (PEM): mutual TLS.", valueName: "file"))
+    @Option(help: ArgumentHelp("Require client certificates signed by these CA certificates (PEM): mutual TLS.", valueName: "file"), completion: .file())
     var tlsClientCa: String?
 
     @Flag(help: "Serve plain HTTP on a non-loopback address: anyone on the path can read the bearer token.")

@@ -19,11 +19,11 @@ struct HealthCommand: AsyncParsableCommand {
 
     @Option(help: "The agent's base URL.") var url = "http://127.0.0.1:7465"
     @Option(help: "Seconds to wait for the answer.") var timeout = 3
-    @Option(help: ArgumentHelp("Check an https:// agent's certificate against these CA certificates (PEM).", valueName: "file"))
+    @Option(help: ArgumentHelp("Check an https:// agent's certificate against these CA certificates (PEM).", valueName: "file"), completion: .file())
     var caFile: String?
-    @Option(help: ArgumentHelp("A client certificate (PEM), for an agent that requires mutual TLS (--tls-client-ca).", valueName: "file"))
+    @Option(help: ArgumentHelp("A client certificate (PEM), for an agent that requires mutual TLS (--tls-client-ca).", valueName: "file"), completion: .file())
     var clientCert: String?
-    @Option(help: ArgumentHelp("The private key (PEM) of --client-cert.", valueName: "file"))
+    @Option(help: ArgumentHelp("The private key (PEM) of --client-cert.", valueName: "file"), completion: .file())
     var clientKey: String?
 
     func validate() throws {

@@ -8,7 +8,7 @@ import Glibc
 
 /// The bearer token, shared by the agent and the controller: `--token-file F` or env `FAULTLINE_TOKEN`.
 struct TokenOptions: ParsableArguments {
-    @Option(help: "A file holding the API token (mode 0600; env FAULTLINE_TOKEN holds the token itself).")
+    @Option(help: "A file holding the API token (mode 0600; env FAULTLINE_TOKEN holds the token itself).", completion: .file())
     var tokenFile: String?
 
     /// The placeholder the deployment examples carry until someone puts a random token in.

@@ -88,13 +88,13 @@ struct ControllerOptions: ParsableArguments {
 
 /// How a controller checks an https:// agent and, for mutual TLS, proves who it is.
 struct ClientTLSOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("CA certificates (PEM) an https:// agent's certificate must chain to (env FAULTLINE_CA_FILE; default: the system's).", valueName: "file"))
+    @Option(help: ArgumentHelp("CA certificates (PEM) an https:// agent's certificate must chain to (env FAULTLINE_CA_FILE; default: the system's).", valueName: "file"), completion: .file())
     var caFile: String?
 
-    @Option(help: ArgumentHelp("A client certificate (PEM) for agents that require mutual TLS (env FAULTLINE_CLIENT_CERT).", valueName: "file"))
+    @Option(help: ArgumentHelp("A client certificate (PEM) for agents that require mutual TLS (env FAULTLINE_CLIENT_CERT).", valueName: "file"), completion: .file())
     var clientCert: String?
 
-    @Option(help: ArgumentHelp("The private key (PEM) of --client-cert (env FAULTLINE_CLIENT_KEY).", valueName: "file"))
+    @Option(help: ArgumentHelp("The private key (PEM) of --client-cert (env FAULTLINE_CLIENT_KEY).", valueName: "file"), completion: .file())
     var clientKey: String?
 
     /// The settings from the options, else the environment; a usage error names a file that cannot be used.

@@ -24,7 +24,7 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "json, md, html, junit or review (the prefilled blameless review, review.md).")
     var format: RunReport.Format = .md
 
-    @Option(name: [.short, .customLong("output")], help: "Write it to this file (atomically) instead of standard output.")
+    @Option(name: [.short, .customLong("output")], help: "Write it to this file (atomically) instead of standard output.", completion: .file())
     var output: String?
 
     @OptionGroup var controller: ControllerOptions

@@ -35,7 +35,7 @@ struct SubmitCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The scenario file.")
+    @Argument(help: "The scenario file.", completion: .file(extensions: ["yaml", "yml", "json"]))
     var file: String
 
     @Option(help: "Run at this time (RFC 3339, e.g. 2026-11-28T09:00:00Z).")
@@ -56,10 +56,10 @@ struct SubmitCommand: AsyncParsableCommand {
     @Flag(help: "Wait for the runs to end and exit with the worst of their exit codes.")
     var wait = false
 
-    @Option(help: "With --wait: write each run's report.json, report.md and report.html into this directory (in DIR/AGENT/ with several agents).")
+    @Option(help: "With --wait: write each run's report.json, report.md and report.html into this directory (in DIR/AGENT/ with several agents).", completion: .directory)
     var report: String?
 
-    @Option(help: "With --wait: write a JUnit XML file, one test suite per agent's run.")
+    @Option(help: "With --wait: write a JUnit XML file, one test suite per agent's run.", completion: .file())
     var junit: String?
 
     /// `-o json`: one entry per agent with its run or schedule (or its error), for scripts.

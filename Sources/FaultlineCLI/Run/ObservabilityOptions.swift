@@ -9,7 +9,7 @@ struct ObservabilityOptions: ParsableArguments {
     @Option(help: "Grafana's base URL: each fault window and each abort becomes an annotation tagged faultline, the scenario and the fault.")
     var grafanaUrl: String?
 
-    @Option(help: "A file holding a Grafana service-account token (mode 0600; env FAULTLINE_GRAFANA_TOKEN holds the token itself).")
+    @Option(help: "A file holding a Grafana service-account token (mode 0600; env FAULTLINE_GRAFANA_TOKEN holds the token itself).", completion: .file())
     var grafanaTokenFile: String?
 
     @Option(help: ArgumentHelp("Send traces (a span per run, per fault and per probe request) to this OTLP endpoint, e.g. http://collector:4318; default: env OTEL_EXPORTER_OTLP_ENDPOINT, else no traces. OTEL_EXPORTER_OTLP_PROTOCOL picks grpc, http/protobuf (default) or http/json.", valueName: "url"))

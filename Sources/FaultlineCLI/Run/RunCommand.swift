@@ -30,16 +30,16 @@ struct RunCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The scenario file.")
+    @Argument(help: "The scenario file.", completion: .file(extensions: ["yaml", "yml", "json"]))
     var file: String
 
     @Flag(help: "Show the plan and the preflight; inject nothing.")
     var dryRun = false
 
-    @Option(help: "Write report.json, report.md and report.html into this directory.")
+    @Option(help: "Write report.json, report.md and report.html into this directory.", completion: .directory)
     var report: String?
 
-    @Option(help: "Write a JUnit XML file: one test case per probe and per fault (an error for one that acted on nothing).")
+    @Option(help: "Write a JUnit XML file: one test case per probe and per fault (an error for one that acted on nothing).", completion: .file())
     var junit: String?
 
     @Flag(help: "Do not ask before running (it asks whenever standard input is a terminal).")

@@ -20,7 +20,7 @@ struct DoctorCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "A scenario file to check (default: every fault type).")
+    @Argument(help: "A scenario file to check (default: every fault type).", completion: .file(extensions: ["yaml", "yml", "json"]))
     var file: String?
 
     /// `-o json` (or the older `--format json`): the checks as JSON.

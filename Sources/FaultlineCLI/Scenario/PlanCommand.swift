@@ -18,7 +18,7 @@ struct PlanCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The scenario file.")
+    @Argument(help: "The scenario file.", completion: .file(extensions: ["yaml", "yml", "json"]))
     var file: String
 
     /// `-o json` (or the older `--format json`): the plan as JSON.

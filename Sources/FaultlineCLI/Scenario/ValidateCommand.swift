@@ -17,7 +17,7 @@ struct ValidateCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "Scenario files (YAML or JSON).")
+    @Argument(help: "Scenario files (YAML or JSON).", completion: .file(extensions: ["yaml", "yml", "json"]))
     var files: [String]
 
     /// `-o json`: one result object, for scripts and editors.

@@ -18,7 +18,7 @@ struct HogCommand: ParsableCommand {
         @Option(help: "Worker threads, or 'all' for one per core.") var workers: String = "all"
         @Option(help: "Busy share of each 100 ms, in percent.") var load: Double = 100
         @Option(help: "How long, like 30s.") var duration: String
-        @Option(help: "A cgroup directory to join first (a container's), so the load counts against its limits.") var cgroup: [String] = []
+        @Option(help: "A cgroup directory to join first (a container's), so the load counts against its limits.", completion: .directory) var cgroup: [String] = []
 
         func run() throws {
             let time = try hogDuration(duration)
@@ -37,7 +37,7 @@ struct HogCommand: ParsableCommand {
         @Option(help: "Bytes to allocate.") var size: UInt64?
         @Option(help: "Fill memory in use up to this percent of the total.") var fillTo: Double?
         @Option(help: "How long, like 30s.") var duration: String
-        @Option(help: "A cgroup directory to join first (a container's), so the memory counts against its limit.") var cgroup: [String] = []
+        @Option(help: "A cgroup directory to join first (a container's), so the memory counts against its limit.", completion: .directory) var cgroup: [String] = []
 
         func run() throws {
             let time = try hogDuration(duration)
