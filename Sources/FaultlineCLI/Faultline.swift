@@ -17,7 +17,7 @@ public struct Faultline: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            ValidateCommand.self, PlanCommand.self, RunCommand.self, DoctorCommand.self, RecoverCommand.self, AgentCommand.self,
+            InitCommand.self, ValidateCommand.self, PlanCommand.self, ExplainCommand.self, SchemaCommand.self, RunCommand.self, DoctorCommand.self, RecoverCommand.self, AgentCommand.self,
             SubmitCommand.self, StatusCommand.self, ListCommand.self, EventsCommand.self, AbortCommand.self, SchedulesCommand.self,
             UnscheduleCommand.self, ReportCommand.self, AuditCommand.self, HealthCommand.self, HogCommand.self, DelayerCommand.self, GuardCommand.self, ProbeCommand.self,
         ]
