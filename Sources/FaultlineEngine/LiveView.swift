@@ -64,8 +64,10 @@ public final class LiveView: Sendable {
         }
     }
 
+    /// Up `lines` lines and clear to the end of the screen, from the first column: the terminal's echo of ^C (or
+    /// anything typed) moves the cursor right, and erasing from there would leave the frame's first characters.
     static func erase(_ lines: Int) -> String {
-        lines == 0 ? "" : "\u{1B}[\(lines)A\u{1B}[J"
+        lines == 0 ? "" : "\r\u{1B}[\(lines)A\u{1B}[J"
     }
 
     static let bars = Array("▁▂▃▄▅▆▇█")

@@ -94,6 +94,73 @@ struct RunSignalTests {
         }
     }
 
+    /// Runs argv on a pseudo-terminal (120x60) rendered by pyte, presses Ctrl-C once the live view has been drawn
+    /// three times, and prints the exit code and the screen left at the end as JSON.
+    static let terminal = """
+        import json, os, pty, select, sys, time
+        import pyte
+        argv = sys.argv[1:]
+        screen = pyte.Screen(120, 60)
+        stream = pyte.ByteStream(screen)
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(argv[0], argv)
+        raw, sent, start = b"", False, time.time()
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                raw += data
+                stream.feed(data)
+            if not sent and raw.count(b" elapsed ") >= 3:
+                os.write(fd, b"\\x03")
+                sent = True
+            if time.time() - start > 60:
+                os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "sent": sent, "screen": [line.rstrip() for line in screen.display]}))
+
+        """
+
+    static let terminalPython = TestPaths.root.appendingPathComponent(".build-tools/venv/bin/python3").path
+    static let hasTerminalEmulator: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: terminalPython)
+        process.arguments = ["-c", "import pyte"]
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+
+    @Test(.enabled(if: hasTerminalEmulator, "needs pyte in .build-tools/venv (scripts/test-python installs it)"))
+    func ctrlCAtATerminalLeavesNoFrameBehind() async throws {
+        try await withSetup { setup, _ in
+            let script = setup.directory + "/terminal.py"
+            try Self.terminal.write(toFile: script, atomically: true, encoding: .utf8)
+            let result = try await SubprocessRunner().run([Self.terminalPython, script, TestPaths.faultline, "run", setup.scenario, "--yes",
+                                                           "--state-dir", setup.state, "--report", setup.reports],
+                                                          timeout: .seconds(90), outputLimit: 4 << 20)
+            struct Outcome: Decodable { var exit: Int; var sent: Bool; var screen: [String] }
+            let outcome = try JSONDecoder().decode(Outcome.self, from: Data(result.standardOutput.utf8))
+            let screen = outcome.screen.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(outcome.sent, "the live view was never drawn: \(screen) \(result.standardError)")
+            #expect(outcome.exit == 130, "\(screen)")
+            #expect(setup.sleepers.state(setup.sleeper) != "T", "the sleeper is still frozen")
+            // The frame is gone (erased from the first column, wherever the echoed ^C left the cursor); the summary stays.
+            #expect(!screen.contains(" elapsed "), "a live-view frame was left on the terminal:\n\(screen)")
+            #expect(!outcome.screen.contains { $0.hasPrefix("^C") && $0.count > 2 }, "the echoed ^C shares a line with other text:\n\(screen)")
+            // Only whole frame lines begin with the rule, like the summary's "── run ID · NAME: interrupted (exit 130) ──".
+            let stray = outcome.screen.filter { $0.hasPrefix("─") && !$0.hasSuffix("──") }
+            #expect(stray.isEmpty, "a piece of the live view's frame is left before a line: \(stray)")
+            #expect(screen.contains("interrupted") || screen.contains("aborted"), "\(screen)")
+        }
+    }
+
     /// Runs faultline under a python3 parent that reads its stdout and stderr through one pipe, then closes the
     /// pipe's read end once `go` exists (as `faultline run S 2>&1 | tee log` when tee dies first).
     static let closingReader = """
