@@ -210,12 +210,11 @@ public struct ExperimentRunner: Sendable {
             }
         }
 
-        // 4. Steady state after, unless interrupted.
-        let reason = stop.reason
+        // 4. Steady state after, unless interrupted (before or while the recovery is watched).
         var after: Bool?
         var recoveredAfter: Double?
         let window = scenario.spec.steadyState?.recoveryWindow
-        if reason != .interrupted {
+        if !stop.isInterrupted {
             if let window {
                 (after, recoveredAfter) = await watchRecovery(ledger, window: window, offset: offset, span: span,
                                                               since: plan.faults.compactMap { progress[$0.name].revertedAt }.max() ?? offset())
@@ -225,6 +224,10 @@ public struct ExperimentRunner: Sendable {
             }
         }
 
+        // A stop signal after the method ended (during the recovery window) makes the run interrupted, unless it had
+        // aborted already: then it stays aborted, and the signal only cut the watch short.
+        let aborted = if case .abort = stop.reason { true } else { false }
+        let reason = stop.isInterrupted && !aborted ? .interrupted : stop.reason
         let revertFailed = plan.faults.contains { progress[$0.name].state == .revertFailed } || leftovers.contains { $0.error != nil }
         let slo = ledger.verdict()
         let (state, exit, abortReason): (RunState, Int32, String?) = {
@@ -276,9 +279,10 @@ public struct ExperimentRunner: Sendable {
     }
 
     /// After the last revert, checks the probes again and again (at their shortest interval, 100 ms to 5 s) until they
-    /// all pass or `window` is over: whether they came back, and how long after the last revert (`since`) they did.
+    /// all pass or `window` is over: whether they came back, and how long after the last revert (`since`) they did;
+    /// nil when a stop signal (Ctrl-C) ended the watch first: every fault is reverted by then, only the watch stops.
     func watchRecovery(_ ledger: ProbeLedger, window: TimeSpan, offset: @escaping @Sendable () -> Double, span: RunSpan,
-                       since: Double) async -> (Bool, Double?) {
+                       since: Double) async -> (Bool?, Double?) {
         log.log(.note(.info, .after, "watching the recovery: the probes have up to \(window) to pass again"))
         let clock = ContinuousClock()
         let deadline = clock.now + .microseconds(window.microseconds)
@@ -296,7 +300,13 @@ public struct ExperimentRunner: Sendable {
                 log.log(.note(.error, .after, "not recovered: the probes still fail \(window) after the method (the recovery window)"))
                 return (false, nil)
             }
-            try? await clock.sleep(until: next)
+            while clock.now < next, !stop.isInterrupted {
+                try? await clock.sleep(until: min(next, clock.now + .milliseconds(50)))
+            }
+            if stop.isInterrupted {
+                log.log(.note(.warning, .after, "the recovery watch stopped (interrupted): every fault was already reverted"))
+                return (nil, nil)
+            }
         }
     }
 

@@ -16,6 +16,9 @@ public final class StopSignal: Sendable {
     private struct State {
         var reason: StopReason?
         var firedAt: ContinuousClock.Instant?
+        /// Set by every `.interrupted`, also one that comes after another reason fired (a Ctrl-C during the recovery
+        /// window that follows an abort).
+        var interrupted = false
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var next = 0
     }
@@ -28,11 +31,14 @@ public final class StopSignal: Sendable {
     public var reason: StopReason? { state.withLock { $0.reason } }
     /// When it fired.
     public var firedAt: ContinuousClock.Instant? { state.withLock { $0.firedAt } }
+    /// Whether someone asked to stop (SIGINT, SIGTERM...), whatever fired first.
+    public var isInterrupted: Bool { state.withLock { $0.interrupted } }
 
     /// Fires with `reason` unless already fired; wakes every waiter. Whether this call fired it.
     @discardableResult
     public func fire(_ reason: StopReason) -> Bool {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
+            if reason == .interrupted { state.interrupted = true }
             guard state.reason == nil else { return nil }
             state.reason = reason
             state.firedAt = .now

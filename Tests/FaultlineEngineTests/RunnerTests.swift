@@ -228,6 +228,38 @@ import Testing
         #expect(ReportRenderer.markdown(never).contains("| recovery | not back within the recovery window of 2s |"))
     }
 
+    @Test("Ctrl-C during the recovery window ends the watch at once: after an abort the run stays aborted (exit 1), after a normal end it is interrupted (exit 130); recovery 'not watched'")
+    func ctrlCDuringTheRecoveryWindow() async throws {
+        let window = """
+                probes:
+                  - {name: web, http: {url: "http://127.0.0.1:9/"}, interval: 100ms}
+                abortWhen: {consecutiveFailures: 2}
+                recoveryWindow: 30s
+            """
+        for aborts in [true, false] {
+            // Good before the method; then failing for good (aborting when abortWhen counts them), so the window runs.
+            let probes = ScriptedProbes { _, call in call > 1 ? Self.failing : Self.good }
+            let stop = StopSignal()
+            let rig = try Rig()
+            let interrupter = Task {
+                while !rig.lines.withLock({ $0.contains { $0.contains("watching the recovery") } }) { try await Task.sleep(for: .milliseconds(20)) }
+                try await Task.sleep(for: .milliseconds(300))
+                stop.fire(.interrupted)
+            }
+            let started = ContinuousClock.now
+            let report = try await rig.run(faults: Self.stress("burn", duration: aborts ? "3s" : "200ms"),
+                                           steadyState: aborts ? window : window.replacingOccurrences(of: "    abortWhen: {consecutiveFailures: 2}\n", with: ""),
+                                           probes: probes, stop: stop)
+            interrupter.cancel()
+            #expect(ContinuousClock.now - started < .seconds(10), "the 30 s window was cut short")
+            #expect(report.state == .aborted, "\(report.state)")
+            #expect(report.exitCode == (aborts ? 1 : 130), "\(report.exitCode) \(report.abortReason ?? "")")
+            #expect(report.recoveredAfter == nil && report.steadyStateAfter == nil)
+            #expect(ReportRenderer.markdown(report).contains("| recovery | not watched (the run was interrupted) |"), "\(ReportRenderer.markdown(report))")
+            #expect(rig.lines.withLock { $0.contains { $0.contains("the recovery watch stopped (interrupted)") } })
+        }
+    }
+
     @Test("a probe with no result from the method proves nothing: inconclusive, exit 5")
     func silentProbe() async throws {
         let rig = try Rig()
