@@ -94,6 +94,15 @@ struct NFQueueEngineTests {
             return ping.standardOutput.split(separator: "\n").first { $0.contains("packets transmitted") }.map(String.init) ?? ping.standardOutput
         }
 
+        /// The round-trip time of every echo reply of `count` pings from A to B, 2 ms apart, in milliseconds.
+        func pingTimes(_ count: Int) async throws -> (sent: Int, times: [Double]) {
+            let ping = try await net.must(["ip", "netns", "exec", net.a, "ping", "-n", "-c", "\(count)", "-i", "0.002", "-W", "1", Net.addressB])
+            let times = ping.standardOutput.split(separator: "\n").compactMap { line in
+                line.firstMatch(of: /icmp_seq=\d+ ttl=\d+ time=([0-9.]+) ms/).flatMap { Double($0.1) }
+            }
+            return (count, times)
+        }
+
         func handshakes(port: Int = 8080, count: Int = 50, timeout: Double = 2) async throws -> HandshakeTimes {
             try await net.handshakes(from: net.a, to: Net.addressB, port: port, count: count, timeout: timeout)
         }
@@ -278,6 +287,47 @@ struct NFQueueEngineTests {
             #expect(summary.hasPrefix("600 packets transmitted, 600 received"), "\(summary)")
             #expect(abs(Double(duplicates) / 6 - 20) <= 5, "\(duplicates) of 600 echo requests sent twice")
             #expect(output.contains("duplicated="), "\(output)")
+        }
+    }
+
+    @Test("corrupt 20% without sch_netem: one bit flipped after the IP header of that share of echo requests; B's ICMP checksum drops them, so about 20% of 2,000 pings get no answer")
+    func corruptOfTwentyPercentIsCaughtByTheReceiversChecksum() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("flip", target: setup.net.a, faults: """
+                    - {name: bitrot, type: corrupt, interface: eth0, percent: 20%}
+                """)
+            let (summary, _, output) = try await setup.whileInjected(file, target: setup.net.a) {
+                try await setup.pings(2000)
+            }
+            let numbers = summary.split(separator: " ").compactMap { Int($0) }
+            let sent = numbers.first ?? 0, received = numbers.dropFirst().first ?? 0
+            let lost = Double(sent - received) / Double(max(sent, 1)) * 100
+            print("corrupt 20% (nfqueue): \(summary)")
+            #expect(sent == 2000)
+            #expect(abs(lost - 20) <= 3, "\(lost)% of 2,000 echo requests got no answer")
+            #expect(output.contains("corrupted="), "\(output)")
+            let after = try await setup.pings(50)
+            #expect(after.contains(" 0% packet loss"), "nothing corrupted after the revert: \(after)")
+        }
+    }
+
+    @Test("reorder 25% without sch_netem: that share of 2,000 echo requests goes at once, ahead of the others that wait 20 ms (their replies overtake)")
+    func reorderOfTwentyFivePercentSendsThatShareAtOnce() async throws {
+        try await withSetup { setup in
+            let file = try setup.file("shuffle", target: setup.net.a, faults: """
+                    - {name: shuffle, type: reorder, interface: eth0, percent: 25%, delay: 20ms}
+                """)
+            let (ping, _, output) = try await setup.whileInjected(file, target: setup.net.a) {
+                try await setup.pingTimes(2000)
+            }
+            let atOnce = ping.times.filter { $0 < 10 }.count
+            let share = Double(atOnce) / Double(max(ping.times.count, 1)) * 100
+            print("reorder 25% delay 20ms (nfqueue): \(ping.times.count) replies, \(atOnce) under 10 ms (\(String(format: "%.1f", share))%)")
+            #expect(ping.times.count >= 1990, "every echo request is answered: \(ping.times.count)")
+            // The decisions themselves are checked to ±3 points in DelayModelTests; here ±4, for what else shares the link.
+            #expect(abs(share - 25) <= 4, "\(share)% went at once")
+            #expect(ping.times.filter { $0 >= 10 }.allSatisfy { $0 >= 19 }, "the others waited the delay")
+            #expect(output.contains("reordered="), "\(output)")
         }
     }
 

@@ -122,12 +122,13 @@ import Testing
         Choice(fault: "{name: f, type: packet-loss, interface: eth0, percent: 5%, engine: nfqueue}", netem: true, nfqueue: false, mechanism: "nfqueue",
                problem: "fault 'f': the kernel cannot queue packets to userspace (needs nfnetlink_queue and the iptables NFQUEUE target: modprobe nfnetlink_queue xt_NFQUEUE), which engine: nfqueue needs"),
         Choice(fault: "{name: f, type: packet-loss, interface: eth0, percent: 5%}", netem: false, nfqueue: true, mechanism: "nfqueue"),
-        Choice(fault: "{name: f, type: corrupt, interface: eth0, percent: 1%}", netem: false, nfqueue: true, mechanism: "tc netem",
-               problem: "fault 'f': the kernel has no sch_netem, which corrupt needs (only latency, packet-loss and duplicate have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM"),
+        Choice(fault: "{name: f, type: corrupt, interface: eth0, percent: 1%}", netem: false, nfqueue: true, mechanism: "nfqueue"),
+        Choice(fault: "{name: f, type: corrupt, interface: eth0, percent: 1%}", netem: true, nfqueue: true, mechanism: "tc netem"),
         Choice(fault: "{name: f, type: duplicate, interface: eth0, percent: 5%}", netem: false, nfqueue: true, mechanism: "nfqueue"),
         Choice(fault: "{name: f, type: duplicate, interface: eth0, percent: 5%}", netem: true, nfqueue: true, mechanism: "tc netem"),
-        Choice(fault: "{name: f, type: reorder, interface: eth0, percent: 5%, delay: 10ms}", netem: false, nfqueue: true, mechanism: "tc netem",
-               problem: "fault 'f': the kernel has no sch_netem, which reorder needs (only latency, packet-loss and duplicate have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM"),
+        Choice(fault: "{name: f, type: reorder, interface: eth0, percent: 5%, delay: 10ms}", netem: false, nfqueue: true, mechanism: "nfqueue"),
+        Choice(fault: "{name: f, type: reorder, interface: eth0, percent: 5%, delay: 10ms}", netem: false, nfqueue: false, mechanism: "nfqueue",
+               problem: "fault 'f': the kernel has no sch_netem and the kernel cannot queue packets to userspace (needs nfnetlink_queue and the iptables NFQUEUE target: modprobe nfnetlink_queue xt_NFQUEUE): neither engine can run here"),
         Choice(fault: "{name: f, type: bandwidth, interface: eth0, rate: 1mbit}", netem: false, nfqueue: false, mechanism: "tc tbf"),
     ]
 

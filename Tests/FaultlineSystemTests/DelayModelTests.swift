@@ -121,4 +121,41 @@ import Testing
         heap.push(PacketDelayer.Held(deadline: 5, id: UInt32.max))
         #expect(heap.popFirst()?.id == UInt32.max)
     }
+
+    @Test("corrupt: that share of 2,000 packets (±3 points), one bit flipped each, never in the IP header")
+    func corruptFlipsOneBitAfterTheIPHeader() {
+        var model = DelayModel(delay: .zero, corrupt: 0.2)
+        var random = FastRandom(seed: 11)
+        let chosen = (0..<2000).filter { _ in model.corrupts(using: &random) }.count
+        #expect(abs(Double(chosen) / 20 - 20) <= 3, "\(chosen) of 2,000")
+        for (packet, header) in [([UInt8(0x45)] + [UInt8](repeating: 0, count: 19) + [UInt8](repeating: 0xAA, count: 30), 20),
+                                 ([UInt8(0x46)] + [UInt8](repeating: 0, count: 23) + [UInt8](repeating: 0xAA, count: 8), 24),
+                                 ([UInt8(0x60)] + [UInt8](repeating: 0, count: 39) + [UInt8](repeating: 0x55, count: 12), 40)] {
+            for _ in 0..<200 {
+                var copy = packet
+                #expect(DelayModel.flipOneBit(&copy, using: &random))
+                let flipped = zip(packet, copy).map { ($0 ^ $1).nonzeroBitCount }
+                #expect(flipped.reduce(0, +) == 1 && flipped.prefix(header).allSatisfy { $0 == 0 }, "\(flipped)")
+            }
+        }
+        var bare = [UInt8(0x45)] + [UInt8](repeating: 0, count: 19)
+        #expect(!DelayModel.flipOneBit(&bare, using: &random), "nothing after the IP header: left alone")
+    }
+
+    @Test("reorder as netem: gap 1 sends that share at once (±3 points on 2,000); gap 5 keeps 4 delayed in a row before each one")
+    func reorderFollowsNetemsGap() {
+        var model = DelayModel(delay: .milliseconds(20), reorder: 0.25)
+        var random = FastRandom(seed: 12)
+        let atOnce = (0..<2000).map { _ in model.sendsAtOnce(using: &random) }
+        #expect(abs(Double(atOnce.filter { $0 }.count) / 20 - 25) <= 3, "\(atOnce.filter { $0 }.count) of 2,000")
+        var gapped = DelayModel(delay: .milliseconds(20), reorder: 0.5, gap: 5)
+        let decisions = (0..<2000).map { _ in gapped.sendsAtOnce(using: &random) }
+        let indices = decisions.indices.filter { decisions[$0] }
+        #expect(zip(indices, indices.dropFirst()).allSatisfy { $1 - $0 >= 5 }, "at least gap − 1 delayed between two sent at once")
+        // After 4 forced delays each packet goes at once with a chance of 1/2: one in 4 + 2 = 6.
+        #expect(abs(Double(indices.count) / 20 - 100.0 / 6) <= 3, "\(indices.count) of 2,000")
+        var none = DelayModel(delay: .milliseconds(20))
+        #expect(!(0..<100).contains { _ in none.sendsAtOnce(using: &random) }, "no reorder: all delayed")
+    }
+
 }

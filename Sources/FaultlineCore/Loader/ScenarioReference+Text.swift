@@ -139,7 +139,7 @@ extension ScenarioReference {
 | `spec.faults[].engine` | `auto`, `netem`, `nfqueue` | `auto` | `engine: nfqueue` | As for `latency`. |
 ### 14.4 `corrupt` and `duplicate`
 | `spec.faults[].interface` | interface | required | `interface: eth0` | |
-| `spec.faults[].percent` | percentage, > 0 | required | `percent: 1%` | Share of matching packets corrupted (one random bit flipped) or sent twice. Without `sch_netem`, `duplicate` runs in the [nfqueue engine](#the-nfqueue-engine); `corrupt` needs netem. |
+| `spec.faults[].percent` | percentage, > 0 | required | `percent: 1%` | Share of matching packets corrupted (one random bit flipped) or sent twice. Without `sch_netem`, both run in the [nfqueue engine](#the-nfqueue-engine). |
 | `spec.faults[].correlation` | percentage (0–100) | none | `correlation: 10%` | Dependence on the previous packet's decision. |
 | `spec.faults[].to` | filter | none: all egress | `to: {protocol: udp}` | |
 | `spec.faults[].from` | filter | none | `from: {ports: [8080]}` | Only packets whose local end matches: the source on egress (a service's own port: its answers), the destination on ingress. |

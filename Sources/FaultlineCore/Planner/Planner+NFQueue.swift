@@ -5,7 +5,7 @@ extension Planner {
     public static let delayerMark: UInt32 = 0xfa17_fa17
     public static var delayerMarkText: String { "0x" + String(delayerMark, radix: 16) }
 
-    /// latency, packet-loss and duplicate with the userspace engine: a `faultline delayer` process bound to an
+    /// latency, packet-loss, duplicate, corrupt and reorder with the userspace engine: a `faultline delayer` process bound to an
     /// NFQUEUE queue, and per address family a mangle `FAULTLINE-<run>-<n>` chain hooked first into
     /// POSTROUTING for the interface (egress, like netem) or PREROUTING (ingress): exemptions and `except` RETURN,
     /// the `to`/`from` traffic (or all) goes to the queue with `--queue-bypass`, so traffic flows if the delayer dies.
@@ -39,6 +39,13 @@ extension Planner {
         case .duplicate(let f):
             delayer += ["--duplicate", TimeSpan.trim(f.percent.value)]
             if let correlation = f.correlation { delayer += ["--duplicate-correlation", TimeSpan.trim(correlation.value)] }
+        case .corrupt(let f):
+            delayer += ["--corrupt", TimeSpan.trim(f.percent.value)]
+            if let correlation = f.correlation { delayer += ["--corrupt-correlation", TimeSpan.trim(correlation.value)] }
+        case .reorder(let f):
+            delayer += ["--delay", f.delay.description, "--reorder", TimeSpan.trim(f.percent.value)]
+            if let correlation = f.correlation { delayer += ["--reorder-correlation", TimeSpan.trim(correlation.value)] }
+            if let gap = f.gap { delayer += ["--gap", "\(gap)"] }
         default:
             break
         }

@@ -116,20 +116,14 @@ extension Planner {
     }
 
     /// The engine a latency, loss, duplicate, corrupt or reorder fault uses here, with a note or problem
-    /// saying why; nil for bandwidth (tbf).
+    /// saying why; nil for bandwidth (tbf). Only latency and packet-loss may ask for one; the others follow auto.
     func engine(for action: FaultAction, context: inout PlanContext) -> NetemEngine? {
         let fault = context.currentFault.map { "'\($0)'" } ?? "the fault"
         let requested: NetemEngine
         switch action {
         case .latency(let f): requested = f.engine
-        case .packetLoss(let f), .duplicate(let f): requested = f.engine ?? .auto
-        case .corrupt, .reorder:
-            if facts.netemAvailable == false {
-                context.problem("the kernel has no sch_netem, which \(action.type.rawValue) needs (only latency, packet-loss and duplicate have the userspace nfqueue engine): load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM")
-            } else if facts.netemAvailable == nil {
-                context.notes.append("whether the kernel has sch_netem is unknown; \(fault) assumes it does")
-            }
-            return .netem
+        case .packetLoss(let f), .duplicate(let f), .corrupt(let f): requested = f.engine ?? .auto
+        case .reorder: requested = .auto
         default:
             return nil
         }

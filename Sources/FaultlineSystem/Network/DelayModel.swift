@@ -3,28 +3,75 @@ import Foundation
 
 /// What the userspace delayer does to each packet, with netem's semantics: a delay of `delay` ± `jitter`
 /// drawn from `distribution` (uniform when none), each draw `correlation` dependent on the last; a loss
-/// of `loss` and a duplicate of `duplicate`, each correlated so that they come in runs. Pure: the random
-/// source is passed in.
+/// of `loss`, a duplicate of `duplicate` and a corruption of `corrupt` (one bit flipped), each correlated so that
+/// they come in runs; and reordering: `reorder` of the packets (after every `gap` − 1 delayed ones) sent at once
+/// while the rest wait `delay`. Pure: the random source is passed in.
 public struct DelayModel: Sendable {
     public var delayNanoseconds: Int64
     public var jitterNanoseconds: Int64
     public var distribution: DelayDistribution?
     public var loss: Double { losses.share }
     public var duplicate: Double { duplicates.share }
+    public var corrupt: Double { corruptions.share }
+    public var reorder: Double { reorders.share }
+    /// netem's gap: this many packets minus one are always delayed before the next may go at once.
+    public let gap: Int
     private var delayRandom: CorrelatedRandom
     private var losses: CorrelatedChance
     private var duplicates: CorrelatedChance
+    private var corruptions: CorrelatedChance
+    private var reorders: CorrelatedChance
+    /// Packets delayed since the last one sent at once.
+    private var delayedInARow = 0
     private let table: [Double]?
 
     public init(delay: Duration, jitter: Duration = .zero, correlation: Double = 0, distribution: DelayDistribution? = nil,
-                loss: Double = 0, lossCorrelation: Double = 0, duplicate: Double = 0, duplicateCorrelation: Double = 0) {
+                loss: Double = 0, lossCorrelation: Double = 0, duplicate: Double = 0, duplicateCorrelation: Double = 0,
+                corrupt: Double = 0, corruptCorrelation: Double = 0, reorder: Double = 0, reorderCorrelation: Double = 0, gap: Int = 1) {
         delayNanoseconds = Self.nanoseconds(delay)
         jitterNanoseconds = Self.nanoseconds(jitter)
         self.distribution = distribution
         delayRandom = CorrelatedRandom(correlation: correlation)
         losses = CorrelatedChance(share: loss, correlation: lossCorrelation)
         duplicates = CorrelatedChance(share: duplicate, correlation: duplicateCorrelation)
+        corruptions = CorrelatedChance(share: corrupt, correlation: corruptCorrelation)
+        reorders = CorrelatedChance(share: reorder, correlation: reorderCorrelation)
+        self.gap = max(gap, 1)
         table = distribution.flatMap(DistributionTable.table)
+    }
+
+    /// Whether the next packet gets one bit flipped.
+    public mutating func corrupts<R: RandomNumberGenerator>(using generator: inout R) -> Bool {
+        corruptions.next(using: &generator)
+    }
+
+    /// Whether the next packet is sent at once, ahead of the delayed ones (netem's reorder): never without
+    /// `reorder`; else only after `gap` − 1 delayed packets in a row, and then with a chance of `reorder`.
+    public mutating func sendsAtOnce<R: RandomNumberGenerator>(using generator: inout R) -> Bool {
+        guard reorders.share > 0 else { return false }
+        if delayedInARow < gap - 1 || !reorders.next(using: &generator) {
+            delayedInARow += 1
+            return false
+        }
+        delayedInARow = 0
+        return true
+    }
+
+    /// Flips one random bit of what follows the IP header (the transport header and data), as netem flips one bit
+    /// of a packet: the receiver's checksum then catches it. A packet with nothing after its IP header is left alone;
+    /// whether a bit was flipped.
+    public static func flipOneBit<R: RandomNumberGenerator>(_ packet: inout [UInt8], using generator: inout R) -> Bool {
+        guard let first = packet.first else { return false }
+        let header: Int
+        switch first >> 4 {
+        case 4: header = Int(first & 0x0F) * 4
+        case 6: header = 40
+        default: return false
+        }
+        guard packet.count > header, header >= 20 else { return false }
+        let index = Int.random(in: header..<packet.count, using: &generator)
+        packet[index] ^= UInt8(1) << UInt8.random(in: 0..<8, using: &generator)
+        return true
     }
 
     static func nanoseconds(_ duration: Duration) -> Int64 {

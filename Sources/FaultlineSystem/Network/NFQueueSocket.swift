@@ -187,6 +187,26 @@ public final class NFQueueSocket {
         sendLength += Self.verdictSize
     }
 
+    /// Queues an accept verdict that replaces the packet with `payload` (a corrupted copy of it): an NFQA_PAYLOAD
+    /// attribute after the verdict header. A payload too big for one message is accepted unchanged.
+    public func accept(_ id: UInt32, replacingWith payload: [UInt8]) throws(FaultlineError) {
+        let padded = (payload.count + 3) & ~3
+        let size = Self.verdictSize + 4 + padded
+        guard size <= sendBuffer.count else { return try verdict(id, accept: true) }
+        if sendLength + size > sendBuffer.count { try flush() }
+        try verdict(id, accept: true)
+        let base = sendLength - Self.verdictSize
+        func store<T>(_ value: T, _ at: Int) { sendBuffer.storeBytes(of: value, toByteOffset: base + at, as: T.self) }
+        store(UInt32(size), 0)
+        store(UInt16(4 + payload.count), Self.verdictSize)
+        store(UInt16(NFQA_PAYLOAD.rawValue), Self.verdictSize + 2)
+        payload.withUnsafeBytes { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: sendBuffer[(base + Self.verdictSize + 4)...]).copyMemory(from: bytes)
+        }
+        for pad in payload.count..<padded { sendBuffer[base + Self.verdictSize + 4 + pad] = 0 }
+        sendLength = base + size
+    }
+
     /// Sends the verdicts queued so far, in one write.
     public func flush() throws(FaultlineError) {
         var offset = 0

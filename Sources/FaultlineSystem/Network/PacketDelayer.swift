@@ -52,12 +52,15 @@ public final class PacketDelayer {
         public var lateMaxMicroseconds = 0
         /// Packets sent twice (the second time as a copy).
         public var duplicated = 0
+        /// Packets with one bit flipped, and packets sent at once ahead of the delayed ones (reorder).
+        public var corrupted = 0
+        public var reordered = 0
         /// Copies sent (of delayed packets made on this host, and duplicates), and copies that could not be sent.
         public var resent = 0
         public var resendFailed = 0
 
         public var line: String {
-            "packets=\(packets) delayed=\(delayed) dropped=\(dropped) duplicated=\(duplicated) resent=\(resent) resend-failed=\(resendFailed) passed-full=\(passedFull) missed=\(missed) late-median-us=\(lateMedianMicroseconds) late-max-us=\(lateMaxMicroseconds)"
+            "packets=\(packets) delayed=\(delayed) dropped=\(dropped) duplicated=\(duplicated) corrupted=\(corrupted) reordered=\(reordered) resent=\(resent) resend-failed=\(resendFailed) passed-full=\(passedFull) missed=\(missed) late-median-us=\(lateMedianMicroseconds) late-max-us=\(lateMaxMicroseconds)"
         }
     }
 
@@ -67,6 +70,8 @@ public final class PacketDelayer {
         var deadline: Int64
         var id: UInt32
         var copy: [UInt8]? = nil
+        /// For a packet held in the kernel: the corrupted bytes that replace it when it goes.
+        var replacement: [UInt8]? = nil
     }
 
     let settings: Settings
@@ -102,7 +107,9 @@ public final class PacketDelayer {
                 + (settings.model.duplicate > 0 ? ", and no packet can be duplicated" : ""))
             reinjector = nil
         }
-        let socket = try NFQueueSocket(queue: settings.queue, maxLength: UInt32(settings.limit), copyPackets: reinjector != nil)
+        // The packets' bytes come up when copies are sent again, or when bits are flipped in them.
+        let socket = try NFQueueSocket(queue: settings.queue, maxLength: UInt32(settings.limit),
+                                       copyPackets: reinjector != nil || settings.model.corrupt > 0)
         output("ready queue=\(settings.queue)")
         var model = settings.model
         var random = FastRandom(seed: settings.seed)
@@ -159,19 +166,36 @@ public final class PacketDelayer {
             try? socket.verdict(id, accept: false)
             return
         }
-        let delay = model.nextDelay(using: &random)
+        var delay = model.nextDelay(using: &random)
         // A duplicate is a copy sent at the same time as the packet; it needs the packet's bytes.
         if model.duplicates(using: &random), reinjector != nil, !packet.bytes.isEmpty, held.count < settings.limit {
             statistics.duplicated += 1
             held.push(Held(deadline: now + delay, id: id, copy: Array(packet.bytes)))
         }
+        // A corrupted packet goes on with one bit flipped (after the duplicate was copied, as netem does).
+        var corrupted: [UInt8]?
+        if model.corrupts(using: &random), !packet.bytes.isEmpty {
+            var bytes = Array(packet.bytes)
+            if DelayModel.flipOneBit(&bytes, using: &random) {
+                corrupted = bytes
+                statistics.corrupted += 1
+            }
+        }
+        // Reorder: the chosen packets go at once, ahead of the delayed ones.
+        if model.sendsAtOnce(using: &random) {
+            delay = 0
+            statistics.reordered += 1
+        }
+        func acceptNow() {
+            if let corrupted { try? socket.accept(id, replacingWith: corrupted) } else { try? socket.verdict(id, accept: true) }
+        }
         if delay == 0 {
-            try? socket.verdict(id, accept: true)
+            acceptNow()
             return
         }
         if held.count >= settings.limit {
             statistics.passedFull += 1
-            try? socket.verdict(id, accept: true)
+            acceptNow()
             if lastFullWarning.map({ now - $0 > 5_000_000_000 }) ?? true {
                 lastFullWarning = now
                 output("warning: the delay queue is full (\(settings.limit) packets held): packets beyond it pass undelayed until it drains (\(statistics.passedFull) so far)")
@@ -181,17 +205,21 @@ public final class PacketDelayer {
         statistics.delayed += 1
         // A marked packet may be routed by its mark, which the copy would not carry: hold those.
         if reinjector != nil, packet.local, packet.mark == 0, !packet.bytes.isEmpty {
-            held.push(Held(deadline: now + delay, id: id, copy: Array(packet.bytes)))
+            held.push(Held(deadline: now + delay, id: id, copy: corrupted ?? Array(packet.bytes)))
             try? socket.verdict(id, accept: false)
         } else {
-            held.push(Held(deadline: now + delay, id: id))
+            held.push(Held(deadline: now + delay, id: id, replacement: corrupted))
         }
     }
 
-    /// Sends a held packet on: its verdict, or its copy.
+    /// Sends a held packet on: its verdict (with its corrupted bytes, if any), or its copy.
     private func letGo(_ entry: Held, socket: NFQueueSocket) throws(FaultlineError) {
         guard let copy = entry.copy, let reinjector else {
-            try socket.verdict(entry.id, accept: true)
+            if let replacement = entry.replacement {
+                try socket.accept(entry.id, replacingWith: replacement)
+            } else {
+                try socket.verdict(entry.id, accept: true)
+            }
             return
         }
         if reinjector.send(copy) {

@@ -48,7 +48,7 @@ public enum KernelFeature: String, Sendable, CaseIterable, Codable {
     /// What to do when it is missing.
     var fix: String {
         switch self {
-        case .netem: "kernel has no sch_netem: load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM (latency and packet-loss can use engine: nfqueue instead)"
+        case .netem: "kernel has no sch_netem: load it (modprobe sch_netem) or use a kernel with CONFIG_NET_SCH_NETEM (latency, packet-loss, duplicate, corrupt and reorder can use the nfqueue engine instead)"
         case .htb: "kernel has no sch_htb: load it (modprobe sch_htb) or enable CONFIG_NET_SCH_HTB"
         case .tbf: "kernel has no sch_tbf: load it (modprobe sch_tbf) or enable CONFIG_NET_SCH_TBF"
         case .u32: "kernel has no cls_u32: load it (modprobe cls_u32) or enable CONFIG_NET_CLS_U32"

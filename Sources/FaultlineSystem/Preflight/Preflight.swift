@@ -70,7 +70,7 @@ public struct Preflight: Sendable {
     }
 
     /// Checks what each fault of `scenario` needs as `plan` carries it out: where the planner chose the engine of a
-    /// latency, packet-loss or duplicate fault (engine auto), exactly that engine's needs are checked, not either one's.
+    /// latency, packet-loss, duplicate, corrupt or reorder fault (engine auto), exactly that engine's needs are checked, not either one's.
     public func check(_ scenario: Scenario, plan: Plan) async -> PreflightReport {
         let planned = Dictionary(plan.faults.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let items = scenario.spec.faults.map { fault in
@@ -99,7 +99,7 @@ public struct Preflight: Sendable {
     func needs(_ type: FaultType) -> [Need] {
         var result: [Need] = []
         if type.isNetwork { result.append(Need(kind: .capability, name: Capability.netAdmin.description)) }
-        if type == .latency || type == .packetLoss || type == .duplicate {
+        if [.latency, .packetLoss, .duplicate, .corrupt, .reorder].contains(type) {
             // tc and its kernel parts, or iptables and NFQUEUE: one check says which engine can run
             result.append(Need(kind: .kernel, name: Self.eitherEngine))
             result.append(Need(kind: .capability, name: Capability.netRaw.description, optional: true, why: Self.netRawWhy))
@@ -146,7 +146,7 @@ public struct Preflight: Sendable {
         return result
     }
 
-    /// The need of latency, packet-loss and duplicate with engine auto: netem (tc, sch_htb, cls_u32, sch_netem) or
+    /// The need of latency, packet-loss, duplicate, corrupt and reorder with engine auto: netem (tc, sch_htb, cls_u32, sch_netem) or
     /// else the nfqueue delayer (iptables, ip6tables, NFQUEUE); the check says which one runs, and why.
     static let eitherEngine = "netem or nfqueue engine"
     static let netemPath: [KernelFeature] = [.htb, .u32, .netem]
@@ -246,7 +246,7 @@ public struct Preflight: Sendable {
         return PreflightReport(effectiveCapabilities: effective, checks: checks)
     }
 
-    /// Which engine latency, packet-loss and duplicate use here (engine auto), and why; missing when neither can run.
+    /// Which engine latency, packet-loss, duplicate, corrupt and reorder use here (engine auto), and why; missing when neither can run.
     func engineCheck(_ base: PreflightCheck, featureResults: [KernelFeature: String?], probeFailure: String?) -> PreflightCheck {
         var check = base
         if let probeFailure {
