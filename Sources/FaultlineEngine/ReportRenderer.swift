@@ -146,43 +146,10 @@ public enum ReportRenderer {
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
-    /// A timeline chart as inline SVG: probe latency over time per probe (red for bad results),
-    /// fault windows shaded, the abort marked.
-    public static func svg(_ report: RunReport, width: Double = 960) -> String {
-        let names = probeNames(report)
-        let rowHeight = 90.0, top = 30.0, left = 130.0, right = 20.0
-        let height = top + Double(max(names.count, 1)) * rowHeight + 30
-        let times = report.probes.map(\.at) + report.faults.compactMap(\.revertedAt) + [report.abortedAt ?? 0, 1]
-        let start = min(0, times.min() ?? 0), end = max(times.max() ?? 1, start + 1)
-        func x(_ t: Double) -> Double { left + (t - start) / (end - start) * (width - left - right) }
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">"
-        svg += "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#fff\"/>"
-        for (index, fault) in report.faults.enumerated() {
-            guard let from = fault.injectedAt else { continue }
-            let to = fault.revertedAt ?? end
-            let hue = [210, 30, 280, 120, 0][index % 5]
-            svg += "<rect class=\"fault\" x=\"\(x(from))\" y=\"\(top - 18)\" width=\"\(max(1, x(to) - x(from)))\" height=\"\(height - top - 12)\" fill=\"hsl(\(hue),70%,60%)\" fill-opacity=\"0.18\"><title>\(escape(fault.name)): \(escape(fault.summary))</title></rect>"
-            svg += "<text x=\"\(x(from) + 3)\" y=\"\(top - 6 + Double(index % 2) * 11)\" fill=\"hsl(\(hue),60%,35%)\">\(escape(fault.name))</text>"
-        }
-        for (row, name) in names.enumerated() {
-            let y0 = top + Double(row) * rowHeight
-            let samples = report.probes.filter { $0.probe == name }
-            let maxLatency = max(samples.map(\.latency).max() ?? 0.001, 0.001)
-            svg += "<text x=\"8\" y=\"\(y0 + rowHeight / 2)\">\(escape(name))</text>"
-            svg += "<text x=\"8\" y=\"\(y0 + rowHeight / 2 + 13)\" fill=\"#777\">max \(String(format: "%.0f", maxLatency * 1000)) ms</text>"
-            svg += "<line x1=\"\(left)\" y1=\"\(y0 + rowHeight - 10)\" x2=\"\(width - right)\" y2=\"\(y0 + rowHeight - 10)\" stroke=\"#ccc\"/>"
-            for sample in samples {
-                let y = y0 + rowHeight - 10 - (sample.latency / maxLatency) * (rowHeight - 25)
-                svg += "<circle class=\"\(sample.good ? "good" : "bad")\" cx=\"\(x(sample.at))\" cy=\"\(y)\" r=\"\(sample.good ? 2 : 3)\" fill=\"\(sample.good ? "#2a7" : "#d22")\"><title>\(escape(sample.detail)) at \(String(format: "%.2f", sample.at))s</title></circle>"
-            }
-        }
-        if let abortedAt = report.abortedAt {
-            svg += "<line id=\"abort\" x1=\"\(x(abortedAt))\" y1=\"\(top - 20)\" x2=\"\(x(abortedAt))\" y2=\"\(height - 20)\" stroke=\"#d22\" stroke-width=\"2\" stroke-dasharray=\"4 3\"/>"
-            svg += "<text x=\"\(x(abortedAt) + 4)\" y=\"\(height - 22)\" fill=\"#d22\">abort</text>"
-        }
-        svg += "<text x=\"\(left)\" y=\"\(height - 6)\" fill=\"#555\">\(String(format: "%+.0fs", start))</text>"
-        svg += "<text x=\"\(width - right - 40)\" y=\"\(height - 6)\" fill=\"#555\">\(String(format: "%+.0fs", end))</text>"
-        return svg + "</svg>"
+    /// The chart as inline SVG: each probe's latency over time on its own axis, fault windows shaded and named, the
+    /// abort and the recovery marked, a legend. Self-contained: no script, no external resource.
+    public static func svg(_ report: RunReport, width: Double = 1300) -> String {
+        ReportChart(report, width: width).render()
     }
 
     public static func html(_ report: RunReport) -> String {
@@ -202,7 +169,7 @@ public enum ReportRenderer {
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>Faultline: \(escape(report.scenario))</title>
-            <style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}.abort{color:#b00}</style>
+            <style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}.abort{color:#b00}svg{max-width:100%;height:auto;display:block}</style>
             </head><body>
             <h1>\(escape(report.scenario)) — \(escape(report.verdict ?? report.state.rawValue)) (exit \(report.exitCode))</h1>
             <p>Run <code>\(report.runID)</code>\(report.traceID.map { " (trace <code>\($0)</code>)" } ?? "") on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>

@@ -1,10 +1,10 @@
 import FaultlineCore
-import FaultlineEngine
+@testable import FaultlineEngine
 import FaultlineSystem
 import Foundation
 import Testing
 
-/// The HTML report opens in a real browser (headless Chromium) and shows its chart.
+/// The HTML report opens in a real browser (headless Chromium) and shows its chart, every label inside the picture.
 @Suite struct ReportRenderingTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
@@ -25,6 +25,155 @@ import Testing
                                                         injectedAt: 4.8, revertedAt: 7.0, injectCommands: [], revertCommands: [],
                                                         state: .reverted, error: nil)],
                          probes: probes, review: RunReport.reviewTemplate)
+    }
+
+    /// What a real run looks like: two probes with 100 results each over 30 s (and a few before and after), two faults,
+    /// an abort near the end, latencies from 5 to 900 ms.
+    static func realisticReport() -> RunReport {
+        func jitter(_ index: Int, _ salt: Double) -> Double { abs((sin(Double(index) * 12.9898 + salt) * 43758.5453).truncatingRemainder(dividingBy: 1)) }
+        var probes: [RunReport.ProbeSample] = []
+        let times = [-3.0, -2.0, -1.0] + (0..<100).map { Double($0) * 0.3 } + [30.2, 30.7]
+        for (index, at) in times.enumerated() {
+            let phase: RunReport.ProbeSample.Phase = at < 0 ? .before : at < 30 ? .method : .after
+            // checkout: 8–25 ms, 410–900 ms while the database is slow, timeouts late in the packet loss.
+            var latency = 0.008 + jitter(index, 1) * 0.017, ok = true, detail = "status 200"
+            if at >= 4, at < 14 { latency = 0.41 + jitter(index, 2) * (index % 9 == 0 ? 0.49 : 0.06) }
+            if at >= 24.5, at < 27.5, index % 2 == 0 { latency = 0.9; ok = false; detail = "timeout after 900ms" }
+            let good = ok && latency <= 0.3
+            probes.append(RunReport.ProbeSample(probe: "checkout", phase: phase, at: at, ok: ok, good: good, latency: latency,
+                                                detail: ok && !good ? "status 200 in \(Int(latency * 1000))ms, slower than 300ms" : detail))
+            // db-port: 5–12 ms, a few refused connections in the packet loss.
+            let refused = at >= 17 && at < 27.5 && index % 7 == 0
+            probes.append(RunReport.ProbeSample(probe: "db-port", phase: phase, at: at + 0.1, ok: !refused, good: !refused,
+                                                latency: refused ? 0.2 + jitter(index, 3) * 0.5 : 0.005 + jitter(index, 4) * 0.007,
+                                                detail: refused ? "connect: connection timed out" : "connected"))
+        }
+        let faults = [
+            RunReport.FaultRecord(name: "checkout-db-latency", type: .latency, target: "netns checkout", summary: "delay 400ms on eth0 egress to hosts 10.0.3.7 ports 5432 tcp",
+                                  injectedAt: 4.0, revertedAt: 14.0,
+                                  injectCommands: ["tc qdisc add dev eth0 root handle 1: prio bands 4", "tc qdisc add dev eth0 parent 1:4 handle 40: netem delay 400ms",
+                                                   "tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.0.3.7/32 match ip dport 5432 0xffff flowid 1:4"],
+                                  revertCommands: ["tc qdisc del dev eth0 root handle 1:"], state: .reverted, error: nil,
+                                  evidence: FaultEvidence(hits: 1812, unit: "packets", detail: "1812 packets (98 KB) delayed by netem")),
+            RunReport.FaultRecord(name: "cache-packet-loss", type: .packetLoss, target: "netns checkout", summary: "lose 30% of packets on eth0 egress to hosts 10.0.3.9",
+                                  injectedAt: 17.0, revertedAt: 27.5,
+                                  injectCommands: ["iptables -w -t mangle -N FAULTLINE-ab12cd34-2", "iptables -w -t mangle -A FAULTLINE-ab12cd34-2 -d 10.0.3.9/32 -m statistic --mode random --probability 0.3 -j DROP"],
+                                  revertCommands: ["iptables -w -t mangle -F FAULTLINE-ab12cd34-2", "iptables -w -t mangle -X FAULTLINE-ab12cd34-2"], state: .reverted, error: nil,
+                                  evidence: FaultEvidence(hits: 311, unit: "packets", detail: "311 packets (18 KB) dropped by iptables")),
+        ]
+        let start = Date(timeIntervalSince1970: 1_767_000_000)
+        var report = RunReport(scenario: "checkout-resilience", description: "Checkout keeps answering when its database is slow and its cache loses packets.",
+                               runID: "ab12cd34", host: "shop-7", user: "oncall", startedAt: start, endedAt: start.addingTimeInterval(38),
+                               state: .aborted, exitCode: 1, abortReason: "probe 'checkout' failed 4 times in a row (timeout after 900ms)",
+                               abortCause: nil, abortProbe: "checkout", abortedAt: 27.4, runbook: "https://wiki.example/runbooks/checkout",
+                               steadyStateBefore: true, steadyStateAfter: true,
+                               slo: RunReport.SLOVerdict(objective: 99, good: 150, total: 200, met: false, budgetUsed: 25),
+                               faults: faults, probes: probes, review: RunReport.reviewTemplate)
+        report.recoveryWindow = 10
+        report.recoveredAfter = 0.7
+        return report
+    }
+
+    /// A run whose abort is the last thing on the chart, with six overlapping faults whose long names cannot all sit side by side.
+    static func crowdedReport() -> RunReport {
+        let probes = (0...100).map { (index: Int) -> RunReport.ProbeSample in
+            RunReport.ProbeSample(probe: "a-probe-with-a-rather-long-name-\(index % 3)", phase: .method, at: Double(index) * 0.2, ok: index < 95, good: index < 90,
+                                  latency: 0.0004 + Double(index % 11) * 0.0013, detail: "status 200")
+        }
+        // Six overlapping to the end, and ten short ones one after the other, each far narrower than its name.
+        let overlapping = (0..<6).map { index in
+            RunReport.FaultRecord(name: "network-partition-between-checkout-and-payments-\(index)", type: .drop, target: "pod shop/checkout-7d9f",
+                                  summary: "drop traffic", injectedAt: Double(index) * 1.5 + 10, revertedAt: 20,
+                                  injectCommands: ["iptables -w -A FAULTLINE-x-\(index) -j DROP"], revertCommands: ["iptables -w -D FAULTLINE-x-\(index) -j DROP"],
+                                  state: .reverted, error: nil)
+        }
+        let short = (0..<10).map { index in
+            RunReport.FaultRecord(name: "dns-failure-for-the-payments-provider-\(index)", type: .drop, target: "pod shop/checkout-7d9f",
+                                  summary: "drop DNS", injectedAt: Double(index) * 0.8 + 1, revertedAt: Double(index) * 0.8 + 1.6,
+                                  injectCommands: [], revertCommands: [], state: .reverted, error: nil)
+        }
+        let faults = short + overlapping
+        return RunReport(scenario: "crowded", description: nil, runID: "cd34ef56", host: "test", user: "root", startedAt: Date(), endedAt: Date().addingTimeInterval(20),
+                         state: .aborted, exitCode: 1, abortReason: "probe 'a-probe-with-a-rather-long-name-0' failed 3 times in a row", abortedAt: 20, runbook: nil,
+                         steadyStateBefore: true, steadyStateAfter: false, slo: nil, faults: faults, probes: probes, review: RunReport.reviewTemplate)
+    }
+
+    /// The labels drawn in an SVG: their class, id, position, anchor and text.
+    struct DrawnLabel {
+        var cls: String
+        var id: String?
+        var x: Double
+        var y: Double
+        var anchor: String
+        var bold: Bool
+        var text: String
+    }
+
+    static func labels(_ svg: String) -> [DrawnLabel] {
+        svg.matches(of: /<text class="([a-z-]+)"( id="([a-z-]+)")? x="(-?[0-9.]+)" y="(-?[0-9.]+)"([^>]*)>([^<]*)/).map { match in
+            let rest = String(match.output.6)
+            let anchor = rest.firstMatch(of: /text-anchor="([a-z]+)"/).map { String($0.output.1) } ?? "start"
+            return DrawnLabel(cls: String(match.output.1), id: match.output.3.map(String.init), x: Double(match.output.4)!, y: Double(match.output.5)!,
+                              anchor: anchor, bold: rest.contains("bold"), text: String(match.output.7))
+        }
+    }
+
+    /// Where a label is drawn from and to, by the chart's own (generous) estimate of its width.
+    static func extent(_ label: DrawnLabel) -> ClosedRange<Double> {
+        let width = ReportChart.textWidth(label.text, bold: label.bold)
+        switch label.anchor {
+        case "end": return (label.x - width)...label.x
+        case "middle": return (label.x - width / 2)...(label.x + width / 2)
+        default: return label.x...(label.x + width)
+        }
+    }
+
+    @Test("the chart: a latency axis per probe with round ms ticks, seconds after the method started along the bottom, fault windows named, the abort labelled, a legend")
+    func theChartHasAxesWindowsAndALegend() throws {
+        let report = Self.realisticReport()
+        let svg = ReportRenderer.svg(report)
+        #expect(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"1300\""), "\(svg.prefix(200))")
+        let drawn = Self.labels(svg)
+        // Round ticks up to the slowest result of each probe: checkout's is 900 ms, db-port's 547 ms.
+        let latency = drawn.filter { $0.cls == "tick-latency" }.map(\.text)
+        #expect(latency == ["0 ms", "250 ms", "500 ms", "750 ms", "1000 ms", "0 ms", "200 ms", "400 ms", "600 ms"], "\(latency)")
+        #expect(drawn.filter { $0.cls == "tick-time" }.map(\.text) == ["+0s", "+5s", "+10s", "+15s", "+20s", "+25s", "+30s"])
+        #expect(svg.contains("seconds after the method started"))
+        #expect(drawn.filter { $0.cls == "fault-label" }.map(\.text) == ["checkout-db-latency", "cache-packet-loss"])
+        #expect(drawn.filter { $0.cls == "probe-title" }.count == 2)
+        #expect(drawn.first { $0.id == "abort-label" }?.text == "abort +27.4s")
+        #expect(drawn.first { $0.id == "recovered-label" }?.text == "steady state back +28.2s")
+        #expect(drawn.filter { $0.cls == "legend" }.map(\.text) == ["good result", "bad result (failed, or slower than the SLO)", "fault window", "abort", "steady state back"])
+        #expect(svg.components(separatedBy: "class=\"bad\"").count - 1 == report.probes.filter { !$0.good }.count)
+        #expect(svg.components(separatedBy: "<rect class=\"fault\"").count - 1 == 2)
+        #expect(svg.contains("<line id=\"abort\""))
+        #expect(!svg.contains("<script") && !svg.contains("href"), "self-contained")
+    }
+
+    @Test("an abort at the very end of the run is labelled left of its line, inside the picture; crowded fault names are staggered or cut, never on top of each other")
+    func labelsStayInsideAndApart() throws {
+        let svg = ReportRenderer.svg(Self.crowdedReport())
+        let width = try #require(svg.firstMatch(of: /width="([0-9]+)"/).flatMap { Double($0.output.1) })
+        let drawn = Self.labels(svg)
+        let abort = try #require(drawn.first { $0.id == "abort-label" })
+        #expect(abort.text == "abort +20.0s" && abort.anchor == "end", "flipped left of the line: \(abort)")
+        for label in drawn {
+            let span = Self.extent(label)
+            #expect(span.lowerBound >= 0 && span.upperBound <= width, "inside the \(width) px picture: \(label) spans \(span)")
+        }
+        let faults = drawn.filter { $0.cls == "fault-label" }
+        #expect(faults.count >= 12, "\(faults.map(\.text))")
+        #expect(Set(faults.map(\.y)).count > 1, "staggered on lanes")
+        #expect(faults.contains { $0.text.hasSuffix("…") }, "cut where a whole name does not fit: \(faults.map(\.text))")
+        #expect(faults.filter { $0.text.hasPrefix("network-partition") }.count == 6, "each overlapping window named: \(faults.map(\.text))")
+        for (index, a) in faults.enumerated() {
+            for b in faults[(index + 1)...] where a.y == b.y {
+                #expect(!Self.extent(a).overlaps(Self.extent(b)), "\(a.text) and \(b.text) overlap")
+            }
+        }
+        // Every name is still in a tooltip, cut or not.
+        for index in 0..<6 { #expect(svg.contains("<title>network-partition-between-checkout-and-payments-\(index) (")) }
+        for index in 0..<10 { #expect(svg.contains("<title>dns-failure-for-the-payments-provider-\(index) (")) }
     }
 
     @Test("the record of the game day: the verdict heads it, the SLO in words, the impact per phase, what each fault acted on, a review prefilled with what the run knows (also review.md), JUnit with real durations")
@@ -59,7 +208,7 @@ import Testing
 
     @Test func theChartIsInlineSVGWithFaultWindowsAndTheAbort() {
         let html = ReportRenderer.html(Self.sampleReport())
-        #expect(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"960\" height=\"240\""))
+        #expect(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"1300\""))
         #expect(html.components(separatedBy: "class=\"bad\"").count - 1 == 8)
         #expect(html.contains("class=\"fault\""))
         #expect(html.contains("id=\"abort\""))

@@ -154,7 +154,7 @@ struct RunEndToEndTests {
             let xml = try await SubprocessRunner().run(["/usr/bin/python3", "-c", "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); print(r.get('tests'), r.get('failures'))", setup.directory + "/junit.xml"])
             #expect(xml.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "3 0", "\(xml.standardError)")
             let html = try String(contentsOfFile: setup.directory + "/out/report.html", encoding: .utf8)
-            #expect(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"960\""))
+            #expect(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"1300\""))
             #expect(html.contains("class=\"fault\""))
             #expect(!html.contains("<script") && !html.contains("src=\"http"), "no external assets")
             #expect(try await setup.chains().isEmpty)
