@@ -82,50 +82,101 @@ public enum ReportRenderer {
         return "<h2>Impact</h2><table id=\"impact\"><tr><th>probe</th><th>phase</th><th>results</th><th>bad</th><th>p50</th><th>p95</th><th>p99</th></tr>\(cells)</table>\(seen)"
     }
 
+    /// One row of the header both views open with; its value rendered for each.
+    struct Fact {
+        enum Style { case text, code, verdict, runbook }
+        var label: String
+        var value: String
+        var style: Style = .text
+    }
+
+    /// Who ran what, where and when, and how it ended: the header of report.md and report.html.
+    static func facts(_ report: RunReport) -> [Fact] {
+        let iso = ISO8601DateFormatter()
+        var facts = [
+            Fact(label: "run", value: report.runID, style: .code),
+            Fact(label: "host", value: report.host),
+            Fact(label: "user", value: report.user),
+        ]
+        if let trace = report.traceID { facts.append(Fact(label: "trace", value: trace, style: .code)) }
+        facts += [
+            Fact(label: "started", value: iso.string(from: report.startedAt)),
+            Fact(label: "ended", value: iso.string(from: report.endedAt)),
+            Fact(label: "verdict", value: report.verdict ?? report.state.rawValue, style: .verdict),
+            Fact(label: "steady state before / after",
+                 value: "\(report.steadyStateBefore ? "held" : "did not hold") / \(report.steadyStateAfter.map { $0 ? "held" : "did not hold" } ?? "not checked")"),
+        ]
+        if let slo = report.slo { facts.append(Fact(label: "SLO", value: sloWords(slo))) }
+        if let recovery = recoveryWords(report) { facts.append(Fact(label: "recovery", value: recovery)) }
+        if let abort = report.abortReason {
+            facts.append(report.abortedAt.map { Fact(label: "abort", value: "\(abort) at \(seconds($0))") } ?? Fact(label: "why", value: abort))
+        }
+        if let runbook = report.runbook { facts.append(Fact(label: "runbook", value: runbook, style: .runbook)) }
+        return facts
+    }
+
+    /// A fault's state with its error and note: "reverted", "failed: tc said ...", "reverted (the PID changed)".
+    static func faultState(_ fault: RunReport.FaultRecord) -> String {
+        fault.state.rawValue + (fault.error.map { ": \($0)" } ?? "") + (fault.note.map { " (\($0))" } ?? "")
+    }
+
+    /// A probe's numbers over the whole run: results, bad results, p50, p95 and the slowest.
+    static func probeRows(_ report: RunReport) -> [[String]] {
+        probeNames(report).map { name in
+            let samples = report.probes.filter { $0.probe == name }
+            let latencies = samples.map(\.latency).sorted()
+            func percentile(_ p: Double) -> Double? { latencies.isEmpty ? nil : latencies[max(0, Int((p * Double(latencies.count)).rounded(.up)) - 1)] }
+            let bad = samples.filter { !$0.good }.count
+            return [name, "\(samples.count)", "\(bad)" + (samples.isEmpty ? "" : " (\(percent(Double(bad) / Double(samples.count))))"),
+                    milliseconds(percentile(0.5)), milliseconds(percentile(0.95)), milliseconds(latencies.last)]
+        }
+    }
+
+    static let probeColumns = ["probe", "results", "bad", "p50", "p95", "slowest"]
+
     public static func markdown(_ report: RunReport) -> String {
         var out = "# Game day: \(report.scenario)\n\n"
         if let description = report.description { out += "\(markdownText(description))\n\n" }
-        out += """
-            | | |
-            | --- | --- |
-            | run | `\(report.runID)` on \(markdownCell(report.host)) by \(markdownCell(report.user)) |\(report.traceID.map { "\n| trace | `\($0)` |" } ?? "")
-            | started | \(ISO8601DateFormatter().string(from: report.startedAt)) |
-            | ended | \(ISO8601DateFormatter().string(from: report.endedAt)) |
-            | verdict | **\(report.verdict ?? report.state.rawValue)** (exit \(report.exitCode)) |
-            | steady state before / after | \(report.steadyStateBefore ? "held" : "did not hold") / \(report.steadyStateAfter.map { $0 ? "held" : "did not hold" } ?? "not checked") |
-
-            """
-        if let slo = report.slo { out += "| SLO | \(sloWords(slo)) |\n" }
-        if let recovery = recoveryWords(report) { out += "| recovery | \(recovery) |\n" }
+        out += "| | |\n| --- | --- |\n"
         // Abort reasons, errors and probe details carry what the service or a command answered: inert text too.
-        if let abort = report.abortReason {
-            out += report.abortedAt == nil ? "| why | \(markdownCell(abort)) |\n" : "| abort | \(markdownCell(abort)) at \(seconds(report.abortedAt)) |\n"
+        for fact in facts(report) {
+            let value = switch fact.style {
+            case .text: markdownCell(fact.value)
+            case .code: "`\(fact.value)`"
+            case .verdict: "**\(fact.value)** (exit \(report.exitCode))"
+            case .runbook: markdownRunbook(fact.value)
+            }
+            out += "| \(fact.label) | \(value) |\n"
         }
-        if let runbook = report.runbook { out += "| runbook | \(markdownRunbook(runbook)) |\n" }
+        out += timelineMarkdown(report)
         out += impactMarkdown(report)
         out += "\n## Faults\n\n| fault | type | target | injected | reverted | state | acted on |\n| --- | --- | --- | --- | --- | --- | --- |\n"
         for fault in report.faults {
-            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(fault.state.rawValue + (fault.error.map { ": \($0)" } ?? "") + (fault.note.map { " (\($0))" } ?? ""))) | \(markdownCell(actedOn(fault))) |\n"
+            out += "| \(markdownCell(fault.name)) | \(fault.type.rawValue) | \(markdownCell(fault.target)) | \(seconds(fault.injectedAt)) | \(seconds(fault.revertedAt)) | \(markdownCell(faultState(fault))) | \(markdownCell(actedOn(fault))) |\n"
         }
         for fault in report.faults {
-            out += "\n### \(markdownCell(fault.name))\n\n\(markdownText(fault.summary))\n\nInject:\n\n```\n\(fault.injectCommands.joined(separator: "\n"))\n```\n\nRevert:\n\n```\n\(fault.revertCommands.joined(separator: "\n"))\n```\n"
+            out += "\n### \(markdownCell(fault.name))\n\n\(markdownText(fault.summary))\n"
+            for (title, commands) in [("Inject", fault.injectCommands), ("Revert", fault.revertCommands)] {
+                out += commands.isEmpty ? "\n\(title): no command recorded.\n" : "\n\(title):\n\n```\n\(commands.joined(separator: "\n"))\n```\n"
+            }
         }
-        out += "\n## Probes\n\n| probe | results | bad | median latency |\n| --- | --- | --- | --- |\n"
-        for name in probeNames(report) {
-            let samples = report.probes.filter { $0.probe == name }
-            let latencies = samples.map(\.latency).sorted()
-            out += "| \(markdownCell(name)) | \(samples.count) | \(samples.filter { !$0.good }.count) | \(String(format: "%.1f ms", (latencies.isEmpty ? 0 : latencies[latencies.count / 2]) * 1000)) |\n"
-        }
+        out += "\n## Probes\n\n| " + probeColumns.joined(separator: " | ") + " |\n|" + String(repeating: " --- |", count: probeColumns.count) + "\n"
+        for row in probeRows(report) { out += "| " + row.map(markdownCell).joined(separator: " | ") + " |\n" }
         let traced = tracedFailures(report)
         if !traced.isEmpty {
             out += "\n## Failing probe requests and their traces\n\nSearch the tracing backend for the trace ID; the request carried it to the service in its `traceparent` header.\n\n| probe | phase | at | result | trace ID |\n| --- | --- | --- | --- | --- |\n"
             for sample in traced.prefix(tracedLimit) {
-                out += "| \(markdownCell(sample.probe)) | \(sample.phase.rawValue) | \(seconds(sample.at)) | \(markdownCell(sample.detail))\(sample.ok ? " (slow: \(Int((sample.latency * 1000).rounded()))ms)" : "") | `\(sample.traceID ?? "")` |\n"
+                out += "| \(markdownCell(sample.probe)) | \(sample.phase.rawValue) | \(seconds(sample.at)) | \(markdownCell(tracedResult(sample))) | `\(sample.traceID ?? "")` |\n"
             }
             if traced.count > tracedLimit { out += "\n\(traced.count - tracedLimit) more in report.json.\n" }
         }
         out += "\n## Review (blameless)\n" + reviewMarkdown(report, level: "###")
         return out
+    }
+
+    /// A traced result: what the probe got, and its latency when it was bad for being slow.
+    static func tracedResult(_ sample: RunReport.ProbeSample) -> String {
+        sample.detail + (sample.ok ? " (slow: \(Int((sample.latency * 1000).rounded()))ms)" : "")
     }
 
     /// How many failing requests the Markdown and HTML views list (report.json has them all).
@@ -152,32 +203,63 @@ public enum ReportRenderer {
         ReportChart(report, width: width).render()
     }
 
+    static let style = """
+        body{font-family:sans-serif;margin:24px;color:#222;max-width:1352px}
+        h1{margin-bottom:4px}h2{margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:2px}
+        table{border-collapse:collapse;margin:8px 0;max-width:100%}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+        th{background:#f4f4f4}table.facts th{width:14em}
+        svg{max-width:100%;height:auto;display:block}
+        pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0 8px}
+        code{overflow-wrap:anywhere}details{margin:8px 0}summary{cursor:pointer}details.fault-detail>:not(summary){margin-left:18px}
+        .verdict{padding:2px 10px;border-radius:4px;color:#fff;font-size:0.8em;vertical-align:middle;background:#757575}
+        .verdict.held{background:#2e7d32}.verdict.deviated,.verdict.aborted,.verdict.inconclusive{background:#c66900}.verdict.failed{background:#b71c1c}
+        .abort td,tr.abort td{color:#b00}
+        """
+
     public static func html(_ report: RunReport) -> String {
-        let rows = report.faults.map { fault in
-            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(fault.state.rawValue + (fault.note.map { " (\($0))" } ?? "")))</td><td>\(escape(actedOn(fault)))</td></tr>"
+        let verdict = report.verdict ?? report.state.rawValue
+        // The closures say they make Strings: GRDB's SQL, visible here, can be built from a string literal too.
+        let header = facts(report).map { fact -> String in
+            let value = switch fact.style {
+            case .text: escape(fact.value)
+            case .code: "<code>\(escape(fact.value))</code>"
+            case .verdict: "<b>\(escape(fact.value))</b> (exit \(report.exitCode))"
+            case .runbook: htmlRunbook(fact.value)
+            }
+            return "<tr\(fact.label == "abort" || fact.label == "why" ? " class=\"abort\"" : "")><th>\(escape(fact.label))</th><td>\(value)</td></tr>"
         }.joined()
-        let slo = (report.slo.map { "<p>SLO \(escape(sloWords($0))).</p>" } ?? "") + (recoveryWords(report).map { "<p>Recovery: \(escape($0)).</p>" } ?? "")
-        let abort = report.abortReason.map { reason in
-            report.abortedAt.map { "<p class=\"abort\">Aborted at \(seconds($0)): \(escape(reason))</p>" } ?? "<p class=\"abort\">Why: \(escape(reason))</p>"
-        } ?? ""
-        let runbook = report.runbook.map { "<p>Runbook: \(htmlRunbook($0))</p>" } ?? ""
         let description = report.description.map { "<p class=\"description\">\(escape($0))</p>" } ?? ""
+        let faultRows = report.faults.map { fault in
+            "<tr><td>\(escape(fault.name))</td><td>\(fault.type.rawValue)</td><td>\(escape(fault.target))</td><td>\(seconds(fault.injectedAt))</td><td>\(seconds(fault.revertedAt))</td><td>\(escape(faultState(fault)))</td><td>\(escape(actedOn(fault)))</td></tr>"
+        }.joined()
+        let faultDetails = report.faults.map { fault -> String in
+            let commands = [("Inject", fault.injectCommands), ("Revert", fault.revertCommands)].map { title, commands -> String in
+                commands.isEmpty ? "<p>\(title): no command recorded.</p>" : "<p>\(title):</p><pre>\(escape(commands.joined(separator: "\n")))</pre>"
+            }.joined()
+            return "<details class=\"fault-detail\" open><summary><b>\(escape(fault.name))</b>: \(escape(fault.summary))</summary>\(commands)</details>"
+        }.joined()
+        let probeRows = probeRows(report).map { "<tr>" + $0.map { "<td>\(escape($0))</td>" }.joined() + "</tr>" }.joined()
         let traced = tracedFailures(report)
-        let traces = traced.isEmpty ? "" : "<h2>Failing probe requests and their traces</h2><table id=\"traces\"><tr><th>probe</th><th>phase</th><th>at</th><th>result</th><th>trace ID</th></tr>"
-            + traced.prefix(tracedLimit).map { "<tr><td>\(escape($0.probe))</td><td>\($0.phase.rawValue)</td><td>\(seconds($0.at))</td><td>\(escape($0.detail))</td><td><code>\($0.traceID ?? "")</code></td></tr>" }.joined()
+        let traces = traced.isEmpty ? "" : "<h2>Failing probe requests and their traces</h2><p>Search the tracing backend for the trace ID; the request carried it to the service in its <code>traceparent</code> header.</p><table id=\"traces\"><tr><th>probe</th><th>phase</th><th>at</th><th>result</th><th>trace ID</th></tr>"
+            + traced.prefix(tracedLimit).map { "<tr><td>\(escape($0.probe))</td><td>\($0.phase.rawValue)</td><td>\(seconds($0.at))</td><td>\(escape(tracedResult($0)))</td><td><code>\($0.traceID.map(escape) ?? "")</code></td></tr>" }.joined()
             + "</table>" + (traced.count > tracedLimit ? "<p>\(traced.count - tracedLimit) more in report.json.</p>" : "")
+        let chart = report.probes.isEmpty && report.faults.allSatisfy { $0.injectedAt == nil } ? "" : "<h2>Probe latency and fault windows</h2>\(svg(report))"
         return """
             <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>Faultline: \(escape(report.scenario))</title>
-            <style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}.abort{color:#b00}svg{max-width:100%;height:auto;display:block}</style>
+            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Faultline: \(escape(report.scenario)) (\(escape(verdict)))</title>
+            <style>\(style)</style>
             </head><body>
-            <h1>\(escape(report.scenario)) — \(escape(report.verdict ?? report.state.rawValue)) (exit \(report.exitCode))</h1>
-            <p>Run <code>\(report.runID)</code>\(report.traceID.map { " (trace <code>\($0)</code>)" } ?? "") on \(escape(report.host)) by \(escape(report.user)), \(ISO8601DateFormatter().string(from: report.startedAt)) to \(ISO8601DateFormatter().string(from: report.endedAt)).</p>
-            \(description)\(abort)\(slo)\(runbook)
-            \(svg(report))
+            <h1>Game day: \(escape(report.scenario)) <span class="verdict \(escape(verdict))">\(escape(verdict)) (exit \(report.exitCode))</span></h1>
+            \(description)
+            <table class="facts">\(header)</table>
+            \(chart)
+            \(timelineHTML(report))
             \(impactHTML(report))
             <h2>Faults</h2>
-            <table><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th><th>acted on</th></tr>\(rows)</table>
+            <table id="faults"><tr><th>fault</th><th>type</th><th>target</th><th>injected</th><th>reverted</th><th>state</th><th>acted on</th></tr>\(faultRows)</table>
+            \(faultDetails)
+            <h2>Probes</h2>
+            <table id="probes"><tr>\(probeColumns.map { "<th>\($0)</th>" }.joined())</tr>\(probeRows)</table>
             \(traces)
             \(reviewHTML(report))
             </body></html>

@@ -4,7 +4,8 @@ import FaultlineSystem
 import Foundation
 import Testing
 
-/// The HTML report opens in a real browser (headless Chromium) and shows its chart, every label inside the picture.
+/// report.md and report.html carry the same record of the run; the HTML opens in a real browser (headless Chromium)
+/// and shows its chart.
 @Suite struct ReportRenderingTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
@@ -128,6 +129,70 @@ import Testing
         }
     }
 
+    @Test("the timeline lists each inject, the first bad result of each probe, the abort, each revert and the recovery, in time order, in report.md and report.html")
+    func theTimelineSaysWhatHappenedWhen() throws {
+        let report = Self.realisticReport()
+        let markdown = ReportRenderer.markdown(report)
+        let rows = [
+            "| +4.0s | inject checkout-db-latency | latency on netns checkout: delay 400ms on eth0 egress to hosts 10.0.3.7 ports 5432 tcp |",
+            "| +4.2s | first bad result | probe checkout: status 200 in 461ms, slower than 300ms (462 ms); 0.2 s after checkout-db-latency went in |",
+            "| +14.0s | revert checkout-db-latency | in place 10.0 s; acted on 1812 packets: 1812 packets (98 KB) delayed by netem |",
+            "| +14.1s | back within baseline | probe checkout: 0.1 s after checkout-db-latency was reverted |",
+            "| +17.0s | inject cache-packet-loss |",
+            "| +18.1s | first bad result | probe db-port: connect: connection timed out (478 ms); 1.1 s after cache-packet-loss went in |",
+            "| +24.9s | first bad result | probe checkout: timeout after 900ms (900 ms); 7.9 s after cache-packet-loss went in |",
+            "| +27.4s | abort | probe 'checkout' failed 4 times in a row (timeout after 900ms) |",
+            "| +27.5s | revert cache-packet-loss | in place 10.5 s; acted on 311 packets",
+            "| +28.2s | steady state back | the probes passed again 0.7 s after the last revert (recovery window 10 s) |",
+        ]
+        var cursor = markdown.range(of: "## Timeline\n\n| at | event | detail |\n| --- | --- | --- |\n")?.upperBound
+        #expect(cursor != nil, "\(markdown)")
+        for row in rows {
+            let found = cursor.flatMap { markdown.range(of: row, range: $0..<markdown.endIndex) }
+            #expect(found != nil, "after the rows before it: \(row)\n\(markdown)")
+            cursor = found?.upperBound ?? cursor
+        }
+
+        let html = ReportRenderer.html(report)
+        #expect(html.contains("<h2>Timeline</h2><table id=\"events\"><tr><th>at</th><th>event</th><th>detail</th></tr><tr class=\"inject\"><td>+4.0s</td><td>inject checkout-db-latency</td>"), "\(html)")
+        #expect(html.contains("<tr class=\"abort\"><td>+27.4s</td><td>abort</td><td>probe 'checkout' failed 4 times in a row (timeout after 900ms)</td></tr>"), "\(html)")
+        #expect(html.contains("<tr class=\"recovery\"><td>+28.2s</td><td>steady state back</td>"), "\(html)")
+        let events = { (text: String, marker: String) in text.components(separatedBy: marker).count - 1 }
+        #expect(events(html, "<tr class=\"firstBad\">") == events(markdown, "| first bad result |"))
+    }
+
+    @Test("report.md and report.html have the same content: the header (verdict, runbook, run, host, user, start and end), each fault's summary and exact commands, the probe table")
+    func bothViewsCarryTheSameRecord() {
+        let report = Self.realisticReport()
+        let markdown = ReportRenderer.markdown(report)
+        let html = ReportRenderer.html(report)
+        for fact in ["| run | `ab12cd34` |", "| host | shop-7 |", "| user | oncall |", "| started | 2025-12-29T09:20:00Z |", "| ended | 2025-12-29T09:20:38Z |",
+                     "| verdict | **aborted** (exit 1) |", "| runbook | <https://wiki.example/runbooks/checkout> |",
+                     "| abort | probe 'checkout' failed 4 times in a row (timeout after 900ms) at +27.4s |"] {
+            #expect(markdown.contains(fact), "\(fact)\n\(markdown)")
+        }
+        for fact in ["<tr><th>run</th><td><code>ab12cd34</code></td></tr>", "<tr><th>host</th><td>shop-7</td></tr>", "<tr><th>user</th><td>oncall</td></tr>",
+                     "<tr><th>started</th><td>2025-12-29T09:20:00Z</td></tr>", "<tr><th>ended</th><td>2025-12-29T09:20:38Z</td></tr>",
+                     "<tr><th>verdict</th><td><b>aborted</b> (exit 1)</td></tr>",
+                     "<tr><th>runbook</th><td><a href=\"https://wiki.example/runbooks/checkout\">https://wiki.example/runbooks/checkout</a></td></tr>",
+                     "<tr class=\"abort\"><th>abort</th><td>probe 'checkout' failed 4 times in a row (timeout after 900ms) at +27.4s</td></tr>",
+                     "<h1>Game day: checkout-resilience <span class=\"verdict aborted\">aborted (exit 1)</span></h1>"] {
+            #expect(html.contains(fact), "\(fact)\n\(html)")
+        }
+        // Each fault: its summary and the exact commands that put it in and took it out.
+        #expect(markdown.contains("### checkout-db-latency\n\ndelay 400ms on eth0 egress to hosts 10.0.3.7 ports 5432 tcp\n\nInject:\n\n```\ntc qdisc add dev eth0 root handle 1: prio bands 4\ntc qdisc add dev eth0 parent 1:4 handle 40: netem delay 400ms\n"), "\(markdown)")
+        #expect(markdown.contains("Revert:\n\n```\niptables -w -t mangle -F FAULTLINE-ab12cd34-2\niptables -w -t mangle -X FAULTLINE-ab12cd34-2\n```\n"), "\(markdown)")
+        #expect(html.contains("<details class=\"fault-detail\" open><summary><b>checkout-db-latency</b>: delay 400ms on eth0 egress to hosts 10.0.3.7 ports 5432 tcp</summary><p>Inject:</p><pre>tc qdisc add dev eth0 root handle 1: prio bands 4\ntc qdisc add dev eth0 parent 1:4 handle 40: netem delay 400ms\n"), "\(html)")
+        #expect(html.contains("<p>Revert:</p><pre>iptables -w -t mangle -F FAULTLINE-ab12cd34-2\niptables -w -t mangle -X FAULTLINE-ab12cd34-2</pre>"), "\(html)")
+        // The probe table, the impact table and the review, in both.
+        #expect(markdown.contains("## Probes\n\n| probe | results | bad | p50 | p95 | slowest |\n| --- | --- | --- | --- | --- | --- |\n| checkout | 105 | "), "\(markdown)")
+        #expect(html.contains("<table id=\"probes\"><tr><th>probe</th><th>results</th><th>bad</th><th>p50</th><th>p95</th><th>slowest</th></tr><tr><td>checkout</td><td>105</td>"), "\(html)")
+        for (md, tag) in [("## Impact", "<table id=\"impact\">"), ("## Faults", "<table id=\"faults\">"), ("### What happened", "<h3>What happened</h3>"), ("| 1812 packets: 1812 packets (98 KB) delayed by netem |", "<td>1812 packets: 1812 packets (98 KB) delayed by netem</td>")] {
+            #expect(markdown.contains(md) && html.contains(tag), "\(md) / \(tag)")
+        }
+        #expect(!html.contains("<script") && !html.contains("<link") && !html.contains("src="), "no script, no external assets")
+    }
+
     @Test("the chart: a latency axis per probe with round ms ticks, seconds after the method started along the bottom, fault windows named, the abort labelled, a legend")
     func theChartHasAxesWindowsAndALegend() throws {
         let report = Self.realisticReport()
@@ -199,7 +264,7 @@ import Testing
         #expect(try String(decoding: report.rendered(.review), as: UTF8.self) == review)
         #expect(RunReport.Format.files.map(\.fileName).contains("review.md"))
         let html = ReportRenderer.html(report)
-        #expect(html.contains("<h1>checkout-db-latency — aborted (exit 1)</h1>") && html.contains("<table id=\"impact\">") && html.contains("<h3>What happened</h3>"))
+        #expect(html.contains("<h1>Game day: checkout-db-latency <span class=\"verdict aborted\">aborted (exit 1)</span></h1>") && html.contains("<table id=\"impact\">") && html.contains("<h3>What happened</h3>"))
         // A probe's JUnit time is the span it watched (0 to 9.75 s), not the sum of its overlapping latencies.
         let junit = report.junit()
         #expect(junit.contains("name=\"checkout\" time=\"9.500\"") && junit.contains("classname=\"checkout-db-latency.faults\" name=\"db-latency\" time=\"2.200\""), "\(junit)")
@@ -228,7 +293,7 @@ import Testing
         let html = ReportRenderer.html(report)
         #expect(!html.contains("<script"), "\(html)")
         #expect(html.contains("<p class=\"description\">&lt;script&gt;alert(1)&lt;/script&gt; &amp; [click](javascript:alert(2))"), "\(html)")
-        #expect(html.contains("<p>Runbook: javascript:alert(1)</p>") && !html.contains("href=\"javascript"), "\(html)")
+        #expect(html.contains("<tr><th>runbook</th><td>javascript:alert(1)</td></tr>") && !html.contains("href=\"javascript"), "\(html)")
 
         report.runbook = "https://wiki.example/run|book\"><script>alert(3)</script>"
         let linked = ReportRenderer.markdown(report)
