@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// report.md and report.html carry the same record of the run; the HTML opens in a real browser (headless Chromium)
-/// and shows its chart.
+/// at 1400 px with every label of its chart inside the picture and clear of the others.
 @Suite struct ReportRenderingTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
@@ -324,22 +324,101 @@ import Testing
         #expect(!ReportRenderer.html(report).contains("<img"))
     }
 
-    @Test(.enabled(if: chromium != nil, "needs Chromium (Debian package chromium)"))
+    /// Appended to a copy of the report (never to the report itself): on load, measures every text of every SVG and
+    /// the page, and writes what it found as JSON into `<pre id="measured">`.
+    static let measuringScript = """
+        <script>
+        window.addEventListener('load', function () {
+          var found = {svgs: 0, texts: 0, clipped: [], overlapping: [], scrollWidth: document.documentElement.scrollWidth,
+                       clientWidth: document.documentElement.clientWidth};
+          function words(t) { return Array.from(t.childNodes).filter(function (n) { return n.nodeName !== 'title'; }).map(function (n) { return n.textContent; }).join(''); }
+          document.querySelectorAll('svg').forEach(function (svg) {
+            found.svgs++;
+            var box = svg.getBoundingClientRect();
+            var texts = Array.from(svg.querySelectorAll('text'));
+            var boxes = texts.map(function (t) { return t.getBoundingClientRect(); });
+            boxes.forEach(function (r, i) {
+              found.texts++;
+              var bbox = texts[i].getBBox();
+              if (bbox.width <= 0 || r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
+                found.clipped.push(words(texts[i]) + ' at ' + [r.left, r.right, r.top, r.bottom].map(Math.round).join(',') + ' in ' + [box.left, box.right, box.top, box.bottom].map(Math.round).join(','));
+            });
+            for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+              var a = boxes[i], b = boxes[j];
+              if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5)
+                found.overlapping.push(words(texts[i]) + ' / ' + words(texts[j]));
+            }
+          });
+          var out = document.createElement('pre');
+          out.id = 'measured';
+          out.textContent = JSON.stringify(found);
+          document.body.appendChild(out);
+        });
+        </script>
+        """
+
+    /// What the measuring script found.
+    struct Measured: Decodable {
+        var svgs: Int
+        var texts: Int
+        var clipped: [String]
+        var overlapping: [String]
+        var scrollWidth: Int
+        var clientWidth: Int
+    }
+
+    static func chromiumArguments(_ directory: URL) -> [String] {
+        [chromium!, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(directory.path)/profile"]
+    }
+
+    /// Opens a copy of `html` with the measuring script in headless Chromium, 1400 px wide, and reads its findings.
+    static func measure(_ html: String, in directory: URL, name: String) async throws -> Measured {
+        let page = directory.appendingPathComponent("\(name)-measured.html").path
+        try html.replacingOccurrences(of: "</body></html>", with: measuringScript + "</body></html>").write(toFile: page, atomically: true, encoding: .utf8)
+        let dom = try await SubprocessRunner().run(chromiumArguments(directory) + ["--window-size=1400,900", "--virtual-time-budget=2000", "--dump-dom", "file://\(page)"],
+                                                   timeout: .seconds(90), outputLimit: 16 << 20)
+        let json = try #require(dom.standardOutput.firstMatch(of: /<pre id="measured">([^<]*)<\/pre>/).map { String($0.output.1) },
+                                "no findings in the page: \(dom.standardError.suffix(800))")
+        return try JSONDecoder().decode(Measured.self, from: Data(json.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&amp;", with: "&").utf8))
+    }
+
+    @Test("at 1400 px in headless Chromium the report fits the window and every label of its chart is inside the picture and clear of the others, also with the abort at the very end; the screenshot is a real page",
+          .enabled(if: chromium != nil, "needs Chromium (Debian package chromium)"))
     func theReportOpensInHeadlessChromium() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-cli-report-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
+
+        for (name, report) in [("realistic", Self.realisticReport()), ("crowded", Self.crowdedReport()), ("sample", Self.sampleReport())] {
+            let html = ReportRenderer.html(report)
+            #expect(!html.contains("<script"), "the report itself carries no script")
+            let measured = try await Self.measure(html, in: directory, name: name)
+            #expect(measured.svgs == 1 && measured.texts > 20, "\(name): \(measured)")
+            #expect(measured.clipped.isEmpty, "\(name): text outside its picture: \(measured.clipped)")
+            #expect(measured.overlapping.isEmpty, "\(name): labels on top of each other: \(measured.overlapping)")
+            #expect(measured.scrollWidth <= measured.clientWidth && measured.clientWidth <= 1400, "\(name): the page scrolls sideways (\(measured.scrollWidth) px in \(measured.clientWidth))")
+        }
+
         let page = directory.appendingPathComponent("report.html").path
         let shot = directory.appendingPathComponent("shot.png").path
-        try ReportRenderer.html(Self.sampleReport()).write(toFile: page, atomically: true, encoding: .utf8)
-        let common = [Self.chromium!, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(directory.path)/profile"]
-        let dom = try await SubprocessRunner().run(common + ["--dump-dom", "file://\(page)"], timeout: .seconds(60), outputLimit: 8 << 20)
-        #expect(dom.standardOutput.contains("id=\"timeline\""), "\(dom.standardError.suffix(500))")
-        _ = try await SubprocessRunner().run(common + ["--screenshot=\(shot)", "--window-size=1100,700", "file://\(page)"], timeout: .seconds(60), outputLimit: 8 << 20)
+        try ReportRenderer.html(Self.realisticReport()).write(toFile: page, atomically: true, encoding: .utf8)
+        _ = try await SubprocessRunner().run(Self.chromiumArguments(directory) + ["--screenshot=\(shot)", "--window-size=1400,1000", "file://\(page)"],
+                                             timeout: .seconds(90), outputLimit: 8 << 20)
         let png = try Data(contentsOf: URL(fileURLWithPath: shot))
         #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
         let width = png[16..<20].reduce(0) { $0 << 8 | Int($1) }
-        #expect(width == 1100)
-        #expect(png.count > 20_000, "a page with a chart, not a blank one (\(png.count) bytes)")
+        #expect(width == 1400)
+        #expect(png.count > 40_000, "a page with a chart, not a blank one (\(png.count) bytes)")
+        // FAULTLINE_REPORT_KEEP=DIR keeps the report (report.html, report.md), its screenshot (report-1400.png) and the
+        // crowded one (crowded.html) to look at.
+        if let keep = ProcessInfo.processInfo.environment["FAULTLINE_REPORT_KEEP"] {
+            try FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
+            for (from, to) in [(shot, "report-1400.png"), (page, "report.html")] {
+                try? FileManager.default.removeItem(atPath: keep + "/" + to)
+                try FileManager.default.copyItem(atPath: from, toPath: keep + "/" + to)
+            }
+            try ReportRenderer.markdown(Self.realisticReport()).write(toFile: keep + "/report.md", atomically: true, encoding: .utf8)
+            try ReportRenderer.html(Self.crowdedReport()).write(toFile: keep + "/crowded.html", atomically: true, encoding: .utf8)
+        }
     }
 }
