@@ -27,8 +27,13 @@ import Testing
                 == ["capability NET_ADMIN", "tool tc", "kernel sch_htb", "kernel cls_u32", "kernel sch_netem"])
         #expect(try needs("{name: f, type: packet-loss, interface: eth0, percent: 1%, engine: nfqueue}")
                 == ["capability NET_ADMIN", "capability NET_RAW (optional)", "tool iptables", "tool ip6tables", "kernel NFQUEUE (iptables target, nfnetlink_queue)"])
+        // corrupt and reorder have the nfqueue engine too, so they need either one like the others.
         #expect(try needs("{name: f, type: corrupt, interface: eth0, percent: 1%}")
-                == ["capability NET_ADMIN", "tool tc", "kernel sch_htb", "kernel cls_u32", "kernel sch_netem"])
+                == ["capability NET_ADMIN", "kernel netem or nfqueue engine", "capability NET_RAW (optional)"])
+        #expect(try needs("{name: f, type: reorder, interface: eth0, percent: 1%, delay: 10ms}")
+                == ["capability NET_ADMIN", "kernel netem or nfqueue engine", "capability NET_RAW (optional)"])
+        #expect(try needs("{name: f, type: bandwidth, interface: eth0, rate: 1mbit}")
+                == ["capability NET_ADMIN", "tool tc", "kernel sch_htb", "kernel cls_u32", "kernel sch_tbf"])
     }
 
     @Test("a run's preflight checks the engine its plan chose, not either one: nfqueue where the kernel has no sch_netem, netem where it has")
