@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Faultline benchmarks, rerunnable: sudo scripts/bench.py [--runs N] [--debug] [--skip-ctk]
+"""Faultline benchmarks, rerunnable: sudo scripts/bench.py [--runs N] [--debug | --binary PATH] [--skip-ctk] [--only PARTS]
 
 Measures, on this machine, with medians over N runs:
   - inject and revert time of each fault type that works here (from the run's JSON log:
@@ -38,12 +38,17 @@ class Bench:
         self.args = args
         self.children = []
         self.mounts = []
-        config = "debug" if args.debug else "release"
-        # A build folder of its own, so that benchmarking never waits on (or disturbs) the development build.
-        scratch = ["--scratch-path", os.path.join(ROOT, ".build-bench", "swift")] if not args.debug else []
-        print(f"building faultline ({config}) ...", flush=True)
-        sh("swift", "build", "-c", config, "--product", "faultline", *scratch, cwd=ROOT)
-        self.exe = os.path.join(sh("swift", "build", "-c", config, "--show-bin-path", *scratch, cwd=ROOT).stdout.strip(), "faultline")
+        if args.binary:
+            # A build already made (a release build for the image, or an older build to compare with): no second build.
+            self.exe = os.path.abspath(args.binary)
+            print(f"using {self.exe}", flush=True)
+        else:
+            config = "debug" if args.debug else "release"
+            # A build folder of its own, so that benchmarking never waits on (or disturbs) the development build.
+            scratch = ["--scratch-path", os.path.join(ROOT, ".build-bench", "swift")] if not args.debug else []
+            print(f"building faultline ({config}) ...", flush=True)
+            sh("swift", "build", "-c", config, "--product", "faultline", *scratch, cwd=ROOT)
+            self.exe = os.path.join(sh("swift", "build", "-c", config, "--show-bin-path", *scratch, cwd=ROOT).stdout.strip(), "faultline")
         self.work = tempfile.mkdtemp(prefix="flt-bench-")  # after the build: a failed build leaves nothing behind
 
     # -- setup and teardown -------------------------------------------------------------
@@ -259,6 +264,9 @@ def main():
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--debug", action="store_true", help="benchmark the debug build (default: release)")
     parser.add_argument("--skip-ctk", action="store_true", help="do not install or run Chaos Toolkit")
+    parser.add_argument("--binary", help="benchmark this faultline binary instead of building one")
+    parser.add_argument("--only", default="faults,abort,guard,rss,ctk",
+                        help="comma-separated parts to run: faults, abort, guard, rss, ctk (default: all)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py needs root (namespaces, iptables, tc, mounts)")
@@ -266,11 +274,12 @@ def main():
     try:
         bench.setup_network()
         print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}")
-        bench.faults()
-        bench.abort_reaction()
-        bench.guard_recovery()
-        bench.rss()
-        if not args.skip_ctk:
+        parts = set(args.only.split(","))
+        if "faults" in parts: bench.faults()
+        if "abort" in parts: bench.abort_reaction()
+        if "guard" in parts: bench.guard_recovery()
+        if "rss" in parts: bench.rss()
+        if "ctk" in parts and not args.skip_ctk:
             bench.versus_chaostoolkit()
     finally:
         bench.cleanup()

@@ -327,6 +327,7 @@ public struct ExperimentRunner: Sendable {
     static func text(_ action: PlanAction) -> String {
         switch action {
         case .command(let argv): ShellQuote.join(argv)
+        case .batch(let argv, let input): ShellQuote.join(argv) + " <<'EOF'\n" + input + "EOF"
         case .start(let argv, _): ShellQuote.join(argv) + " &"
         case .call(let call): call.description
         }

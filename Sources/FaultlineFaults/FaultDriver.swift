@@ -80,7 +80,7 @@ public enum Drivers {
                 return KillProcessDriver(fault: KillProcessFault(match: match, signal: signal, mode: mode), context: context, tally: SignalTally())
             case .call(.pause(let match)): return PauseProcessDriver(match: match, context: context)
             case .call(.fill(let file, let fill)): return DiskFillDriver(fault: fill, file: file, context: context)
-            case .command, .call: continue
+            case .command, .batch, .call: continue
             }
         }
         return NetworkDriver(planned: planned, context: context)

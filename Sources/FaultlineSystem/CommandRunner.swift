@@ -27,12 +27,19 @@ public struct CommandResult: Sendable, Hashable {
 /// Runs commands as argv arrays, never through a shell, always with a timeout and an output limit.
 public protocol CommandRunner: Sendable {
     func run(_ argv: [String], timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult
+    /// The same, with `input` written to the command's standard input (an iptables-restore batch).
+    func run(_ argv: [String], input: String, timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult
 }
 
 extension CommandRunner {
     /// Runs with a 10 s timeout and a 1 MiB output limit.
     public func run(_ argv: [String]) async throws(FaultlineError) -> CommandResult {
         try await run(argv, timeout: .seconds(10), outputLimit: 1 << 20)
+    }
+
+    /// Runs with `input` on standard input, a 10 s timeout and a 1 MiB output limit.
+    public func run(_ argv: [String], input: String) async throws(FaultlineError) -> CommandResult {
+        try await run(argv, input: input, timeout: .seconds(10), outputLimit: 1 << 20)
     }
 }
 
@@ -41,6 +48,14 @@ public struct SubprocessRunner: CommandRunner {
     public init() {}
 
     public func run(_ argv: [String], timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult {
+        try await run(argv, input: nil, timeout: timeout, outputLimit: outputLimit)
+    }
+
+    public func run(_ argv: [String], input: String, timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult {
+        try await run(argv, input: Optional(input), timeout: timeout, outputLimit: outputLimit)
+    }
+
+    func run(_ argv: [String], input: String?, timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult {
         guard let program = argv.first, !program.isEmpty else {
             throw FaultlineError(.internalError, "empty command line")
         }
@@ -48,10 +63,17 @@ public struct SubprocessRunner: CommandRunner {
         do {
             return try await withThrowingTaskGroup(of: CommandResult?.self) { group in
                 group.addTask {
-                    let result = try await Subprocess.run(
-                        executable, arguments: Arguments(Array(argv.dropFirst())),
-                        output: .string(limit: outputLimit), error: .string(limit: outputLimit)
-                    )
+                    let result = if let input {
+                        try await Subprocess.run(
+                            executable, arguments: Arguments(Array(argv.dropFirst())), input: .string(input),
+                            output: .string(limit: outputLimit), error: .string(limit: outputLimit)
+                        )
+                    } else {
+                        try await Subprocess.run(
+                            executable, arguments: Arguments(Array(argv.dropFirst())),
+                            output: .string(limit: outputLimit), error: .string(limit: outputLimit)
+                        )
+                    }
                     let code: Int32 = switch result.terminationStatus {
                     case .exited(let code): code
                     case .signaled(let signal): 128 + signal

@@ -26,12 +26,14 @@ import Testing
         return Planner(facts: facts).plan(scenario, runID: runID)
     }
 
+    /// Every command of `actions`, a batch as the commands it stands for (IptablesBatchTests checks the batches).
     static func argv(_ actions: [PlanAction]) -> [[String]] {
-        actions.compactMap { action in
+        actions.flatMap { action -> [[String]] in
             switch action {
-            case .command(let argv): argv
-            case .start(let argv, _): ["START"] + argv
-            case .call: nil
+            case .command(let argv): [argv]
+            case .batch(let argv, let input): IptablesBatch.expand(argv, input: input)
+            case .start(let argv, _): [["START"] + argv]
+            case .call: []
             }
         }
     }

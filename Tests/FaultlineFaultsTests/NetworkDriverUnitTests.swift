@@ -54,6 +54,20 @@ import Testing
         try await driver.revert(.commands(revert: Self.planned.revert.compactMap { if case .command(let a) = $0 { a } else { nil } }, checks: Self.planned.checks))
     }
 
+    @Test("a revert runs its iptables commands as one iptables-restore per family; when the batch fails (a rule already gone), each command runs alone")
+    func theRevertIsOneBatchAndFallsBackRuleByRule() async throws {
+        let revert = [["iptables", "-w", "5", "-D", "OUTPUT", "-j", "C"], ["iptables", "-w", "5", "-F", "C"], ["iptables", "-w", "5", "-X", "C"]]
+        let record = RevertRecord.commands(revert: revert, checks: [])
+        let batch = ["iptables-restore", "-w", "5", "--noflush"]
+        let fine = RecordingRunner()
+        try await NetworkDriver(planned: nil, context: DriverContext(runner: fine, protected: [])).revert(record)
+        #expect(fine.commands == [batch], "one process for the whole revert")
+        #expect(fine.standardInputs[batch.joined(separator: " ")] == "*filter\n-D OUTPUT -j C\n-F C\n-X C\nCOMMIT\n")
+        let failing = RecordingRunner { argv in CommandResult(argv: argv, exitCode: argv == batch ? 2 : 0, standardError: argv == batch ? "Error occurred at line: 2" : "") }
+        try await NetworkDriver(planned: nil, context: DriverContext(runner: failing, protected: [])).revert(record)
+        #expect(failing.commands == [batch] + revert, "the batch, then rule by rule")
+    }
+
     @Test func aRevertThatLeavesStateBehindFailsAndSaysHowToClean() async throws {
         let tables = FakeTables(chainExists: true, failing: [["iptables", "-X", "C"]])
         let driver = NetworkDriver(planned: Self.planned, context: DriverContext(runner: tables.runner, protected: []))

@@ -22,6 +22,12 @@ public struct NamespacedRunner: CommandRunner {
         result.argv = argv
         return result
     }
+
+    public func run(_ argv: [String], input: String, timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult {
+        var result = try await base.run(["ip", "netns", "exec", namespace] + argv, input: input, timeout: timeout, outputLimit: outputLimit)
+        result.argv = argv
+        return result
+    }
 }
 
 /// Loads a scenario from text and plans it against the facts of this host.

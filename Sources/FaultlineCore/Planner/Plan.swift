@@ -82,17 +82,21 @@ public enum StateCheck: Sendable, Hashable, Codable {
 /// each with everything its driver needs: the driver acts from the plan alone.
 public enum PlanAction: Sendable, Hashable, Codable {
     case command([String])
+    /// A command fed `input` on its standard input: `iptables-restore --noflush` with the lines of a fault's rules
+    /// (see `IptablesBatch`).
+    case batch([String], input: String)
     /// A child process that runs until the revert stops it (the nfqueue delayer, a stress hog), and what it is.
     case start([String], StartedProcess)
     case call(KernelCall)
 
-    /// JSON: `{"argv": [...]}`, `{"start": [...], "process": "delayer"}`, `{"call": "what it does", "kernel": {...}}`.
-    private enum CodingKeys: String, CodingKey { case argv, start, process, call, kernel }
+    /// JSON: `{"argv": [...]}`, `{"argv": [...], "input": "..."}`, `{"start": [...], "process": "delayer"}`,
+    /// `{"call": "what it does", "kernel": {...}}`.
+    private enum CodingKeys: String, CodingKey { case argv, input, start, process, call, kernel }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         if let argv = try c.decodeIfPresent([String].self, forKey: .argv) {
-            self = .command(argv)
+            self = try c.decodeIfPresent(String.self, forKey: .input).map { .batch(argv, input: $0) } ?? .command(argv)
         } else if let argv = try c.decodeIfPresent([String].self, forKey: .start) {
             self = .start(argv, try c.decode(StartedProcess.self, forKey: .process))
         } else {
@@ -104,6 +108,9 @@ public enum PlanAction: Sendable, Hashable, Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         switch self {
         case .command(let argv): try c.encode(argv, forKey: .argv)
+        case .batch(let argv, let input):
+            try c.encode(argv, forKey: .argv)
+            try c.encode(input, forKey: .input)
         case .start(let argv, let process):
             try c.encode(argv, forKey: .start)
             try c.encode(process, forKey: .process)
@@ -152,6 +159,9 @@ extension PlannedFault {
             switch action {
             case .start(let argv, let process): .start(replaced(argv), process)
             case .command(let argv): .command(replaced(argv))
+            case .batch(let argv, let input):
+                .batch(argv, input: input.split(separator: "\n", omittingEmptySubsequences: false)
+                    .map { replaced($0.split(separator: " ").map(String.init)).joined(separator: " ") }.joined(separator: "\n"))
             case .call: action
             }
         }

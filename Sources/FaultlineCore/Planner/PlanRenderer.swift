@@ -22,7 +22,9 @@ public enum PlanRenderer {
                 out += "  Exempt (never touched):\n" + fault.exemptions.map { "    - \($0.reason): \($0.traffic)\n" }.joined()
             }
             out += "  Inject:\n" + fault.inject.map { "    \(line($0))\n" }.joined()
-            out += "  Revert:\n" + fault.revert.map { "    \(line($0))\n" }.joined()
+            let batched = !IptablesBatch.revertSteps(fault.revert.compactMap { if case .command(let argv) = $0 { argv } else { nil } }).allSatisfy { $0.batch == nil }
+            out += "  Revert" + (batched ? " (the iptables commands run as one iptables-restore batch per family, then one by one if it fails)" : "") + ":\n"
+                + fault.revert.map { "    \(line($0))\n" }.joined()
         }
         if !plan.warnings.isEmpty {
             out += "\nWarnings (the run would start, but check these):\n" + plan.warnings.map { "  - \($0)\n" }.joined()
@@ -36,6 +38,7 @@ public enum PlanRenderer {
     static func line(_ action: PlanAction) -> String {
         switch action {
         case .command(let argv): "$ " + ShellQuote.join(argv)
+        case .batch(let argv, let input): "$ " + ShellQuote.join(argv) + " <<'EOF'\n" + input.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n") + "\n      EOF"
         case .start(let argv, _): "$ " + ShellQuote.join(argv) + " &   (runs until the revert)"
         case .call(let call): "(faultline) " + call.description
         }

@@ -80,8 +80,10 @@ public struct Planner: Sendable {
         switch fault.action {
         case .latency, .packetLoss, .corrupt, .duplicate, .reorder, .bandwidth:
             planTrafficControl(fault.action, target: target, into: &planned, context: &context)
+            planned.inject = IptablesBatch.grouped(planned.inject)
         case .drop(let drop):
             planDrop(drop, target: target, into: &planned, context: &context)
+            planned.inject = IptablesBatch.grouped(planned.inject)
         case .killProcess(let kill):
             planned.mechanism = "kill(2)"
             planned.every = kill.every

@@ -25,8 +25,14 @@ struct NetworkDriver: FaultDriver {
     /// Runs the plan's inject argv in order; on a failure undoes `record` with `driver` and throws what failed.
     static func runInject(_ planned: PlannedFault, runner: any CommandRunner, undoing record: RevertRecord,
                           with driver: any FaultDriver) async throws(FaultlineError) {
-        for case .command(let argv) in planned.inject {
-            let result = try await runner.run(argv)
+        for action in planned.inject {
+            let result: CommandResult
+            switch action {
+            case .command(let argv): result = try await runner.run(argv)
+            case .batch(let argv, let input): result = try await runner.run(argv, input: input)
+            case .start, .call: continue
+            }
+            let argv = result.argv
             guard result.succeeded else {
                 let failure = FaultlineError(.commandFailed, "'\(ShellQuote.join(argv))' failed (exit \(result.exitCode))",
                                              cause: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -122,10 +128,15 @@ struct NetworkDriver: FaultDriver {
         if case .inNamespace = record { return try await PinnedNamespaceDriver(context: context).revert(record) }
         guard case .commands(let commands, let checks) = record else { return }
         var failures: [String] = []
-        for argv in commands {
-            let result = try await context.runner.run(argv)
-            if !result.succeeded {
-                failures.append("'\(ShellQuote.join(argv))': \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+        // The iptables commands go as one iptables-restore batch per family (one process, all at once); a batch
+        // fails whole when one of its lines does (a rule someone already removed), and then each command runs alone.
+        for step in IptablesBatch.revertSteps(commands) {
+            if let batch = step.batch, try await context.runner.run(batch.argv, input: batch.input).succeeded { continue }
+            for argv in step.commands {
+                let result = try await context.runner.run(argv)
+                if !result.succeeded {
+                    failures.append("'\(ShellQuote.join(argv))': \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+                }
             }
         }
         // A failed step is fine when what it removes was already gone; the checks tell.

@@ -69,6 +69,10 @@ public struct SystemLauncher: ProcessLauncher {
         try await commands.run(argv, timeout: timeout, outputLimit: outputLimit)
     }
 
+    public func run(_ argv: [String], input: String, timeout: Duration, outputLimit: Int) async throws(FaultlineError) -> CommandResult {
+        try await commands.run(argv, input: input, timeout: timeout, outputLimit: outputLimit)
+    }
+
     public func start(_ argv: [String], output: ProcessOutput, newSession: Bool) throws(FaultlineError) -> LaunchedProcess {
         switch output {
         case .discard:
