@@ -120,11 +120,11 @@ class Bench:
         return None
 
     # -- the measurements -----------------------------------------------------------------
-    def inject_revert(self, label, fault_yaml, before=None, netns=A):
+    def inject_revert(self, label, fault_yaml, before=None, netns=A, steady=""):
         injects, reverts = [], []
         for _ in range(self.args.runs):
             if before: before()
-            path = self.scenario("bench-" + label, fault_yaml)
+            path = self.scenario("bench-" + label, fault_yaml, steady=steady)
             code, events, _, _ = self.run(path, netns=netns)
             method, inject = self.first(events, "method"), self.first(events, "inject", "f")
             revert = self.first(events, "revert", "f")
@@ -144,12 +144,21 @@ class Bench:
             shutil.copy("/bin/sleep", program)
         return self.spawn([program, "600"])
 
+    def drops(self):
+        window = "start: 200ms, duration: 500ms"
+        # Traffic for the faults to act on (a run whose fault acted on nothing is inconclusive, exit 5).
+        steady = (f"  steadyState:\n    probes:\n      - name: b\n        interval: 20ms\n"
+                  f"        tcp: {{address: \"{ADDR_B}:8080\", timeout: 100ms}}\n")
+        return [
+            self.inject_revert("drop", f"    - {{name: f, type: drop, {window}, to: {{hosts: [{ADDR_B}], ports: [8080], protocol: tcp}}}}", steady=steady),
+            self.inject_revert("drop 30% per connection", f"    - {{name: f, type: drop, {window}, probability: 30%, to: {{ports: [8080], protocol: tcp}}}}", steady=steady),
+            self.inject_revert("latency (nfqueue engine)", f"    - {{name: f, type: latency, {window}, interface: eth0, delay: 50ms, engine: nfqueue}}", steady=steady),
+        ]
+
     def faults(self):
         print(f"\ninject / revert, median of {self.args.runs} runs (scheduled time to active / to reverted):")
         window = "start: 200ms, duration: 500ms"
-        rows = [
-            self.inject_revert("drop", f"    - {{name: f, type: drop, {window}, to: {{hosts: [{ADDR_B}], ports: [8080], protocol: tcp}}}}"),
-            self.inject_revert("drop 30% per connection", f"    - {{name: f, type: drop, {window}, probability: 30%, to: {{ports: [8080], protocol: tcp}}}}"),
+        rows = self.drops() + [
             self.inject_revert("bandwidth", f"    - {{name: f, type: bandwidth, {window}, interface: eth0, rate: 8mbit}}"),
         ]
         probe = sh("ip", "netns", "exec", A, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
@@ -266,7 +275,7 @@ def main():
     parser.add_argument("--skip-ctk", action="store_true", help="do not install or run Chaos Toolkit")
     parser.add_argument("--binary", help="benchmark this faultline binary instead of building one")
     parser.add_argument("--only", default="faults,abort,guard,rss,ctk",
-                        help="comma-separated parts to run: faults, abort, guard, rss, ctk (default: all)")
+                        help="comma-separated parts to run: faults (drop is part of it), drop, abort, guard, rss, ctk (default: all but drop)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py needs root (namespaces, iptables, tc, mounts)")
@@ -275,7 +284,11 @@ def main():
         bench.setup_network()
         print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}")
         parts = set(args.only.split(","))
-        if "faults" in parts: bench.faults()
+        if "faults" in parts:
+            bench.faults()
+        elif "drop" in parts:
+            print(f"\ninject / revert of the iptables faults, median of {args.runs} runs (scheduled time to active / to reverted):")
+            bench.drops()
         if "abort" in parts: bench.abort_reaction()
         if "guard" in parts: bench.guard_recovery()
         if "rss" in parts: bench.rss()
