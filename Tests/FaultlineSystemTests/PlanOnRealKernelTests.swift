@@ -95,8 +95,18 @@ struct PlanOnRealKernelTests {
             let before = try await snapshot(namespace)
 
             for fault in plan.faults {
-                for case .command(let argv) in fault.inject { try await namespace.must(argv) }
+                for action in fault.inject {
+                    switch action {
+                    case .command(let argv): try await namespace.must(argv)
+                    case .batch(let argv, let input):
+                        // The iptables rules as the driver applies them: one iptables-restore per family.
+                        let result = try await SubprocessRunner().run(argv, input: input)
+                        #expect(result.succeeded, "\(argv): \(result.standardError)")
+                    case .start, .call: Issue.record("a drop or tbf plan starts no process: \(action)")
+                    }
+                }
             }
+            #expect(plan.faults.contains { $0.inject.contains { if case .batch = $0 { true } else { false } } }, "the drop went in as a batch")
             let qdiscs = try await namespace.inside(["tc", "qdisc", "show", "dev", "eth0"]).standardOutput
             #expect(qdiscs.contains("qdisc htb fa17: root"))
             #expect(qdiscs.contains("qdisc tbf fa18: parent fa17:2"))
