@@ -243,7 +243,7 @@ import Testing
         #expect(text.contains("$ tc qdisc replace dev lo root handle fa17: htb default 2"))
         #expect(text.contains("$ tc qdisc add dev lo parent fa17:2 handle fa18: tbf rate 1mbit burst 1600 limit 7850"))
         #expect(text.contains("- the agent's API: tcp port 7465, both directions"))
-        #expect(text.contains("$ iptables -w 5 -A FAULTLINE-abc123-1 -p tcp -d 10.213.9.9/32 --dport 5432 -m comment --comment faultline:abc123:block -j DROP"))
+        #expect(text.contains("$ iptables-restore -w 5 --noflush <<'EOF'") && text.contains("      -A FAULTLINE-abc123-1 -p tcp -d 10.213.9.9/32 --dport 5432 -m comment --comment faultline:abc123:block -j DROP"), "\(text)")
         #expect(text.contains("$ tc qdisc del dev lo root handle fa17:"))
     }
 

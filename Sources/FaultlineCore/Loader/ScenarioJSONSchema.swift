@@ -76,7 +76,7 @@ public enum ScenarioJSONSchema {
         } else {
             var properties: [String: Any] = [:]
             for key in node.keys {
-                let child = node.children[key]!
+                guard let child = node.children[key] else { continue }
                 let childPath = (path.isEmpty ? "" : path + ".") + key + (child.isList ? "[]" : "")
                 var property = object(child, path: childPath)
                 if child.isList { property = ["type": "array", "items": property] }

@@ -81,12 +81,11 @@ public enum IptablesBatch {
         var groups: [[String]: (parsed: Parsed, commands: [[String]], lines: [String])] = [:]
         for argv in commands {
             guard let parsed = parse(argv) else { continue }
-            if groups[parsed.key] == nil {
-                order.append(parsed.key)
-                groups[parsed.key] = (parsed, [], [])
-            }
-            groups[parsed.key]!.commands.append(argv)
-            groups[parsed.key]!.lines.append(parsed.line.joined(separator: " "))
+            if groups[parsed.key] == nil { order.append(parsed.key) }
+            var group = groups[parsed.key] ?? (parsed, [], [])
+            group.commands.append(argv)
+            group.lines.append(parsed.line.joined(separator: " "))
+            groups[parsed.key] = group
         }
         return order.compactMap { key in
             guard let group = groups[key] else { return nil }
