@@ -94,6 +94,13 @@ struct NFQueueEngineTests {
             return ping.standardOutput.split(separator: "\n").first { $0.contains("packets transmitted") }.map(String.init) ?? ping.standardOutput
         }
 
+        /// Echo requests sent and the share of them with no answer, in percent, from ping's summary line.
+        static func loss(_ summary: String) -> (sent: Int, percent: Double) {
+            let numbers = summary.split(separator: " ").compactMap { Int($0) }
+            let sent = numbers.first ?? 0, received = numbers.dropFirst().first ?? 0
+            return (sent, Double(sent - received) / Double(max(sent, 1)) * 100)
+        }
+
         /// The round-trip time of every echo reply of `count` pings from A to B, 2 ms apart, in milliseconds.
         func pingTimes(_ count: Int) async throws -> (sent: Int, times: [Double]) {
             let ping = try await net.must(["ip", "netns", "exec", net.a, "ping", "-n", "-c", "\(count)", "-i", "0.002", "-W", "1", Net.addressB])
@@ -261,10 +268,7 @@ struct NFQueueEngineTests {
             let (summary, _, output) = try await setup.whileInjected(file, target: setup.net.a) {
                 try await setup.pings(600)
             }
-            let numbers = summary.split(separator: " ").compactMap { Int($0) }
-            #expect(numbers.count >= 2, "ping said: \(summary)")
-            let sent = numbers.first ?? 0, received = numbers.dropFirst().first ?? 0
-            let loss = Double(sent - received) / Double(max(sent, 1)) * 100
+            let (sent, loss) = Setup.loss(summary)
             print("packet-loss 30% (nfqueue): \(summary)")
             #expect(sent == 600)
             #expect(abs(loss - 30) <= 6, "lost \(loss)% of \(sent) echo requests")
@@ -299,9 +303,7 @@ struct NFQueueEngineTests {
             let (summary, _, output) = try await setup.whileInjected(file, target: setup.net.a) {
                 try await setup.pings(2000)
             }
-            let numbers = summary.split(separator: " ").compactMap { Int($0) }
-            let sent = numbers.first ?? 0, received = numbers.dropFirst().first ?? 0
-            let lost = Double(sent - received) / Double(max(sent, 1)) * 100
+            let (sent, lost) = Setup.loss(summary)
             print("corrupt 20% (nfqueue): \(summary)")
             #expect(sent == 2000)
             #expect(abs(lost - 20) <= 3, "\(lost)% of 2,000 echo requests got no answer")

@@ -127,22 +127,14 @@ struct RunSignalTests {
 
         """
 
-    static let terminalPython = TestPaths.root.appendingPathComponent(".build-tools/venv/bin/python3").path
-    static let hasTerminalEmulator: Bool = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: terminalPython)
-        process.arguments = ["-c", "import pyte"]
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }()
+    static let hasTerminalEmulator = TestPython.canImport("pyte")
 
     @Test(.enabled(if: hasTerminalEmulator, "needs pyte in .build-tools/venv (scripts/test-python installs it)"))
     func ctrlCAtATerminalLeavesNoFrameBehind() async throws {
         try await withSetup { setup, _ in
             let script = setup.directory + "/terminal.py"
             try Self.terminal.write(toFile: script, atomically: true, encoding: .utf8)
-            let result = try await SubprocessRunner().run([Self.terminalPython, script, TestPaths.faultline, "run", setup.scenario, "--yes",
+            let result = try await SubprocessRunner().run([TestPython.path, script, TestPaths.faultline, "run", setup.scenario, "--yes",
                                                            "--state-dir", setup.state, "--report", setup.reports],
                                                           timeout: .seconds(90), outputLimit: 4 << 20)
             struct Outcome: Decodable { var exit: Int; var sent: Bool; var screen: [String] }

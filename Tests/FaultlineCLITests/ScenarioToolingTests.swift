@@ -55,15 +55,7 @@ import Testing
         #expect(type.exitCode == 0 && type.standardOutput.contains("\n  rate"), "\(type.standardOutput)")
     }
 
-    static let python = TestPaths.root.appendingPathComponent(".build-tools/venv/bin/python3").path
-    static let hasValidator: Bool = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", "import jsonschema, yaml"]
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }()
+    static let hasValidator = TestPython.canImport("jsonschema, yaml")
 
     @Test(.enabled(if: hasValidator, "needs jsonschema and PyYAML in .build-tools/venv (scripts/test-python installs them)"))
     func theSchemaAcceptsEveryExampleAndRejectsWhatTheLoaderRejects() async throws {
@@ -104,7 +96,7 @@ import Testing
                     errors = [e.message for e in validator.iter_errors(yaml.safe_load(open(path)))]
                     print(json.dumps({"file": path, "errors": errors}))
                 """
-            let result = try await SubprocessRunner().run([Self.python, "-c", check, directory + "/schema.json"] + good + badFiles,
+            let result = try await SubprocessRunner().run([TestPython.path, "-c", check, directory + "/schema.json"] + good + badFiles,
                                                           timeout: .seconds(60), outputLimit: 4 << 20)
             #expect(result.exitCode == 0, "\(result.standardError)")
             struct Outcome: Decodable { var file: String; var errors: [String] }

@@ -193,6 +193,26 @@ struct NetworkDriverTests {
         }
     }
 
+    @Test("an ingress fault left by a dead runner: reverted from its journal record alone (as the guard and recover do), no ifb and no ingress qdisc left")
+    func anIngressFaultIsRevertedFromItsRecord() async throws {
+        try await withNetwork { net, _ in
+            let yaml = ScenarioHarness.scenario(target: net.a, faults: """
+                    - {name: thin-in, type: bandwidth, interface: eth0, rate: 8mbit, direction: ingress}
+                """)
+            let (_, plan) = try await ScenarioHarness.plan(yaml)
+            let journal = MemoryJournal()
+            let record = try await Drivers.driver(for: plan.faults[0], context: DriverContext()).apply(journal: journal)
+            // A fresh driver from the record, with nothing of the plan, as after a crash.
+            let recovering = Drivers.driver(for: try #require(journal.all.last), context: DriverContext())
+            #expect(try await recovering.verify(record) == .active)
+            try await recovering.revert(record)
+            #expect(try await recovering.verify(record) == .reverted)
+            let links = try await net.must(["ip", "netns", "exec", net.a, "ip", "-o", "link", "show", "type", "ifb"]).standardOutput
+            let qdiscs = try await net.must(["ip", "netns", "exec", net.a, "tc", "qdisc", "show", "dev", "eth0"]).standardOutput
+            #expect(links.isEmpty && !qdiscs.contains("ingress"), "\(links) \(qdiscs)")
+        }
+    }
+
     @Test("from on egress is the local end: a limit on the service's own port 8081 slows what it sends from there; one on 9090 leaves 8081 alone and acts on nothing")
     func fromShapesTheServicesOwnPort() async throws {
         try await withNetwork { net, _ in

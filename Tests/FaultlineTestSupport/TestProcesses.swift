@@ -83,3 +83,19 @@ public enum TestPaths {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
     }
 }
+
+/// The test tools' Python (`.build-tools/venv`, made by `scripts/test-python`, which `make test` runs).
+public enum TestPython {
+    public static let path = TestPaths.root.appendingPathComponent(".build-tools/venv/bin/python3").path
+
+    /// Whether that Python imports every module of `modules` (the check runs it once).
+    public static func canImport(_ modules: String) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["-c", "import \(modules)"]
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+}
