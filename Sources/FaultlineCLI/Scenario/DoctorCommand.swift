@@ -32,7 +32,8 @@ struct DoctorCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let preflight = Preflight()
+        // Doctor tries every kernel feature now, whatever this process saw before.
+        let preflight = Preflight(featureCache: nil)
         let report: PreflightReport
         var containerProblems: [String: String] = [:]
         if let file {

@@ -45,12 +45,16 @@ public struct Preflight: Sendable {
     let runner: any CommandRunner
     let capabilities: ProcessCapabilities?
     let searchPath: [String]
+    /// Kernel features seen working lately (nil: try every one each time).
+    let featureCache: KernelFeatureCache?
 
     public init(runner: any CommandRunner = SubprocessRunner(), capabilities: ProcessCapabilities? = try? .current(),
-                searchPath: [String] = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]) {
+                searchPath: [String] = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"],
+                featureCache: KernelFeatureCache? = .shared) {
         self.runner = runner
         self.capabilities = capabilities
         self.searchPath = searchPath
+        self.featureCache = featureCache
     }
 
     /// A need of one fault, before it is checked.
@@ -175,10 +179,17 @@ public struct Preflight: Sendable {
         if !features.isEmpty, let capabilities, !capabilities.hasEffective(.netAdmin) || !capabilities.hasEffective(.sysAdmin) {
             probeFailure = "not tried: trying kernel features in a scratch namespace needs CAP_NET_ADMIN and CAP_SYS_ADMIN"
         } else if !features.isEmpty {
-            do {
-                featureResults = try await KernelFeatureProbe(runner: runner).probe(KernelFeature.allCases.filter(features.contains))
-            } catch {
-                probeFailure = error.description
+            let known = featureCache?.present(Array(features)) ?? []
+            for feature in known { featureResults[feature] = .some(nil) }
+            let unknown = KernelFeature.allCases.filter { features.contains($0) && !known.contains($0) }
+            if !unknown.isEmpty {
+                do {
+                    let found = try await KernelFeatureProbe(runner: runner).probe(unknown)
+                    featureResults.merge(found) { _, new in new }
+                    featureCache?.record(found)
+                } catch {
+                    probeFailure = error.description
+                }
             }
         }
         var checks: [PreflightCheck] = []
