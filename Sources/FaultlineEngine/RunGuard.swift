@@ -28,11 +28,18 @@ public struct RunGuard: Sendable {
         let watch = ProcessWatch(run.runner, table: context.processes)
         var why = "the runner \(run.runner) is gone"
         log.log(.note(.debug, .guard, watch == nil ? "the runner \(run.runner) is already gone" : "watching the runner \(run.runner)"))
+        // Every journal write wakes the guard (a run's end is one), so it leaves as soon as its run ended; the
+        // 200 ms look stays for filesystems without inotify. A write wakes it before SQLite has made the commit
+        // visible to readers (the WAL index is updated after the write), so after a write it looks again within 5 ms.
+        let changes = DirectoryChanges(journal.directory)
+        var timeout: Int32 = 200
         while let watch {
-            if watch.waitForExit(timeoutMilliseconds: 200) {
+            let wake = watch.wait(timeoutMilliseconds: timeout, orChangeIn: changes)
+            if wake == .exited {
                 why = "the runner \(run.runner) died"
                 break
             }
+            timeout = wake == .changed ? 5 : 200
             if let state = try? journal.run(runID)?.state, state.isFinal {
                 // A run that ended with faults still in place (its own revert failed) is handed over, not dropped.
                 // A journal that cannot be read is no proof that nothing is left: revert from what can be read.

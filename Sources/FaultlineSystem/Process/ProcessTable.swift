@@ -1,5 +1,6 @@
 import FaultlineCore
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -14,13 +15,7 @@ public struct ProcessTable: Sendable {
     /// Every process now running (those that vanish while being read are skipped).
     public func all() -> [ProcessRecord] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: procRoot)) ?? []
-        var users: [UInt32: String?] = [:]
-        return entries.compactMap { Int32($0) }.sorted().compactMap { pid in
-            guard var record = read(pid) else { return nil }
-            if users[record.uid] == nil { users[record.uid] = Self.userName(record.uid) }
-            record.user = users[record.uid] ?? nil
-            return record
-        }
+        return entries.compactMap { Int32($0) }.sorted().compactMap(read)
     }
 
     /// One process, or nil if it is gone.
@@ -70,7 +65,22 @@ public struct ProcessTable: Sendable {
         return (name, String(fields[0]), parent, start)
     }
 
+    /// The user names looked up lately: /proc is read often (every process match, every liveness check) and each
+    /// lookup reads /etc/passwd or asks NSS. Kept 10 s, so a user made or renamed since shows soon after.
+    static let userNames = Mutex<(at: ContinuousClock.Instant, names: [UInt32: String?])>((.now, [:]))
+
     static func userName(_ uid: UInt32) -> String? {
+        let now = ContinuousClock.now
+        if let known = userNames.withLock({ cache -> String?? in
+            if now - cache.at > .seconds(10) { cache = (now, [:]) }
+            return cache.names[uid]
+        }) { return known }
+        let name = lookUpUserName(uid)
+        userNames.withLock { $0.names[uid] = .some(name) }
+        return name
+    }
+
+    static func lookUpUserName(_ uid: UInt32) -> String? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 4096)
