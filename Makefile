@@ -7,7 +7,7 @@ SWIFT ?= swift
 # The toolchain where it is usually unpacked, also under sudo (whose PATH leaves it out).
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps test-deps build test api-check shipping-check demo install image clean
+.PHONY: deps test-deps build release test api-check shipping-check demo install image bench clean
 PREFIX ?= /usr/local
 
 # Installs the Debian/Ubuntu packages the build and the demo need, when any is missing.
@@ -20,6 +20,16 @@ test-deps: deps
 
 build: deps
 	$(SWIFT) build
+
+# The release binary as it ships (the Dockerfile's command): the Swift runtime linked in, and linked with lld as
+# Package.swift says for release builds. In .build/release/faultline; stripped when installed or put in the image.
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product faultline
+
+# The benchmarks in one table, side by side with Chaos Toolkit (docs/benchmarks.md), from the current release build.
+# Needs root (scratch namespaces, iptables, tc, a loop mount); the build is a no-op when current.
+bench: release
+	scripts/bench.py
 
 # Every test, then a check that they left nothing behind (namespaces, rules, qdiscs, mounts, processes, files),
 # then the agent's API against docs/openapi.yaml (schemathesis, installed into .build-tools/venv), then what ships
@@ -51,9 +61,8 @@ demo:
 	scripts/demo .build/debug/faultline
 
 # A release build with its completions and man page under $(PREFIX) (default /usr/local).
-install: deps
-	$(SWIFT) build -c release --product faultline
-	install -D -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/faultline" "$(DESTDIR)$(PREFIX)/bin/faultline"
+install: release
+	install -s -D -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/faultline" "$(DESTDIR)$(PREFIX)/bin/faultline"
 	python3 scripts/generate-shell-files.py "$(DESTDIR)$(PREFIX)/bin/faultline" "$(DESTDIR)$(PREFIX)"
 
 # The runtime image without a Docker engine (buildah, needs root); with Docker: docker build -t faultline .
