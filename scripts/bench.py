@@ -189,11 +189,13 @@ class Bench:
             shutil.copy("/bin/sleep", program)
         return self.spawn([program, "600"])
 
+    # Traffic for the network faults to act on (a run whose fault acted on nothing is inconclusive, exit 5).
+    TRAFFIC = (f"  steadyState:\n    probes:\n      - name: b\n        interval: 20ms\n"
+               f"        tcp: {{address: \"{ADDR_B}:8080\", timeout: 100ms}}\n")
+
     def drops(self):
         window = "start: 200ms, duration: 500ms"
-        # Traffic for the faults to act on (a run whose fault acted on nothing is inconclusive, exit 5).
-        steady = (f"  steadyState:\n    probes:\n      - name: b\n        interval: 20ms\n"
-                  f"        tcp: {{address: \"{ADDR_B}:8080\", timeout: 100ms}}\n")
+        steady = self.TRAFFIC
         return [
             self.inject_revert("drop", f"    - {{name: f, type: drop, {window}, to: {{hosts: [{ADDR_B}], ports: [8080], protocol: tcp}}}}", steady=steady),
             self.inject_revert("drop 30% per connection", f"    - {{name: f, type: drop, {window}, probability: 30%, to: {{ports: [8080], protocol: tcp}}}}", steady=steady),
@@ -204,12 +206,12 @@ class Bench:
         print(f"\ninject / revert, median of {self.args.runs} runs (scheduled time to active / to reverted):")
         window = "start: 200ms, duration: 500ms"
         rows = self.drops() + [
-            self.inject_revert("bandwidth", f"    - {{name: f, type: bandwidth, {window}, interface: eth0, rate: 8mbit}}"),
+            self.inject_revert("bandwidth", f"    - {{name: f, type: bandwidth, {window}, interface: eth0, rate: 8mbit}}", steady=self.TRAFFIC),
         ]
         probe = sh("ip", "netns", "exec", A, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
         if probe.returncode == 0:
             sh("ip", "netns", "exec", A, "tc", "qdisc", "del", "dev", "lo", "root")
-            rows.append(self.inject_revert("latency (netem)", f"    - {{name: f, type: latency, {window}, interface: eth0, delay: 50ms}}"))
+            rows.append(self.inject_revert("latency (netem)", f"    - {{name: f, type: latency, {window}, interface: eth0, delay: 50ms}}", steady=self.TRAFFIC))
         else:
             print(f"  latency, packet-loss, corrupt, duplicate, reorder: skipped, no sch_netem here ({probe.stderr.strip()})")
         holder = {}
