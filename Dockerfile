@@ -39,27 +39,32 @@ RUN apt-get update \
  && install -D -m 0755 usr/bin/ctr /out/ctr \
  && rm -rf /var/lib/apt/lists/*
 
-# ---- runtime: Debian slim, iproute2 (tc, ip), iptables (nf_tables), libcap2, libsqlite3 ----
-FROM ${RUNTIME_IMAGE} AS runtime
+# ---- rootfs: the runtime packages installed in Debian slim, then only what Faultline runs copied out of it
+# (scripts/image-rootfs: tc, ip, ss, nsenter, iptables and ip6tables on nf_tables, their libraries, CA certificates,
+# the faultline user), so the image carries no shell and no package manager ----
+FROM ${RUNTIME_IMAGE} AS rootfs
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      iproute2 iptables libcap2 libcap2-bin libsqlite3-0 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/bin/faultline /usr/local/bin/faultline
+COPY --from=ctr /out/ctr /usr/local/bin/ctr
+COPY scripts/image-rootfs /usr/local/sbin/image-rootfs
+# setcap is carried too: the runtime stage sets the file capabilities itself (not every builder's COPY keeps them).
+RUN image-rootfs /rootfs /usr/local/bin/faultline /usr/local/bin/ctr /usr/sbin/setcap
+COPY --from=build /out/share/ /rootfs/usr/local/share/
+
+# ---- runtime: that tree alone ----
+FROM scratch AS runtime
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="faultline" \
       org.opencontainers.image.description="Chaos and game-day agent for Linux: declarative faults, SLO probes, reliable revert" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="https://github.com/faultline/faultline" \
       org.opencontainers.image.documentation="https://github.com/faultline/faultline#readme"
-# libcap2-bin (setcap) comes with iproute2, which depends on it; it sets the binary's file capabilities.
-COPY --from=build /out/bin/faultline /usr/local/bin/faultline
-COPY --from=ctr /out/ctr /usr/local/bin/ctr
-# hadolint ignore=DL3008
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      iproute2 iptables libcap2 libcap2-bin libsqlite3-0 ca-certificates \
- && setcap cap_net_admin,cap_net_raw=ip /usr/local/bin/faultline \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --gid 65532 faultline \
- && useradd --no-create-home --uid 65532 --gid 65532 --home-dir /var/lib/faultline --shell /usr/sbin/nologin faultline \
- && install -d -o 65532 -g 65532 -m 0700 /var/lib/faultline
-COPY --from=build /out/share/ /usr/local/share/
+COPY --from=rootfs /rootfs/ /
+RUN ["/usr/sbin/setcap", "cap_net_admin,cap_net_raw=ip", "/usr/local/bin/faultline"]
 ENV FAULTLINE_STATE_DIR=/var/lib/faultline
 # Non-root by default: the binary's file capabilities (permitted, not effective) give it NET_ADMIN and NET_RAW
 # where the container's bounding set has them (--cap-add NET_ADMIN; Kubernetes capabilities.add), and it hands
