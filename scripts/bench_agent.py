@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Faultline agent benchmark, rerunnable: sudo scripts/bench_agent.py [--runs N] [--debug] [--json FILE]
+"""Faultline agent benchmark, rerunnable: sudo scripts/bench_agent.py [--runs N] [--debug | --binary PATH] [--json FILE]
 
 Measures the agent daemon (`faultline agent`) on this machine, medians (and min/max) over N runs:
   1. submit to injected: the client's clock just before it sends POST /v1/runs (a drop scenario
@@ -18,7 +18,8 @@ Measures the agent daemon (`faultline agent`) on this machine, medians (and min/
   5. the same status load paced at about 2,000 requests/s (--paced-rate; wrk with a per-request delay)
      instead of saturating the agent, and abort-to-reverted under it against the same abort without load.
 Before the measured runs, each agent does one run that is not counted (its first, "cold").
---debug builds the debug configuration into .build-bench/swift too (not .build, which others use).
+The release build is the shipped one (`make release`, in .build: a no-op when it is current), or --binary PATH;
+--debug builds the debug configuration into .build-bench/swift (not .build, which the development build uses).
 Layout: a controller namespace joined by one veth pair to each of three member namespaces
 (flt-bench-<pid>c, flt-bench-<pid>m0..m2; controller 10.213.(30+i).1/24, member 10.213.(30+i).2/24);
 one agent runs in each member, every HTTP call (and wrk) is made from the controller namespace: this
@@ -106,19 +107,23 @@ class Outside:
 
     def build(self):
         config = "debug" if self.args.debug else "release"
-        # A build folder of its own (also for --debug), so that benchmarking never waits on, disturbs,
-        # or is disturbed by the development build in .build.
-        scratch = ["--scratch-path", os.path.join(ROOT, ".build-bench", "swift")]
+        # The release build as it ships (`make release`, in .build; a no-op when current), or a build of its own for
+        # --debug, so that benchmarking never waits on, disturbs, or is disturbed by the development build.
+        flags = ["-c", "debug", "--scratch-path", os.path.join(ROOT, ".build-bench", "swift")] if self.args.debug \
+            else ["-c", "release", "--static-swift-stdlib"]
         # What is measured: the commit, and whether the sources differ from it (others may be editing them).
         head = sh("git", "log", "-1", "--format=%h %s", cwd=ROOT, check=False).stdout.strip()
         dirty = [line[3:] for line in sh("git", "status", "--porcelain", "--", "Sources", "Package.swift", "Package.resolved",
                                          cwd=ROOT, check=False).stdout.splitlines()]
         self.source = {"commit": head, "modified": dirty}
         print(f"building faultline ({config}) at {head[:60]}{' + uncommitted changes in ' + ', '.join(dirty) if dirty else ''} ...", flush=True)
-        result = sh("swift", "build", "-c", config, "--product", "faultline", *scratch, cwd=ROOT, check=False)
-        if result.returncode != 0:
-            sys.exit(f"swift build failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
-        built = os.path.join(sh("swift", "build", "-c", config, "--show-bin-path", *scratch, cwd=ROOT).stdout.strip(), "faultline")
+        if self.args.binary:
+            built = os.path.abspath(self.args.binary)
+        else:
+            result = sh("swift", "build", *flags, "--product", "faultline", cwd=ROOT, check=False)
+            if result.returncode != 0:
+                sys.exit(f"swift build failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
+            built = os.path.join(sh("swift", "build", *flags, "--show-bin-path", cwd=ROOT).stdout.strip(), "faultline")
         self.work = tempfile.mkdtemp(prefix="flt-bench-agent-")  # after the build: a failed build leaves nothing behind
         # A private copy: the agents (and the guards they start from /proc/self/exe) keep using the same
         # binary even if the build folder is rebuilt meanwhile.
@@ -402,7 +407,9 @@ class Agent:
 
     def start(self):
         argv = ["ip", "netns", "exec", self.member, self.inside.cfg["exe"], "agent", "--listen", f"{self.host}:{PORT}",
-                "--token-file", self.inside.cfg["token_file"], "--state-dir", self.state, "--log-format", "json"]
+                "--token-file", self.inside.cfg["token_file"], "--state-dir", self.state, "--log-format", "json",
+                # Plain HTTP between the bench's own scratch namespaces (the agent refuses it off loopback otherwise).
+                "--insecure-http"]
         with open(self.log, "ab") as log:
             # `ip netns exec` execs the command: this pid is the agent's.
             self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
@@ -890,6 +897,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--debug", action="store_true", help="benchmark the debug build (default: release)")
+    parser.add_argument("--binary", metavar="PATH", help="benchmark this faultline binary instead of building one")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     parser.add_argument("--idle-window", type=float, default=30.0, metavar="S", help="idle CPU window in seconds (default 30)")
     parser.add_argument("--wrk-threads", type=int, default=2)

@@ -21,7 +21,7 @@ kernel until their verdict. The rules are the plan's: the marked copies pass, th
 Each measure runs N times (--runs, default 3); the table shows medians (min-max). The delayer is
 restarted for every measure so its statistics are its own. Nothing is applied in the root namespace;
 everything created is removed at the end, also on failure. Needs root, iperf3 and ping.
-Without --exe it builds the release configuration into .build-bench/swift (not .build).
+Without --exe it uses the release build as it ships (`make release`, in .build: a no-op when it is current).
 """
 import argparse, json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 
@@ -66,13 +66,14 @@ class Bench:
     def build(self):
         if self.exe:
             return
-        scratch = ["--scratch-path", os.path.join(ROOT, ".build-bench", "swift")]
+        # The release build as it ships (`make release`, in .build; a no-op when current).
+        flags = ["-c", "release", "--static-swift-stdlib"]
         head = sh("git", "log", "-1", "--format=%h %s", cwd=ROOT, check=False).stdout.strip()
         print(f"building faultline (release) at {head[:60]} ...", flush=True)
-        result = sh("swift", "build", "-c", "release", "--product", "faultline", *scratch, cwd=ROOT, check=False)
+        result = sh("swift", "build", *flags, "--product", "faultline", cwd=ROOT, check=False)
         if result.returncode != 0:
             sys.exit(f"swift build failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
-        built = os.path.join(sh("swift", "build", "-c", "release", "--show-bin-path", *scratch, cwd=ROOT).stdout.strip(), "faultline")
+        built = os.path.join(sh("swift", "build", *flags, "--show-bin-path", cwd=ROOT).stdout.strip(), "faultline")
         self.exe = os.path.join(self.work, "faultline")
         shutil.copy2(built, self.exe)
 
