@@ -11,12 +11,15 @@ public struct RunGuard: Sendable {
     let runID: String
     let context: DriverContext
     let log: EventLog
+    /// How long the guard waits for a journal write before it looks anyway, in milliseconds.
+    let look: Int32
 
-    public init(journal: Journal, runID: String, context: DriverContext, log: EventLog) {
+    public init(journal: Journal, runID: String, context: DriverContext, log: EventLog, look: Int32 = 200) {
         self.journal = journal
         self.runID = runID
         self.context = context
         self.log = log
+        self.look = look
     }
 
     /// Watches until the run ends; returns false if a revert it had to make failed.
@@ -29,17 +32,17 @@ public struct RunGuard: Sendable {
         var why = "the runner \(run.runner) is gone"
         log.log(.note(.debug, .guard, watch == nil ? "the runner \(run.runner) is already gone" : "watching the runner \(run.runner)"))
         // Every journal write wakes the guard (a run's end is one), so it leaves as soon as its run ended; the
-        // 200 ms look stays for filesystems without inotify. A write wakes it before SQLite has made the commit
+        // look every `look` ms stays for filesystems without inotify. A write wakes it before SQLite has made the commit
         // visible to readers (the WAL index is updated after the write), so after a write it looks again within 5 ms.
         let changes = DirectoryChanges(journal.directory)
-        var timeout: Int32 = 200
+        var timeout = look
         while let watch {
             let wake = watch.wait(timeoutMilliseconds: timeout, orChangeIn: changes)
             if wake == .exited {
                 why = "the runner \(run.runner) died"
                 break
             }
-            timeout = wake == .changed ? 5 : 200
+            timeout = wake == .changed ? 5 : look
             if let state = try? journal.run(runID)?.state, state.isFinal {
                 // A run that ended with faults still in place (its own revert failed) is handed over, not dropped.
                 // A journal that cannot be read is no proof that nothing is left: revert from what can be read.
