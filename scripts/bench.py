@@ -344,12 +344,12 @@ class Bench:
         def add(label, value, unit, target=None, ctk=None, ratio_target=None):
             if value is None: return
             ratio = value / ctk if ctk else None
-            met = None
-            if ratio_target is not None and ratio is not None: met = ratio <= ratio_target
-            elif target is not None: met = value <= target
-            rows.append((label, f"{value:.1f} {unit}", f"{ctk:.1f} {unit}" if ctk else "", f"{ratio:.2f}x" if ratio else "",
-                         (f"<= {ratio_target}x" if ratio_target is not None else f"<= {target} {unit}") if (target is not None or ratio_target is not None) else "",
-                         "" if met is None else ("yes" if met else "no")))
+            goal, met = "", ""
+            if ratio_target is not None and ratio is not None:
+                goal, met = f"<= {ratio_target}x", "yes" if ratio <= ratio_target else "no"
+            elif target is not None:
+                goal, met = f"<= {target} {unit}", "yes" if value <= target else "no"
+            rows.append((label, f"{value:.1f} {unit}", f"{ctk:.1f} {unit}" if ctk else "", f"{ratio:.2f}x" if ratio else "", goal, met))
         ctk = r.get("ctk")
         if ctk:
             fw, cw, fr, cr, _ = ctk
