@@ -15,7 +15,10 @@ extension ExperimentRunner {
                   progress: FaultProgress, offset: @escaping @Sendable () -> Double, span run: RunSpan) async {
         let name = fault.name.rawValue
         let stopped = await stop.sleep(until: start + .microseconds(fault.start.microseconds))
+        let clock = ContinuousClock()
+        let due = clock.now
         await order.wait(turn)
+        let turnCame = clock.now
         var tried = false
         defer { if !tried { order.finish(turn) } }
         if stopped || stop.reason != nil { return }
@@ -36,7 +39,16 @@ extension ExperimentRunner {
         var record: RevertRecord
         do {
             record = try await driver.apply(journal: writer)
+            let applied = clock.now
             try journal.record(runID: settings.runID, fault: name, type: fault.type, state: .active, record: record)
+            // An inject that took long is said, with where the time went: the run's verdict may depend on it.
+            let took = clock.now - due
+            if took > .seconds(1) {
+                log.log(.note(.warning, .inject, "fault '\(name)' took \(String(format: "%.1f", took.seconds)) s to inject: "
+                              + "\(String(format: "%.2f", (turnCame - due).seconds)) s waiting for the faults before it, "
+                              + "\(String(format: "%.2f", (applied - turnCame).seconds)) s applying (its journal writes included), "
+                              + "\(String(format: "%.2f", (clock.now - applied).seconds)) s recording it active", fault: name))
+            }
             // An inject that took so long that the method ended meanwhile: in place, but never watched.
             let late = stop.reason != nil
             progress.update(name) { $0.injectedAt = offset(); $0.state = .active; $0.afterMethod = late }

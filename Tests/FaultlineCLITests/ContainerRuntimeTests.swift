@@ -406,6 +406,14 @@ import Glibc
         await net.remove()
     }
 
+    /// Every run's events kept in an agent's state directory, for a failure's message (where a run's time went).
+    static func events(in state: String) -> String {
+        let runs = (try? FileManager.default.contentsOfDirectory(atPath: state + "/runs")) ?? []
+        return runs.sorted().map { run in
+            "\(run):\n" + ((try? String(contentsOfFile: state + "/runs/\(run)/events.jsonl", encoding: .utf8)) ?? "(no events)")
+        }.joined(separator: "\n")
+    }
+
     func pods(net: TestNetwork, runtime: String) async throws {
         let runner = SubprocessRunner()
         let tag = String(UInt32.random(in: 0x1000_0000 ... 0xffff_ffff), radix: 16)
@@ -489,7 +497,8 @@ import Glibc
             let fleet = try await runner.run([TestPaths.faultline, "submit", try scenario("all"), "--wait"] + controller,
                                              timeout: .seconds(60), outputLimit: 1 << 20)
             let rows = fleet.standardOutput.split(separator: "\n")
-            #expect(fleet.exitCode == 0, "submit to both exited \(fleet.exitCode): \(fleet.standardOutput)\(fleet.standardError)")
+            let events = fleet.exitCode == 0 ? "" : Self.events(in: runtime + "/agent-pods")
+            #expect(fleet.exitCode == 0, "submit to both exited \(fleet.exitCode): \(fleet.standardOutput)\(fleet.standardError)\nthe run's events on the agent with the pods:\n\(events)")
             #expect(rows.contains { $0.hasPrefix(agents[1].url.replacingOccurrences(of: "http://", with: "")) && $0.contains("no pods here") }, "\(fleet.standardOutput)")
             #expect(rows.contains { $0.hasPrefix(agents[0].url.replacingOccurrences(of: "http://", with: "")) && $0.contains(" running ") }, "\(fleet.standardOutput)")
             #expect(web.values.allSatisfy { ProcessTable().read($0.pid).map(\.isStopped) == false }, "a web process is still paused after --wait")

@@ -305,16 +305,18 @@ import Testing
         }
     }
 
-    @Test("maxDuration ends the method even while an inject is slow: the fault is reverted as soon as it is in, and the run proved nothing (exit 5)")
+    @Test("maxDuration ends the method even while an inject is slow: the fault is reverted as soon as it is in, the run proved nothing (exit 5), and a warning says where the inject's time went")
     func deadline() async throws {
         let rig = try Rig()
         let began = ContinuousClock.now
         let report = try await rig.run(faults: Self.stress("slow", duration: "300ms"), maxDuration: "400ms",
-                                       scripts: ["slow": .init(applyDelay: .milliseconds(900))])
+                                       scripts: ["slow": .init(applyDelay: .milliseconds(1_100))])
         #expect(ContinuousClock.now - began < .seconds(3))
         #expect(rig.driver("slow")?.log == ["apply", "revert"])
         let fault = try #require(report.faults.first)
-        #expect(fault.state == .reverted && (fault.injectedAt ?? 0) >= 0.8, "\(fault.state) \(fault.injectedAt ?? -1)")
+        #expect(fault.state == .reverted && (fault.injectedAt ?? 0) >= 1.0, "\(fault.state) \(fault.injectedAt ?? -1)")
+        let slow = rig.lines.withLock { $0 }.filter { $0.contains("fault 'slow' took 1.") }
+        #expect(slow.count == 1 && slow[0].contains("s waiting for the faults before it, 1.") && slow[0].contains(" s applying"), "\(rig.lines.withLock { $0 })")
         #expect(report.state == .inconclusive && report.exitCode == 5, "\(report.state) \(report.abortReason ?? "")")
         #expect(report.abortReason?.contains("went in only after the method had ended") == true, "\(report.abortReason ?? "")")
     }
