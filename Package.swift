@@ -159,7 +159,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultlineAgentTests",
-            dependencies: ["FaultlineAgent", "FaultlineEngine", "FaultlineCore", "FaultlineSystem", "FaultlineTestSupport",
+            dependencies: ["FaultlineAgent", "FaultlineEngine", "FaultlineJournal", "FaultlineCore", "FaultlineSystem", "FaultlineTestSupport",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types"),

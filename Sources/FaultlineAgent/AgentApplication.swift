@@ -40,10 +40,17 @@ struct AgentRoutes: Sendable {
 
     func add(to router: Router<AgentRequestContext>) {
         router.get("/healthz") { _, _ in Self.text("ok\n") }
-        router.get("/metrics") { _, _ in Self.text(registry.metrics.exposition(), type: "text/plain; version=0.0.4; charset=utf-8") }
+        router.get("/metrics") { _, _ in
+            registry.measureState()
+            return Self.text(registry.metrics.exposition(), type: "text/plain; version=0.0.4; charset=utf-8")
+        }
         router.get("/v1/capabilities") { _, _ in try Self.json(await Preflight().checkAllTypes()) }
         router.post("/v1/runs") { request, _ in try await submit(request) }
-        router.get("/v1/runs") { _, _ in Self.data(registry.listJSON(), type: "application/json") }
+        router.get("/v1/runs") { request, _ in
+            var parameters: [String: String] = [:]
+            for (key, value) in request.uri.queryParameters where parameters[String(key)] == nil { parameters[String(key)] = String(value) }
+            return Self.data(registry.listJSON(try RunQuery(parameters: parameters)), type: "application/json")
+        }
         router.get("/v1/runs/:id") { _, context in Self.data(try registry.run(try Self.id(context)).statusJSON, type: "application/json") }
         router.get("/v1/runs/:id/events") { request, context in
             try events(request, id: try Self.id(context), follow: try Self.flag(request.uri.queryParameters["follow"].map(String.init), name: "follow", default: true))

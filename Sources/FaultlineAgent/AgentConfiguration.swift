@@ -1,5 +1,6 @@
 import FaultlineCore
 import FaultlineEngine
+import FaultlineJournal
 import FaultlineSystem
 import Foundation
 import Tracing
@@ -42,6 +43,8 @@ public struct AgentConfiguration: Sendable {
     /// Whether submitted scenarios may have command probes, which run any program as the agent's user
     /// (`--allow-command-probes`); off, such scenarios are refused.
     public var allowCommandProbes = false
+    /// How many finished runs are kept, and for how long (`--keep-runs`, `--keep-for`).
+    public var retention = Retention.standard
     /// The container runtime's socket that container targets are found through (`--runtime-socket`); nil: the usual places.
     public var runtimeSocket: String?
     /// Changes every run's session settings before it is prepared: in-process tests give fake drivers, probes, facts

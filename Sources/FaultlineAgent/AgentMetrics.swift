@@ -28,6 +28,8 @@ public final class AgentMetrics: Sendable {
                              help: "What faults acted on, read before each revert, by fault type and unit (packets, processes, bytes, cpu-seconds).")
     static let idle = Family(name: "faultline_faults_without_effect_total",
                              help: "Faults that acted on nothing while in place (their runs end inconclusive), by fault type.")
+    static let stateBytes = Family(name: "faultline_state_bytes",
+                                   help: "Bytes the agent's state directory takes on disk (journal, run folders, reserve), measured at most every 10 s.")
 
     /// Where this agent's metrics live. `faultline agent` also points swift-metrics at it, so that `/metrics` shows
     /// the HTTP server's request metrics too.
@@ -75,6 +77,8 @@ public final class AgentMetrics: Sendable {
     func ended(_ result: RunState) { registry.makeCounter(descriptor: Self.runs.descriptor, labels: [("result", result.rawValue)]).increment() }
 
     func aborted(_ cause: AbortCause) { registry.makeCounter(descriptor: Self.aborts.descriptor, labels: [("reason", cause.rawValue)]).increment() }
+
+    func stateUsage(_ bytes: Int64) { registry.makeGauge(descriptor: Self.stateBytes.descriptor).set(to: Double(bytes)) }
 
     /// The text exposition format, version 0.0.4.
     public func exposition() -> String { registry.emitToString() }

@@ -26,6 +26,7 @@ extension RunRegistry {
                             status.endedAt = now
                             status.reason = "missed: due at \(when) while the agent was not running; not run late"
                         }
+                        retire(run)
                     }
                     log(.warning, .scheduleMissed, "run \(schedule.id) of \(schedule.scenario) was due at \(when) while the agent was down; not run late",
                         run: schedule.id)
@@ -74,7 +75,7 @@ extension RunRegistry {
             }
             run = existing
         case .cron:
-            runID = RunID.random()
+            runID = newRunID()
             let zone = TimeZone(identifier: schedule.timeZone) ?? .gmt
             schedule.nextAt = (try? CronExpression(schedule.cron ?? "")).flatMap { $0.next(after: now, in: zone) }
             run = AgentRun(status: RunStatus(id: runID, scenario: schedule.scenario, state: .scheduled, createdAt: now, scheduledAt: original.nextAt,
@@ -124,6 +125,7 @@ extension RunRegistry {
             status.endedAt = Date()
             status.reason = "not started: \(reason)"
         }
+        retire(run)
         metrics.ended(.failed)
         log(.error, .schedule, "run \(run.id) not started: \(reason)", run: run.id)
     }
@@ -144,6 +146,7 @@ extension RunRegistry {
             status.reason = reason
         }
         guard cancelled else { return false }
+        retire(run)
         if var schedule = schedules.withLock({ $0[run.id] }) {
             schedule.state = .cancelled
             schedule.nextAt = nil

@@ -58,7 +58,7 @@ extension RunRegistry {
         if let lease = options.lease, lease.microseconds < 1_000_000 {
             throw AgentError.badRequest("lease '\(lease)' is too short: at least 1s")
         }
-        let id = RunID.random()
+        let id = newRunID()
         if let at = options.at {
             guard at > Date() else { throw AgentError.badRequest("'at' \(ISO8601DateFormatter().string(from: at)) is in the past") }
             guard at < Date().addingTimeInterval(366 * 86_400) else {
@@ -212,5 +212,6 @@ extension RunRegistry {
         }
         // Its results are in the report and the final status now.
         run.monitor.detach()
+        retire(run)
     }
 }

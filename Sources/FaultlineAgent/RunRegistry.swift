@@ -19,7 +19,12 @@ public final class RunRegistry: Service, Sendable {
     /// Where every mutating request is recorded.
     let auditLog: AuditLog
 
+    /// Runs that have not ended (scheduled, running, reverting).
     let runs = Mutex<[String: AgentRun]>([:])
+    /// Runs that ended, kept in their folders until retention removes them.
+    let finished = Mutex<[String: FinishedRun]>([:])
+    let prunedSinceCompact = Mutex(0)
+    let stateMeasured = Mutex<ContinuousClock.Instant?>(nil)
     let schedules = Mutex<[String: ScheduleEntry]>([:])
     private let port = Mutex<UInt16?>(nil)
     private let jobs: AsyncStream<@Sendable () async -> Void>
@@ -62,6 +67,7 @@ public final class RunRegistry: Service, Sendable {
         await recoverLeftovers()
         loadRuns()
         loadSchedules(now: Date())
+        prune()
     }
 
     /// Reverts what runs whose runner died left (a crashed agent's, a killed 'faultline run''s whose guard may still
@@ -79,10 +85,20 @@ public final class RunRegistry: Service, Sendable {
         }
     }
 
+    /// Earlier runs from their folders: finished ones into the index (their events stay on disk), scheduled ones
+    /// into memory; one that was running when the agent stopped ends failed.
     func loadRuns() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []
         var loaded: [String: AgentRun] = [:]
+        var ended: [String: FinishedRun] = [:]
+        let decoder = JSONDecoder.api
         for name in names where RunID.isValid(name) {
+            guard let data = FileManager.default.contents(atPath: runsDirectory + "/" + name + "/status.json"),
+                  let status = try? decoder.decode(RunStatus.self, from: data), status.id == name else { continue }
+            if status.state.isFinal {
+                ended[name] = FinishedRun(status)
+                continue
+            }
             guard let run = AgentRun.load(from: runsDirectory + "/" + name) else { continue }
             if [.running, .reverting].contains(run.status.state) {
                 // The agent died while it ran: its guard (or the recovery above) reverted from the journal.
@@ -102,29 +118,19 @@ public final class RunRegistry: Service, Sendable {
                     }
                 }
                 metrics.ended(.failed)
+                ended[run.id] = FinishedRun(run.status)
+                continue
             }
             loaded[run.id] = run
         }
         runs.withLock { $0.merge(loaded) { current, _ in current } }
+        finished.withLock { $0.merge(ended) { current, _ in current } }
     }
 
     // MARK: Runs
 
-    /// `{"runs": [...]}`, oldest first, from each run's cached JSON.
-    func listJSON() -> Data {
-        let all = runs.withLock { Array($0.values) }.map { ($0.status, $0) }
-            .sorted { ($0.0.createdAt, $0.0.id) < ($1.0.createdAt, $1.0.id) }
-        var data = Data("{\"runs\":[".utf8)
-        for (index, entry) in all.enumerated() {
-            if index > 0 { data.append(0x2C) }
-            data.append(entry.1.statusJSON)
-        }
-        data.append(contentsOf: Array("]}".utf8))
-        return data
-    }
-
     func run(_ id: String) throws(AgentError) -> AgentRun {
-        guard let run = runs.withLock({ $0[id] }) else { throw AgentError.notFound("no run '\(id)' on this agent") }
+        guard let run = lookup(id) else { throw AgentError.notFound("no run '\(id)' on this agent") }
         return run
     }
 
@@ -139,6 +145,7 @@ public final class RunRegistry: Service, Sendable {
 
     /// Makes a run known (a cron run that could not start still shows, with its reason).
     func registerIfNeeded(_ run: AgentRun) {
+        guard !run.status.state.isFinal else { return }
         runs.withLock { runs in if runs[run.id] == nil { runs[run.id] = run } }
     }
 

@@ -205,6 +205,21 @@ public struct RunSession: Sendable {
         }
     }
 
+    /// Removes the finished runs of a state directory beyond `retention` (`faultline run` and `recover` after their
+    /// work): their journal rows and their folders (`runs/ID`, the guard's log), except a folder an agent keeps
+    /// (it has a status.json: the agent prunes its own). A run whose revert failed is kept until acknowledged.
+    /// The ids removed.
+    @discardableResult
+    public static func prune(_ journal: Journal, retention: Retention, now: Date = Date()) throws(FaultlineError) -> [String] {
+        let victims = try journal.prune(retention, now: now)
+        for id in victims where RunID.isValid(id) {
+            let folder = journal.directory + "/runs/" + id
+            if !FileManager.default.fileExists(atPath: folder + "/status.json") { try? FileManager.default.removeItem(atPath: folder) }
+        }
+        if !victims.isEmpty { try journal.compact() }
+        return victims
+    }
+
     /// report.json, report.md and report.html in `directory` (made if needed), each written atomically.
     public static func writeReports(_ report: RunReport, to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

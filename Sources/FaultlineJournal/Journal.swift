@@ -66,6 +66,8 @@ public final class Journal: Sendable {
             configuration.busyMode = .timeout(10)
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = FULL")
+                // After a checkpoint the write-ahead log is cut back to 1 MiB, not left at the largest it ever grew to.
+                _ = try Row.fetchOne(db, sql: "PRAGMA journal_size_limit = 1048576")
             }
             database = try DatabaseQueue(path: directory + "/journal.sqlite", configuration: configuration)
             _ = try database.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }

@@ -1,6 +1,7 @@
 @testable import FaultlineAgent
 import FaultlineCore
 import FaultlineEngine
+import FaultlineJournal
 import FaultlineSystem
 import FaultlineTestSupport
 import Foundation
@@ -19,11 +20,13 @@ import Testing
     static let read = String(repeating: "r", count: 40)
 
     /// An agent on a state directory of its own, its registry's service running beside the test.
+    /// `directory`: the state directory to use and leave (a restart test removes it); nil: a new one, removed after.
     static func withAgent<T>(probes: ScriptedProbes = .healthy, scripts: [String: FakeDriver.Script] = [:], allowCommandProbes: Bool = false,
+                             retention: Retention = .standard, directory given: String? = nil,
                              _ body: @Sendable (any TestClientProtocol, RunRegistry) async throws -> T) async throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UUID().uuidString)").path
+        let directory = given ?? FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { if given == nil { try? FileManager.default.removeItem(atPath: directory) } }
         let credentials = try AgentCredentials(fixed: [AgentCredential(name: "ops", role: .operate, token: operate),
                                                        AgentCredential(name: "viewer", role: .read, token: read)],
                                                file: nil, minimumLength: 32)
@@ -32,6 +35,7 @@ import Testing
         var configuration = AgentConfiguration(host: "127.0.0.1", port: 0, credentials: credentials, stateDirectory: directory,
                                                executable: "/nonexistent/faultline", forwarded: [])
         configuration.allowCommandProbes = allowCommandProbes
+        configuration.retention = retention
         configuration.tick = .milliseconds(20)
         configuration.sessionSettings = { settings in
             settings.guarded = false

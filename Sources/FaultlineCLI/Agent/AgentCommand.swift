@@ -61,6 +61,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var observability: ObservabilityOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var retention: RetentionOptions
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -113,6 +114,7 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.runtimeSocket = runtime.runtimeSocket
         configuration.allowProbeCredentials = allowProbeCredentials
         configuration.allowCommandProbes = allowCommandProbes
+        configuration.retention = retention.retention
         // A flood of idle connections must not take the descriptors a revert needs: the soft limit goes up to the
         // hard one, and connections stop being accepted OpenFileLimit.reserve short of it.
         let files = OpenFileLimit.raise()

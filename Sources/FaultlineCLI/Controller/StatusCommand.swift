@@ -80,7 +80,7 @@ struct StatusCommand: AsyncParsableCommand {
             }
             return found ? (text, worstExit(codes), over) : (text, 2, true)
         }
-        let results = await eachAgent(clients) { client throws(AgentFailure) in try await client.get(RunList.self, "/v1/runs").runs }
+        let results = await eachAgent(clients) { client throws(AgentFailure) in try await client.runs([("state", "active")], most: .max) }
         var rows: [[String]] = []
         var codes: [Int32] = []
         for (client, result) in results {

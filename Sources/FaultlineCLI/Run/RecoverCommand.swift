@@ -27,6 +27,7 @@ struct RecoverCommand: AsyncParsableCommand {
                                valueName: "RUN [FAULT]"))
     var forget: [String] = []
 
+    @OptionGroup var retention: RetentionOptions
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -44,9 +45,11 @@ struct RecoverCommand: AsyncParsableCommand {
         let log = global.eventLog(run: "-", scenario: "-")
         if let runID = forget.first {
             try forgetEntries(runID: runID, fault: forget.dropFirst().first, journal: journal, log: log)
+            retention.prune(journal, log: log)
             return
         }
         let (recovered, left) = try await Self.recoverLeftovers(journal: journal, context: DriverContext(), log: log)
+        retention.prune(journal, log: log)
         if !left.isEmpty {
             StandardError.write("faultline: once you have cleaned up what is left by hand: faultline recover --forget RUN [FAULT]\n")
             throw ExitStatus.revertFailed

@@ -47,6 +47,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var observability: ObservabilityOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var retention: RetentionOptions
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -132,6 +133,7 @@ struct RunCommand: AsyncParsableCommand {
         let running = session
         let result = await traces.around { await running.execute(prepared, stop: stop, live: live) }
         signals.cancel()
+        retention.prune(journal, log: log)
         try write(result)
         // The live view does not just vanish: it leaves what the run found.
         if live != nil {

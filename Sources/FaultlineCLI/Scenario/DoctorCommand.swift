@@ -54,6 +54,9 @@ struct DoctorCommand: AsyncParsableCommand {
         case .text:
             print(Self.table(report), terminator: "")
             print(Journal.reserveStatus(directory: global.stateDirectory))
+            if FileManager.default.fileExists(atPath: global.stateDirectory) {
+                print("the state directory \(global.stateDirectory) holds \(StateUsage.measure(global.stateDirectory).description)")
+            }
         }
         for (container, problem) in containerProblems.sorted(by: { $0.key < $1.key }) {
             StandardError.write("faultline: \(container) was not found: \(problem)\n")
