@@ -7,7 +7,7 @@ SWIFT ?= swift
 # The toolchain where it is usually unpacked, also under sudo (whose PATH leaves it out).
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps test-deps build release test api-check shipping-check demo install image bench clean
+.PHONY: deps test-deps build release test api-check shipping-check demo install image bench soak clean
 PREFIX ?= /usr/local
 
 # Installs the Debian/Ubuntu packages the build and the demo need, when any is missing.
@@ -42,7 +42,15 @@ test: test-deps
 	$(SWIFT) test --no-parallel
 	FAULTLINE_LEAK_CHECK=1 $(SWIFT) test --skip-build --filter LeakCheckTests
 	scripts/api-conformance.sh
+	@# A long-lived agent, short: 600 runs through one agent with --keep-runs 100; memory, state directory and
+	@# latency must not grow (the full soak, 10,000 runs on the release build: make soak).
+	scripts/soak.py --binary .build/debug/faultline --runs 600 --keep-runs 100 --every 100 --baseline 200 --check
 	scripts/check-shipping.sh
+
+# The soak benchmark (docs/benchmarks.md): 10,000 short runs through one agent with --keep-runs 200, on the release
+# build. Needs root; about half an hour.
+soak: release
+	scripts/soak.py
 
 # The agent's API against docs/openapi.yaml, alone.
 api-check: build

@@ -143,7 +143,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultlineSystemTests",
-            dependencies: ["FaultlineSystem", "FaultlineTestSupport"],
+            dependencies: ["CFaultlineShims", "FaultlineSystem", "FaultlineTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -48,7 +48,12 @@ public struct RunQuery: Sendable, Hashable {
             guard let split = text.lastIndex(of: "_") else { return nil }
             created = String(text[..<split])
             id = String(text[text.index(after: split)...])
-            guard RunID.isValid(id), created.utf8.count == 24, APIDate.parse(created) != nil else { return nil }
+            // Its shape only (YYYY-MM-DDTHH:MM:SS.mmmZ): it is compared as text, as the listing orders runs.
+            let shape = Array("0000-00-00T00:00:00.000Z".utf8)
+            let bytes = Array(created.utf8)
+            let digit = UInt8(ascii: "0")
+            guard RunID.isValid(id), bytes.count == shape.count,
+                  zip(bytes, shape).allSatisfy({ $1 == digit ? (digit...UInt8(ascii: "9")).contains($0) : $0 == $1 }) else { return nil }
         }
 
         init(created: String, id: String) {

@@ -44,12 +44,13 @@ public struct Retention: Sendable, Hashable {
     }
 
     /// The runs of `finished` to remove, oldest first: those beyond the newest `keepRuns`, and those that ended more
-    /// than `keepFor` before `now`; never one in `protected` (a fault of it may still be on the host).
+    /// than `keepFor` before `now`; never one in `protected` (a fault of it may still be on the host), which are kept
+    /// besides the newest `keepRuns`, not among them.
     public func victims(_ finished: [Finished], now: Date, protected: Set<String>) -> [String] {
-        let newestFirst = finished.sorted { ($0.endedAt, $0.id) > ($1.endedAt, $1.id) }
+        let newestFirst = finished.filter { !protected.contains($0.id) }.sorted { ($0.endedAt, $0.id) > ($1.endedAt, $1.id) }
         let oldest = keepFor.map { now.addingTimeInterval(-$0.seconds) }
         var out: [String] = []
-        for (rank, run) in newestFirst.enumerated() where !protected.contains(run.id) {
+        for (rank, run) in newestFirst.enumerated() {
             if rank >= keepRuns || (oldest.map { run.endedAt < $0 } ?? false) { out.append(run.id) }
         }
         return out.reversed()

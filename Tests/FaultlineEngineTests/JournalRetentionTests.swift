@@ -24,13 +24,13 @@ import Testing
         try journal.setState(state, of: id)
     }
 
-    @Test("victims: beyond the newest keepRuns or older than keepFor, oldest first; a protected run never")
+    @Test("victims: beyond the newest keepRuns or older than keepFor, oldest first; a protected run never, and it does not count among the kept")
     func victims() {
         let now = Date()
         let runs = (0..<10).map { Retention.Finished(id: "r\($0)", endedAt: now.addingTimeInterval(Double($0) * 3_600 - 9 * 3_600)) }
         // r9 ended now, r0 nine hours ago.
         #expect(Retention(keepRuns: 3, keepFor: nil).victims(runs, now: now, protected: []) == ["r0", "r1", "r2", "r3", "r4", "r5", "r6"])
-        #expect(Retention(keepRuns: 3, keepFor: nil).victims(runs, now: now, protected: ["r1", "r8"]) == ["r0", "r2", "r3", "r4", "r5", "r6"])
+        #expect(Retention(keepRuns: 3, keepFor: nil).victims(runs, now: now, protected: ["r1", "r8"]) == ["r0", "r2", "r3", "r4", "r5"])
         #expect(Retention(keepRuns: 100, keepFor: .seconds(4 * 3_600 + 1)).victims(runs, now: now, protected: []) == ["r0", "r1", "r2", "r3", "r4"])
         #expect(Retention(keepRuns: 100, keepFor: nil).victims(runs, now: now, protected: []).isEmpty)
         #expect(Retention.standard.keepRuns == 500 && Retention.standard.keepFor?.seconds == 14 * 86_400)
@@ -52,15 +52,15 @@ import Testing
         let path = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let journal = try Journal(directory: path)
+        // Older than every other, but it still holds a namespace pin.
+        try Self.finished(journal, "pinned")
+        try journal.recordPin(PinnedNamespace(path: path + "/pins/x", source: "/proc/1/ns/net", identity: NamespaceIdentity(device: 4, inode: 4026531840)),
+                              runID: "pinned")
         for index in 0..<8 { try Self.finished(journal, "old\(index)", fault: .reverted) }
         try Self.finished(journal, "stuck", state: .failed, fault: .revertFailed)
         let me = ProcessIdentity(pid: getpid(), startTime: 1, name: "test")
         try journal.begin(RunEntry(id: "live", scenario: "retention", state: .running, startedAt: Date(), runner: me, deadline: Date()))
         for index in 0..<3 { try Self.finished(journal, "new\(index)") }
-        // Older than every other, but it still holds a namespace pin.
-        try Self.finished(journal, "pinned")
-        try journal.recordPin(PinnedNamespace(path: path + "/pins/x", source: "/proc/1/ns/net", identity: NamespaceIdentity(device: 4, inode: 4026531840)),
-                              runID: "pinned")
 
         let removed = try journal.prune(Retention(keepRuns: 3, keepFor: nil))
         #expect(Set(removed) == Set((0..<8).map { "old\($0)" }), "\(removed)")

@@ -32,5 +32,8 @@ int faultline_set_timer_slack(unsigned long nanoseconds);
 int faultline_poll_nanoseconds(struct pollfd *fds, nfds_t count, long long timeout);
 /// pipe2(2) with O_CLOEXEC on both ends; returns 0 or -1 with errno set.
 int faultline_pipe_cloexec(int fds[2]);
+/// Bytes the heap has handed out and not had back (mallinfo2 uordblks plus hblkhd): what a leak makes grow, which
+/// resident memory alone does not show (freed memory is often not given back to the kernel).
+unsigned long long faultline_heap_in_use(void);
 
 #endif

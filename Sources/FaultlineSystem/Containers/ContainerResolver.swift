@@ -186,8 +186,8 @@ public struct ContainerResolver: Sendable {
         let shared = (stat("\(procRoot)/self/ns/pid", &own) == 0 && UInt64(own.st_ino) == namespace)
             || (stat("\(procRoot)/1/ns/pid", &host) == 0 && UInt64(host.st_ino) == namespace)
         container.pidNamespace = shared ? nil : namespace
-        let mounts = (try? String(contentsOfFile: "\(procRoot)/self/mountinfo", encoding: .utf8)) ?? ""
-        let groups = (try? String(contentsOfFile: "\(procRoot)/\(container.pid)/cgroup", encoding: .utf8)) ?? ""
+        let mounts = FileBytes.text("\(procRoot)/self/mountinfo") ?? ""
+        let groups = FileBytes.text("\(procRoot)/\(container.pid)/cgroup") ?? ""
         container.cgroups = Self.cgroupDirectories(cgroup: groups, mountinfo: mounts).filter { FileManager.default.fileExists(atPath: $0) }
         return nil
     }

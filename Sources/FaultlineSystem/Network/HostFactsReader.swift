@@ -294,7 +294,7 @@ struct KernelInventory {
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        var kernel = KernelInventory(loaded: try? String(contentsOfFile: "/proc/modules", encoding: .utf8),
+        var kernel = KernelInventory(loaded: FileBytes.text("/proc/modules"),
                                      builtin: try? String(contentsOfFile: "/lib/modules/\(release)/modules.builtin", encoding: .utf8),
                                      installed: try? String(contentsOfFile: "/lib/modules/\(release)/modules.dep", encoding: .utf8))
         if kernel.installed == nil, FileManager.default.fileExists(atPath: "/proc/config.gz"),

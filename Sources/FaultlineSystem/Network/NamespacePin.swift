@@ -78,7 +78,7 @@ public enum NamespacePin {
 
     /// This boot of the kernel (`/proc/sys/kernel/random/boot_id`).
     public static var bootID: String? {
-        (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        FileBytes.text("/proc/sys/kernel/random/boot_id")?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Where a pinned namespace stands now.

@@ -20,12 +20,11 @@ public struct ProcessTable: Sendable {
 
     /// One process, or nil if it is gone.
     public func read(_ pid: Int32) -> ProcessRecord? {
-        guard let statText = try? String(contentsOfFile: "\(procRoot)/\(pid)/stat", encoding: .utf8),
-              let parsed = Self.parseStat(statText) else { return nil }
-        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "\(procRoot)/\(pid)/cmdline"))) ?? Data()
+        guard let statText = FileBytes.text("\(procRoot)/\(pid)/stat"), let parsed = Self.parseStat(statText) else { return nil }
+        let cmdline = FileBytes.read("\(procRoot)/\(pid)/cmdline") ?? []
         var arguments = cmdline.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         if arguments.last == "" { arguments.removeLast() }
-        let status = (try? String(contentsOfFile: "\(procRoot)/\(pid)/status", encoding: .utf8)) ?? ""
+        let status = FileBytes.text("\(procRoot)/\(pid)/status") ?? ""
         let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }
             .flatMap { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first }
             .flatMap { UInt32($0) } ?? 0
@@ -42,13 +41,13 @@ public struct ProcessTable: Sendable {
     /// The CPU time `identity` used (its own and its waited-for children's, user and system) and its peak resident
     /// memory; nil once it is gone.
     public func usage(_ identity: ProcessIdentity) -> (cpuSeconds: Double, peakResidentBytes: UInt64)? {
-        guard let statText = try? String(contentsOfFile: "\(procRoot)/\(identity.pid)/stat", encoding: .utf8),
+        guard let statText = FileBytes.text("\(procRoot)/\(identity.pid)/stat"),
               let parsed = Self.parseStat(statText), parsed.startTime == identity.startTime,
               let close = statText.lastIndex(of: ")") else { return nil }
         let fields = statText[statText.index(after: close)...].split(separator: " ")
         // utime(14) stime(15) cutime(16) cstime(17): indexes 11 to 14 after the name.
         let ticks = fields[11...14].compactMap { Double($0) }.reduce(0, +)
-        let status = (try? String(contentsOfFile: "\(procRoot)/\(identity.pid)/status", encoding: .utf8)) ?? ""
+        let status = FileBytes.text("\(procRoot)/\(identity.pid)/status") ?? ""
         let peak = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
             .flatMap { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first }
             .flatMap { UInt64($0) }.map { $0 * 1024 } ?? 0
@@ -115,7 +114,7 @@ public struct ProcessTable: Sendable {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: procRoot)) ?? []
         var result: Set<Int32> = []
         for pid in entries.compactMap({ Int32($0) }) {
-            if let comm = try? String(contentsOfFile: "\(procRoot)/\(pid)/comm", encoding: .utf8),
+            if let comm = FileBytes.text("\(procRoot)/\(pid)/comm"),
                comm.trimmingCharacters(in: .newlines) == "faultline" {
                 result.insert(pid)
                 continue
@@ -130,7 +129,7 @@ public struct ProcessTable: Sendable {
 
     /// The PID on the first line of a pid file (PostgreSQL's postmaster.pid has more lines after it).
     public static func pid(fromFile path: String) -> Int32? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        guard let text = FileBytes.text(path) else { return nil }
         let first = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         return Int32(first.trimmingCharacters(in: .whitespaces))
     }

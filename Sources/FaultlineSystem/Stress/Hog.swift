@@ -37,7 +37,7 @@ public enum Hog {
     /// memory.limit_in_bytes and memory.usage_in_bytes, or v2's memory.max and memory.current.
     public static func memoryLimit(cgroups: [String]) -> (limit: UInt64, used: UInt64)? {
         func number(_ path: String) -> UInt64? {
-            (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            FileBytes.text(path).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
         for directory in cgroups {
             if let limit = number(directory + "/memory.limit_in_bytes"), limit < 1 << 60, let used = number(directory + "/memory.usage_in_bytes") {
