@@ -51,7 +51,7 @@ struct AgentRoutes: Sendable {
             for (key, value) in request.uri.queryParameters where parameters[String(key)] == nil { parameters[String(key)] = String(value) }
             return Self.data(registry.listJSON(try RunQuery(parameters: parameters)), type: "application/json")
         }
-        router.get("/v1/runs/:id") { _, context in Self.data(try registry.run(try Self.id(context)).statusJSON, type: "application/json") }
+        router.get("/v1/runs/:id") { _, context in Self.data(try registry.statusJSON(try Self.id(context)), type: "application/json") }
         router.get("/v1/runs/:id/events") { request, context in
             try events(request, id: try Self.id(context), follow: try Self.flag(request.uri.queryParameters["follow"].map(String.init), name: "follow", default: true))
         }

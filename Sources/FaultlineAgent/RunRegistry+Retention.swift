@@ -127,6 +127,16 @@ extension RunRegistry {
         return AgentRun.load(from: runsDirectory + "/" + id)
     }
 
+    /// A run's status as API JSON: a live run's from memory, a finished run's file as written (nothing decoded).
+    func statusJSON(_ id: String) throws(AgentError) -> Data {
+        if let live = runs.withLock({ $0[id] }) { return live.statusJSON }
+        if RunID.isValid(id), finished.withLock({ $0[id] }) != nil,
+           let file = FileManager.default.contents(atPath: runsDirectory + "/" + id + "/status.json") {
+            return file
+        }
+        return try run(id).statusJSON
+    }
+
     /// A new run id, unused by any run this agent keeps.
     func newRunID() -> String {
         while true {

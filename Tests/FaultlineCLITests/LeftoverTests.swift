@@ -88,6 +88,21 @@ struct LeftoverTests {
             #expect(clean.exitCode == 0, "\(clean.standardError)")
             let again = try await run(shaping, target: true)
             #expect(again.exitCode == 0, "\(again.standardError)")
+
+            // --keep-runs 1: the older finished runs go (their journal rows and folders), the dead run too now that
+            // what it left is acknowledged; the newest stays.
+            let finished = try Journal(directory: state).runs().filter(\.state.isFinal)
+            #expect(Set(finished.map(\.id)).count == 3 && finished.contains { $0.id == "dead0001" }, "\(finished.map(\.id))")
+            let pruned = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--keep-runs", "1", "--state-dir", state],
+                                                          timeout: .seconds(30), outputLimit: 1 << 20)
+            #expect(pruned.exitCode == 0, "\(pruned.standardError)")
+            let left = try Journal(directory: state).runs()
+            let newest = try #require(finished.max { $0.startedAt < $1.startedAt })
+            #expect(left.map(\.id) == [newest.id], "\(left.map(\.id))")
+            let folders = try FileManager.default.contentsOfDirectory(atPath: state + "/runs")
+            #expect(folders == [newest.id], "\(folders)")
+            let bad = try await SubprocessRunner().run([TestPaths.faultline, "recover", "--keep-runs", "0", "--state-dir", state], timeout: .seconds(30), outputLimit: 1 << 20)
+            #expect(bad.exitCode == 2 && bad.standardError.contains("--keep-runs must be at least 1"), "\(bad.standardError)")
         } catch {
             await namespace.remove()
             throw error
