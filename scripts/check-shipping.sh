@@ -77,6 +77,10 @@ if command -v groff >/dev/null; then
     grep -q "^\.SS faultline $command\$" "$page" || fail "the man page has no section for '$command'"
   done
 else skip "man page render: no groff"; fi
+# Retention is documented where operators look: each command that prunes the state directory has both flags.
+retention=$(grep -c '^\\fB\\-\\-keep\\-runs\\fR \\fIN\\fR$' "$page" || true)
+[ "$retention" -eq 3 ] && grep -q 'keep\\-for' "$page" && ok "the man page documents --keep-runs and --keep-for (agent, run, recover)" \
+  || fail "the man page documents --keep-runs $retention time(s), not 3 (agent, run, recover)"
 
 # 3. The systemd unit.
 unit=deploy/systemd/faultline-agent.service
