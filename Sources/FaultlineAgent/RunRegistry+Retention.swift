@@ -1,4 +1,5 @@
 import FaultlineCore
+import FaultlineEngine
 import FaultlineJournal
 import Foundation
 
@@ -176,8 +177,8 @@ extension RunRegistry {
         }
         do {
             try journal.delete(runs: victims)
-            // Runs of `faultline run` on the same state directory are bounded the same way.
-            try journal.prune(retention, now: now)
+            // Runs of `faultline run` on the same state directory are bounded the same way (rows and folders).
+            try RunSession.prune(journal, retention: retention, now: now)
         } catch {
             log(.error, .journal, "cannot remove pruned runs from the journal: \(error)")
         }

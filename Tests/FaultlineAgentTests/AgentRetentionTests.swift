@@ -14,14 +14,17 @@ import Testing
 @Suite struct AgentRetentionTests {
     typealias Router = AgentRouterTests
 
-    /// Runs `count` short runs one after another; their ids, oldest first.
-    static func runs(_ client: any TestClientProtocol, _ count: Int, name: String = "agent-router", fault: String = "burn") async throws -> [String] {
+    /// Runs `count` short runs one after another, each until the registry has retired it (and pruned); their ids,
+    /// oldest first.
+    static func runs(_ client: any TestClientProtocol, _ registry: RunRegistry, _ count: Int, name: String = "agent-router",
+                     fault: String = "burn") async throws -> [String] {
         var ids: [String] = []
         for _ in 0..<count {
             let body = String(buffer: Router.scenario(duration: "20ms")).replacingOccurrences(of: "name: agent-router", with: "name: \(name)")
                 .replacingOccurrences(of: "name: burn", with: "name: \(fault)")
             let id = try await Router.submit(client, ByteBuffer(string: body))
             _ = try await Router.finished(client, id)
+            for _ in 0..<250 where registry.runs.withLock({ $0[id] != nil }) { try await Task.sleep(for: .milliseconds(10)) }
             ids.append(id)
         }
         return ids
@@ -38,7 +41,7 @@ import Testing
     @Test("--keep-runs: the oldest finished runs go (folder, journal rows); a kept one is still served; nothing finished stays in memory")
     func keepRuns() async throws {
         try await Router.withAgent(retention: Retention(keepRuns: 3, keepFor: nil)) { client, registry in
-            let ids = try await Self.runs(client, 5)
+            let ids = try await Self.runs(client, registry, 5)
             let listed = try await Self.page(client, "")
             #expect(listed.ids == Array(ids.suffix(3).reversed()), "the newest three, newest first: \(listed.ids) of \(ids)")
             let runs = registry.configuration.stateDirectory + "/runs/"
@@ -61,14 +64,14 @@ import Testing
     @Test("a run whose revert failed is never pruned until 'recover --forget' acknowledges it")
     func failedRevertStays() async throws {
         try await Router.withAgent(scripts: ["stuck": .init(revertFails: "device busy")], retention: Retention(keepRuns: 1, keepFor: nil)) { client, registry in
-            let stuck = try await Self.runs(client, 1, fault: "stuck")[0]
+            let stuck = try await Self.runs(client, registry, 1, fault: "stuck")[0]
             let failed = try Router.json(try await client.execute(uri: "/v1/runs/\(stuck)", method: .get, headers: Router.headers(Router.read)))
             #expect(failed["exitCode"] as? Int == 4, "\(failed)")
-            let later = try await Self.runs(client, 2)
+            let later = try await Self.runs(client, registry, 2)
             let listed = try await Self.page(client, "").ids
             #expect(listed == [later[1], stuck], "the failed run stays beside the newest: \(listed)")
             _ = try registry.journal.forget(runID: stuck, fault: nil, note: "cleaned by hand")
-            let another = try await Self.runs(client, 1)
+            let another = try await Self.runs(client, registry, 1)
             let after = try await Self.page(client, "").ids
             #expect(after == another, "acknowledged, it goes at the next prune: \(after)")
             #expect(!FileManager.default.fileExists(atPath: registry.configuration.stateDirectory + "/runs/" + stuck))
@@ -79,8 +82,8 @@ import Testing
     func pages() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-agent-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let ids = try await Router.withAgent(directory: directory) { client, _ in
-            let ids = try await Self.runs(client, 3, name: "alpha") + (try await Self.runs(client, 2, name: "beta"))
+        let ids = try await Router.withAgent(directory: directory) { client, registry in
+            let ids = try await Self.runs(client, registry, 3, name: "alpha") + (try await Self.runs(client, registry, 2, name: "beta"))
             var seen: [String] = []
             var after = ""
             var pages = 0
@@ -113,8 +116,8 @@ import Testing
 
     @Test("faultline_state_bytes: the state directory's size on /metrics")
     func stateMetric() async throws {
-        try await Router.withAgent { client, _ in
-            _ = try await Self.runs(client, 1)
+        try await Router.withAgent { client, registry in
+            _ = try await Self.runs(client, registry, 1)
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get, headers: Router.headers(Router.read)).body)
             let line = metrics.split(separator: "\n").first { $0.hasPrefix("faultline_state_bytes ") }
             let value = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
