@@ -1,6 +1,7 @@
 @testable import FaultlineAgent
 @testable import FaultlineCLI
 import FaultlineCore
+import FaultlineJournal
 import Foundation
 import Prometheus
 import Testing
@@ -49,6 +50,17 @@ struct ControllerUnitTests {
         #expect(!endpoints.isEmpty)
         #expect(endpoints.allSatisfy { $0.url == "https://localhost:7465" && $0.address != nil && $0.isLoopback }, "\(endpoints)")
         #expect(endpoints.contains { $0.name == "127.0.0.1:7465" && $0.dnsOverride == ["localhost": "127.0.0.1"] }, "\(endpoints)")
+    }
+
+    @Test("--keep-runs and --keep-for: defaults 500 and 14 days; 0 days is no age bound; bad values are usage errors")
+    func retentionOptions() throws {
+        #expect(try RetentionOptions.parse([]).retention == .standard)
+        let custom = try RetentionOptions.parse(["--keep-runs", "20", "--keep-for", "0"]).retention
+        #expect(custom.keepRuns == 20 && custom.keepFor == nil)
+        #expect(try RetentionOptions.parse(["--keep-for", "12h"]).retention.keepFor?.seconds == 43_200)
+        for bad in [["--keep-runs", "0"], ["--keep-for", "two weeks"], ["--keep-for", "-3d"]] {
+            #expect(throws: (any Error).self, "\(bad)") { try RetentionOptions.parse(bad) }
+        }
     }
 
     @Test("the worst exit code wins: 4 > 3 > 2 > 130 > 1 > 0")

@@ -19,8 +19,11 @@ struct RetentionOptions: ParsableArguments {
         do { _ = try Retention.age(parsing: keepFor) } catch { throw ValidationError("--keep-for: \(error.message)") }
     }
 
+    /// The bounds (`--keep-for 0`: no age bound); `validate()` has checked the age.
     var retention: Retention {
-        Retention(keepRuns: keepRuns, keepFor: (try? Retention.age(parsing: keepFor)) ?? Retention.defaultKeepFor)
+        let age: TimeSpan?
+        do { age = try Retention.age(parsing: keepFor) } catch { age = Retention.defaultKeepFor }
+        return Retention(keepRuns: keepRuns, keepFor: age)
     }
 
     /// Prunes the state directory after a command's work; a failure is a warning, never the command's result.
