@@ -95,14 +95,6 @@ extension Journal {
         }
     }
 
-    /// The journal's files on disk: the database, its write-ahead log and shared memory (bytes).
-    public var fileBytes: Int64 {
-        ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"].reduce(Int64(0)) { total, name in
-            var info = stat()
-            return total + (stat(directory + "/" + name, &info) == 0 ? Int64(info.st_size) : 0)
-        }
-    }
-
     /// Gives space back after pruning: the write-ahead log is checkpointed and truncated, and when free pages are
     /// over a quarter of the file (and over 1 MiB) the database is rewritten without them (VACUUM). Both wait for
     /// readers (a guard) only as long as the busy timeout; failing, it is tried again after the next prune.

@@ -101,11 +101,11 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let journal = try Journal(directory: path)
         for index in 0..<1_500 { try Self.finished(journal, String(format: "r%05d", index), fault: .reverted, padding: 2_000) }
-        let full = journal.fileBytes
+        let full = StateUsage.measure(path).journalBytes
         #expect(full > 3_000_000, "\(full)")
         try journal.prune(Retention(keepRuns: 10, keepFor: nil))
         try journal.compact()
-        let compacted = journal.fileBytes
+        let compacted = StateUsage.measure(path).journalBytes
         #expect(compacted < full / 5, "\(full) → \(compacted) bytes")
         #expect(try journal.runs().count == 10)
         let usage = StateUsage.measure(path)
